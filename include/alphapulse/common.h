@@ -1,0 +1,43 @@
+/* alphapulse: status codes and the error struct shared by every module. */
+#ifndef ALPHAPULSE_COMMON_H
+#define ALPHAPULSE_COMMON_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum ap_status {
+    AP_OK = 0,
+    AP_EINVAL = -1,     /* bad argument or bad input value */
+    AP_ENOMEM = -2,     /* allocation failed */
+    AP_EIO = -3,        /* file could not be opened or read */
+    AP_EFORMAT = -4,    /* malformed file or record */
+    AP_ENOTFOUND = -5,  /* unknown name / id */
+    AP_ETIMEDOUT = -6,  /* deadline passed */
+    AP_EOVERLOAD = -7,  /* queue full: rejected at once */
+    AP_ECANCELLED = -8, /* cancelled by the caller */
+    AP_ERANGE = -9,     /* value or size out of the allowed range */
+    AP_EUNSUPPORTED = -10 /* valid input using a feature we do not support */
+} ap_status;
+
+#define AP_ERROR_MSG_MAX 512
+
+/* Caller-owned error. Filled on failure; untouched on success. */
+typedef struct ap_error {
+    int code;                   /* an ap_status */
+    char msg[AP_ERROR_MSG_MAX]; /* human-readable, names what and where */
+} ap_error;
+
+/* Name of a status code, e.g. "EFORMAT". */
+const char *ap_status_name(int code);
+
+/* Library version string, e.g. "0.1.0". */
+const char *ap_version(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,69 @@
+/*
+ * alphapulse: tree ensembles (XGBoost, LightGBM) — load once, predict fast.
+ *
+ *   ap_forest *f;
+ *   ap_error err;
+ *   if (ap_forest_load("model.json", AP_FORMAT_AUTO, &f, &err) != AP_OK) ...
+ *   ap_forest_predict(f, X, nrows, out, 0);   // out: nrows * ap_forest_num_outputs(f, 0)
+ *   ap_forest_free(f);
+ *
+ * A loaded forest is immutable: any number of threads may call
+ * ap_forest_predict on it at once. The predict path allocates nothing, takes
+ * no lock and parses nothing.
+ */
+#ifndef ALPHAPULSE_FOREST_H
+#define ALPHAPULSE_FOREST_H
+
+#include "alphapulse/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ap_forest ap_forest;
+
+typedef enum ap_forest_format {
+    AP_FORMAT_AUTO = 0,       /* by content: '{' + JSON / UBJSON, else LightGBM text */
+    AP_FORMAT_XGBOOST_JSON,
+    AP_FORMAT_XGBOOST_UBJ,
+    AP_FORMAT_LIGHTGBM
+} ap_forest_format;
+
+/* Predict flags */
+#define AP_PREDICT_RAW 1u     /* margins (before the objective's transform) */
+
+/* Largest model file we accept (bounds memory on hostile input). */
+#define AP_FOREST_MAX_FILE ((size_t)1 << 31)
+
+int ap_forest_load(const char *path, ap_forest_format format, ap_forest **out, ap_error *err);
+/* `name` is used in error messages. The buffer is not kept. */
+int ap_forest_load_mem(const void *buf, size_t len, ap_forest_format format, const char *name,
+                       ap_forest **out, ap_error *err);
+void ap_forest_free(ap_forest *f);
+
+int ap_forest_num_features(const ap_forest *f);
+/* Columns per row that ap_forest_predict writes for these flags. */
+int ap_forest_num_outputs(const ap_forest *f, unsigned flags);
+int ap_forest_num_trees(const ap_forest *f);
+/* Feature name i, or NULL if the model file carries no names. */
+const char *ap_forest_feature_name(const ap_forest *f, int i);
+/* 1 if the training library computes in float32 (XGBoost): print with %.9g. */
+int ap_forest_is_float32(const ap_forest *f);
+/* "xgboost" or "lightgbm" */
+const char *ap_forest_source(const ap_forest *f);
+/* The library's objective name, e.g. "binary:logistic" or "multiclass". */
+const char *ap_forest_objective(const ap_forest *f);
+
+/*
+ * Predict nrows rows. X is row-major, nrows * ap_forest_num_features(f)
+ * doubles; NaN is a missing value. out receives nrows * num_outputs doubles.
+ * Values are exactly what the training library's own predict returns
+ * (float32 results widened to double for XGBoost).
+ */
+void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
+                       unsigned flags);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

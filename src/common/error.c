@@ -1,0 +1,56 @@
+#include "common/error.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+int ap_error_set(ap_error *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        err->code = code;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+int ap_error_prefix(ap_error *err, const char *fmt, ...)
+{
+    if (!err)
+        return AP_EINVAL;
+    char both[2 * AP_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(both, AP_ERROR_MSG_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        n = 0;
+    if (n >= AP_ERROR_MSG_MAX)
+        n = AP_ERROR_MSG_MAX - 1;
+    memcpy(both + n, err->msg, sizeof err->msg);
+    both[AP_ERROR_MSG_MAX - 1] = '\0';
+    memcpy(err->msg, both, sizeof err->msg);
+    return err->code;
+}
+
+const char *ap_status_name(int code)
+{
+    switch (code) {
+    case AP_OK: return "OK";
+    case AP_EINVAL: return "EINVAL";
+    case AP_ENOMEM: return "ENOMEM";
+    case AP_EIO: return "EIO";
+    case AP_EFORMAT: return "EFORMAT";
+    case AP_ENOTFOUND: return "ENOTFOUND";
+    case AP_ETIMEDOUT: return "ETIMEDOUT";
+    case AP_EOVERLOAD: return "EOVERLOAD";
+    case AP_ECANCELLED: return "ECANCELLED";
+    case AP_ERANGE: return "ERANGE";
+    case AP_EUNSUPPORTED: return "EUNSUPPORTED";
+    default: return "EUNKNOWN";
+    }
+}
+
+const char *ap_version(void) { return "0.1.0"; }

@@ -1,0 +1,125 @@
+/* ap_forest: format detection, loading, validation, compile; the public API. */
+#include "forest/forest_internal.h"
+#include "common/csv.h"
+#include "common/error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static ap_forest_format sniff(const unsigned char *b, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n'))
+        i++;
+    if (i < len && b[i] == '{') {
+        /* JSON: next non-space is '"' or '}'. UBJSON: a type marker byte. */
+        size_t j = i + 1;
+        while (j < len && (b[j] == ' ' || b[j] == '\t' || b[j] == '\r' || b[j] == '\n'))
+            j++;
+        if (j < len && (b[j] == '"' || b[j] == '}'))
+            return AP_FORMAT_XGBOOST_JSON;
+        return AP_FORMAT_XGBOOST_UBJ;
+    }
+    return AP_FORMAT_LIGHTGBM;
+}
+
+int ap_forest_load_mem(const void *buf, size_t len, ap_forest_format format, const char *name,
+                       ap_forest **out, ap_error *err)
+{
+    *out = NULL;
+    if (!name)
+        name = "model";
+    if (!buf)
+        return ap_error_set(err, AP_EINVAL, "%s: no data", name);
+    if (len == 0)
+        return ap_error_set(err, AP_EFORMAT, "%s: empty model file", name);
+    if (len > AP_FOREST_MAX_FILE)
+        return ap_error_set(err, AP_ERANGE, "%s: model larger than %zu bytes", name,
+                            (size_t)AP_FOREST_MAX_FILE);
+    /* text loaders want a NUL-terminated buffer: make our own copy */
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+    memcpy(copy, buf, len);
+    copy[len] = '\0';
+
+    ap_forest *f = calloc(1, sizeof *f);
+    if (!f) {
+        free(copy);
+        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+    }
+    ap_forest_ir_init(&f->ir);
+    if (format == AP_FORMAT_AUTO)
+        format = sniff((const unsigned char *)copy, len);
+    int rc;
+    switch (format) {
+    case AP_FORMAT_XGBOOST_JSON:
+        rc = ap_xgboost_load_json(copy, len, name, &f->ir, err);
+        break;
+    case AP_FORMAT_XGBOOST_UBJ:
+        rc = ap_xgboost_load_ubj((const unsigned char *)copy, len, name, &f->ir, err);
+        break;
+    case AP_FORMAT_LIGHTGBM:
+        rc = ap_lightgbm_load(copy, len, name, &f->ir, err);
+        break;
+    default:
+        rc = ap_error_set(err, AP_EINVAL, "%s: unknown model format %d", name, (int)format);
+    }
+    free(copy);
+    if (rc == AP_OK)
+        rc = ap_forest_ir_validate(&f->ir, name, err);
+    if (rc == AP_OK)
+        rc = ap_engine_compile(&f->ir, &f->engine, err);
+    if (rc != AP_OK) {
+        ap_forest_free(f);
+        return rc;
+    }
+    *out = f;
+    return AP_OK;
+}
+
+int ap_forest_load(const char *path, ap_forest_format format, ap_forest **out, ap_error *err)
+{
+    char *buf;
+    size_t len;
+    *out = NULL;
+    int rc = ap_read_file(path, AP_FOREST_MAX_FILE, &buf, &len, err);
+    if (rc != AP_OK)
+        return rc;
+    rc = ap_forest_load_mem(buf, len, format, path, out, err);
+    free(buf);
+    return rc;
+}
+
+void ap_forest_free(ap_forest *f)
+{
+    if (!f)
+        return;
+    ap_engine_free(f->engine);
+    ap_forest_ir_free(&f->ir);
+    free(f);
+}
+
+int ap_forest_num_features(const ap_forest *f) { return f->ir.num_features; }
+int ap_forest_num_trees(const ap_forest *f) { return f->ir.ntrees; }
+int ap_forest_is_float32(const ap_forest *f) { return f->ir.precision == AP_PREC_F32; }
+const char *ap_forest_source(const ap_forest *f) { return f->ir.source; }
+const char *ap_forest_objective(const ap_forest *f) { return f->ir.objective; }
+
+int ap_forest_num_outputs(const ap_forest *f, unsigned flags)
+{
+    return (flags & AP_PREDICT_RAW) ? f->ir.num_groups : ap_forest_ir_num_outputs(&f->ir);
+}
+
+const char *ap_forest_feature_name(const ap_forest *f, int i)
+{
+    if (!f->ir.feature_names || i < 0 || i >= f->ir.num_features)
+        return NULL;
+    return f->ir.feature_names[i];
+}
+
+void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
+                       unsigned flags)
+{
+    ap_engine_predict(f->engine, X, nrows, out, flags);
+}

@@ -1,0 +1,31 @@
+/* Private: what a loaded ap_forest is made of, and the loader/engine seams. */
+#ifndef AP_FOREST_INTERNAL_H
+#define AP_FOREST_INTERNAL_H
+
+#include "alphapulse/forest.h"
+#include "forest/ir.h"
+
+typedef struct ap_engine ap_engine;
+
+struct ap_forest {
+    ap_forest_ir ir;     /* kept for metadata, validation and the reference predictor */
+    ap_engine *engine;   /* compiled, read-only predict layout */
+};
+
+/* Loaders: fill ir from a buffer (NUL-terminated at buf[len] for text formats).
+   `name` prefixes every error message. They validate what they read; the
+   caller runs ap_forest_ir_validate afterwards as well. */
+int ap_xgboost_load_json(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
+                         ap_error *err);
+int ap_xgboost_load_ubj(const unsigned char *buf, size_t len, const char *name, ap_forest_ir *ir,
+                        ap_error *err);
+int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
+                     ap_error *err);
+
+/* Engine: compile a validated IR into the fast layout; predict from it. */
+int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err);
+void ap_engine_free(ap_engine *e);
+void ap_engine_predict(const ap_engine *e, const double *X, size_t nrows, double *out,
+                       unsigned flags);
+
+#endif

@@ -1,0 +1,134 @@
+/*
+ * Forest IR: the plain, loader-neutral description of a tree ensemble.
+ *
+ * Every loader (XGBoost JSON/UBJSON, LightGBM text, later ONNX) fills an
+ * ap_forest_ir; the engine (engine.c) compiles it into its compact layout.
+ * The IR is easy to build and validate, never used in the predict path.
+ *
+ * Semantics of one split node (the engine reproduces exactly this):
+ *
+ *   numeric node (kind AP_SPLIT_NUM), x = row[feature]:
+ *     if x is NaN:
+ *        missing == AP_MISS_NAN   -> go default (left if default_left)
+ *        missing == AP_MISS_NONE  -> x = 0.0, then compare   (LightGBM "None")
+ *        missing == AP_MISS_ZERO  -> go default               (LightGBM "Zero":
+ *                                    NaN is treated as 0, and 0 is missing)
+ *     if missing == AP_MISS_ZERO and |x| <= 1e-35 (kZeroThreshold) -> go default
+ *     compare in the forest's precision:
+ *        AP_PREC_F32: (float)x <  (float)threshold -> left   (XGBoost)
+ *        AP_PREC_F64:         x <= threshold       -> left   (LightGBM)
+ *
+ *   categorical node (kind AP_SPLIT_CAT), x = row[feature]:
+ *     if x is NaN -> go default (left if default_left)
+ *     c = (int)x (C truncation, after checking x is in int range);
+ *     if x < 0 or c >= 32*cat_nwords -> left if cat_oor_left else right
+ *     bit c of the node's words set -> left, else right
+ *   Loaders normalise their library's rule to this one (e.g. swap children
+ *   when the library sends in-set categories right).
+ *
+ *   leaf: value, or for LightGBM linear trees:
+ *     if any linear feature is NaN -> value
+ *     else leaf_const + sum(coeff[k] * x[feat[k]])  (double, in that order)
+ *
+ * A tree's contribution to output group `group` is weight * leaf (weight is 1
+ * except for XGBoost dart's weight_drop). Sum order is tree order. The margin
+ * for group g is base_score[g] + sum; then average_output divides by the number
+ * of trees per group (LightGBM random forest) and the objective transform runs.
+ */
+#ifndef AP_FOREST_IR_H
+#define AP_FOREST_IR_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "alphapulse/common.h"
+
+enum { AP_SPLIT_LEAF = 0, AP_SPLIT_NUM = 1, AP_SPLIT_CAT = 2 };
+enum { AP_MISS_NAN = 0, AP_MISS_NONE = 1, AP_MISS_ZERO = 2 };
+enum { AP_PREC_F32 = 0, AP_PREC_F64 = 1 };
+
+typedef enum ap_transform {
+    AP_TF_IDENTITY = 0,
+    AP_TF_SIGMOID,        /* 1/(1+exp(-sigmoid_scale*x)) per output */
+    AP_TF_SOFTMAX,        /* over the groups of a row */
+    AP_TF_ARGMAX,         /* XGBoost multi:softmax: index of the max margin, one output */
+    AP_TF_EXP,            /* poisson, gamma, tweedie */
+    AP_TF_LOG1P_EXP,      /* LightGBM cross_entropy_lambda */
+    AP_TF_SQUARE_SIGNED   /* LightGBM regression with sqrt: sign(x)*x*x */
+} ap_transform;
+
+typedef struct ap_ir_node {
+    uint8_t kind;          /* AP_SPLIT_* */
+    uint8_t missing;       /* AP_MISS_* (numeric nodes) */
+    uint8_t default_left;  /* missing values go left */
+    uint8_t cat_oor_left;  /* categorical: negative / too large categories go left */
+    int32_t feature;       /* split feature index, 0-based */
+    int32_t left, right;   /* child node indices within the tree */
+    double threshold;      /* numeric threshold (F32 forests hold a float value) */
+    double value;          /* leaf value */
+    uint32_t cat_off;      /* categorical: first word in ap_forest_ir.cat_words */
+    uint32_t cat_nwords;   /* number of 32-bit words of the category bitset */
+    uint32_t lin_off;      /* linear leaf: first term in lin_feat/lin_coeff */
+    uint32_t lin_len;      /* linear leaf: number of terms (0 = constant leaf) */
+    double lin_const;      /* linear leaf: constant term */
+} ap_ir_node;
+
+typedef struct ap_ir_tree {
+    ap_ir_node *nodes;     /* nodes[0] is the root */
+    int32_t nnodes;
+    int32_t group;         /* output group (class) this tree adds to */
+    double weight;         /* multiplier on its leaves (dart), normally 1.0 */
+} ap_ir_tree;
+
+typedef struct ap_forest_ir {
+    int precision;         /* AP_PREC_F32 (XGBoost) or AP_PREC_F64 (LightGBM) */
+    int32_t num_features;
+    int32_t num_groups;    /* margins per row: 1, or the number of classes */
+    ap_ir_tree *trees;
+    int32_t ntrees;
+    int32_t trees_cap;
+    double *base_score;    /* num_groups entries, added to the margin */
+    int average_output;    /* divide the tree sum by trees-per-group */
+    ap_transform transform;
+    double sigmoid_scale;  /* for AP_TF_SIGMOID (XGBoost: 1.0) */
+    uint32_t *cat_words;   /* all categorical bitsets */
+    uint32_t ncat_words;
+    int32_t *lin_feat;     /* all linear-leaf terms */
+    double *lin_coeff;
+    uint32_t nlin;
+    char **feature_names;  /* num_features entries or NULL */
+    char objective[64];    /* the library's objective name, for display */
+    char source[16];       /* "xgboost" or "lightgbm" */
+} ap_forest_ir;
+
+/* Limits that bound allocation on hostile files. */
+#define AP_IR_MAX_TREES     (1 << 20)
+#define AP_IR_MAX_NODES     (1 << 24)   /* per tree */
+#define AP_IR_MAX_FEATURES  (1 << 20)
+#define AP_IR_MAX_GROUPS    (1 << 16)
+#define AP_IR_MAX_CAT_WORDS (1 << 20)   /* per node */
+
+void ap_forest_ir_init(ap_forest_ir *ir);
+void ap_forest_ir_free(ap_forest_ir *ir);
+/* Append a tree with nnodes zeroed nodes; returns it or NULL on ENOMEM. */
+ap_ir_tree *ap_forest_ir_add_tree(ap_forest_ir *ir, int32_t nnodes, ap_error *err);
+/* Append words to cat_words; sets *off. */
+int ap_forest_ir_add_cat(ap_forest_ir *ir, const uint32_t *words, uint32_t n, uint32_t *off,
+                         ap_error *err);
+/* Append linear terms; sets *off. */
+int ap_forest_ir_add_lin(ap_forest_ir *ir, const int32_t *feat, const double *coeff, uint32_t n,
+                         uint32_t *off, ap_error *err);
+
+/*
+ * Check everything the engine relies on: child indices in range, every node
+ * reachable exactly once from the root (no cycles, no sharing), features in
+ * range, group in range, bitsets in range, finite thresholds and leaves.
+ * The message names the tree and node. `what` prefixes it (usually the path).
+ */
+int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *err);
+
+/* Reference predictor straight from the IR (slow, obviously correct): used by
+   tests to check the compiled engine. out: num_outputs doubles per row. */
+int ap_forest_ir_num_outputs(const ap_forest_ir *ir);
+void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw, double *out);
+
+#endif

@@ -1,0 +1,10 @@
+/* PLACEHOLDER: LightGBM text model loader (being written). */
+#include "forest/forest_internal.h"
+#include "common/error.h"
+
+int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
+                     ap_error *err)
+{
+    (void)buf; (void)len; (void)ir;
+    return ap_error_set(err, AP_EUNSUPPORTED, "%s: LightGBM loader not built yet", name);
+}

@@ -1,0 +1,78 @@
+#!/bin/bash
+# The one test list runner (libuv-style): every test program and script under
+# tests/, then the ASan/UBSan build of the C tests, TSan for the threaded ones,
+# and short fuzz runs. Each is one test: PASS or FAIL, output kept in
+# build/test-logs/. Ends with "N passed, N failed".
+#
+# Filter: tests/run.sh PATTERN  runs only tests whose name contains PATTERN.
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export AP_ROOT=$ROOT
+export AP_BIN=$ROOT/build/alphapulse
+export PYTHON=${PYTHON:-/usr/bin/python3}
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+export TSAN_OPTIONS=${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1}
+FUZZ_SECONDS=${FUZZ_SECONDS:-20}
+filter=${1:-}
+LOGS=$ROOT/build/test-logs
+mkdir -p "$LOGS"
+pass=0
+fail=0
+failed=()
+
+run_one() { # name, command...
+    local name=$1; shift
+    if [ -n "$filter" ] && [[ "$name" != *"$filter"* ]]; then return; fi
+    local log="$LOGS/$(echo "$name" | tr '/ ' '__').log"
+    local t0=$(date +%s%N)
+    if "$@" >"$log" 2>&1; then
+        pass=$((pass + 1))
+        printf 'PASS %-50s %6.1fs\n' "$name" "$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN{print (b-a)/1e9}')"
+    else
+        fail=$((fail + 1))
+        failed+=("$name")
+        printf 'FAIL %-50s (log: %s)\n' "$name" "${log#$ROOT/}"
+        tail -n 30 "$log" | sed 's/^/    | /'
+    fi
+}
+
+# 1. C unit tests, plain build
+for t in $(ls build/tests/*/test_* 2>/dev/null | grep -v '\.d$' | sort); do
+    run_one "unit:${t#build/tests/}" "$t"
+done
+# 2. script tests: parity against the real libraries, CLI, integration
+for t in $(ls tests/*/test_*.sh tests/*/test_*.py 2>/dev/null | sort); do
+    case "$t" in
+        *.py) run_one "script:${t#tests/}" "$PYTHON" "$t" ;;
+        *.sh) run_one "script:${t#tests/}" bash "$t" ;;
+    esac
+done
+# 3. the same C unit tests under ASan + UBSan
+for t in $(ls build/asan/tests/*/test_* 2>/dev/null | grep -v '\.d$' | sort); do
+    run_one "asan:${t#build/asan/tests/}" "$t"
+done
+# 4. threaded tests under TSan (tests that declare AP_TEST_THREADED in their source)
+for t in $(ls build/tsan/tests/*/test_* 2>/dev/null | grep -v '\.d$' | sort); do
+    src=tests/${t#build/tsan/tests/}.c
+    grep -q AP_TEST_THREADED "$src" 2>/dev/null || continue
+    run_one "tsan:${t#build/tsan/tests/}" "$t"
+done
+# 5. short fuzz runs of every parser, from the seed corpus
+for f in $(ls build/fuzz/fuzz_* 2>/dev/null | sort); do
+    name=$(basename "$f")
+    corpus=tests/fuzz/corpus/${name#fuzz_}
+    work=build/fuzz-work/${name#fuzz_}
+    mkdir -p "$work"
+    run_one "fuzz:$name" "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
+        -timeout=10 "$work" "$corpus"
+done
+
+echo
+if [ ${#failed[@]} -gt 0 ]; then
+    echo "failed:"
+    printf '  %s\n' "${failed[@]}"
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]

@@ -1,0 +1,18 @@
+#!/bin/sh
+# Install the Debian packages alphapulse needs, if any is missing. Idempotent:
+# when everything is there it does nothing and needs no network.
+set -e
+PKGS="build-essential clang libclang-rt-14-dev libcmocka-dev libjansson-dev \
+libxgboost-dev python3-xgboost python3-sklearn python3-pandas python3-numpy curl"
+missing=""
+for p in $PKGS; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing="$missing $p"
+    fi
+done
+[ -z "$missing" ] && exit 0
+echo "setup: installing missing Debian packages:$missing"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && SUDO="sudo"
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing
