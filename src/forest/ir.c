@@ -1,4 +1,5 @@
 #include "forest/ir.h"
+#include "forest/forest_internal.h"
 #include "common/error.h"
 
 #include <math.h>
@@ -302,7 +303,7 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
     }
     for (int g = 0; g < G; g++) {
         m[g] = 0.0;
-        mf[g] = 0.0f;
+        mf[g] = (float)ir->base_score[g];
     }
     for (int32_t t = 0; t < ir->ntrees; t++) {
         const ap_ir_tree *tr = &ir->trees[t];
@@ -319,7 +320,7 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
     }
     for (int g = 0; g < G; g++) {
         if (ir->precision == AP_PREC_F32) {
-            m[g] = (double)((float)ir->base_score[g] + mf[g]);
+            m[g] = (double)mf[g];
         } else {
             double s = m[g];
             if (ir->average_output && per[g] > 0)
@@ -330,37 +331,10 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
     if (raw) {
         for (int g = 0; g < G; g++)
             out[g] = m[g];
+    } else if (ir->precision == AP_PREC_F32) {
+        ap_xgboost_transform(ir, m, out);
     } else {
-        switch (ir->transform) {
-        case AP_TF_IDENTITY:
-            for (int g = 0; g < G; g++) out[g] = m[g];
-            break;
-        case AP_TF_SIGMOID:
-            for (int g = 0; g < G; g++) out[g] = 1.0 / (1.0 + exp(-ir->sigmoid_scale * m[g]));
-            break;
-        case AP_TF_EXP:
-            for (int g = 0; g < G; g++) out[g] = exp(m[g]);
-            break;
-        case AP_TF_LOG1P_EXP:
-            for (int g = 0; g < G; g++) out[g] = log1p(exp(m[g]));
-            break;
-        case AP_TF_SQUARE_SIGNED:
-            for (int g = 0; g < G; g++) out[g] = (m[g] < 0 ? -1.0 : 1.0) * m[g] * m[g];
-            break;
-        case AP_TF_SOFTMAX: {
-            double mx = m[0], s = 0.0;
-            for (int g = 1; g < G; g++) if (m[g] > mx) mx = m[g];
-            for (int g = 0; g < G; g++) { out[g] = exp(m[g] - mx); s += out[g]; }
-            for (int g = 0; g < G; g++) out[g] /= s;
-            break;
-        }
-        case AP_TF_ARGMAX: {
-            int best = 0;
-            for (int g = 1; g < G; g++) if (m[g] > m[best]) best = g;
-            out[0] = best;
-            break;
-        }
-        }
+        ap_lightgbm_transform(ir, m, out);
     }
     free(m);
     free(mf);

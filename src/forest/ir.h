@@ -31,9 +31,14 @@
  *     else leaf_const + sum(coeff[k] * x[feat[k]])  (double, in that order)
  *
  * A tree's contribution to output group `group` is weight * leaf (weight is 1
- * except for XGBoost dart's weight_drop). Sum order is tree order. The margin
- * for group g is base_score[g] + sum; then average_output divides by the number
- * of trees per group (LightGBM random forest) and the objective transform runs.
+ * except for XGBoost dart's weight_drop). Sum order is tree order.
+ *   AP_PREC_F32 (XGBoost): acc = (float)base_score[g]; per tree, in order,
+ *       acc += (float)weight * (float)leaf   (float arithmetic throughout)
+ *   AP_PREC_F64 (LightGBM): s = sum of weight*leaf in double, in tree order;
+ *       average_output divides s by the number of trees of group g; then
+ *       margin = s + base_score[g]
+ * The objective transform of the source library then runs on the margins
+ * (ap_xgboost_transform / ap_lightgbm_transform, forest_internal.h).
  */
 #ifndef AP_FOREST_IR_H
 #define AP_FOREST_IR_H

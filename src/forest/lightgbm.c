@@ -8,3 +8,9 @@ int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir
     (void)buf; (void)len; (void)ir;
     return ap_error_set(err, AP_EUNSUPPORTED, "%s: LightGBM loader not built yet", name);
 }
+
+void ap_lightgbm_transform(const ap_forest_ir *ir, const double *m, double *out)
+{
+    for (int g = 0; g < ir->num_groups; g++)
+        out[g] = m[g];
+}
