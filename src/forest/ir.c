@@ -249,12 +249,14 @@ int ap_forest_ir_num_outputs(const ap_forest_ir *ir)
 
 static int go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x)
 {
+    if (ir->precision == AP_PREC_F32)
+        x = (double)(float)x;
     if (n->kind == AP_SPLIT_CAT) {
         if (isnan(x))
             return n->default_left;
-        if (x < 0 || x >= 4294967296.0)
+        if (ir->precision == AP_PREC_F32 ? x < 0 : x <= -1.0)
             return n->cat_oor_left;
-        double c = floor(x);
+        double c = trunc(x);
         if (c >= 32.0 * n->cat_nwords)
             return n->cat_oor_left;
         uint32_t ci = (uint32_t)c;

@@ -5,7 +5,9 @@
  * ap_forest_ir; the engine (engine.c) compiles it into its compact layout.
  * The IR is easy to build and validate, never used in the predict path.
  *
- * Semantics of one split node (the engine reproduces exactly this):
+ * Semantics of one split node (the engine reproduces exactly this). For an
+ * AP_PREC_F32 forest (XGBoost) the row value is first rounded to float, as
+ * XGBoost's DMatrix stores float32; everything below then uses that value.
  *
  *   numeric node (kind AP_SPLIT_NUM), x = row[feature]:
  *     if x is NaN:
@@ -20,9 +22,11 @@
  *
  *   categorical node (kind AP_SPLIT_CAT), x = row[feature]:
  *     if x is NaN -> go default (left if default_left)
- *     c = (int)x (C truncation, after checking x is in int range);
- *     if x < 0 or c >= 32*cat_nwords -> left if cat_oor_left else right
- *     bit c of the node's words set -> left, else right
+ *     out of range -> left if cat_oor_left else right, where out of range is
+ *        AP_PREC_F32: x < 0             (XGBoost: any negative value)
+ *        AP_PREC_F64: x <= -1           (LightGBM: (int)x < 0; -0.5 is category 0)
+ *        both:        trunc(x) >= 32*cat_nwords
+ *     else c = (int)trunc(x); bit c of the node's words set -> left, else right
  *   Loaders normalise their library's rule to this one (e.g. swap children
  *   when the library sends in-set categories right).
  *
