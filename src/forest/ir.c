@@ -250,7 +250,7 @@ int ap_forest_ir_num_outputs(const ap_forest_ir *ir)
 static int go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x)
 {
     if (ir->precision == AP_PREC_F32)
-        x = (double)(float)x;
+        x = ap_ir_round_f32(x);
     if (n->kind == AP_SPLIT_CAT) {
         if (isnan(x))
             return n->default_left;
@@ -268,7 +268,8 @@ static int go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x)
         else
             return n->default_left;
     }
-    if (n->missing == AP_MISS_ZERO && fabs(x) <= 1e-35)
+    /* AP_MISS_ZERO is LightGBM's: its kZeroThreshold is the float 1e-35f */
+    if (n->missing == AP_MISS_ZERO && fabs(x) <= (double)1e-35f)
         return n->default_left;
     if (ir->precision == AP_PREC_F32)
         return (float)x < (float)n->threshold;
@@ -325,7 +326,8 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
             m[g] = (double)mf[g];
         } else {
             double s = m[g];
-            if (ir->average_output && per[g] > 0)
+            /* LightGBM averages in Predict only: its raw score is the plain sum */
+            if (ir->average_output && !raw && per[g] > 0)
                 s /= per[g];
             m[g] = s + ir->base_score[g];
         }

@@ -7,7 +7,8 @@
  *
  * Semantics of one split node (the engine reproduces exactly this). For an
  * AP_PREC_F32 forest (XGBoost) the row value is first rounded to float, as
- * XGBoost's DMatrix stores float32; everything below then uses that value.
+ * XGBoost's DMatrix stores float32 (ap_ir_round_f32: no UB past FLT_MAX);
+ * everything below then uses that value.
  *
  *   numeric node (kind AP_SPLIT_NUM), x = row[feature]:
  *     if x is NaN:
@@ -15,7 +16,9 @@
  *        missing == AP_MISS_NONE  -> x = 0.0, then compare   (LightGBM "None")
  *        missing == AP_MISS_ZERO  -> go default               (LightGBM "Zero":
  *                                    NaN is treated as 0, and 0 is missing)
- *     if missing == AP_MISS_ZERO and |x| <= 1e-35 (kZeroThreshold) -> go default
+ *     if missing == AP_MISS_ZERO and |x| <= (double)1e-35f -> go default
+ *        (LightGBM's kZeroThreshold is the float literal 1e-35f widened:
+ *        1.0000000180025095e-35, not the double 1e-35)
  *     compare in the forest's precision:
  *        AP_PREC_F32: (float)x <  (float)threshold -> left   (XGBoost)
  *        AP_PREC_F64:         x <= threshold       -> left   (LightGBM)
@@ -39,14 +42,18 @@
  *   AP_PREC_F32 (XGBoost): acc = (float)base_score[g]; per tree, in order,
  *       acc += (float)weight * (float)leaf   (float arithmetic throughout)
  *   AP_PREC_F64 (LightGBM): s = sum of weight*leaf in double, in tree order;
- *       average_output divides s by the number of trees of group g; then
- *       margin = s + base_score[g]
+ *       for transformed output (not raw) average_output divides s by the
+ *       number of trees of group g (LightGBM's raw score of an average_output
+ *       model is the plain sum: GBDT::PredictRaw does not divide, only
+ *       GBDT::Predict does, before ConvertOutput); then margin = s + base_score[g]
  * The objective transform of the source library then runs on the margins
  * (ap_xgboost_transform / ap_lightgbm_transform, forest_internal.h).
  */
 #ifndef AP_FOREST_IR_H
 #define AP_FOREST_IR_H
 
+#include <float.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "alphapulse/common.h"
@@ -54,6 +61,17 @@
 enum { AP_SPLIT_LEAF = 0, AP_SPLIT_NUM = 1, AP_SPLIT_CAT = 2 };
 enum { AP_MISS_NAN = 0, AP_MISS_NONE = 1, AP_MISS_ZERO = 2 };
 enum { AP_PREC_F32 = 0, AP_PREC_F64 = 1 };
+
+/* x rounded to float (round to nearest even) as a double, for AP_PREC_F32
+   rows. A plain (float) cast is undefined behaviour past FLT_MAX (a CSV may
+   hold 1e300): beyond it IEEE rounding gives FLT_MAX up to the midpoint
+   0x1.ffffffp127, infinity from there (ties to even: FLT_MAX is odd). */
+static inline double ap_ir_round_f32(double x)
+{
+    if (!(fabs(x) > FLT_MAX)) /* NaN too */
+        return (double)(float)x;
+    return copysign(fabs(x) < 0x1.ffffffp127 ? (double)FLT_MAX : INFINITY, x);
+}
 
 typedef enum ap_transform {
     AP_TF_IDENTITY = 0,

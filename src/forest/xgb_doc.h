@@ -1,0 +1,47 @@
+/*
+ * A read-only view of a parsed XGBoost model document, so one walker
+ * (xgboost.c) reads both JSON (jansson) and UBJSON (ubjson.c).
+ *
+ * UBJSON is not converted to jansson: XGBoost writes every per-node array as
+ * an optimized typed container ([$d#L<n>), and keeping those as one packed
+ * value over the input bytes (no per-element allocation) makes UBJ loads
+ * several times faster than JSON (see the report / test_xgboost_parity.py).
+ */
+#ifndef AP_FOREST_XGB_DOC_H
+#define AP_FOREST_XGB_DOC_H
+
+#include <stddef.h>
+#include "alphapulse/common.h"
+
+enum { XV_NULL, XV_BOOL, XV_INT, XV_REAL, XV_STR, XV_ARR, XV_OBJ };
+
+/* Handles are opaque (json_t * or ubj_val *). NULL means "absent". */
+typedef struct xgb_doc_ops {
+    /* member of an object, NULL if absent or v is not an object */
+    const void *(*member)(const void *obj, const char *key);
+    int (*kind)(const void *v);                            /* XV_* */
+    size_t (*length)(const void *v);                       /* arrays, else 0 */
+    /* element i of an array, NULL for packed numeric arrays (use number_at) */
+    const void *(*element)(const void *arr, size_t i);
+    /* numeric element i of an array: 0 and *x, *is_int; -1 if not a number */
+    int (*number_at)(const void *arr, size_t i, double *x, int *is_int);
+    /* scalar number: 0 and *x, *is_int; -1 if not a number */
+    int (*number)(const void *v, double *x, int *is_int);
+    /* string: 0 and bytes (not NUL-terminated) + length; -1 if not a string */
+    int (*string)(const void *v, const char **s, size_t *n);
+    /* boolean: 0 and *b; -1 if not a boolean */
+    int (*boolean)(const void *v, int *b);
+} xgb_doc_ops;
+
+typedef struct ubj_val ubj_val;
+
+/* Parse UBJSON into a tree of values pointing into buf (which must outlive
+   it). Counts are checked against the remaining bytes before any allocation;
+   nesting is bounded. On error: a message prefixed with `name` and the byte
+   offset. */
+int ap_ubj_parse(const unsigned char *buf, size_t len, const char *name, ubj_val **root,
+                 ap_error *err);
+void ap_ubj_free(ubj_val *root);
+extern const xgb_doc_ops ap_ubj_ops;
+
+#endif
