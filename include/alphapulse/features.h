@@ -1,5 +1,158 @@
-/* alphapulse: streaming bars and the alphapulse-v1 features (being written). */
+/*
+ * alphapulse: streaming bars and the alphapulse-v1 features.
+ *
+ * Three layers, each usable on its own:
+ *   - names:    the 101 feature names of alphapulse-v1 in their contract order;
+ *   - ap_features: the incremental engine of ONE series. Push a bar, get the
+ *     101-vector of that bar in O(1) amortised time. A bar with the same
+ *     timestamp as the last one replaces it (a still-forming bar);
+ *   - ap_series_store: many named series (symbol, timeframe), each with a
+ *     bounded ring of bars, its own engine, optional roll-up of 1m bars into
+ *     5m/15m/1h/4h/1d, and a lock-free copy-out of the latest vector.
+ *
+ * Times are int64 epoch MICROSECONDS, UTC.
+ */
 #ifndef ALPHAPULSE_FEATURES_H
 #define ALPHAPULSE_FEATURES_H
+
 #include "alphapulse/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- names -------------------------------------------------------------- */
+
+#define AP_FEATURE_COUNT 101
+
+/* Number of features in alphapulse-v1 (101). */
+int ap_feature_count(void);
+/* Name of feature i (0-based, spec order), NULL when out of range. */
+const char *ap_feature_name(int i);
+/* Index of a feature name, or -1 when the name is not a feature. */
+int ap_feature_index(const char *name);
+/*
+ * Resolve n names into idx[0..n-1]. On an unknown name returns AP_ENOTFOUND
+ * with a message naming it (and its position in the list); idx is then
+ * partially filled.
+ */
+int ap_feature_resolve(const char *const *names, size_t n, int *idx, ap_error *err);
+
+/* ---- bars and timestamps ------------------------------------------------ */
+
+typedef struct ap_bar {
+    int64_t t; /* bar open time, epoch microseconds UTC */
+    double open, high, low, close, volume;
+} ap_bar;
+
+/*
+ * Check one bar's values: prices finite and > 0, volume finite and >= 0,
+ * high >= low. AP_EINVAL with the offending field named otherwise. An open or
+ * close outside [low, high] is accepted (real feeds have such bars).
+ */
+int ap_bar_check(const ap_bar *bar, ap_error *err);
+
+/*
+ * Parse a timestamp into epoch microseconds UTC. Accepted:
+ *   - a plain number [-]digits[.digits]: epoch SECONDS when its magnitude is
+ *     below 1e11 (year 5138), epoch MILLISECONDS otherwise (so millisecond
+ *     times before 1973-03-03 would be misread: write them as ISO instead);
+ *   - ISO-8601: YYYY-MM-DD, or YYYY-MM-DD{T| }HH:MM[:SS[.frac]] optionally
+ *     followed by Z or an offset +HH:MM / -HH:MM (converted to UTC).
+ * Fractional digits past microseconds are truncated. Surrounding spaces are
+ * allowed. AP_EFORMAT (with the reason) otherwise.
+ */
+int ap_parse_timestamp(const char *s, int64_t *t_us, ap_error *err);
+
+/* Write t_us as ISO-8601 UTC ("2004-08-19T13:45:00Z", with ".ffffff" when
+   not a whole second) into buf (32 bytes suffice); returns buf. */
+char *ap_format_timestamp(int64_t t_us, char *buf, size_t size);
+
+/* ---- one series: the incremental engine --------------------------------- */
+
+typedef struct ap_features ap_features;
+
+int ap_features_new(ap_features **out, ap_error *err);
+void ap_features_free(ap_features *f);
+/* Forget every bar: back to the state of a new engine. */
+void ap_features_reset(ap_features *f);
+
+/*
+ * Push a bar and write its 101 features into out (may be NULL).
+ * bar->t greater than the last bar's: a new bar. Equal: the still-forming
+ * last bar is replaced (features are those of the history with this bar in
+ * place of the previous version). Older, or invalid values: AP_EINVAL and
+ * nothing changes.
+ */
+int ap_features_push(ap_features *f, const ap_bar *bar, double *out, ap_error *err);
+/* Number of distinct bars seen. */
+uint64_t ap_features_bars(const ap_features *f);
+
+/* ---- many series: the store --------------------------------------------- */
+
+typedef struct ap_series_store ap_series_store;
+typedef struct ap_series ap_series;
+
+#define AP_SYMBOL_MAX 64             /* symbol length limit, bytes incl. NUL */
+#define AP_SERIES_MAX_HISTORY (1u << 24)
+#define AP_SERIES_MAX_COUNT (1u << 22)
+
+typedef struct ap_series_config {
+    size_t max_series; /* capacity of the store (roll-up series count too) */
+    size_t history;    /* bars kept per series, >= 1 */
+} ap_series_config;
+
+/* Open a series with roll-up: see ap_series_open. */
+#define AP_SERIES_ROLLUP 1u
+
+int ap_series_store_new(const ap_series_config *cfg, ap_series_store **out, ap_error *err);
+void ap_series_store_free(ap_series_store *st);
+/* Number of series in the store. */
+size_t ap_series_store_count(const ap_series_store *st);
+
+/*
+ * Find or create the series (symbol, timeframe in seconds). With
+ * AP_SERIES_ROLLUP on creation, the series also maintains every standard
+ * timeframe above its own that is a multiple of it, among 5m, 15m, 1h, 4h, 1d
+ * (UTC-aligned buckets); those are separate series, found with
+ * ap_series_find, and only the base series may be appended to. Safe to call
+ * from several threads (creation takes a mutex; lookups never do). Series
+ * live until the store is freed (there is no removal: that is what makes
+ * lock-free lookups safe); the store refuses more than max_series.
+ */
+int ap_series_open(ap_series_store *st, const char *symbol, int64_t timeframe_s,
+                   unsigned flags, ap_series **out, ap_error *err);
+/* O(1) lookup without locking; NULL when absent. Safe concurrently with open. */
+ap_series *ap_series_find(const ap_series_store *st, const char *symbol, int64_t timeframe_s);
+
+/*
+ * Append a bar (the series' single writer thread only). Rules of
+ * ap_features_push; on a roll-up series the derived buckets are updated too
+ * (bucket bar: open of the first bar, max high, min low, close of the last,
+ * sum of volumes; its time is the bucket start). On error nothing stored in
+ * any of these series changes.
+ */
+int ap_series_append(ap_series *s, const ap_bar *bar, ap_error *err);
+
+/*
+ * Copy the latest feature vector (AP_FEATURE_COUNT doubles) and its bar time
+ * (t may be NULL) out of the series, consistently, from any thread, without
+ * blocking the writer. AP_ENOTFOUND when the series has no bar yet.
+ */
+int ap_series_latest(const ap_series *s, double *out, int64_t *t, ap_error *err);
+
+/* Bars held (<= history) and bars ever appended (writer thread, or no writer). */
+size_t ap_series_length(const ap_series *s);
+uint64_t ap_series_total(const ap_series *s);
+/* Bar `back` bars before the latest (0 = latest). AP_ERANGE past the history. */
+int ap_series_bar(const ap_series *s, size_t back, ap_bar *out, ap_error *err);
+const char *ap_series_symbol(const ap_series *s);
+int64_t ap_series_timeframe(const ap_series *s);
+
+/* "1m","5m","15m","1h","4h","1d" (any N followed by s/m/h/d) -> seconds. */
+int ap_timeframe_parse(const char *s, int64_t *seconds, ap_error *err);
+
+#ifdef __cplusplus
+}
+#endif
 #endif
