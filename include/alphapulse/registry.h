@@ -1,0 +1,167 @@
+/*
+ * alphapulse: the model repository — pre-loaded models with their pipelines,
+ * versions, statistics and hot reload. The layout and the manifest format are
+ * in docs/MODEL_REPOSITORY.md:
+ *
+ *   <root>/<name>/manifest.json        what the model is: kind, target, version policy, batching
+ *   <root>/<name>/<N>/version.json     one trained version: format, file, features, pipeline,
+ *   <root>/<name>/<N>/<model file>     output, confidence (ensembles: members + combiner)
+ *
+ *   ap_registry *reg;
+ *   ap_registry_open("examples/models", &reg, &err);
+ *   ap_registry_load_all(reg, NULL, NULL);            // load + validate + warm up everything
+ *   ap_model *m;
+ *   if (ap_registry_acquire(reg, "reversal", &m, &err) == AP_OK) {
+ *       ap_model_predict(m, features, 1, &p, &conf, NULL, &err);   // features: alphapulse-v1
+ *       ap_model_release(m);
+ *   }
+ *   ap_registry_load(reg, "reversal", 0, &err);       // hot reload: new version swapped in
+ *   ap_registry_free(reg);
+ *
+ * Threads: acquire / predict / release / stats may run on any number of
+ * threads while one thread loads, reloads or unloads models (load, unload and
+ * load_all are serialised among themselves). A loaded version (ap_model) is
+ * immutable and refcounted: a reload swaps the pointer atomically and the old
+ * version is freed when its last holder releases it. No lock is held while a
+ * model is evaluated; acquire takes one short per-model mutex.
+ */
+#ifndef ALPHAPULSE_REGISTRY_H
+#define ALPHAPULSE_REGISTRY_H
+
+#include "alphapulse/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ap_registry ap_registry;
+typedef struct ap_model ap_model;   /* one loaded version of one model */
+
+typedef enum ap_model_kind {
+    AP_MODEL_PATTERN = 0,  /* reads named alphapulse-v1 features */
+    AP_MODEL_REGIME,       /* reads named alphapulse-v1 features */
+    AP_MODEL_ENSEMBLE,     /* combines the predictions of other models */
+    AP_MODEL_RAW           /* takes a feature tensor of a fixed width directly */
+} ap_model_kind;
+
+/* Most models a registry holds (names are never forgotten once seen). */
+#define AP_REGISTRY_MAX_MODELS 256
+
+/* Latency histogram: bucket i counts predict calls with latency <= the
+   bound of bucket i (and > bucket i-1); the last bucket is +Inf. Bounds in
+   seconds from ap_latency_bucket_bound(i) (INFINITY for the last). */
+#define AP_LATENCY_BUCKETS 16
+double ap_latency_bucket_bound(int i);
+
+/* A snapshot of one model's counters (read from atomics, not a consistent
+   cut: counters may be a few calls apart from each other). */
+typedef struct ap_model_stats {
+    uint32_t version;          /* version now served, 0 if none */
+    uint64_t loads;            /* successful loads (first load and reloads) */
+    uint64_t load_errors;      /* refused loads */
+    uint64_t load_time_ns;     /* duration of the last successful load (read, validate, warm up) */
+    uint64_t predictions;      /* rows predicted */
+    uint64_t errors;           /* predict calls that failed */
+    uint64_t latency_count;    /* predict calls timed (one per call, any number of rows) */
+    uint64_t latency_sum_ns;
+    uint64_t latency_min_ns;   /* 0 when latency_count is 0 */
+    uint64_t latency_max_ns;
+    uint64_t latency_buckets[AP_LATENCY_BUCKETS]; /* per bucket, not cumulative */
+} ap_model_stats;
+
+/* What a loaded version is. Strings belong to the version (valid while held). */
+typedef struct ap_model_info {
+    const char *name;
+    ap_model_kind kind;
+    const char *kind_name;     /* "pattern", "regime", "ensemble", "raw" */
+    const char *target;        /* e.g. "reversal", "bull" */
+    const char *format;        /* "xgboost", "lightgbm"; "ensemble" for ensembles */
+    const char *file;          /* model file inside the version folder ("" for ensembles) */
+    uint32_t version;
+    int num_inputs;            /* row width of ap_model_predict_raw: features, input width,
+                                  or for ensembles the number of members */
+    int num_outputs;           /* predictor outputs; for ensembles, one per member */
+    int num_trees;             /* 0 for ensembles */
+    int pipeline_steps;
+    const char *pipeline;      /* e.g. "fillna(0) -> standard_scaler(12) -> pca(12->5)" */
+    const char *confidence;    /* "max_probability", "margin" or "member_std" */
+    int output_index;          /* which output is the prediction (-1 for ensembles) */
+    int max_batch_size;        /* batching settings, for the batcher */
+    uint32_t max_queue_delay_us;
+} ap_model_info;
+
+/* Open a repository folder. Loads nothing yet. */
+int ap_registry_open(const char *root, ap_registry **out, ap_error *err);
+/* Every version must have been released before. */
+void ap_registry_free(ap_registry *reg);
+
+/* Called once per model folder by ap_registry_load_all: m is the loaded
+   version (borrowed for the call) or NULL, and then err says why not. */
+typedef void (*ap_registry_report_fn)(void *ctx, const char *name, const ap_model *m,
+                                      const ap_error *err);
+
+/*
+ * Load every model folder of the repository (ensembles after the models
+ * they combine). A model that fails is refused and reported; the rest still
+ * load. Returns the number of models refused (0 = all loaded), or a negative
+ * ap_status, with err set, when the repository itself cannot be read.
+ */
+int ap_registry_load_all(ap_registry *reg, ap_registry_report_fn report, void *ctx,
+                         ap_error *err);
+
+/*
+ * Load (or reload) one model: read its manifest, load version `version` (0:
+ * the one the manifest's policy serves: its pinned version, else the highest
+ * number), validate it, warm it up with a prediction on a NaN row and on a
+ * zero row, then swap it in atomically. On failure the version served before
+ * (if any) stays.
+ */
+int ap_registry_load(ap_registry *reg, const char *name, uint32_t version, ap_error *err);
+
+/* Stop serving a model. Refused while a loaded ensemble uses it. */
+int ap_registry_unload(ap_registry *reg, const char *name, ap_error *err);
+
+/* Names of the models ever seen, loaded or not: i < ap_registry_count(). */
+int ap_registry_count(const ap_registry *reg);
+const char *ap_registry_name(const ap_registry *reg, int i);
+
+/* The version now served, held: release it with ap_model_release. */
+int ap_registry_acquire(ap_registry *reg, const char *name, ap_model **out, ap_error *err);
+void ap_model_release(ap_model *m);
+
+int ap_registry_stats(const ap_registry *reg, const char *name, ap_model_stats *out,
+                      ap_error *err);
+
+void ap_model_describe(const ap_model *m, ap_model_info *out);
+/* Name of raw input column i (a feature name, a member name), or NULL. */
+const char *ap_model_input_name(const ap_model *m, int i);
+
+/*
+ * Predict nrows rows from full alphapulse-v1 feature vectors (row-major,
+ * nrows * ap_feature_count() doubles, spec order, NaN = missing): the
+ * model's features are selected, the pipeline runs, then the predictor.
+ * pred[r] and conf[r] receive the prediction and its confidence; outputs
+ * (may be NULL) receives nrows * num_outputs values (ensembles: the member
+ * predictions). Ensembles evaluate the versions of their members served now.
+ * Not for raw models (AP_EUNSUPPORTED).
+ */
+int ap_model_predict(const ap_model *m, const double *features, size_t nrows, double *pred,
+                     double *conf, double *outputs, ap_error *err);
+
+/* The same from rows of num_inputs values: the model's features in manifest
+   order (before the pipeline), a raw model's tensor, or for an ensemble the
+   member predictions in member order (only the combiner runs). */
+int ap_model_predict_raw(const ap_model *m, const double *X, size_t nrows, double *pred,
+                         double *conf, double *outputs, ap_error *err);
+
+/* What the predictor of a feature or raw model sees: the rows after feature
+   selection and the pipeline. X as for ap_model_predict (full = 1) or
+   ap_model_predict_raw (full = 0); out: nrows * ap_model_transform_width(m). */
+int ap_model_transform_width(const ap_model *m);
+int ap_model_transform(const ap_model *m, const double *X, size_t nrows, int full, double *out,
+                       ap_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

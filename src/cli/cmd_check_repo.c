@@ -1,0 +1,265 @@
+/*
+ * alphapulse check-repo DIR
+ *   loads and validates every model of a repository, prints what loaded and
+ *   why anything did not; exit 1 if any model was refused.
+ * alphapulse check-repo DIR --model NAME --input X.csv [--raw] [--output Y.csv]
+ *   then predicts the rows of X.csv with that model through its pipeline:
+ *   prediction,confidence,output_0.. per row (%.17g). Without --raw the header
+ *   must name every alphapulse-v1 feature (as `alphapulse features` writes);
+ *   with --raw the rows are the model's inputs (names matched when it has them).
+ *   --transform writes the pipeline's output rows instead of predictions.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alphapulse.h"
+#include "cli/commands.h"
+#include "common/csv.h"
+
+#define CHUNK 256
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: alphapulse check-repo DIR [--model NAME --input X.csv [--raw] "
+            "[--transform] [--output Y.csv]]\n"
+            "\n"
+            "  Loads every model of the repository DIR (docs/MODEL_REPOSITORY.md) and prints\n"
+            "  what loaded and why anything did not. Exit status 1 if any model was refused.\n"
+            "\n"
+            "  --model NAME    then predict with that model (through its pipeline)\n"
+            "  --input X.csv   rows: every alphapulse-v1 feature by name (as written by\n"
+            "                  `alphapulse features`), or with --raw the model's inputs\n"
+            "  --raw           rows are the model's own inputs (an ensemble's: member\n"
+            "                  predictions)\n"
+            "  --output Y.csv  prediction,confidence,output_0.. per row (default: stdout)\n"
+            "  --transform     write what the predictor sees instead: the rows after\n"
+            "                  feature selection and the pipeline (t_0,t_1,..)\n");
+}
+
+typedef struct tally {
+    FILE *fp; /* where the report goes */
+    int ok, failed;
+} tally;
+
+static void report(void *ctx, const char *name, const ap_model *m, const ap_error *err)
+{
+    tally *t = ctx;
+    if (!m) {
+        t->failed++;
+        fprintf(t->fp, "FAIL %-14s %s\n", name, err->msg);
+        return;
+    }
+    t->ok++;
+    ap_model_info in;
+    ap_model_describe(m, &in);
+    fprintf(t->fp, "OK   %-14s kind=%s target=%s format=%s version=%u file=%s inputs=%d outputs=%d "
+           "trees=%d pipeline=[%s] steps=%d confidence=%s batch=%d/%uus\n",
+           in.name, in.kind_name, in.target, in.format, in.version, in.file[0] ? in.file : "-",
+           in.num_inputs, in.num_outputs, in.num_trees, in.pipeline, in.pipeline_steps,
+           in.confidence, in.max_batch_size, in.max_queue_delay_us);
+}
+
+/* col_of[i] = CSV column of input i. */
+static int map_columns(const ap_model *m, const ap_csv *csv, int raw, int *col_of, int n,
+                       const char *input)
+{
+    for (int i = 0; i < n; i++) {
+        const char *want = raw ? ap_model_input_name(m, i) : ap_feature_name(i);
+        if (!want) { /* a raw model without names: by position */
+            if ((int)csv->nfields != n) {
+                fprintf(stderr, "alphapulse check-repo: %s: header has %zu columns, the model "
+                        "takes %d\n", input, csv->nfields, n);
+                return -1;
+            }
+            col_of[i] = i;
+            continue;
+        }
+        col_of[i] = -1;
+        for (size_t c = 0; c < csv->nfields; c++)
+            if (!strcmp(csv->fields[c], want))
+                col_of[i] = (int)c;
+        if (col_of[i] < 0) {
+            fprintf(stderr, "alphapulse check-repo: %s: no column '%s' in the header\n", input,
+                    want);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void put(FILE *out, double v, int first)
+{
+    if (!first)
+        fputc(',', out);
+    if (isnan(v))
+        fputs("nan", out);
+    else
+        fprintf(out, "%.17g", v);
+}
+
+static int predict_csv(ap_registry *reg, const char *name, const char *input,
+                       const char *output, int raw, int transform)
+{
+    ap_error err;
+    ap_model *m;
+    if (ap_registry_acquire(reg, name, &m, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+        return 1;
+    }
+    ap_model_info in;
+    ap_model_describe(m, &in);
+    int width = raw ? in.num_inputs : ap_feature_count(), rc = 1;
+    int nout = transform ? ap_model_transform_width(m) : in.num_outputs;
+    int *col_of = malloc((size_t)width * sizeof *col_of);
+    double *X = malloc((size_t)CHUNK * (size_t)width * sizeof *X);
+    double *Y = malloc((size_t)CHUNK * (size_t)(nout > 0 ? nout : 1) * sizeof *Y);
+    double pred[CHUNK], conf[CHUNK];
+    FILE *out = NULL;
+    ap_csv csv;
+    int csv_open = 0, got;
+    if (!col_of || !X || !Y) {
+        fprintf(stderr, "alphapulse check-repo: out of memory\n");
+        goto done;
+    }
+    if (ap_csv_open(&csv, input, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+        goto done;
+    }
+    csv_open = 1;
+    if ((got = ap_csv_next(&csv, &err)) < 0) {
+        fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+        goto done;
+    }
+    if (got == 0) {
+        fprintf(stderr, "alphapulse check-repo: %s: empty file (expected a header row)\n", input);
+        goto done;
+    }
+    size_t ncols = csv.nfields;
+    if (map_columns(m, &csv, raw, col_of, width, input) != 0)
+        goto done;
+    out = output ? fopen(output, "w") : stdout;
+    if (!out) {
+        fprintf(stderr, "alphapulse check-repo: %s: cannot open for writing\n", output);
+        goto done;
+    }
+    if (transform)
+        for (int k = 0; k < nout; k++)
+            fprintf(out, "%st_%d", k ? "," : "", k);
+    else
+        fputs("prediction,confidence", out);
+    for (int k = 0; !transform && k < nout; k++)
+        fprintf(out, ",output_%d", k);
+    fputc('\n', out);
+    size_t n = 0;
+    do {
+        if ((got = ap_csv_next(&csv, &err)) < 0) {
+            fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+            goto done;
+        }
+        if (got == 1) {
+            if (csv.nfields != ncols) {
+                fprintf(stderr, "alphapulse check-repo: %s:%ld: %zu fields, header has %zu\n",
+                        input, csv.line, csv.nfields, ncols);
+                goto done;
+            }
+            for (int i = 0; i < width; i++)
+                if (ap_parse_double(csv.fields[col_of[i]], &X[n * (size_t)width + (size_t)i])) {
+                    fprintf(stderr, "alphapulse check-repo: %s:%ld: column %d: '%s' is not a "
+                            "number\n", input, csv.line, col_of[i] + 1, csv.fields[col_of[i]]);
+                    goto done;
+                }
+            n++;
+        }
+        if (n == CHUNK || (got == 0 && n > 0)) {
+            int prc = transform ? ap_model_transform(m, X, n, !raw, Y, &err)
+                      : raw     ? ap_model_predict_raw(m, X, n, pred, conf, Y, &err)
+                                : ap_model_predict(m, X, n, pred, conf, Y, &err);
+            if (prc != AP_OK) {
+                fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+                goto done;
+            }
+            for (size_t r = 0; r < n; r++) {
+                if (!transform) {
+                    put(out, pred[r], 1);
+                    put(out, conf[r], 0);
+                }
+                for (int k = 0; k < nout; k++)
+                    put(out, Y[r * (size_t)nout + (size_t)k], transform && k == 0);
+                fputc('\n', out);
+            }
+            n = 0;
+        }
+    } while (got == 1);
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "alphapulse check-repo: write error\n");
+        goto done;
+    }
+    rc = 0;
+done:
+    if (out && out != stdout)
+        fclose(out);
+    if (csv_open)
+        ap_csv_close(&csv);
+    free(col_of);
+    free(X);
+    free(Y);
+    ap_model_release(m);
+    return rc;
+}
+
+int ap_cmd_check_repo(int argc, char **argv)
+{
+    const char *dir = NULL, *model = NULL, *input = NULL, *output = NULL;
+    int raw = 0, transform = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(argv[i], "--input") && i + 1 < argc)
+            input = argv[++i];
+        else if (!strcmp(argv[i], "--output") && i + 1 < argc)
+            output = argv[++i];
+        else if (!strcmp(argv[i], "--raw"))
+            raw = 1;
+        else if (!strcmp(argv[i], "--transform"))
+            transform = 1;
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        } else if (argv[i][0] != '-' && !dir)
+            dir = argv[i];
+        else {
+            fprintf(stderr, "alphapulse check-repo: unknown or incomplete option '%s'\n",
+                    argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!dir || !model != !input) {
+        usage(stderr);
+        return 2;
+    }
+    ap_error err;
+    ap_registry *reg;
+    if (ap_registry_open(dir, &reg, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+        return 1;
+    }
+    /* with --model and no --output, stdout carries the predictions */
+    tally t = {model && !output ? stderr : stdout, 0, 0};
+    int failed = ap_registry_load_all(reg, report, &t, &err);
+    int rc;
+    if (failed < 0) {
+        fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+        rc = 1;
+    } else {
+        fprintf(t.fp, "%d model(s): %d loaded, %d refused\n", t.ok + t.failed, t.ok, t.failed);
+        rc = failed ? 1 : 0;
+        if (model)
+            rc = predict_csv(reg, model, input, output, raw, transform) || rc;
+    }
+    ap_registry_free(reg);
+    return rc;
+}
