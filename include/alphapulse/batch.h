@@ -1,0 +1,261 @@
+/*
+ * alphapulse: dynamic batching of inference requests.
+ *
+ * A model is opaque here: a context pointer plus a batch function. Each model
+ * gets an ap_batcher; every batcher runs its batches on one shared worker pool
+ * (ap_workers). Requests carry 1..n rows; the batcher glues queued requests
+ * into one call of the batch function and hands each caller its own rows.
+ *
+ *   ap_workers *w;  ap_workers_create(0, &w, &err);           // 0 = one per core
+ *   ap_batcher_config cfg;  ap_batcher_config_default(&cfg);
+ *   cfg.ncols = 12; cfg.nout = 1;
+ *   ap_batch_model m = { .run = my_batch_fn, .ctx = my_model };
+ *   ap_batcher *b;  ap_batcher_create(w, &cfg, &m, &b, &err);
+ *
+ *   // synchronous
+ *   ap_batch_run(b, x, 1, out, 1, 0, &err);
+ *   // asynchronous, result by id
+ *   uint64_t id;  ap_batch_submit(b, x, 1, NULL, &id, &err);
+ *   ap_batch_wait(b, id, 1000, out, 1, &err);   // wait up to 1 ms
+ *   // asynchronous, completion callback on a worker thread
+ *   ap_batch_submit_opts o = { .on_done = resume_connection, .user = conn };
+ *   ap_batch_submit(b, x, 1, &o, &id, &err);
+ *
+ *   ap_batcher_free(b);  ap_workers_free(w);
+ *
+ * Batch closing: a batch is formed as soon as the queued rows reach
+ * max_batch_rows, or when the OLDEST queued request has waited
+ * max_queue_delay_us (0: whatever is queued goes at once). A batch holds whole
+ * requests in FIFO order and at most max_batch_rows rows; a single request
+ * larger than that runs alone. Requests are never split.
+ *
+ * Model versions (hot swap): each request holds a reference to the model
+ * context it was submitted against (ap_batch_model.acquire at submit,
+ * .release once it is complete), so requests queued against version 1 finish
+ * on version 1 after ap_batcher_set_model switched new requests to version 2.
+ * A batch never mixes contexts: it holds only requests of the context of the
+ * oldest queued request. All contexts of one batcher share ncols and nout.
+ *
+ * Every request completes exactly once, with one status: AP_OK, the batch
+ * function's error, AP_ETIMEDOUT (its deadline passed before its batch
+ * started), or AP_ECANCELLED (ap_batch_cancel, or ap_batcher_free while it
+ * was queued). Nothing is dropped silently.
+ *
+ * Thread safety: every call may be made from any thread at once, except the
+ * _free calls, which must be the last call on their object (threads already
+ * blocked in ap_batch_wait / ap_batch_run on it return first).
+ */
+#ifndef ALPHAPULSE_BATCH_H
+#define ALPHAPULSE_BATCH_H
+
+#include "alphapulse/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ap_workers ap_workers;
+typedef struct ap_batcher ap_batcher;
+
+/*
+ * Run one batch: X is nrows * ncols doubles, row-major; write nrows * nout
+ * doubles to out. Return 0, or a negative ap_status and fill err: every
+ * request of the batch then fails with that status and message. Called on a
+ * worker thread with no batcher lock held; calls for different batches may
+ * run at the same time (also on the same model context).
+ */
+typedef int (*ap_batch_fn)(void *model_ctx, const double *X, size_t nrows, size_t ncols,
+                           double *out, size_t nout, ap_error *err);
+
+typedef struct ap_batch_model {
+    ap_batch_fn run;
+    void *ctx; /* the initial model context (may be NULL if run ignores it) */
+    /*
+     * Optional reference hooks (both or neither). acquire(ctx) is called once
+     * per request at submit (and once when a context becomes the batcher's
+     * current one), with the batcher's lock held: it must be quick (an atomic
+     * increment) and must not call into this batcher. release(ctx) is called
+     * once per acquire, with no batcher lock held, when the request is
+     * complete (before its callback / before its result becomes visible).
+     */
+    void (*acquire)(void *ctx);
+    void (*release)(void *ctx);
+} ap_batch_model;
+
+typedef struct ap_batcher_config {
+    const char *name;            /* for messages and stats; copied; NULL = "model" */
+    size_t ncols;                /* input doubles per row (>= 1) */
+    size_t nout;                 /* output doubles per row (>= 1) */
+    size_t max_batch_rows;       /* batch closes at this many rows (>= 1) */
+    uint64_t max_queue_delay_us; /* ...or when the oldest request waited this long */
+    size_t max_queue_rows;       /* bound on queued rows; beyond: AP_EOVERLOAD */
+    uint64_t default_timeout_us; /* request deadline = submit + this (or less) */
+    size_t result_capacity;      /* completed results kept for ap_batch_wait */
+    uint64_t result_ttl_us;      /* a kept result not taken within this expires */
+    /*
+     * Adaptive delay: when > 0, the batcher waits for companions only while
+     * that pays: the delay used is at most max_queue_delay_us and at most
+     * this target minus the measured batch cost; it is 0 when the measured
+     * arrival rate predicts no other row within that time, or when recent
+     * waits gathered nobody (a closed loop: the caller waits for this very
+     * request); one wait in 32 still probes for a change in load.
+     */
+    uint64_t adaptive_target_us;
+} ap_batcher_config;
+
+/*
+ * Defaults: max_batch_rows 64, max_queue_delay_us 200, max_queue_rows 4096,
+ * default_timeout_us 1 s (INFERENCE_TIMEOUT of the original service),
+ * result_capacity 4096, result_ttl_us 60 s, adaptive off; ncols / nout 0
+ * (must be set).
+ */
+void ap_batcher_config_default(ap_batcher_config *cfg);
+
+/* ---- worker pool --------------------------------------------------------- */
+
+/* nthreads 0 = number of online cores. At most 1024. */
+int ap_workers_create(unsigned nthreads, ap_workers **out, ap_error *err);
+/* Frees the batchers still attached (as ap_batcher_free), then the threads. */
+void ap_workers_free(ap_workers *w);
+unsigned ap_workers_num_threads(const ap_workers *w);
+
+/* ---- batcher ------------------------------------------------------------- */
+
+int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batch_model *model,
+                      ap_batcher **out, ap_error *err);
+/*
+ * Shutdown: queued requests complete as AP_ECANCELLED (their callbacks run on
+ * the calling thread), running batches are waited for, kept results freed.
+ */
+void ap_batcher_free(ap_batcher *b);
+
+/*
+ * Hot swap: new requests use ctx (acquired now); requests already queued or
+ * running keep the context they were submitted with. The previous current
+ * context is released. Uses the hooks given at create.
+ */
+int ap_batcher_set_model(ap_batcher *b, void *ctx, ap_error *err);
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* What a completion callback is told. Pointers are valid during the call only. */
+typedef struct ap_batch_completion {
+    uint64_t id;
+    int status;          /* AP_OK or the failure */
+    const char *message; /* "" on success, else what went wrong */
+    const double *out;   /* nrows * nout outputs when status == AP_OK, else NULL */
+    size_t nrows, nout;
+    uint64_t queue_us;   /* submit -> batch start (or -> failure) */
+    uint64_t compute_us; /* duration of the batch call; 0 if it never ran */
+} ap_batch_completion;
+
+/*
+ * Called exactly once per request submitted with it: on a worker thread, or
+ * on the thread calling ap_batch_cancel / ap_batcher_free for requests
+ * cancelled while queued. No batcher lock is held; it may submit new
+ * requests; it should be quick (it occupies a worker).
+ */
+typedef void (*ap_batch_done_fn)(void *user, const ap_batch_completion *c);
+
+typedef struct ap_batch_submit_opts {
+    /* 0 = the batcher's default_timeout_us; larger values are cut to it */
+    uint64_t timeout_us;
+    /* NULL = the batcher's current model context */
+    void *model_ctx;
+    /* NULL = keep the result for ap_batch_wait; else deliver it here */
+    ap_batch_done_fn on_done;
+    void *user;
+} ap_batch_submit_opts;
+
+/*
+ * Queue nrows rows (X: nrows * ncols doubles, copied). On success *id is the
+ * request id: unique for the process lifetime (a 63-bit counter starting at a
+ * random point, so ids also differ across restarts; never 0). Fails at once
+ * with AP_EOVERLOAD (counted) when the queue is full, AP_ERANGE when nrows
+ * exceeds max_queue_rows, AP_EINVAL on bad arguments, AP_ECANCELLED when the
+ * batcher is shutting down. opts may be NULL.
+ */
+int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
+                    const ap_batch_submit_opts *opts, uint64_t *id, ap_error *err);
+
+/* ap_batch_wait: the request is not complete yet (not an error). */
+#define AP_BATCH_PENDING 1
+/* Wait for ever (bounded in practice by the request's deadline). */
+#define AP_BATCH_FOREVER UINT64_MAX
+
+/*
+ * Take the result of a request submitted without on_done, waiting up to
+ * timeout_us (0 = poll). Returns the request's status (AP_OK: out holds its
+ * nrows * nout outputs, out_len must be at least that), AP_BATCH_PENDING if
+ * still queued or running after the wait, or AP_ENOTFOUND if the id is
+ * unknown, already taken, cancelled after completion, expired or evicted.
+ * Taking a result removes it. A waiter also enforces its request's deadline
+ * (it fails the request with AP_ETIMEDOUT if it is still queued then).
+ */
+int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, size_t out_len,
+                  ap_error *err);
+
+/*
+ * Cancel: a queued request is removed and completes as AP_ECANCELLED; a
+ * running one finishes its batch, its output is discarded and it completes
+ * as AP_ECANCELLED; a completed result still kept is dropped. Returns AP_OK,
+ * or AP_ENOTFOUND if the id is unknown or already delivered.
+ */
+int ap_batch_cancel(ap_batcher *b, uint64_t id, ap_error *err);
+
+/*
+ * Synchronous: submit and wait for completion (timeout_us as in
+ * ap_batch_submit_opts; out_len >= nrows * nout). Returns the request status.
+ */
+int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size_t out_len,
+                 uint64_t timeout_us, ap_error *err);
+
+/* ---- statistics ---------------------------------------------------------- */
+
+/* Latency buckets (upper bounds, microseconds, "le"); the last is +Inf. */
+#define AP_BATCH_LAT_BUCKETS 16
+/* Batch-size buckets (upper bounds in rows: 1, 2, 4, ... 1024); last +Inf. */
+#define AP_BATCH_SIZE_BUCKETS 12
+
+/* Upper bound of latency bucket i in microseconds (UINT64_MAX for the last). */
+uint64_t ap_batch_latency_bound_us(int i);
+/* Upper bound of batch-size bucket i in rows (UINT64_MAX for the last). */
+uint64_t ap_batch_size_bound(int i);
+
+/* Non-cumulative bucket counts; Prometheus wants running sums of them. */
+typedef struct ap_batch_hist {
+    uint64_t count;
+    uint64_t sum_ns, min_ns, max_ns; /* min_ns is 0 when count is 0 */
+    uint64_t bucket[AP_BATCH_LAT_BUCKETS];
+} ap_batch_hist;
+
+typedef struct ap_batch_stats {
+    uint64_t submitted;  /* accepted by ap_batch_submit */
+    uint64_t rejected;   /* AP_EOVERLOAD at submit */
+    uint64_t completed;  /* ran and succeeded */
+    uint64_t failed;     /* ran, the batch function failed */
+    uint64_t timed_out;  /* deadline passed before the batch started */
+    uint64_t cancelled;  /* ap_batch_cancel / shutdown */
+    uint64_t expired;    /* kept results dropped after result_ttl_us */
+    uint64_t evicted;    /* kept results dropped because the store was full */
+    uint64_t batches;    /* batch-function calls */
+    uint64_t rows;       /* rows in those calls */
+    uint64_t queue_depth;   /* requests queued now */
+    uint64_t queue_rows;    /* rows queued now */
+    uint64_t running;       /* requests in running batches now */
+    uint64_t results_kept;  /* completed results waiting to be taken now */
+    uint64_t current_delay_us; /* delay in use (differs from config if adaptive) */
+    ap_batch_hist queue_time;   /* per request: submit -> batch start */
+    ap_batch_hist compute_time; /* per batch: the batch-function call */
+    uint64_t batch_size[AP_BATCH_SIZE_BUCKETS]; /* per batch, rows */
+} ap_batch_stats;
+
+/* Snapshot of one batcher. */
+int ap_batcher_stats(ap_batcher *b, ap_batch_stats *out);
+/* Sum over the batchers attached to the pool now (current_delay_us: max). */
+int ap_workers_stats(ap_workers *w, ap_batch_stats *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

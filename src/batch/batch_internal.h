@@ -1,0 +1,16 @@
+/* Internal to src/batch: time and histogram helpers shared by batch.c and stats.c. */
+#ifndef AP_BATCH_INTERNAL_H
+#define AP_BATCH_INTERNAL_H
+
+#include "alphapulse/batch.h"
+
+#include <stdint.h>
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t ap_batch_now_ns(void);
+
+void ap_batch_hist_add(ap_batch_hist *h, uint64_t ns);
+void ap_batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from);
+void ap_batch_size_add(uint64_t bucket[AP_BATCH_SIZE_BUCKETS], uint64_t rows);
+
+#endif
