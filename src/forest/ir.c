@@ -247,7 +247,7 @@ int ap_forest_ir_num_outputs(const ap_forest_ir *ir)
     return ir->transform == AP_TF_ARGMAX ? 1 : ir->num_groups;
 }
 
-static int go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x)
+int ap_ir_go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x)
 {
     if (ir->precision == AP_PREC_F32)
         x = ap_ir_round_f32(x);
@@ -312,7 +312,7 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
         const ap_ir_tree *tr = &ir->trees[t];
         int32_t i = 0;
         while (tr->nodes[i].kind != AP_SPLIT_LEAF)
-            i = go_left(ir, &tr->nodes[i], row[tr->nodes[i].feature]) ? tr->nodes[i].left
+            i = ap_ir_go_left(ir, &tr->nodes[i], row[tr->nodes[i].feature]) ? tr->nodes[i].left
                                                                       : tr->nodes[i].right;
         double v = leaf_value(ir, &tr->nodes[i], row);
         if (ir->precision == AP_PREC_F32)

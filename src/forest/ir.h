@@ -153,6 +153,10 @@ int ap_forest_ir_add_lin(ap_forest_ir *ir, const int32_t *feat, const double *co
  */
 int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *err);
 
+/* The split rule above for one node and row value: 1 = left. The engine's
+   slow path (categorical, zero-as-missing, NaN) calls this same function. */
+int ap_ir_go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x);
+
 /* Reference predictor straight from the IR (slow, obviously correct): used by
    tests to check the compiled engine. out: num_outputs doubles per row. */
 int ap_forest_ir_num_outputs(const ap_forest_ir *ir);

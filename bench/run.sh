@@ -1,0 +1,45 @@
+#!/bin/bash
+# `make bench`: alphapulse vs the reference libraries, single-threaded.
+#
+# Trains the XGBoost benchmark models once (bench/train.py, cached under
+# build/bench/), then times each scenario with bench/bench_forest, which
+# first checks that both sides agree on every prediction. Prints one line
+# per scenario first:
+#   bench: <scenario> ours_ns_per_row=<x> xgboost_ns_per_row=<y>
+# then the other benchmarks and the detail lines (speedups, spread, machine).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+OUT=$BUILD/bench
+mkdir -p "$OUT"
+
+"$PYTHON" bench/train.py "$OUT"
+make --no-print-directory -s "$OUT/bench_forest" >&2
+
+main=()
+extra=()
+run() { # scenario model rows_per_call [nan_fraction]
+    local out
+    if ! out=$("$OUT/bench_forest" "$@"); then
+        echo "bench: $1: FAILED" >&2
+        exit 1
+    fi
+    main+=("$(printf '%s\n' "$out" | head -n 1)")
+    extra+=("$(printf '%s\n' "$out" | tail -n +2)")
+}
+run single-row "$OUT/small.json" 1
+run batch-1k "$OUT/small.json" 1000
+run large "$OUT/large.json" 10000
+printf '%s\n' "${main[@]}"
+
+# detail: rows with 1% missing values take the checked walk
+run batch-1k-missing "$OUT/small.json" 1000 0.01
+printf '%s\n' "${extra[@]}"
+printf '%s\n' "${main[3]}"
+
+# other modules' benchmarks
+if [ -x "$OUT/bench_features" ]; then
+    "$OUT/bench_features"
+fi
+echo "bench: machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cpus; time is thread CPU time"
