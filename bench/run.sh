@@ -43,3 +43,23 @@ if [ -x "$OUT/bench_features" ]; then
     "$OUT/bench_features"
 fi
 echo "bench: machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cpus; time is thread CPU time"
+
+# ---- ONNX (owned by the ONNX engineer; see docs/ONNX.md) ----
+# Native import vs ONNX Runtime on the same skl2onnx-style file (100-tree
+# random forest, depth 10, 50 features), both single-threaded. Skipped with a
+# message when ONNX Runtime cannot be fetched (tools/fetch-onnxruntime.sh).
+if tools/fetch-onnxruntime.sh; then
+    "$PYTHON" bench/onnx_model.py "$OUT/rf100.onnx"
+    make --no-print-directory -s "$OUT/bench_onnx" >&2
+    "$OUT/bench_onnx" "$OUT/rf100.onnx" "$BUILD/ort/libonnxruntime.so.1"
+else
+    echo "bench: onnx: SKIP (ONNX Runtime not available)"
+fi
+
+# ---- Server (owned by the server engineer; see docs/SERVER.md) ----
+# wrk on loopback against `alphapulse serve`: single-row /v2 infer and
+# /v1/predict, through the batcher (default) and with inline_inference.
+echo "bench: server (batcher, default settings)"
+bench/bench_server.sh
+echo "bench: server (inline_inference)"
+BENCH_SERVER_ARGS="--inline-inference true" bench/bench_server.sh

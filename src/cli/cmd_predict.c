@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "alphapulse.h"
+#include "alphapulse/onnx.h"
 #include "cli/commands.h"
 #include "common/csv.h"
 
@@ -16,23 +17,54 @@ static void predict_usage(FILE *fp)
     fprintf(fp,
             "usage: alphapulse predict --model FILE --input X.csv [--output Y.csv] [--raw]\n"
             "\n"
-            "  --model FILE    XGBoost JSON/UBJSON or LightGBM text model\n"
+            "  --model FILE    XGBoost JSON/UBJSON, LightGBM text or ONNX (.onnx) model\n"
             "  --input X.csv   header of feature names, one row per prediction;\n"
             "                  an empty field, nan or NaN is a missing value\n"
             "  --output Y.csv  where to write predictions (default: stdout)\n"
             "  --raw           margins instead of transformed outputs\n"
             "\n"
             "Columns are matched to the model's features by name when the model\n"
-            "carries names and the header has them all; otherwise by position.\n");
+            "carries names and the header has them all; otherwise by position.\n"
+            "ONNX models: ONNX_ENABLED=0 (native only), 1 (default: native, else ONNX\n"
+            "Runtime) or ort; ONNXRUNTIME_LIB=path of libonnxruntime.so.1 (docs/ONNX.md).\n");
+}
+
+/* A tree model file or an ONNX graph: what predict needs of either. */
+typedef struct model {
+    ap_forest *forest;
+    ap_onnx *onnx;
+} model;
+
+static int model_nf(const model *m)
+{
+    return m->forest ? ap_forest_num_features(m->forest) : ap_onnx_num_features(m->onnx);
+}
+
+static const char *model_feature(const model *m, int i)
+{
+    return m->forest ? ap_forest_feature_name(m->forest, i) : NULL;
+}
+
+static int is_onnx_file(const char *path)
+{
+    size_t n = strlen(path);
+    if (n >= 5 && !strcmp(path + n - 5, ".onnx"))
+        return 1;
+    unsigned char head[2];
+    FILE *fp = fopen(path, "rb");
+    size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
+    if (fp)
+        fclose(fp);
+    return ap_onnx_sniff(head, got);
 }
 
 /* Map CSV columns to model features: col_of[f] = CSV column of feature f. */
-static int map_columns(const ap_forest *f, const ap_csv *csv, int *col_of, const char *input)
+static int map_columns(const model *f, const ap_csv *csv, int *col_of, const char *input)
 {
-    int nf = ap_forest_num_features(f);
-    int by_name = ap_forest_feature_name(f, 0) != NULL;
+    int nf = model_nf(f);
+    int by_name = model_feature(f, 0) != NULL;
     for (int i = 0; by_name && i < nf; i++) {
-        const char *want = ap_forest_feature_name(f, i);
+        const char *want = model_feature(f, i);
         col_of[i] = -1;
         for (size_t c = 0; c < csv->nfields; c++)
             if (!strcmp(csv->fields[c], want)) {
@@ -85,11 +117,11 @@ static void write_rows(FILE *out, const double *y, size_t n, int nout, int f32)
 
 int ap_cmd_predict(int argc, char **argv)
 {
-    const char *model = NULL, *input = NULL, *output = NULL;
+    const char *model_path = NULL, *input = NULL, *output = NULL;
     unsigned flags = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
-            model = argv[++i];
+            model_path = argv[++i];
         else if (!strcmp(argv[i], "--input") && i + 1 < argc)
             input = argv[++i];
         else if (!strcmp(argv[i], "--output") && i + 1 < argc)
@@ -105,21 +137,32 @@ int ap_cmd_predict(int argc, char **argv)
             return 2;
         }
     }
-    if (!model || !input) {
+    if (!model_path || !input) {
         predict_usage(stderr);
         return 2;
     }
 
     ap_error err;
-    ap_forest *f;
-    if (ap_forest_load(model, AP_FORMAT_AUTO, &f, &err) != AP_OK) {
+    model mdl = {NULL, NULL}, *f = &mdl;
+    if (is_onnx_file(model_path)) {
+        ap_onnx_options opt;
+        if (flags & AP_PREDICT_RAW) {
+            fprintf(stderr, "alphapulse predict: --raw is not available for ONNX models\n");
+            return 2;
+        }
+        if (ap_onnx_options_from_env(&opt, &err) != AP_OK ||
+            ap_onnx_load(model_path, &opt, &mdl.onnx, &err) != AP_OK) {
+            fprintf(stderr, "alphapulse predict: %s\n", err.msg);
+            return 1;
+        }
+    } else if (ap_forest_load(model_path, AP_FORMAT_AUTO, &mdl.forest, &err) != AP_OK) {
         fprintf(stderr, "alphapulse predict: %s\n", err.msg);
         return 1;
     }
     int rc = 1;
-    int nf = ap_forest_num_features(f);
-    int nout = ap_forest_num_outputs(f, flags);
-    int f32 = ap_forest_is_float32(f);
+    int nf = model_nf(f);
+    int nout = mdl.forest ? ap_forest_num_outputs(mdl.forest, flags) : ap_onnx_num_outputs(mdl.onnx);
+    int f32 = mdl.forest ? ap_forest_is_float32(mdl.forest) : ap_onnx_is_float32(mdl.onnx);
     int *col_of = malloc((size_t)nf * sizeof *col_of);
     double *X = malloc((size_t)CHUNK * (size_t)nf * sizeof *X);
     double *Y = malloc((size_t)CHUNK * (size_t)nout * sizeof *Y);
@@ -179,7 +222,12 @@ int ap_cmd_predict(int argc, char **argv)
             n++;
         }
         if (n == CHUNK || (got == 0 && n > 0)) {
-            ap_forest_predict(f, X, n, Y, flags);
+            if (mdl.forest) {
+                ap_forest_predict(mdl.forest, X, n, Y, flags);
+            } else if (ap_onnx_predict(mdl.onnx, X, n, Y, &err) != AP_OK) {
+                fprintf(stderr, "alphapulse predict: %s\n", err.msg);
+                goto done;
+            }
             write_rows(out, Y, n, nout, f32);
             total += n;
             n = 0;
@@ -204,6 +252,7 @@ done:
     free(col_of);
     free(X);
     free(Y);
-    ap_forest_free(f);
+    ap_forest_free(mdl.forest);
+    ap_onnx_free(mdl.onnx);
     return rc;
 }

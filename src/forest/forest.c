@@ -78,6 +78,27 @@ int ap_forest_load_mem(const void *buf, size_t len, ap_forest_format format, con
     return AP_OK;
 }
 
+int ap_forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_error *err)
+{
+    *out = NULL;
+    ap_forest *f = calloc(1, sizeof *f);
+    if (!f) {
+        ap_forest_ir_free(ir);
+        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+    }
+    f->ir = *ir;  /* move: the forest owns the IR's arrays from here on */
+    ap_forest_ir_init(ir);
+    int rc = ap_forest_ir_validate(&f->ir, name, err);
+    if (rc == AP_OK)
+        rc = ap_engine_compile(&f->ir, &f->engine, err);
+    if (rc != AP_OK) {
+        ap_forest_free(f);
+        return rc;
+    }
+    *out = f;
+    return AP_OK;
+}
+
 int ap_forest_load(const char *path, ap_forest_format format, ap_forest **out, ap_error *err)
 {
     char *buf;

@@ -22,6 +22,10 @@ int ap_xgboost_load_ubj(const unsigned char *buf, size_t len, const char *name, 
 int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
                      ap_error *err);
 
+/* Build a forest from an IR another importer filled (ONNX): takes ownership
+   of ir's arrays (ir is left empty, also on error), validates, compiles. */
+int ap_forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_error *err);
+
 /* Objective transforms, exactly as each library computes them. m holds the
    ir->num_groups margins of one row (for XGBoost, float values widened to
    double); out receives ap_forest_ir_num_outputs(ir) values. out may alias m.

@@ -1,6 +1,7 @@
 /* The format table: tree ensembles through the forest module. */
 #include "pipeline/predictor.h"
 #include "alphapulse/forest.h"
+#include "alphapulse/onnx.h"
 #include "common/error.h"
 
 #include <string.h>
@@ -55,10 +56,45 @@ static const char *forest_feature_name(const void *impl, int i)
     return ap_forest_feature_name(impl, i);
 }
 
+/* ONNX graphs: backend chosen by ONNX_ENABLED / ONNXRUNTIME_LIB (docs/ONNX.md). */
+static int onnx_load(const char *path, void **out, ap_error *err)
+{
+    ap_onnx_options opt;
+    *out = NULL;
+    int rc = ap_onnx_options_from_env(&opt, err);
+    if (rc != AP_OK)
+        return rc;
+    ap_onnx *m;
+    rc = ap_onnx_load(path, &opt, &m, err);
+    if (rc == AP_OK)
+        *out = m;
+    return rc;
+}
+
+/* ONNX Runtime failures leave NaN in out, which the caller's checks report. */
+static void onnx_predict(const void *impl, const double *X, size_t nrows, double *out)
+{
+    ap_error err;
+    (void)ap_onnx_predict(impl, X, nrows, out, &err);
+}
+
+static void onnx_free(void *impl) { ap_onnx_free(impl); }
+
+static void onnx_describe(const void *impl, ap_predictor_desc *d)
+{
+    d->num_features = ap_onnx_num_features(impl);
+    d->num_outputs = ap_onnx_num_outputs(impl);
+    d->num_trees = ap_onnx_num_trees(impl);
+    d->detail = ap_onnx_summary(impl);
+}
+
+static const char *onnx_feature_name(const void *impl, int i) { return NULL; }
+
 static const ap_predictor_ops predictors[] = {
     {"xgboost", xgboost_load, forest_predict, forest_free, forest_describe, forest_feature_name},
     {"lightgbm", lightgbm_load, forest_predict, forest_free, forest_describe,
      forest_feature_name},
+    {"onnx", onnx_load, onnx_predict, onnx_free, onnx_describe, onnx_feature_name},
 };
 
 const ap_predictor_ops *ap_predictor_find(const char *format)
@@ -69,4 +105,4 @@ const ap_predictor_ops *ap_predictor_find(const char *format)
     return NULL;
 }
 
-const char *ap_predictor_formats(void) { return "xgboost, lightgbm"; }
+const char *ap_predictor_formats(void) { return "xgboost, lightgbm, onnx"; }

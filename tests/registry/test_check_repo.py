@@ -79,10 +79,14 @@ def main():
     shutil.copytree(os.path.join(repo, "reversal"), os.path.join(repo, "pinned"))
     edit_json(os.path.join(repo, "pinned/manifest.json"),
               lambda d: d.update(name="pinned", version_policy={"pinned": 7}))
-    # 9. a format we do not support yet, and a folder without a manifest
+    # 9. a format we do not support, a file that is not what its format says,
+    #    and a folder without a manifest
     shutil.copytree(os.path.join(repo, "reversal"), os.path.join(repo, "onnxy"))
     edit_json(os.path.join(repo, "onnxy/manifest.json"), lambda d: d.update(name="onnxy"))
     edit_json(os.path.join(repo, "onnxy/2/version.json"), lambda d: d.update(format="onnx"))
+    shutil.copytree(os.path.join(repo, "reversal"), os.path.join(repo, "pmml"))
+    edit_json(os.path.join(repo, "pmml/manifest.json"), lambda d: d.update(name="pmml"))
+    edit_json(os.path.join(repo, "pmml/2/version.json"), lambda d: d.update(format="pmml"))
     os.makedirs(os.path.join(repo, "empty"))
 
     rc, lines, out = check_repo(repo)
@@ -97,7 +101,8 @@ def main():
         "meta": "member 'nosuch' is not a loaded model",
         "meta2": "member 'continuation' is not a loaded model",
         "pinned": "version 7: no folder pinned/7",
-        "onnxy": "unknown format 'onnx'",
+        "onnxy": "not a valid ONNX protobuf",
+        "pmml": "unknown format 'pmml'",
         "empty": "empty/manifest.json: cannot read",
     }
     for name, reason in want.items():

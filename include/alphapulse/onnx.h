@@ -1,0 +1,83 @@
+/*
+ * alphapulse: ONNX models — tabular ONNX-ML graphs (tree ensembles, linear
+ * models, scalers, small MLPs) imported natively into the forest engine and
+ * the dense kernel, with an optional ONNX Runtime backend for the rest.
+ *
+ *   ap_onnx *m;
+ *   ap_onnx_options o;
+ *   ap_onnx_options_default(&o);           // backend from nothing: AUTO
+ *   if (ap_onnx_load("model.onnx", &o, &m, &err) != AP_OK) ...
+ *   ap_onnx_predict(m, X, nrows, out, &err);   // out: nrows * ap_onnx_num_outputs(m)
+ *   ap_onnx_free(m);
+ *
+ * The graph must take one tensor input [N, F] (float or double) and the
+ * prediction is its first float/double tensor output (or the ZipMap output,
+ * unwrapped: classifiers give one probability per class, in class order).
+ * A loaded model is immutable and may be shared by threads. See docs/ONNX.md.
+ */
+#ifndef ALPHAPULSE_ONNX_H
+#define ALPHAPULSE_ONNX_H
+
+#include <stddef.h>
+#include "alphapulse/common.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ap_onnx ap_onnx;
+
+typedef enum ap_onnx_backend {
+    AP_ONNX_NATIVE = 0,  /* native import only; an unsupported operator is an error */
+    AP_ONNX_AUTO,        /* native when every operator is supported, else ONNX Runtime */
+    AP_ONNX_ORT          /* always ONNX Runtime */
+} ap_onnx_backend;
+
+typedef struct ap_onnx_options {
+    ap_onnx_backend backend;
+    const char *ort_library;  /* libonnxruntime path; NULL: "libonnxruntime.so.1" */
+    int ort_threads;          /* ONNX Runtime intra-op threads (default 1) */
+} ap_onnx_options;
+
+/* Largest .onnx file we accept (bounds memory on hostile input). */
+#define AP_ONNX_MAX_FILE ((size_t)1 << 29)
+
+/* backend AUTO, library NULL, 1 thread */
+void ap_onnx_options_default(ap_onnx_options *o);
+/* Read ONNX_ENABLED ("0"/"off"/"native", "1"/"auto" or unset, "ort") and
+   ONNXRUNTIME_LIB into o; an unknown ONNX_ENABLED value is an error. */
+int ap_onnx_options_from_env(ap_onnx_options *o, ap_error *err);
+
+int ap_onnx_load(const char *path, const ap_onnx_options *opt, ap_onnx **out, ap_error *err);
+/* `name` is used in error messages; the buffer is not kept. */
+int ap_onnx_load_mem(const void *buf, size_t len, const char *name, const ap_onnx_options *opt,
+                     ap_onnx **out, ap_error *err);
+void ap_onnx_free(ap_onnx *m);
+
+int ap_onnx_num_features(const ap_onnx *m);
+int ap_onnx_num_outputs(const ap_onnx *m);
+/* 1 if the graph computes in float32 (print with %.9g) */
+int ap_onnx_is_float32(const ap_onnx *m);
+/* "native" or "onnxruntime <version>" */
+const char *ap_onnx_backend_name(const ap_onnx *m);
+/* The operators of the computed path, e.g. "Scaler+TreeEnsembleClassifier". */
+const char *ap_onnx_summary(const ap_onnx *m);
+/* Number of trees, 0 if the graph has none. */
+int ap_onnx_num_trees(const ap_onnx *m);
+
+/*
+ * Predict nrows rows: X is row-major nrows * num_features doubles (NaN is a
+ * missing value; a float graph sees them rounded to float, as a float tensor
+ * would hold them). out receives nrows * num_outputs doubles. The native
+ * backend never fails; ONNX Runtime may: then out is all NaN and err says why.
+ */
+int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out, ap_error *err);
+
+/* 1 if the file starts like a serialized ONNX ModelProto (for format sniffing
+   by callers that also take other model files). */
+int ap_onnx_sniff(const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,305 @@
+/* ONNX import: a hand-computed tiny tree, and hostile files refused with a
+   clear error (never a crash): truncation, deep nesting, bad structure,
+   unknown operators, cycles, out-of-range ids. Models are built with the
+   protobuf-c generated structs and packed, then damaged. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "alphapulse/onnx.h"
+#include "onnx.pb-c.h"
+
+/* one regressor tree: node 0 "x[feat] MODE thr" -> node 1 (1.5) else node 2 (-2.0) */
+typedef struct spec {
+    const char *op;            /* operator type */
+    const char *mode;          /* branch mode of node 0 */
+    int64_t feat;              /* feature of node 0 */
+    int64_t true_id;           /* true child of node 0 */
+    int64_t false_id;
+    int in_width;              /* input shape [N, in_width] */
+} spec;
+
+static uint8_t *build(const spec *s, size_t *len)
+{
+    Onnx__AttributeProto at[12];
+    Onnx__AttributeProto *atp[12];
+    for (int i = 0; i < 12; i++) {
+        onnx__attribute_proto__init(&at[i]);
+        atp[i] = &at[i];
+    }
+    int64_t treeids[3] = {0, 0, 0}, nodeids[3] = {0, 1, 2}, feats[3] = {s->feat, 0, 0};
+    int64_t tids[3] = {s->true_id, 0, 0}, fids[3] = {s->false_id, 0, 0};
+    float values[3] = {0.5f, 0, 0};
+    ProtobufCBinaryData modes[3] = {{strlen(s->mode), (uint8_t *)s->mode},
+                                    {4, (uint8_t *)"LEAF"}, {4, (uint8_t *)"LEAF"}};
+    int64_t wt[2] = {0, 0}, wn[2] = {1, 2}, wi[2] = {0, 0};
+    float wv[2] = {1.5f, -2.0f}, base[1] = {0.25f};
+    const char *names[12] = {"nodes_treeids", "nodes_nodeids", "nodes_featureids",
+                             "nodes_truenodeids", "nodes_falsenodeids", "nodes_values",
+                             "nodes_modes", "target_treeids", "target_nodeids", "target_ids",
+                             "target_weights", "base_values"};
+    int64_t *ints[12] = {treeids, nodeids, feats, tids, fids, NULL, NULL, wt, wn, wi, NULL, NULL};
+    for (int i = 0; i < 12; i++) {
+        at[i].name = (char *)names[i];
+        at[i].has_type = 1;
+        if (ints[i]) {
+            at[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS;
+            at[i].ints = ints[i];
+            at[i].n_ints = i >= 7 ? 2 : 3;
+        }
+    }
+    at[5].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+    at[5].floats = values;
+    at[5].n_floats = 3;
+    at[6].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS;
+    at[6].strings = modes;
+    at[6].n_strings = 3;
+    at[10].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+    at[10].floats = wv;
+    at[10].n_floats = 2;
+    at[11].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS;
+    at[11].floats = base;
+    at[11].n_floats = 1;
+
+    Onnx__NodeProto node = ONNX__NODE_PROTO__INIT;
+    char *in[1] = {"X"}, *out[1] = {"Y"};
+    node.op_type = (char *)s->op;
+    node.domain = "ai.onnx.ml";
+    node.input = in;
+    node.n_input = 1;
+    node.output = out;
+    node.n_output = 1;
+    node.attribute = atp;
+    node.n_attribute = 12;
+    Onnx__NodeProto *nodes[1] = {&node};
+
+    Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT,
+                                      d1 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+    d0.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+    d0.dim_param = "N";
+    d1.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    d1.dim_value = s->in_width;
+    Onnx__TensorShapeProto__Dimension *dims[2] = {&d0, &d1};
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    shape.dim = dims;
+    shape.n_dim = 2;
+    Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT;
+    tt.has_elem_type = 1;
+    tt.elem_type = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT;
+    tt.shape = &shape;
+    Onnx__TypeProto tp = ONNX__TYPE_PROTO__INIT;
+    tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp.tensor_type = &tt;
+    Onnx__ValueInfoProto vin = ONNX__VALUE_INFO_PROTO__INIT, vout = ONNX__VALUE_INFO_PROTO__INIT;
+    vin.name = "X";
+    vin.type = &tp;
+    vout.name = "Y";
+    Onnx__ValueInfoProto *ins[1] = {&vin}, *outs[1] = {&vout};
+    Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+    g.name = "g";
+    g.node = nodes;
+    g.n_node = 1;
+    g.input = ins;
+    g.n_input = 1;
+    g.output = outs;
+    g.n_output = 1;
+    Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
+    m.has_ir_version = 1;
+    m.ir_version = 8;
+    m.graph = &g;
+    *len = onnx__model_proto__get_packed_size(&m);
+    uint8_t *buf = malloc(*len);
+    onnx__model_proto__pack(&m, buf);
+    return buf;
+}
+
+static const spec good = {"TreeEnsembleRegressor", "BRANCH_LEQ", 0, 1, 2, 2};
+
+static int load(const uint8_t *buf, size_t len, ap_onnx **m, ap_error *err)
+{
+    ap_onnx_options o;
+    ap_onnx_options_default(&o);
+    o.backend = AP_ONNX_NATIVE;
+    return ap_onnx_load_mem(buf, len, "t.onnx", &o, m, err);
+}
+
+static void expect_error(const spec *s, const char *needle)
+{
+    size_t len;
+    uint8_t *buf = build(s, &len);
+    ap_onnx *m = NULL;
+    ap_error err;
+    int rc = load(buf, len, &m, &err);
+    free(buf);
+    if (rc == AP_OK)
+        ap_onnx_free(m);
+    assert_true(rc < 0);
+    assert_null(m);
+    if (!strstr(err.msg, needle))
+        fail_msg("message '%s' lacks '%s'", err.msg, needle);
+}
+
+/* x0 <= 0.5 -> 1.5 else -2.0, plus base 0.25 (by hand: 1.75 / -1.75; NaN goes
+   false -> -1.75; 0.5 itself is <= 0.5 -> 1.75) */
+static void test_hand_tree(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *buf = build(&good, &len);
+    ap_onnx *m;
+    ap_error err;
+    assert_int_equal(load(buf, len, &m, &err), AP_OK);
+    free(buf);
+    assert_int_equal(ap_onnx_num_features(m), 2);
+    assert_int_equal(ap_onnx_num_outputs(m), 1);
+    double X[8] = {0.2, 0, 0.7, 0, 0.5, 9, NAN, 1};
+    double y[4];
+    assert_int_equal(ap_onnx_predict(m, X, 4, y, &err), AP_OK);
+    assert_true(y[0] == 1.75 && y[1] == -1.75 && y[2] == 1.75 && y[3] == -1.75);
+    ap_onnx_free(m);
+    /* GT swaps the outcome: x0 > 0.5 -> 1.5 */
+    spec gt = good;
+    gt.mode = "BRANCH_GT";
+    buf = build(&gt, &len);
+    assert_int_equal(load(buf, len, &m, &err), AP_OK);
+    free(buf);
+    assert_int_equal(ap_onnx_predict(m, X, 4, y, &err), AP_OK);
+    assert_true(y[0] == -1.75 && y[1] == 1.75 && y[2] == -1.75 && y[3] == -1.75);
+    ap_onnx_free(m);
+}
+
+static void test_bad_structure(void **state)
+{
+    (void)state;
+    spec s = good;
+    s.feat = 5;
+    expect_error(&s, "feature 5 out of range");
+    s = good;
+    s.true_id = 7;
+    expect_error(&s, "child node 7 is not in the tree");
+    s = good;
+    s.true_id = 0; /* node 0 -> node 0: a cycle */
+    expect_error(&s, "reached twice");
+    s = good;
+    s.false_id = 1; /* both children node 1: shared, node 2 unreachable */
+    expect_error(&s, "reached twice");
+    s = good;
+    s.mode = "BRANCH_SOMETIMES";
+    expect_error(&s, "unknown mode");
+    s = good;
+    s.op = "TreeEnsembleMystery";
+    expect_error(&s, "TreeEnsembleMystery is not supported");
+    s = good;
+    s.in_width = 0;
+    expect_error(&s, "shape [N, F]");
+}
+
+static void test_truncated(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *buf = build(&good, &len);
+    ap_onnx *m;
+    ap_error err;
+    for (size_t cut = 0; cut < len; cut += 7) {
+        int rc = load(buf, cut, &m, &err);
+        if (rc == AP_OK)
+            ap_onnx_free(m); /* a prefix can be a valid message; it must not crash */
+        else
+            assert_non_null(strstr(err.msg, "t.onnx"));
+    }
+    free(buf);
+}
+
+/* 30000 nested AttributeProto.g / GraphProto.node / NodeProto.attribute:
+   refused by the nesting check before protobuf-c recurses into it. */
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    enum { LEVELS = 30000 };
+    /* innermost first: each level wraps the previous bytes in a field */
+    size_t cap = (size_t)LEVELS * 16 + 16, len = 0;
+    uint8_t *a = malloc(cap), *b = malloc(cap);
+    for (int i = 0; i < LEVELS; i++) {
+        /* a Graph wrapped as Attribute.g (field 6), as Node.attribute (5),
+           as Graph.node (1), and again */
+        uint8_t tag = i % 3 == 0 ? 0x32 : i % 3 == 1 ? 0x2a : 0x0a;
+        size_t n = 0;
+        b[n++] = tag;
+        size_t v = len;
+        do {
+            b[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+            v >>= 7;
+        } while (v);
+        memcpy(b + n, a, len);
+        len += n;
+        uint8_t *t = a;
+        a = b;
+        b = t;
+    }
+    /* wrap into ModelProto.graph (field 7) */
+    size_t n = 0;
+    b[n++] = 0x3a;
+    size_t v = len;
+    do {
+        b[n++] = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        v >>= 7;
+    } while (v);
+    memcpy(b + n, a, len);
+    ap_onnx *m;
+    ap_error err;
+    assert_true(load(b, len + n, &m, &err) < 0);
+    assert_non_null(strstr(err.msg, "nested too deeply"));
+    free(a);
+    free(b);
+}
+
+static void test_garbage(void **state)
+{
+    (void)state;
+    ap_onnx *m;
+    ap_error err;
+    const uint8_t huge_len[] = {0x3a, 0xff, 0xff, 0xff, 0xff, 0x0f, 0x00};
+    assert_true(load(huge_len, sizeof huge_len, &m, &err) < 0);
+    assert_non_null(strstr(err.msg, "runs past"));
+    const uint8_t group[] = {0x0b, 0x0c};
+    assert_true(load(group, sizeof group, &m, &err) < 0);
+    assert_true(load((const uint8_t *)"", 0, &m, &err) < 0);
+    assert_non_null(strstr(err.msg, "empty"));
+    const uint8_t nograph[] = {0x08, 0x08};
+    assert_true(load(nograph, sizeof nograph, &m, &err) < 0);
+    assert_non_null(strstr(err.msg, "no graph"));
+}
+
+static void test_ort_missing(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *buf = build(&good, &len);
+    ap_onnx_options o;
+    ap_onnx_options_default(&o);
+    o.backend = AP_ONNX_ORT;
+    o.ort_library = "/nonexistent/libonnxruntime.so.1";
+    ap_onnx *m = NULL;
+    ap_error err;
+    assert_true(ap_onnx_load_mem(buf, len, "t.onnx", &o, &m, &err) < 0);
+    if (!strstr(err.msg, "cannot load"))
+        fail_msg("unexpected message: %s", err.msg);
+    free(buf);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_hand_tree),     cmocka_unit_test(test_bad_structure),
+        cmocka_unit_test(test_truncated),     cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_garbage),       cmocka_unit_test(test_ort_missing),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
