@@ -13,7 +13,7 @@ PYTHON  ?= /usr/bin/python3
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -Isrc -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -ljansson -lm -lpthread $(LDLIBS)
+LDLIBS_ALL := -ljansson -lmicrohttpd -lprotobuf-c -ldl -lm -lpthread $(LDLIBS)
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_ALL := -fsanitize=$(SAN) $(LDFLAGS)
@@ -26,7 +26,14 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*/test_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
 
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+# ONNX (src/onnx): C code for onnx.proto generated at build time by protoc-c
+# from the copy libonnx-dev ships; never committed. One copy in build/gen is
+# shared by every variant build; its object joins the library.
+GEN      := build/gen
+ONNX_PROTO ?= /usr/include/onnx/onnx.proto
+GEN_SRC  := $(GEN)/onnx.pb-c.c
+CFLAGS_ALL += -I$(GEN)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libalphapulse.a
 CLI      := $(BUILD)/alphapulse
@@ -42,6 +49,15 @@ tests: $(TESTS)
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h &: $(ONNX_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c -I$(dir $(ONNX_PROTO)) --c_out=$(GEN) $(ONNX_PROTO)
+$(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+# sources that include onnx.pb-c.h need it generated before they compile
+$(LIB_OBJ) $(CLI_OBJ) $(TESTS): | $(GEN)/onnx.pb-c.h
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -77,12 +93,21 @@ test-only:
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 fuzz: $(FUZZ_BIN)
-build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/%,$(wildcard src/*/*.c))
+build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN_SRC)
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -fsanitize=fuzzer,address,undefined \
-	  -o $@ $< $(filter-out src/cli/%,$(wildcard src/*/*.c)) -ljansson -lm -lpthread
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -I$(GEN) -fsanitize=fuzzer,address,undefined \
+	  -o $@ $< $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN_SRC) \
+	  -ljansson -lmicrohttpd -lprotobuf-c -ldl -lm -lpthread
+
+# Bench programs (bench/*.c): linked against the library and XGBoost's C API
+# (libxgboost-dev), the reference they are timed against.
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+$(BUILD)/bench/%: bench/%.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) -lxgboost $(LDLIBS_ALL) $(LDFLAGS_ALL)
 
 bench: setup all
+	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	@bench/run.sh
 
 clean:

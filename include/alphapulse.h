@@ -16,5 +16,7 @@
 #include "alphapulse/common.h"
 #include "alphapulse/forest.h"
 #include "alphapulse/features.h"
+#include "alphapulse/batch.h"
+#include "alphapulse/registry.h"
 
 #endif

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Server benchmark: wrk on loopback against `alphapulse serve` on the demo
+# repository. Single-row POST /v2/models/reversal/infer and
+# /v1/predict/pattern (GOOG/1d, replayed at start), BENCH_SECONDS each (10),
+# 2 wrk threads, with BENCH_CONNS connections (default "16 64").
+# Server settings: BENCH_SERVER_ARGS (e.g. "--http-threads 1 --workers 1").
+# Prints one line per run: endpoint, connections, req/s, p50, p99, errors.
+set -u
+cd "$(dirname "$0")/.."
+BIN=build/alphapulse
+SECS=${BENCH_SECONDS:-10}
+CONNS=${BENCH_CONNS:-16 64}
+command -v wrk >/dev/null || { echo "bench_server: wrk is not installed (apt-get install wrk)"; exit 1; }
+log=$(mktemp)
+# shellcheck disable=SC2086
+"$BIN" serve --port 0 --replay GOOG/1d=examples/data/goog_daily.csv --replay-speed 0 \
+    ${BENCH_SERVER_ARGS:-} >"$log" 2>&1 &
+pid=$!
+trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 200); do grep -q "listening on" "$log" && break; sleep 0.05; done
+url=$(grep -o 'http://[^ ]*' "$log" | head -1)
+[ -n "$url" ] || { cat "$log"; exit 1; }
+
+infer='{"inputs":[{"name":"input","shape":[1,14],"datatype":"FP64","data":[0.01,0.01,1.2,1.1,0,55,0.5,1.5,0.01,0.02,0.03,-20,60,0.1]}]}'
+pattern='{"symbol":"GOOG","timeframe":"1d","target":"reversal"}'
+curl -sf -XPOST "$url/v2/models/reversal/infer" -d "$infer" >/dev/null || { echo "infer failed"; exit 1; }
+curl -sf -XPOST "$url/v1/predict/pattern" -d "$pattern" >/dev/null || { echo "predict failed"; exit 1; }
+
+printf '%-28s %6s %10s %9s %9s %7s\n' endpoint conns req/s p50 p99 errors
+run() { # name path body conns
+    out=$(WRK_BODY=$3 wrk -t2 -c"$4" -d"${SECS}s" --latency -s bench/wrk_post.lua "$url$2")
+    rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+    p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
+    p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+    bad=$(echo "$out" | awk '/non2xx/ {print $2}')
+    sock=$(echo "$out" | awk '/Socket errors/ {print $0}')
+    printf '%-28s %6s %10s %9s %9s %7s %s\n' "$1" "$4" "$rps" "$p50" "$p99" "$bad" "$sock"
+}
+for c in $CONNS; do
+    run "v2 infer (reversal, 1 row)" /v2/models/reversal/infer "$infer" "$c"
+    run "v1 predict/pattern (GOOG)" /v1/predict/pattern "$pattern" "$c"
+done
+curl -s "$url/v1/stats" | /usr/bin/python3 -c 'import json,sys; b=json.load(sys.stdin)["batching"]; print("batches %d, rows %d, mean batch %.2f rows" % (b["batches"], b["rows"], b["mean_batch_rows"]))'

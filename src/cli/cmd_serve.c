@@ -1,0 +1,140 @@
+/*
+ * alphapulse serve [--config FILE] [--SETTING VALUE ...]
+ *   the HTTP server (docs/SERVER.md). Settings: defaults < config file <
+ *   environment < command line. Runs until SIGTERM or SIGINT, then stops
+ *   gracefully (exit 0).
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/commands.h"
+#include "server/server.h"
+
+static void usage(FILE *fp)
+{
+    fprintf(fp,
+            "usage: alphapulse serve [--config FILE] [--SETTING VALUE | --SETTING=VALUE ...]\n"
+            "\n"
+            "  Serves a model repository over HTTP: the AlphaPulse API (/v1), KServe v2\n"
+            "  (/v2) and Prometheus metrics (/metrics); see docs/SERVER.md.\n"
+            "  Precedence: defaults < config file (--config, or AP_CONFIG) < environment <\n"
+            "  command line. Config file lines: key = value (# comments).\n"
+            "\n"
+            "  %-24s %-18s %-30s %s\n", "setting (--option)", "default", "environment", "");
+    for (int i = 0; i < ap_server_config_count(); i++) {
+        ap_config_setting_info in;
+        ap_server_config_info(i, &in);
+        char env[64];
+        snprintf(env, sizeof env, "%s%s%s", in.env, in.env_alt ? ", " : "",
+                 in.env_alt ? in.env_alt : "");
+        fprintf(fp, "  %-24s %-18s %-30s %s\n", in.key, in.def[0] ? in.def : "(none)", env,
+                in.help);
+    }
+    fprintf(fp, "\n  Options may be written with '-' or '_': --http-threads 2, --port=0.\n");
+}
+
+static void log_line(void *ctx, const char *msg)
+{
+    (void)ctx;
+    fprintf(stderr, "alphapulse serve: %s\n", msg);
+}
+
+static const char *env_get(const char *name)
+{
+    return getenv(name);
+}
+
+int ap_cmd_serve(int argc, char **argv)
+{
+    const char *config = getenv("AP_CONFIG");
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(argv[i], "--config") && i + 1 < argc)
+            config = argv[++i];
+        else if (!strncmp(argv[i], "--config=", 9))
+            config = argv[i] + 9;
+    }
+    ap_server_config cfg;
+    ap_error err;
+    ap_server_config_default(&cfg);
+    if (config && ap_server_config_load_file(&cfg, config, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse serve: %s\n", err.msg);
+        return 2;
+    }
+    if (ap_server_config_load_env(&cfg, env_get, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse serve: %s\n", err.msg);
+        return 2;
+    }
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--config")) {
+            i++;
+            continue;
+        }
+        if (!strncmp(a, "--config=", 9))
+            continue;
+        if (strncmp(a, "--", 2) || !a[2]) {
+            fprintf(stderr, "alphapulse serve: unexpected argument '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+        char key[64], where[96];
+        const char *eq = strchr(a, '='), *val;
+        size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+        if (kl >= sizeof key) {
+            fprintf(stderr, "alphapulse serve: unknown option '%s'\n", a);
+            return 2;
+        }
+        memcpy(key, a + 2, kl);
+        key[kl] = 0;
+        if (eq)
+            val = eq + 1;
+        else if (i + 1 < argc)
+            val = argv[++i];
+        else {
+            fprintf(stderr, "alphapulse serve: option '%s' needs a value\n", a);
+            return 2;
+        }
+        snprintf(where, sizeof where, "option --%s", key);
+        if (ap_server_config_set(&cfg, key, val, where, &err) != AP_OK) {
+            fprintf(stderr, "alphapulse serve: %s\n", err.msg);
+            return 2;
+        }
+    }
+
+    /* Signals are taken by this thread with sigwait: block them before any
+       thread exists so every server thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* src/onnx reads its mode from the environment when a model loads: pass
+       on the resolved setting (the process is ours; no thread runs yet) */
+    setenv("ONNX_ENABLED", cfg.onnx_enabled, 1);
+
+    ap_server *srv;
+    if (ap_server_create(&cfg, log_line, NULL, &srv, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse serve: %s\n", err.msg);
+        return 1;
+    }
+    fprintf(stderr, "alphapulse serve: %d model(s) from %s; listening on http://%s:%d\n",
+            ap_server_models_loaded(srv), cfg.repository,
+            strchr(cfg.host, ':') ? "[::1]" : cfg.host, ap_server_port(srv));
+    fflush(stderr);
+    int sig = 0;
+    sigwait(&set, &sig);
+    fprintf(stderr, "alphapulse serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    ap_server_shutdown(srv);
+    ap_server_free(srv);
+    fprintf(stderr, "alphapulse serve: stopped\n");
+    return 0;
+}

@@ -1,0 +1,391 @@
+/* Configuration of the server: the settings table and its three text sources. */
+#include "server/config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/csv.h"
+#include "common/error.h"
+
+typedef enum { T_INT, T_I64, T_DOUBLE, T_BOOL, T_STR, T_REPLAY, T_ONNX } stype;
+
+typedef struct setting {
+    const char *key, *env, *env_alt;
+    stype type;
+    size_t off, size; /* field offset; for T_STR its capacity */
+    double min, max;
+    const char *def, *help;
+} setting;
+
+#define F(field) offsetof(ap_server_config, field)
+#define S(field) sizeof(((ap_server_config *)0)->field)
+
+static const setting settings[] = {
+    {"host", "AP_HOST", NULL, T_STR, F(host), S(host), 0, 0, "127.0.0.1",
+     "address to listen on (name or IP; 0.0.0.0 or :: for every interface)"},
+    {"port", "AP_PORT", NULL, T_INT, F(port), 0, 0, 65535, "8080", "TCP port (0: any free port)"},
+    {"repository", "AP_REPOSITORY", NULL, T_STR, F(repository), S(repository), 0, 0, "examples/models",
+     "model repository folder (docs/MODEL_REPOSITORY.md)"},
+    {"http_threads", "AP_HTTP_THREADS", NULL, T_INT, F(http_threads), 0, 1, 64, "2",
+     "HTTP polling threads (libmicrohttpd epoll thread pool)"},
+    {"workers", "AP_WORKERS", NULL, T_INT, F(workers), 0, 0, 1024, "0",
+     "inference worker threads shared by every model (0: one per core)"},
+    {"batch_size", "AP_BATCH_SIZE", "BATCH_SIZE", T_INT, F(batch_size), 0, 1, 65536, "64",
+     "most rows per batch; a model's manifest max_batch_size applies when smaller"},
+    {"max_queue_delay_us", "AP_MAX_QUEUE_DELAY_US", NULL, T_I64, F(max_queue_delay_us), 0, -1, 10000000, "0",
+     "how long a batch waits for companions, us (-1: each model's manifest value)"},
+    {"inline_inference", "AP_INLINE_INFERENCE", NULL, T_BOOL, F(inline_inference), 0, 0, 1,
+     "false", "synchronous predictions run on the HTTP thread instead of the batcher (no "
+     "queue, no batching: fewer thread hand-offs, see docs/SERVER.md)"},
+    {"adaptive_target_us", "AP_ADAPTIVE_TARGET_US", NULL, T_I64, F(adaptive_target_us), 0, 0, 10000000, "0",
+     "adaptive batch delay target, us (0: off; see docs/SERVER.md)"},
+    {"max_queue_rows", "AP_MAX_QUEUE_ROWS", NULL, T_INT, F(max_queue_rows), 0, 1, 1 << 24, "4096",
+     "rows queued per model beyond which requests are refused (429)"},
+    {"inference_timeout", "AP_INFERENCE_TIMEOUT", "INFERENCE_TIMEOUT", T_DOUBLE, F(inference_timeout), 0, 0.001, 3600,
+     "1", "default request deadline, seconds (a request may ask for less)"},
+    {"model_cache_size", "AP_MODEL_CACHE_SIZE", "MODEL_CACHE_SIZE", T_INT, F(model_cache_size), 0, 1, 1 << 22, "4096",
+     "async prediction results kept (oldest evicted first)"},
+    {"result_ttl", "AP_RESULT_TTL", NULL, T_DOUBLE, F(result_ttl), 0, 0.001, 86400, "60",
+     "seconds an async result is kept after it completes"},
+    {"onnx_enabled", "AP_ONNX_ENABLED", "ONNX_ENABLED", T_ONNX, F(onnx_enabled), 0, 0, 0, "auto",
+     "ONNX models: auto (native import, ONNX Runtime for what it lacks; also true/1), "
+     "native (also false/0) or ort (docs/ONNX.md)"},
+    {"mixed_precision_enabled", "AP_MIXED_PRECISION_ENABLED", "MIXED_PRECISION_ENABLED", T_BOOL, F(mixed_precision_enabled),
+     0, 0, 1, "false", "accepted for compatibility, not used (trees predict in the "
+     "training library's precision)"},
+    {"history", "AP_HISTORY", NULL, T_INT, F(history), 0, 1, 1 << 24, "1000", "bars kept per series"},
+    {"max_series", "AP_MAX_SERIES", NULL, T_INT, F(max_series), 0, 1, 1 << 22, "10000",
+     "series the store holds (roll-up series count)"},
+    {"max_body_bytes", "AP_MAX_BODY_BYTES", NULL, T_I64, F(max_body_bytes), 0, 64, 1 << 30, "1048576",
+     "largest request body accepted (beyond: 413)"},
+    {"max_connections", "AP_MAX_CONNECTIONS", NULL, T_INT, F(max_connections), 0, 1, 1000000, "1024",
+     "simultaneous connections"},
+    {"connection_timeout", "AP_CONNECTION_TIMEOUT", NULL, T_INT, F(connection_timeout), 0, 0, 86400, "30",
+     "seconds an idle connection is kept open (0: for ever)"},
+    {"shutdown_timeout", "AP_SHUTDOWN_TIMEOUT", NULL, T_DOUBLE, F(shutdown_timeout), 0, 0, 3600, "5",
+     "seconds in-flight requests get to finish on SIGTERM"},
+    {"access_log", "AP_ACCESS_LOG", NULL, T_BOOL, F(access_log), 0, 0, 1, "false",
+     "log one line per request to stderr"},
+    {"replay", "AP_REPLAY", NULL, T_REPLAY, F(replay), 0, 0, 0, "",
+     "bar replay: SYMBOL/TF=FILE.csv[,...] e.g. GOOG/1d=examples/data/goog_daily.csv"},
+    {"replay_speed", "AP_REPLAY_SPEED", NULL, T_DOUBLE, F(replay_speed), 0, 0, 1e6, "10",
+     "replayed bars per second per source (0: as fast as possible)"},
+    {"replay_warmup", "AP_REPLAY_WARMUP", NULL, T_INT, F(replay_warmup), 0, 0, 1 << 24, "200",
+     "bars of each source fed at once at start, before pacing"},
+    {"replay_loop", "AP_REPLAY_LOOP", NULL, T_BOOL, F(replay_loop), 0, 0, 1, "true",
+     "at the end of a file start again, times shifted past the last bar"},
+};
+
+#define NSETTINGS ((int)(sizeof settings / sizeof settings[0]))
+
+int ap_server_config_count(void)
+{
+    return NSETTINGS;
+}
+
+void ap_server_config_info(int i, ap_config_setting_info *out)
+{
+    const setting *s = &settings[i];
+    out->key = s->key;
+    out->env = s->env;
+    out->env_alt = s->env_alt;
+    out->def = s->def;
+    out->help = s->help;
+}
+
+static const setting *find(const char *key)
+{
+    char k[64];
+    size_t n = strlen(key);
+    if (n >= sizeof k)
+        return NULL;
+    for (size_t i = 0; i <= n; i++)
+        k[i] = key[i] == '-' ? '_' : (char)tolower((unsigned char)key[i]);
+    for (int i = 0; i < NSETTINGS; i++)
+        if (!strcmp(settings[i].key, k))
+            return &settings[i];
+    return NULL;
+}
+
+static int parse_bool(const char *v, int *out)
+{
+    static const char *t[] = {"1", "true", "yes", "on"}, *f[] = {"0", "false", "no", "off"};
+    for (int i = 0; i < 4; i++) {
+        if (!strcasecmp(v, t[i]))
+            return *out = 1, 0;
+        if (!strcasecmp(v, f[i]))
+            return *out = 0, 0;
+    }
+    return -1;
+}
+
+static int parse_i64(const char *v, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(v, &end, 10);
+    if (end == v || *end || errno)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    size_t n = strlen(s);
+    while (n && isspace((unsigned char)s[n - 1]))
+        s[--n] = 0;
+    return s;
+}
+
+/* replay list: SYMBOL/TF=PATH[,SYMBOL/TF=PATH...] */
+static int parse_replay(ap_server_config *c, const char *v, const char *where, ap_error *err)
+{
+    c->nreplay = 0;
+    const char *p = v;
+    while (*p) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        char item[AP_CONFIG_PATH_MAX + 128];
+        if (len >= sizeof item)
+            return ap_error_set(err, AP_EINVAL, "%s: replay: entry too long", where);
+        memcpy(item, p, len);
+        item[len] = 0;
+        p += len + (comma ? 1 : 0);
+        char *s = item;
+        while (isspace((unsigned char)*s))
+            s++;
+        if (!*s)
+            continue;
+        char *eq = strchr(s, '='), *slash = strchr(s, '/');
+        if (!eq || !slash || slash > eq)
+            return ap_error_set(err, AP_EINVAL,
+                                "%s: replay: '%s' is not SYMBOL/TIMEFRAME=FILE", where, s);
+        if (c->nreplay == AP_REPLAY_MAX_SOURCES)
+            return ap_error_set(err, AP_ERANGE, "%s: replay: more than %d sources", where,
+                                AP_REPLAY_MAX_SOURCES);
+        ap_replay_source *r = &c->replay[c->nreplay];
+        *slash = *eq = 0;
+        char *path = trim(eq + 1), *tf = trim(slash + 1);
+        s = trim(s);
+        size_t pl = strlen(path);
+        if (!*s || strlen(s) >= sizeof r->symbol)
+            return ap_error_set(err, AP_EINVAL, "%s: replay: symbol must be 1..%d bytes", where,
+                                (int)sizeof r->symbol - 1);
+        if (strlen(tf) >= sizeof r->timeframe || !pl || pl >= sizeof r->path)
+            return ap_error_set(err, AP_EINVAL, "%s: replay: bad timeframe or file in '%s'",
+                                where, s);
+        ap_error e2;
+        if (ap_timeframe_parse(tf, &r->tf_s, &e2) != AP_OK)
+            return ap_error_set(err, AP_EINVAL, "%s: replay: %s", where, e2.msg);
+        strcpy(r->symbol, s);
+        strcpy(r->timeframe, tf);
+        strcpy(r->path, path);
+        c->nreplay++;
+    }
+    return AP_OK;
+}
+
+static int set_one(ap_server_config *c, const setting *s, const char *v, const char *where,
+                   ap_error *err)
+{
+    char *field = (char *)c + s->off;
+    switch (s->type) {
+    case T_INT:
+    case T_I64: {
+        int64_t x;
+        if (parse_i64(v, &x) || x < (int64_t)s->min || x > (int64_t)s->max)
+            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not an integer in %.0f..%.0f",
+                                where, s->key, v, s->min, s->max);
+        if (s->type == T_INT)
+            *(int *)field = (int)x;
+        else
+            *(int64_t *)field = x;
+        return AP_OK;
+    }
+    case T_DOUBLE: {
+        double x;
+        if (!*v || ap_parse_double(v, &x) || isnan(x) || x < s->min || x > s->max)
+            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not a number in %g..%g", where,
+                                s->key, v, s->min, s->max);
+        *(double *)field = x;
+        return AP_OK;
+    }
+    case T_BOOL:
+        if (parse_bool(v, (int *)field))
+            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not a boolean "
+                                "(true/false, yes/no, on/off, 1/0)", where, s->key, v);
+        return AP_OK;
+    case T_STR:
+        if (strlen(v) >= s->size)
+            return ap_error_set(err, AP_ERANGE, "%s: %s: value longer than %zu bytes", where,
+                                s->key, s->size - 1);
+        if (!*v) /* host and repository: neither may be empty */
+            return ap_error_set(err, AP_EINVAL, "%s: %s: empty value", where, s->key);
+        strcpy(field, v);
+        return AP_OK;
+    case T_REPLAY:
+        return parse_replay(c, v, where, err);
+    case T_ONNX: {
+        /* the values src/onnx reads from ONNX_ENABLED, normalised */
+        int b;
+        const char *mode = !strcasecmp(v, "auto") ? "auto"
+                           : !strcasecmp(v, "native") ? "native"
+                           : !strcasecmp(v, "ort") ? "ort"
+                           : parse_bool(v, &b) ? NULL
+                           : b ? "auto" : "native";
+        if (!mode)
+            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not auto, native, ort or a "
+                                "boolean", where, s->key, v);
+        strcpy(field, mode);
+        return AP_OK;
+    }
+    }
+    return AP_OK;
+}
+
+void ap_server_config_default(ap_server_config *c)
+{
+    memset(c, 0, sizeof *c);
+    for (int i = 0; i < NSETTINGS; i++)
+        set_one(c, &settings[i], settings[i].def, "default", NULL); /* cannot fail */
+}
+
+int ap_server_config_set(ap_server_config *c, const char *key, const char *value,
+                         const char *where, ap_error *err)
+{
+    const setting *s = find(key);
+    if (!s)
+        return ap_error_set(err, AP_ENOTFOUND, "%s: unknown setting '%s' (alphapulse serve "
+                            "--help lists them)", where, key);
+    return set_one(c, s, value, where, err);
+}
+
+int ap_server_config_load_file(ap_server_config *c, const char *path, ap_error *err)
+{
+    char *text;
+    size_t len;
+    int rc = ap_read_file(path, 1 << 20, &text, &len, err);
+    if (rc)
+        return rc;
+    if (strlen(text) != len) {
+        free(text);
+        return ap_error_set(err, AP_EFORMAT, "%s: contains a NUL byte", path);
+    }
+    char *line = text;
+    for (long ln = 1; line && rc == AP_OK; ln++) {
+        char *nl = strchr(line, '\n'), where[AP_CONFIG_PATH_MAX + 32];
+        if (nl)
+            *nl = 0;
+        snprintf(where, sizeof where, "%s:%ld", path, ln);
+        char *s = trim(line);
+        line = nl ? nl + 1 : NULL;
+        if (!*s || *s == '#')
+            continue;
+        char *eq = strchr(s, '=');
+        if (!eq) {
+            rc = ap_error_set(err, AP_EFORMAT, "%s: expected 'key = value', got '%s'", where, s);
+            break;
+        }
+        *eq = 0;
+        char *key = trim(s), *val = trim(eq + 1);
+        if (*val == '"') { /* quoted: up to the closing quote, then only a comment */
+            char *q = strchr(val + 1, '"');
+            char *rest = q ? trim(q + 1) : NULL;
+            if (!q || (*rest && *rest != '#')) {
+                rc = ap_error_set(err, AP_EFORMAT, "%s: %s: unterminated quote or text after "
+                                  "it", where, key);
+                break;
+            }
+            *q = 0;
+            val++;
+        } else { /* a comment starts at '#' preceded by whitespace */
+            for (char *h = val; *h; h++)
+                if (*h == '#' && h > val && isspace((unsigned char)h[-1])) {
+                    *h = 0;
+                    val = trim(val);
+                    break;
+                }
+        }
+        if (!*key) {
+            rc = ap_error_set(err, AP_EFORMAT, "%s: missing key before '='", where);
+            break;
+        }
+        rc = ap_server_config_set(c, key, val, where, err);
+    }
+    free(text);
+    return rc;
+}
+
+int ap_server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(const char *name),
+                              ap_error *err)
+{
+    for (int i = 0; i < NSETTINGS; i++) {
+        const setting *s = &settings[i];
+        const char *name = s->env, *v = getenv_fn(name);
+        char where[96];
+        if (!v && s->env_alt)
+            v = getenv_fn(name = s->env_alt);
+        if (!v)
+            continue;
+        snprintf(where, sizeof where, "environment %s", name);
+        char buf[AP_CONFIG_PATH_MAX * 4];
+        if (strlen(v) >= sizeof buf)
+            return ap_error_set(err, AP_ERANGE, "%s: value too long", where);
+        strcpy(buf, v);
+        int rc = set_one(c, s, trim(buf), where, err);
+        if (rc)
+            return rc;
+    }
+    return AP_OK;
+}
+
+int ap_server_config_check(const ap_server_config *c, ap_error *err)
+{
+    for (int i = 0; i < c->nreplay; i++)
+        for (int j = 0; j < i; j++)
+            if (!strcmp(c->replay[i].symbol, c->replay[j].symbol) &&
+                c->replay[i].tf_s == c->replay[j].tf_s)
+                return ap_error_set(err, AP_EINVAL, "replay: %s/%s is listed twice",
+                                    c->replay[i].symbol, c->replay[i].timeframe);
+    return AP_OK;
+}
+
+void ap_server_config_value(const ap_server_config *c, int i, char *buf, size_t size)
+{
+    const setting *s = &settings[i];
+    const char *field = (const char *)c + s->off;
+    switch (s->type) {
+    case T_INT:
+        snprintf(buf, size, "%d", *(const int *)field);
+        break;
+    case T_I64:
+        snprintf(buf, size, "%" PRId64, *(const int64_t *)field);
+        break;
+    case T_DOUBLE:
+        snprintf(buf, size, "%g", *(const double *)field);
+        break;
+    case T_BOOL:
+        snprintf(buf, size, "%s", *(const int *)field ? "true" : "false");
+        break;
+    case T_STR:
+    case T_ONNX:
+        snprintf(buf, size, "%s", field);
+        break;
+    case T_REPLAY: {
+        size_t n = 0;
+        buf[0] = 0;
+        for (int k = 0; k < c->nreplay && n < size; k++)
+            n += snprintf(buf + n, size - n, "%s%s/%s=%s", k ? "," : "", c->replay[k].symbol,
+                          c->replay[k].timeframe, c->replay[k].path);
+        break;
+    }
+    }
+}

@@ -1,0 +1,95 @@
+/*
+ * Configuration of `alphapulse serve`: one table of settings, each with a
+ * file key, environment names, a default, a range and a help line.
+ *
+ * Sources, later ones win: defaults < config file < environment < command
+ * line. The file is `key = value` lines; `#` starts a comment (a whole line,
+ * or after whitespace following a value); values may be "quoted". Every key
+ * has the environment name AP_<KEY in upper case>; the five settings of the
+ * original service also answer to their original names (BATCH_SIZE,
+ * INFERENCE_TIMEOUT, MODEL_CACHE_SIZE, ONNX_ENABLED, MIXED_PRECISION_ENABLED),
+ * with the AP_ name winning when both are set. An unknown key or a bad value
+ * is an error naming the key and where it came from (file:line, the variable,
+ * or the option).
+ */
+#ifndef AP_SERVER_CONFIG_H
+#define AP_SERVER_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "alphapulse/common.h"
+#include "alphapulse/features.h"
+
+#define AP_REPLAY_MAX_SOURCES 16
+#define AP_CONFIG_PATH_MAX 1024
+
+typedef struct ap_replay_source {
+    char symbol[AP_SYMBOL_MAX];
+    char timeframe[16]; /* as written, e.g. "4h" */
+    int64_t tf_s;
+    char path[AP_CONFIG_PATH_MAX];
+} ap_replay_source;
+
+typedef struct ap_server_config {
+    char host[256];
+    int port;                    /* 0 = any free port */
+    char repository[AP_CONFIG_PATH_MAX];
+    int http_threads;            /* libmicrohttpd polling threads */
+    int workers;                 /* inference worker threads, 0 = one per core */
+    int batch_size;              /* BATCH_SIZE: cap on rows per batch */
+    int64_t max_queue_delay_us;  /* -1 = each model's manifest value */
+    int64_t adaptive_target_us;  /* 0 = off */
+    int max_queue_rows;
+    double inference_timeout;    /* INFERENCE_TIMEOUT, seconds */
+    int model_cache_size;        /* MODEL_CACHE_SIZE: async results kept */
+    double result_ttl;           /* seconds */
+    char onnx_enabled[8];        /* ONNX_ENABLED: "auto", "native" or "ort" (docs/ONNX.md) */
+    int mixed_precision_enabled; /* MIXED_PRECISION_ENABLED (accepted, unused) */
+    int history;                 /* bars kept per series */
+    int max_series;
+    int64_t max_body_bytes;
+    int max_connections;
+    int connection_timeout;      /* seconds an idle connection is kept */
+    double shutdown_timeout;     /* seconds in-flight requests get on SIGTERM */
+    int access_log;
+    int inline_inference;        /* evaluate on the HTTP thread, not the batcher */
+    ap_replay_source replay[AP_REPLAY_MAX_SOURCES];
+    int nreplay;
+    double replay_speed;         /* bars per second per source, 0 = no pause */
+    int replay_warmup;           /* bars fed at once before pacing */
+    int replay_loop;
+} ap_server_config;
+
+void ap_server_config_default(ap_server_config *c);
+
+/* Set one setting from text. key: file key, any case, '-' same as '_'.
+   where: for messages ("alphapulse.conf:12", "environment AP_PORT", "--port"). */
+int ap_server_config_set(ap_server_config *c, const char *key, const char *value,
+                         const char *where, ap_error *err);
+
+/* Apply a config file (every line; stops at the first bad one). */
+int ap_server_config_load_file(ap_server_config *c, const char *path, ap_error *err);
+
+/* Apply the environment: getenv_fn(name) returns the value or NULL (getenv). */
+int ap_server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(const char *name),
+                              ap_error *err);
+
+/* Cross-setting checks, after every source was applied. */
+int ap_server_config_check(const ap_server_config *c, ap_error *err);
+
+/* The settings table, for --help and for reporting the effective values. */
+typedef struct ap_config_setting_info {
+    const char *key;      /* file key, e.g. "batch_size" */
+    const char *env;      /* AP_BATCH_SIZE */
+    const char *env_alt;  /* BATCH_SIZE, or NULL */
+    const char *def;      /* default, as text */
+    const char *help;
+} ap_config_setting_info;
+
+int ap_server_config_count(void);
+void ap_server_config_info(int i, ap_config_setting_info *out);
+/* Current value of setting i as text (replay: the list as written back). */
+void ap_server_config_value(const ap_server_config *c, int i, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,454 @@
+/*
+ * KServe v2 / Open Inference Protocol (REST, JSON tensors): health, server and
+ * model metadata, readiness, infer, and the model repository extension
+ * (index, load, unload). A model takes one input tensor "input" of shape
+ * [N, F]: the manifest's F features in order, before the pipeline (for an
+ * ensemble: its member predictions). docs/SERVER.md.
+ */
+#include <jansson.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "server/server_internal.h"
+
+enum { OUT_PRED = 1, OUT_CONF = 2, OUT_OUTS = 4 };
+
+/* The slot named in the URL, read-locked and serving (the version matching
+   /versions/{v} when given); NULL with the error response queued. */
+static srv_model *served(srv_req *r, enum MHD_Result *ret)
+{
+    srv_model *m = srv_model_find(r->srv, r->arg);
+    if (!m) {
+        *ret = srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
+        return NULL;
+    }
+    r->model = m->index;
+    pthread_rwlock_rdlock(&m->lock);
+    if (!m->cur) {
+        pthread_rwlock_unlock(&m->lock);
+        *ret = srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' is not loaded", r->arg);
+        return NULL;
+    }
+    if (r->want_version && r->want_version != m->cur->info.version) {
+        uint32_t v = m->cur->info.version;
+        pthread_rwlock_unlock(&m->lock);
+        *ret = srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' version %u is not served (serving "
+                         "version %u)", r->arg, r->want_version, v);
+        return NULL;
+    }
+    return m;
+}
+
+static enum MHD_Result server_meta(srv_req *r)
+{
+    char store[256];
+    jbuf b;
+    jb_init(&b, store, sizeof store);
+    jb_printf(&b, "{\"name\": \"alphapulse\", \"version\": \"%s\", \"extensions\": "
+              "[\"model_repository\"]}\n", ap_version());
+    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+}
+
+static enum MHD_Result health(srv_req *r, int ready)
+{
+    char store[64];
+    jbuf b;
+    jb_init(&b, store, sizeof store);
+    /* live while the process answers; ready when serving and not draining */
+    int ok = !ready || (!atomic_load(&r->srv->draining) && ap_server_models_loaded(r->srv) > 0);
+    jb_printf(&b, "{\"%s\": %s}\n", ready ? "ready" : "live", ok ? "true" : "false");
+    return srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
+}
+
+static enum MHD_Result model_ready(srv_req *r)
+{
+    enum MHD_Result ret = MHD_YES;
+    srv_model *m = served(r, &ret);
+    if (!m)
+        return ret;
+    pthread_rwlock_unlock(&m->lock);
+    char store[160];
+    jbuf b;
+    jb_init(&b, store, sizeof store);
+    jb_puts(&b, "{\"name\": ");
+    jb_str(&b, m->name);
+    jb_puts(&b, ", \"ready\": true}\n");
+    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+}
+
+static enum MHD_Result model_meta(srv_req *r)
+{
+    enum MHD_Result ret = MHD_YES;
+    srv_model *m = served(r, &ret);
+    if (!m)
+        return ret;
+    srv_version *v = m->cur;
+    srv_version_ref(v);
+    pthread_rwlock_unlock(&m->lock);
+    const ap_model_info *in = &v->info;
+    jbuf b;
+    jb_init(&b, NULL, 0);
+    jb_puts(&b, "{\"name\": ");
+    jb_str(&b, m->name);
+    jb_printf(&b, ", \"versions\": [\"%u\"], \"platform\": \"alphapulse_%s\", \"inputs\": "
+              "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": [-1, %d]}], "
+              "\"outputs\": [{\"name\": \"prediction\", \"datatype\": \"FP64\", \"shape\": [-1]}, "
+              "{\"name\": \"confidence\", \"datatype\": \"FP64\", \"shape\": [-1]}, "
+              "{\"name\": \"outputs\", \"datatype\": \"FP64\", \"shape\": [-1, %d]}], "
+              "\"parameters\": {\"kind\": \"%s\", \"target\": ",
+              in->version, in->format, in->num_inputs, in->num_outputs, in->kind_name);
+    jb_str(&b, in->target);
+    jb_printf(&b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
+    for (int i = 0; i < in->num_inputs; i++) {
+        const char *nm = ap_model_input_name(v->m, i);
+        if (nm)
+            jb_str(&b, nm);
+        else
+            jb_printf(&b, "\"input_%d\"", i);
+        jb_puts(&b, ",");
+    }
+    jb_uncomma(&b);
+    jb_puts(&b, "], \"pipeline\": ");
+    jb_str(&b, in->pipeline);
+    jb_puts(&b, "}}\n");
+    srv_version_unref(v);
+    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+}
+
+/* ---- infer ------------------------------------------------------------------- */
+
+static int number_into(json_t *v, int fp32, double *out)
+{
+    if (json_is_null(v)) { /* JSON has no NaN: null is a missing value */
+        *out = NAN;
+        return 0;
+    }
+    if (!json_is_number(v))
+        return -1;
+    double x = json_number_value(v);
+    *out = fp32 ? (double)(float)x : x;
+    return 0;
+}
+
+/* Fill X (n * f values) from data, flat or nested [n][f]. */
+static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, char *why,
+                       size_t whysize)
+{
+    if (!json_is_array(data)) {
+        snprintf(why, whysize, "'data' must be an array");
+        return -1;
+    }
+    size_t len = json_array_size(data);
+    if (len && json_is_array(json_array_get(data, 0))) {
+        if (len != n) {
+            snprintf(why, whysize, "'data' has %zu rows, shape says %zu", len, n);
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            json_t *row = json_array_get(data, i);
+            if (!json_is_array(row) || json_array_size(row) != f) {
+                snprintf(why, whysize, "'data' row %zu must be an array of %zu numbers", i, f);
+                return -1;
+            }
+            for (size_t k = 0; k < f; k++)
+                if (number_into(json_array_get(row, k), fp32, &X[i * f + k])) {
+                    snprintf(why, whysize, "'data'[%zu][%zu] is not a number", i, k);
+                    return -1;
+                }
+        }
+        return 0;
+    }
+    if (len != n * f) {
+        snprintf(why, whysize, "'data' has %zu values, shape [%zu, %zu] needs %zu", len, n, f,
+                 n * f);
+        return -1;
+    }
+    for (size_t i = 0; i < len; i++)
+        if (number_into(json_array_get(data, i), fp32, &X[i])) {
+            snprintf(why, whysize, "'data'[%zu] is not a number", i);
+            return -1;
+        }
+    return 0;
+}
+
+/* Parse the infer request; fills r->client_id, r->fp32, r->out_mask and the
+   rows (*X, *n; *X may be the caller's small buffer). Returns 0 or -1 with why. */
+static int parse_infer(srv_req *r, json_t *j, int f, double *small, size_t small_n, double **X,
+                       size_t *n, char *why, size_t whysize)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(j, k, v) {
+        if (strcmp(k, "id") && strcmp(k, "inputs") && strcmp(k, "outputs") &&
+            strcmp(k, "parameters")) {
+            snprintf(why, whysize, "unknown field '%s'", k);
+            return -1;
+        }
+    }
+    json_t *id = json_object_get(j, "id");
+    if (id) {
+        if (!json_is_string(id) || json_string_length(id) >= sizeof r->client_id) {
+            snprintf(why, whysize, "'id' must be a string of at most %zu bytes",
+                     sizeof r->client_id - 1);
+            return -1;
+        }
+        strcpy(r->client_id, json_string_value(id));
+    }
+    json_t *outs = json_object_get(j, "outputs");
+    r->out_mask = OUT_PRED | OUT_CONF | OUT_OUTS;
+    if (outs) {
+        if (!json_is_array(outs) || !json_array_size(outs)) {
+            snprintf(why, whysize, "'outputs' must be a non-empty array of {\"name\": ...}");
+            return -1;
+        }
+        r->out_mask = 0;
+        for (size_t i = 0; i < json_array_size(outs); i++) {
+            const char *nm = json_string_value(json_object_get(json_array_get(outs, i), "name"));
+            int bit = !nm                        ? 0
+                      : !strcmp(nm, "prediction") ? OUT_PRED
+                      : !strcmp(nm, "confidence") ? OUT_CONF
+                      : !strcmp(nm, "outputs")    ? OUT_OUTS
+                                                  : 0;
+            if (!bit) {
+                snprintf(why, whysize, "outputs[%zu]: unknown output '%s' (prediction, "
+                         "confidence, outputs)", i, nm ? nm : "(no name)");
+                return -1;
+            }
+            r->out_mask |= bit;
+        }
+    }
+    json_t *inputs = json_object_get(j, "inputs");
+    if (!json_is_array(inputs) || json_array_size(inputs) != 1) {
+        snprintf(why, whysize, "'inputs' must be an array of one tensor \"input\" of shape "
+                 "[N, %d]", f);
+        return -1;
+    }
+    json_t *t = json_array_get(inputs, 0), *shape = json_object_get(t, "shape");
+    const char *dt = json_string_value(json_object_get(t, "datatype"));
+    if (!json_is_object(t) || !json_is_string(json_object_get(t, "name"))) {
+        snprintf(why, whysize, "inputs[0] must be an object with a 'name'");
+        return -1;
+    }
+    if (!dt || (strcmp(dt, "FP32") && strcmp(dt, "FP64"))) {
+        snprintf(why, whysize, "inputs[0]: datatype must be FP32 or FP64%s%s",
+                 dt ? ", not " : "", dt ? dt : "");
+        return -1;
+    }
+    r->fp32 = !strcmp(dt, "FP32");
+    json_t *d0 = json_array_get(shape, 0), *d1 = json_array_get(shape, 1);
+    if (!json_is_array(shape) || json_array_size(shape) != 2 || !json_is_integer(d0) ||
+        !json_is_integer(d1) || json_integer_value(d0) < 1 || json_integer_value(d1) != f) {
+        snprintf(why, whysize, "inputs[0]: shape must be [N, %d] with N >= 1", f);
+        return -1;
+    }
+    json_int_t rows = json_integer_value(d0);
+    if (rows > (json_int_t)r->srv->cfg.max_queue_rows) {
+        snprintf(why, whysize, "inputs[0]: %lld rows is more than max_queue_rows (%d)",
+                 (long long)rows, r->srv->cfg.max_queue_rows);
+        return -1;
+    }
+    *n = (size_t)rows;
+    size_t total = *n * (size_t)f;
+    *X = total <= small_n ? small : malloc(total * sizeof **X);
+    if (!*X) {
+        snprintf(why, whysize, "out of memory for %zu values", total);
+        return -1;
+    }
+    if (tensor_data(json_object_get(t, "data"), *n, (size_t)f, r->fp32, *X, why, whysize)) {
+        if (*X != small)
+            free(*X);
+        return -1;
+    }
+    return 0;
+}
+
+static enum MHD_Result infer(srv_req *r)
+{
+    enum MHD_Result ret = MHD_YES;
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
+                         je.line, je.column, je.text);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+    }
+    srv_model *m = served(r, &ret);
+    if (!m) {
+        json_decref(j);
+        return ret;
+    }
+    double small[256], *X = NULL;
+    size_t n = 0;
+    char why[256];
+    if (parse_infer(r, j, m->cur->info.num_inputs, small, 256, &X, &n, why, sizeof why)) {
+        pthread_rwlock_unlock(&m->lock);
+        json_decref(j);
+        return srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
+    }
+    json_decref(j);
+    srv_version_ref(m->cur);
+    r->ver = m->cur;
+    r->version = m->cur->info.version;
+    srv_start_inference(r, m->raw, m->cur, X, n, 0, 1);
+    pthread_rwlock_unlock(&m->lock);
+    if (X != small)
+        free(X);
+    if (r->srv->cfg.inline_inference) {
+        r->phase = PH_DONE;
+        return srv_v2_finish(r);
+    }
+    return MHD_YES;
+}
+
+static void column(jbuf *b, const char *name, const double *out, size_t nrows, size_t nout,
+                   size_t col, size_t ncols)
+{
+    jb_printf(b, "{\"name\": \"%s\", \"datatype\": \"FP64\", \"shape\": [%zu", name, nrows);
+    if (ncols > 1 || !strcmp(name, "outputs"))
+        jb_printf(b, ", %zu", ncols);
+    jb_puts(b, "], \"data\": [");
+    for (size_t i = 0; i < nrows; i++)
+        for (size_t k = 0; k < ncols; k++) {
+            jb_num(b, out[i * nout + col + k]);
+            jb_raw(b, ",", 1);
+        }
+    jb_uncomma(b);
+    jb_puts(b, "]},");
+}
+
+enum MHD_Result srv_v2_finish(srv_req *r)
+{
+    if (r->status)
+        return srv_error(r, srv_http_status(r->status), "%s", r->msg);
+    char store[2048];
+    jbuf b;
+    jb_init(&b, store, sizeof store);
+    jb_puts(&b, "{\"model_name\": ");
+    jb_str(&b, r->ver->info.name);
+    jb_printf(&b, ", \"model_version\": \"%u\"", r->version);
+    if (r->client_id[0]) {
+        jb_puts(&b, ", \"id\": ");
+        jb_str(&b, r->client_id);
+    }
+    jb_puts(&b, ", \"outputs\": [");
+    if (r->out_mask & OUT_PRED)
+        column(&b, "prediction", r->out, r->nrows, r->nout, 0, 1);
+    if (r->out_mask & OUT_CONF)
+        column(&b, "confidence", r->out, r->nrows, r->nout, 1, 1);
+    if (r->out_mask & OUT_OUTS)
+        column(&b, "outputs", r->out, r->nrows, r->nout, 2, r->nout - 2);
+    jb_uncomma(&b);
+    jb_puts(&b, "]}\n");
+    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+}
+
+/* ---- repository extension ------------------------------------------------------- */
+
+static enum MHD_Result repo_index(srv_req *r)
+{
+    ap_server *s = r->srv;
+    jbuf b;
+    jb_init(&b, NULL, 0);
+    jb_puts(&b, "[");
+    int n = atomic_load(&s->nmodels);
+    for (int i = 0; i < n; i++) {
+        srv_model *m = s->models[i];
+        pthread_rwlock_rdlock(&m->lock);
+        uint32_t v = m->cur ? m->cur->info.version : 0;
+        pthread_rwlock_unlock(&m->lock);
+        jb_puts(&b, "{\"name\": ");
+        jb_str(&b, m->name);
+        if (v)
+            jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
+        else
+            jb_puts(&b, ", \"state\": \"UNAVAILABLE\"},");
+    }
+    jb_uncomma(&b);
+    jb_puts(&b, "]\n");
+    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+}
+
+static int name_ok(const char *s)
+{
+    if (!*s || *s == '.' || strlen(s) >= SRV_NAME_MAX)
+        return 0;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.' || *s == '-'))
+            return 0;
+    return 1;
+}
+
+static enum MHD_Result repo_load(srv_req *r, int load)
+{
+    ap_server *s = r->srv;
+    if (!name_ok(r->arg))
+        return srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
+    uint32_t version = 0;
+    if (load && r->len) { /* optional {"parameters": {"version": N}} */
+        json_error_t je;
+        json_t *j = json_loadb(r->body, r->len, 0, &je);
+        json_t *p = json_object_get(j, "parameters"), *v = json_object_get(p, "version");
+        int bad = !json_is_object(j) || (p && !json_is_object(p)) ||
+                  (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
+                         json_integer_value(v) > UINT32_MAX));
+        if (!bad && v)
+            version = (uint32_t)json_integer_value(v);
+        json_decref(j);
+        if (bad)
+            return srv_error(r, MHD_HTTP_BAD_REQUEST, "load body must be {} or {\"parameters\": "
+                             "{\"version\": N}} with N >= 1");
+    }
+    ap_error err;
+    int rc = load ? srv_model_load(s, r->arg, version, &err) : srv_model_unload(s, r->arg, &err);
+    srv_model *m = srv_model_find(s, r->arg);
+    r->model = m ? m->index : -1;
+    if (rc) {
+        int code = rc == AP_ENOTFOUND || rc == AP_EIO ? MHD_HTTP_NOT_FOUND : MHD_HTTP_BAD_REQUEST;
+        return srv_error(r, code, "%s", err.msg);
+    }
+    char store[160];
+    jbuf b;
+    jb_init(&b, store, sizeof store);
+    jb_puts(&b, "{\"name\": ");
+    jb_str(&b, r->arg);
+    if (load && m) {
+        pthread_rwlock_rdlock(&m->lock);
+        uint32_t v = m->cur ? m->cur->info.version : 0;
+        pthread_rwlock_unlock(&m->lock);
+        jb_printf(&b, ", \"version\": \"%u\"", v);
+    }
+    jb_printf(&b, ", \"state\": \"%s\"}\n", load ? "READY" : "UNAVAILABLE");
+    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+}
+
+enum MHD_Result srv_v2_dispatch(srv_req *r)
+{
+    switch (r->ep) {
+    case EP_V2_LIVE:
+        return health(r, 0);
+    case EP_V2_READY:
+        return health(r, 1);
+    case EP_V2_SERVER:
+        return server_meta(r);
+    case EP_V2_MODEL:
+        return model_meta(r);
+    case EP_V2_MODEL_READY:
+        return model_ready(r);
+    case EP_V2_INFER:
+        return infer(r);
+    case EP_V2_REPO_INDEX:
+        return repo_index(r);
+    case EP_V2_LOAD:
+        return repo_load(r, 1);
+    case EP_V2_UNLOAD:
+        return repo_load(r, 0);
+    default:
+        return srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
+    }
+}

@@ -1,0 +1,332 @@
+/*
+ * Prometheus metrics: HTTP counters and latency histograms kept here (atomic,
+ * relaxed: each value is exact, the set is not a consistent cut), plus the
+ * batchers' and the registry's own statistics read at scrape time.
+ */
+#include "server/server_internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const int codes[SRV_NCODES] = {200, 201, 202, 204, 400, 404, 405,
+                                      409, 413, 429, 500, 503, 504, 0};
+
+/* seconds; the last is +Inf */
+static const double lat_bounds[SRV_LAT_BUCKETS] = {
+    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
+    25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0,  5.0,  INFINITY};
+
+static const char *ep_names[EP_COUNT] = {
+    "root",          "candles",       "predict_pattern", "predict_regime", "predict_ensemble",
+    "results_get",   "results_delete", "models",         "stats",          "v2_health_live",
+    "v2_health_ready", "v2_server",   "v2_model_metadata", "v2_model_ready", "v2_infer",
+    "v2_repository_index", "v2_repository_load", "v2_repository_unload", "metrics", "unknown"};
+
+const char *srv_endpoint_name(int ep)
+{
+    return ep >= 0 && ep < EP_COUNT ? ep_names[ep] : "unknown";
+}
+
+void srv_metrics_record(srv_metrics *m, int model, int ep, int code, uint64_t latency_ns)
+{
+    int ci = SRV_NCODES - 1;
+    for (int i = 0; i < SRV_NCODES - 1; i++)
+        if (codes[i] == code)
+            ci = i;
+    int mi = model >= 0 && model < SRV_MAX_MODELS ? model + 1 : 0;
+    atomic_fetch_add_explicit(&m->requests[mi][ep][ci], 1, memory_order_relaxed);
+    double sec = (double)latency_ns / 1e9;
+    int b = 0;
+    while (b < SRV_LAT_BUCKETS - 1 && sec > lat_bounds[b])
+        b++;
+    atomic_fetch_add_explicit(&m->lat_bucket[ep][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->lat_sum_ns[ep], latency_ns, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->lat_count[ep], 1, memory_order_relaxed);
+}
+
+static uint64_t ld(_Atomic uint64_t *p)
+{
+    return atomic_load_explicit(p, memory_order_relaxed);
+}
+
+static void head(jbuf *b, const char *name, const char *type, const char *help)
+{
+    jb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* A label value: backslash, quote and newline escaped. */
+static void label(jbuf *b, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            jb_printf(b, "\\%c", *v);
+        else if (*v == '\n')
+            jb_puts(b, "\\n");
+        else
+            jb_raw(b, v, 1);
+    }
+}
+
+static void bound(jbuf *b, double v)
+{
+    if (isinf(v))
+        jb_puts(b, "+Inf");
+    else
+        jb_printf(b, "%.9g", v);
+}
+
+/* A histogram from non-cumulative buckets; bounds in the metric's unit. */
+static void histogram(jbuf *b, const char *name, const char *labels, const uint64_t *bucket,
+                      const double *bounds, int n, double sum, uint64_t count)
+{
+    uint64_t cum = 0;
+    for (int i = 0; i < n; i++) {
+        cum += bucket[i];
+        jb_printf(b, "%s_bucket{%s%sle=\"", name, labels, *labels ? "," : "");
+        bound(b, bounds[i]);
+        jb_printf(b, "\"} %llu\n", (unsigned long long)cum);
+    }
+    jb_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
+              (unsigned long long)count);
+}
+
+typedef struct bstat {
+    int ok;
+    ap_batch_stats st;
+} bstat;
+
+static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
+{
+    static const char *kinds[2] = {"features", "raw"};
+    struct {
+        const char *name, *help;
+        size_t off;
+        int gauge;
+    } scalars[] = {
+        {"alphapulse_batch_submitted_total", "requests accepted by the batcher",
+         offsetof(ap_batch_stats, submitted), 0},
+        {"alphapulse_batch_rejected_total", "requests refused at submit, queue full",
+         offsetof(ap_batch_stats, rejected), 0},
+        {"alphapulse_batch_completed_total", "requests that ran and succeeded",
+         offsetof(ap_batch_stats, completed), 0},
+        {"alphapulse_batch_failed_total", "requests whose batch failed",
+         offsetof(ap_batch_stats, failed), 0},
+        {"alphapulse_batch_timed_out_total", "requests whose deadline passed in the queue",
+         offsetof(ap_batch_stats, timed_out), 0},
+        {"alphapulse_batch_cancelled_total", "requests cancelled",
+         offsetof(ap_batch_stats, cancelled), 0},
+        {"alphapulse_batches_total", "batch calls", offsetof(ap_batch_stats, batches), 0},
+        {"alphapulse_batch_rows_total", "rows in batch calls", offsetof(ap_batch_stats, rows), 0},
+        {"alphapulse_batch_queue_depth", "requests queued now",
+         offsetof(ap_batch_stats, queue_depth), 1},
+        {"alphapulse_batch_queue_rows", "rows queued now", offsetof(ap_batch_stats, queue_rows),
+         1},
+        {"alphapulse_batch_running", "requests in running batches now",
+         offsetof(ap_batch_stats, running), 1},
+    };
+    for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++) {
+        head(b, scalars[k].name, scalars[k].gauge ? "gauge" : "counter", scalars[k].help);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < 2; j++) {
+                if (!bs[i][j].ok)
+                    continue;
+                uint64_t v;
+                memcpy(&v, (const char *)&bs[i][j].st + scalars[k].off, sizeof v);
+                jb_printf(b, "%s{model=\"%s\",batcher=\"%s\"} %llu\n", scalars[k].name,
+                          s->models[i]->name, kinds[j], (unsigned long long)v);
+            }
+    }
+    double lb[AP_BATCH_LAT_BUCKETS], sb[AP_BATCH_SIZE_BUCKETS];
+    for (int i = 0; i < AP_BATCH_LAT_BUCKETS; i++) {
+        uint64_t u = ap_batch_latency_bound_us(i);
+        lb[i] = u == UINT64_MAX ? INFINITY : (double)u / 1e6;
+    }
+    for (int i = 0; i < AP_BATCH_SIZE_BUCKETS; i++) {
+        uint64_t u = ap_batch_size_bound(i);
+        sb[i] = u == UINT64_MAX ? INFINITY : (double)u;
+    }
+    head(b, "alphapulse_batch_queue_time_seconds", "histogram",
+         "per request: submit to batch start");
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++)
+            if (bs[i][j].ok) {
+                char lab[128];
+                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", s->models[i]->name,
+                         kinds[j]);
+                const ap_batch_hist *h = &bs[i][j].st.queue_time;
+                histogram(b, "alphapulse_batch_queue_time_seconds", lab, h->bucket, lb,
+                          AP_BATCH_LAT_BUCKETS, (double)h->sum_ns / 1e9, h->count);
+            }
+    head(b, "alphapulse_batch_compute_time_seconds", "histogram",
+         "per batch: duration of the model call");
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++)
+            if (bs[i][j].ok) {
+                char lab[128];
+                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", s->models[i]->name,
+                         kinds[j]);
+                const ap_batch_hist *h = &bs[i][j].st.compute_time;
+                histogram(b, "alphapulse_batch_compute_time_seconds", lab, h->bucket, lb,
+                          AP_BATCH_LAT_BUCKETS, (double)h->sum_ns / 1e9, h->count);
+            }
+    head(b, "alphapulse_batch_size_rows", "histogram", "per batch: rows");
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < 2; j++)
+            if (bs[i][j].ok) {
+                char lab[128];
+                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", s->models[i]->name,
+                         kinds[j]);
+                histogram(b, "alphapulse_batch_size_rows", lab, bs[i][j].st.batch_size, sb,
+                          AP_BATCH_SIZE_BUCKETS, (double)bs[i][j].st.rows,
+                          bs[i][j].st.batches);
+            }
+}
+
+static void model_metrics(jbuf *b, ap_server *s, int n)
+{
+    ap_model_stats st[SRV_MAX_MODELS];
+    int have[SRV_MAX_MODELS];
+    for (int i = 0; i < n; i++)
+        have[i] = ap_registry_stats(s->reg, s->models[i]->name, &st[i], NULL) == AP_OK;
+    struct {
+        const char *name, *help;
+        size_t off;
+        int gauge;
+    } scalars[] = {
+        {"alphapulse_model_loads_total", "successful loads (first and reloads)",
+         offsetof(ap_model_stats, loads), 0},
+        {"alphapulse_model_load_errors_total", "refused loads",
+         offsetof(ap_model_stats, load_errors), 0},
+        {"alphapulse_model_predictions_total", "rows predicted",
+         offsetof(ap_model_stats, predictions), 0},
+        {"alphapulse_model_errors_total", "predict calls that failed",
+         offsetof(ap_model_stats, errors), 0},
+    };
+    head(b, "alphapulse_model_version", "gauge", "version served (0: not loaded)");
+    for (int i = 0; i < n; i++)
+        if (have[i])
+            jb_printf(b, "alphapulse_model_version{model=\"%s\"} %u\n", s->models[i]->name,
+                      st[i].version);
+    head(b, "alphapulse_model_load_duration_seconds", "gauge",
+         "duration of the last successful load");
+    for (int i = 0; i < n; i++)
+        if (have[i])
+            jb_printf(b, "alphapulse_model_load_duration_seconds{model=\"%s\"} %.9g\n",
+                      s->models[i]->name, (double)st[i].load_time_ns / 1e9);
+    for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++) {
+        head(b, scalars[k].name, "counter", scalars[k].help);
+        for (int i = 0; i < n; i++) {
+            if (!have[i])
+                continue;
+            uint64_t v;
+            memcpy(&v, (const char *)&st[i] + scalars[k].off, sizeof v);
+            jb_printf(b, "%s{model=\"%s\"} %llu\n", scalars[k].name, s->models[i]->name,
+                      (unsigned long long)v);
+        }
+    }
+    double lb[AP_LATENCY_BUCKETS];
+    for (int i = 0; i < AP_LATENCY_BUCKETS; i++)
+        lb[i] = ap_latency_bucket_bound(i);
+    head(b, "alphapulse_model_predict_duration_seconds", "histogram",
+         "per predict call (one batch): model evaluation time");
+    for (int i = 0; i < n; i++)
+        if (have[i]) {
+            char lab[96];
+            snprintf(lab, sizeof lab, "model=\"%s\"", s->models[i]->name);
+            histogram(b, "alphapulse_model_predict_duration_seconds", lab,
+                      st[i].latency_buckets, lb, AP_LATENCY_BUCKETS,
+                      (double)st[i].latency_sum_ns / 1e9, st[i].latency_count);
+        }
+}
+
+void srv_metrics_render(ap_server *s, jbuf *b)
+{
+    srv_metrics *m = s->metrics;
+    int n = atomic_load(&s->nmodels);
+
+    jb_printf(b, "# HELP alphapulse_build_info alphapulse version\n"
+                 "# TYPE alphapulse_build_info gauge\n"
+                 "alphapulse_build_info{version=\"%s\"} 1\n", ap_version());
+    head(b, "alphapulse_uptime_seconds", "gauge", "seconds since start");
+    jb_printf(b, "alphapulse_uptime_seconds %.3f\n", (double)(srv_now_ns() - s->start_ns) / 1e9);
+
+    head(b, "alphapulse_http_requests_total", "counter",
+         "HTTP requests answered, by endpoint, model and status code");
+    for (int mi = 0; mi <= n; mi++)
+        for (int ep = 0; ep < EP_COUNT; ep++)
+            for (int ci = 0; ci < SRV_NCODES; ci++) {
+                uint64_t v = ld(&m->requests[mi][ep][ci]);
+                if (!v)
+                    continue;
+                jb_printf(b, "alphapulse_http_requests_total{endpoint=\"%s\",model=\"%s\",",
+                          ep_names[ep], mi ? s->models[mi - 1]->name : "");
+                if (codes[ci])
+                    jb_printf(b, "code=\"%d\"} %llu\n", codes[ci], (unsigned long long)v);
+                else
+                    jb_printf(b, "code=\"other\"} %llu\n", (unsigned long long)v);
+            }
+    head(b, "alphapulse_http_request_duration_seconds", "histogram",
+         "time from request headers to response queued, by endpoint");
+    for (int ep = 0; ep < EP_COUNT; ep++) {
+        uint64_t cnt = ld(&m->lat_count[ep]);
+        if (!cnt)
+            continue;
+        uint64_t bk[SRV_LAT_BUCKETS];
+        for (int i = 0; i < SRV_LAT_BUCKETS; i++)
+            bk[i] = ld(&m->lat_bucket[ep][i]);
+        char lab[64];
+        snprintf(lab, sizeof lab, "endpoint=\"%s\"", ep_names[ep]);
+        histogram(b, "alphapulse_http_request_duration_seconds", lab, bk, lat_bounds,
+                  SRV_LAT_BUCKETS, (double)ld(&m->lat_sum_ns[ep]) / 1e9, cnt);
+    }
+    head(b, "alphapulse_http_requests_in_flight", "gauge", "requests received, not yet answered");
+    jb_printf(b, "alphapulse_http_requests_in_flight %ld\n", atomic_load(&s->inflight));
+    head(b, "alphapulse_http_request_body_bytes_total", "counter", "request body bytes received");
+    jb_printf(b, "alphapulse_http_request_body_bytes_total %llu\n",
+              (unsigned long long)ld(&m->body_bytes));
+
+    head(b, "alphapulse_models_loaded", "gauge", "models served now");
+    jb_printf(b, "alphapulse_models_loaded %d\n", ap_server_models_loaded(s));
+    model_metrics(b, s, n);
+
+    bstat(*bs)[2] = calloc(n ? (size_t)n : 1, sizeof *bs);
+    if (bs) {
+        for (int i = 0; i < n; i++) {
+            srv_model *md = s->models[i];
+            pthread_rwlock_rdlock(&md->lock);
+            if (md->feat)
+                bs[i][0].ok = ap_batcher_stats(md->feat, &bs[i][0].st) == AP_OK;
+            if (md->raw)
+                bs[i][1].ok = ap_batcher_stats(md->raw, &bs[i][1].st) == AP_OK;
+            pthread_rwlock_unlock(&md->lock);
+        }
+        batcher_metrics(b, s, n, bs);
+        free(bs);
+    } else
+        b->failed = 1;
+
+    head(b, "alphapulse_series", "gauge", "series in the store");
+    jb_printf(b, "alphapulse_series %zu\n", ap_series_store_count(s->store));
+    head(b, "alphapulse_bars_ingested_total", "counter", "bars stored (API and replay)");
+    jb_printf(b, "alphapulse_bars_ingested_total %llu\n",
+              (unsigned long long)ld(&m->bars_ingested));
+    head(b, "alphapulse_bars_rejected_total", "counter", "bars refused (API and replay)");
+    jb_printf(b, "alphapulse_bars_rejected_total %llu\n",
+              (unsigned long long)ld(&m->bars_rejected));
+    head(b, "alphapulse_async_results", "gauge", "async results kept (pending or done)");
+    jb_printf(b, "alphapulse_async_results %zu\n", srv_results_count(&s->results));
+
+    head(b, "alphapulse_replay_bars_total", "counter", "bars fed by the replay, per source");
+    pthread_mutex_lock(&s->replay.mu);
+    for (int i = 0; i < s->replay.n; i++) {
+        const srv_replay_src *r = &s->replay.src[i];
+        jb_puts(b, "alphapulse_replay_bars_total{symbol=\"");
+        label(b, r->cfg->symbol);
+        jb_puts(b, "\",timeframe=\"");
+        label(b, r->cfg->timeframe);
+        jb_printf(b, "\"} %llu\n", (unsigned long long)r->fed);
+    }
+    pthread_mutex_unlock(&s->replay.mu);
+}
