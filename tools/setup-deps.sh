@@ -5,13 +5,16 @@ set -e
 PKGS="build-essential clang libclang-rt-14-dev libcmocka-dev libjansson-dev \
 libxgboost-dev python3-xgboost python3-sklearn python3-pandas python3-numpy curl \
 libmicrohttpd-dev wrk prometheus \
-libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx npm"
+libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing="$missing $p"
     fi
 done
+# npm (to fetch ONNX Runtime's library, tools/fetch-onnxruntime.sh): any npm
+# will do; Debian's package would conflict with a Node.js installed otherwise.
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 echo "setup: installing missing Debian packages:$missing"
 SUDO=""
