@@ -73,6 +73,20 @@ int ap_onnx_num_trees(const ap_onnx *m);
  */
 int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out, ap_error *err);
 
+/*
+ * Export a loaded XGBoost / LightGBM forest (ap_forest_load) as an ONNX-ML
+ * graph: input `input` [N, F] (float for XGBoost, double for LightGBM),
+ * TreeEnsembleRegressor, the objective's transform as standard operators,
+ * output `output` [N, outputs] = what ap_forest_predict returns (transformed).
+ * Categorical splits, linear leaves and argmax objectives are refused
+ * (AP_EUNSUPPORTED, naming tree and node). See docs/ONNX.md, "Export".
+ * _mem: *buf is malloc'd (the caller frees it).
+ */
+struct ap_forest;
+int ap_onnx_export_forest(const struct ap_forest *f, const char *path, ap_error *err);
+int ap_onnx_export_forest_mem(const struct ap_forest *f, unsigned char **buf, size_t *len,
+                              ap_error *err);
+
 /* 1 if the file starts like a serialized ONNX ModelProto (for format sniffing
    by callers that also take other model files). */
 int ap_onnx_sniff(const void *buf, size_t len);

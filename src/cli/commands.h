@@ -6,5 +6,6 @@ int ap_cmd_predict(int argc, char **argv);
 int ap_cmd_features(int argc, char **argv);
 int ap_cmd_check_repo(int argc, char **argv);
 int ap_cmd_serve(int argc, char **argv);
+int ap_cmd_convert(int argc, char **argv);
 
 #endif

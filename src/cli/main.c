@@ -15,6 +15,7 @@ static const command commands[] = {
     {"predict", ap_cmd_predict, "predict a CSV of feature rows with an XGBoost/LightGBM model"},
     {"features", ap_cmd_features, "compute the alphapulse-v1 features of a CSV of bars"},
     {"check-repo", ap_cmd_check_repo, "load and validate a model repository; predict with one model"},
+    {"convert", ap_cmd_convert, "write an XGBoost/LightGBM model as an ONNX graph (--to onnx)"},
     {"serve", ap_cmd_serve, "serve a model repository over HTTP (JSON API, KServe v2, metrics)"},
 };
 
