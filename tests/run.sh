@@ -59,7 +59,22 @@ for t in $(ls build/tsan/tests/*/test_* 2>/dev/null | grep -v '\.d$' | sort); do
     grep -q AP_TEST_THREADED "$src" 2>/dev/null || continue
     run_one "tsan:${t#build/tsan/tests/}" "$t"
 done
-# 5. short fuzz runs of every parser, from the seed corpus
+# 5. end-to-end scripts again, against the sanitizer builds of the CLI/server
+#    (the C unit tests above cannot reach the CLI, the HTTP layer or signals)
+SANITIZED_SCRIPTS="forest/test_lightgbm_fixtures.py features/test_cli.sh
+registry/test_check_repo.py server/test_server_api.py server/test_server_lifecycle.py"
+for variant in asan tsan; do
+    [ -x build/$variant/alphapulse ] || continue
+    for t in $SANITIZED_SCRIPTS; do
+        # TSan: only the server has threads worth checking end to end
+        [ $variant = tsan ] && [[ $t != server/test_server_api.py ]] && continue
+        case "$t" in
+            *.py) run_one "$variant:$t" env AP_BIN=$ROOT/build/$variant/alphapulse "$PYTHON" "tests/$t" ;;
+            *.sh) run_one "$variant:$t" env AP_BIN=$ROOT/build/$variant/alphapulse bash "tests/$t" ;;
+        esac
+    done
+done
+# 6. short fuzz runs of every parser, from the seed corpus
 for f in $(ls build/fuzz/fuzz_* 2>/dev/null | sort); do
     name=$(basename "$f")
     corpus=tests/fuzz/corpus/${name#fuzz_}
