@@ -1,6 +1,6 @@
 /*
  * Compiled tree engine: the fast predict path of ap_forest.
- * docs/engine-notes.md has the measurements behind each choice.
+ * docs/ENGINE.md has the measurements behind each choice.
  *
  * Layout. All trees' nodes live in a few parallel arrays (structure of
  * arrays: an indexed load needs no multiply): thr, feat, right (the right
@@ -12,15 +12,19 @@
  *     F32 (XGBoost)   (float)x < t  <=>  x < f32_bound(t)   (exact)
  *     F64 (LightGBM)  x <= t        <=>  x < nextafter(t, +inf)
  * so a step is  next = right - (x < thr). NaN compares false and would go
- * right: rows holding NaN take the "checked" walk, where NaN values and the
- * SPECIAL nodes (categorical, zero-as-missing, a LightGBM +inf threshold) go
- * through slow_next(), the IR's own rules applied to the IR node.
+ * right: rows holding NaN also send NaN to each node's precomputed side
+ * (nan_left), and forests with SPECIAL nodes (categorical, zero-as-missing,
+ * a LightGBM +inf threshold) take the "checked" walk, where NaN values and
+ * SPECIAL nodes go through slow_next(), the IR's own rules applied to the
+ * IR node.
  *
  * No branch on the data. Leaves are nodes with thr = NaN and right = self,
  * so they step to themselves: a tree is walked with exactly depth(tree)
  * steps; rows that reach a shallow leaf early spin there. The contribution
  * of each leaf (weight * value, rounded as the reference does) sits in a
- * parallel array, added in tree order.
+ * parallel array, added in tree order. Vector trees (group AP_GROUP_ALL,
+ * ONNX classifiers) keep their leaves' num_groups contributions in vec32 /
+ * vec64 at voff[leaf] and add all of them after the same single walk.
  *
  * Three walks, all the same steps:
  *  - tiles (batches of numeric-only forests): 16 rows copied feature-major,
@@ -30,6 +34,8 @@
  *  - rows (blocks with NaN, categorical/linear forests, leftovers): one tree
  *    over up to BLOCK rows, indices in a small array (walk_rows).
  *  - one row: ROW_TREES trees at once, so their chains overlap (walk_one).
+ * Row-major walks come in three modes (FAST, NANS, CHECKED) and with or
+ * without vector trees, each compiled with its constants.
  *
  * The predict path allocates nothing (scratch on the stack, ~60 KB), takes
  * no lock and only reads the engine: any number of threads may share one.
@@ -58,7 +64,7 @@
 typedef struct etree {
     uint32_t root;
     int32_t depth;   /* steps from the root to its deepest leaf */
-    int32_t group;
+    int32_t group;   /* or AP_GROUP_ALL: a vector tree */
 } etree;
 
 struct ap_engine {
@@ -68,6 +74,7 @@ struct ap_engine {
     int has_special;             /* some node is SPECIAL: rows always take the checked walk */
     int has_linear;
     int32_t ntrees;
+    uint32_t pad;                /* an extra leaf node after all trees: pads tree groups */
     etree *trees;
     /* nodes, structure of arrays (indexed loads need no multiply) */
     double *thr;                 /* go left iff x < thr (NaN for leaves) */
@@ -80,6 +87,9 @@ struct ap_engine {
     const ap_ir_node **src;      /* per node: its IR node (slow paths) */
     float *leaf32;               /* F32: (float)weight * (float)value per leaf */
     double *leaf64;              /* F64: weight * value per leaf */
+    uint32_t *voff;              /* vector-tree leaves: first of their G values in vec32/64 */
+    float *vec32;                /* F32: (float)weight * (float)leaf_vec[..] per group */
+    double *vec64;               /* F64: weight * leaf_vec[..] per group */
     float *w32;                  /* per tree: (float)weight, for linear leaves */
     float *base32;               /* F32: (float)base_score[g] */
     double *count;               /* trees per group (F64 average_output) */
@@ -112,15 +122,22 @@ static __attribute__((noinline)) uint32_t slow_next(const ap_engine *e, uint32_t
     return e->right[i] - (uint32_t)ap_ir_go_left(e->ir, n, x);
 }
 
-/* One step down. `checked` is a compile-time constant at every call site:
-   0 only when the forest has no SPECIAL node and the rows hold no NaN. */
+/* Walk modes, a compile-time constant at every call site. */
+enum { FAST = 0,     /* no SPECIAL node, no NaN in the rows */
+       NANS = 1,     /* no SPECIAL node; NaN goes to nan_left[i] without a branch */
+       CHECKED = 2   /* SPECIAL nodes: SPECIAL or NaN -> slow_next() */
+};
+
+/* One step down. */
 static inline __attribute__((always_inline)) uint32_t step(const ap_engine *e, uint32_t i,
-                                                          const double *row, int checked)
+                                                          const double *row, int mode)
 {
     uint32_t f = e->feat[i];
-    double x = row[checked ? f & FEAT_MASK : f];
-    if (checked && __builtin_expect((f & SPECIAL) || isnan(x), 0))
+    double x = row[mode == CHECKED ? f & FEAT_MASK : f];
+    if (mode == CHECKED && __builtin_expect((f & SPECIAL) || isnan(x), 0))
         return slow_next(e, i, x);
+    if (mode == NANS)   /* as the NaN tiles; leaves: nan_left 0, right self */
+        return e->right[i] - ((x < e->thr[i]) | (isnan(x) & e->nan_left[i]));
     return e->right[i] - (x < e->thr[i]);
 }
 
@@ -138,6 +155,22 @@ static double linear_value(const ap_engine *e, const ap_ir_node *n, const double
     return s;
 }
 
+/* Add a vector leaf's G contributions to one row's accumulators. */
+static inline __attribute__((always_inline)) void add_vec(const ap_engine *e, uint32_t i,
+                                                          void *acc_row)
+{
+    const int32_t G = e->G;
+    if (e->prec == AP_PREC_F32) {
+        const float *v = e->vec32 + e->voff[i];
+        for (int32_t g = 0; g < G; g++)
+            ((float *)acc_row)[g] += v[g];
+    } else {
+        const double *v = e->vec64 + e->voff[i];
+        for (int32_t g = 0; g < G; g++)
+            ((double *)acc_row)[g] += v[g];
+    }
+}
+
 static void init_acc(const ap_engine *e, int nb, void *acc)
 {
     for (int r = 0; r < nb; r++)
@@ -152,17 +185,29 @@ static void init_acc(const ap_engine *e, int nb, void *acc)
 /* Walk trees [t0, t1) for nb <= NB rows, KT trees at a time: KT * nb
    independent chains of loads the CPU overlaps. The trees of a group take
    the deepest one's number of steps (leaves loop on themselves). Leaves are
-   added in tree order, the reference's summation order. */
+   added in tree order, the reference's summation order. Compile-time flags:
+   PAD: t1 - t0 may not be a multiple of KT; the last group fills its empty
+   slots with the pad leaf (it spins in place, in L1) and adds only its real
+   trees. VEC: the forest has vector trees. Both cost per-tree instructions
+   (+9% on a depth-6 single row, callgrind), so forests without them and
+   full groups are compiled without. */
 static inline __attribute__((always_inline)) void walk_trees(const ap_engine *e, const double *X,
-                                                             int nb, void *acc, int checked,
+                                                             int nb, void *acc, int mode,
                                                              int32_t t0, int32_t t1, int KT,
-                                                             int NB)
+                                                             int NB, int PAD, int VEC)
 {
     const int32_t G = e->G, nf = e->nf;
-    for (int32_t t = t0; t + KT <= t1; t += KT) {
+    const size_t row_bytes = (size_t)G * (e->prec == AP_PREC_F32 ? sizeof(float) : sizeof(double));
+    for (int32_t t = t0; t < t1; t += KT) {
         uint32_t idx[KT][NB];
         int32_t depth = 0;
+        const int kreal = PAD && t1 - t < KT ? (int)(t1 - t) : KT;
         for (int k = 0; k < KT; k++) {
+            if (PAD && k >= kreal) {
+                for (int r = 0; r < nb; r++)
+                    idx[k][r] = e->pad;
+                continue;
+            }
             const etree *tr = &e->trees[t + k];
             depth = tr->depth > depth ? tr->depth : depth;
             for (int r = 0; r < nb; r++)
@@ -172,9 +217,14 @@ static inline __attribute__((always_inline)) void walk_trees(const ap_engine *e,
 #pragma GCC unroll 16
             for (int k = 0; k < KT; k++)
                 for (int r = 0; r < nb; r++)
-                    idx[k][r] = step(e, idx[k][r], X + (size_t)r * nf, checked);
-        for (int k = 0; k < KT; k++) {
+                    idx[k][r] = step(e, idx[k][r], X + (size_t)r * nf, mode);
+        for (int k = 0; k < kreal; k++) {
             int32_t g = e->trees[t + k].group;
+            if (VEC && g == AP_GROUP_ALL) {
+                for (int r = 0; r < nb; r++)
+                    add_vec(e, idx[k][r], (char *)acc + (size_t)r * row_bytes);
+                continue;
+            }
             for (int r = 0; r < nb; r++) {
                 uint32_t i = idx[k][r];
                 const ap_ir_node *n = e->has_linear ? e->src[i] : NULL;
@@ -196,44 +246,44 @@ static inline __attribute__((always_inline)) void walk_trees(const ap_engine *e,
 
 /* Margins of nb <= BLOCK rows (acc[r * G + g]), one tree at a time. */
 static inline __attribute__((always_inline)) void walk_rows(const ap_engine *e, const double *X,
-                                                            int nb, void *acc, int checked)
+                                                            int nb, void *acc, int mode, int VEC)
 {
     init_acc(e, nb, acc);
-    walk_trees(e, X, nb, acc, checked, 0, e->ntrees, 1, BLOCK);
+    walk_trees(e, X, nb, acc, mode, 0, e->ntrees, 1, BLOCK, 0, VEC);
 }
 
-/* Margins of one row, ROW_TREES trees at a time. */
+/* Margins of one row, ROW_TREES trees at a time, the leftover trees 4 at a
+   time, the last four padded: walked one by one they were serial chains of
+   cache misses on deep trees (ONNX depth-10 forest: -5%); padding them to
+   ROW_TREES cost shallow forests more dummy steps than it saved. */
 static inline __attribute__((always_inline)) void walk_one(const ap_engine *e, const double *X,
-                                                           void *acc, int checked)
+                                                           void *acc, int mode, int VEC)
 {
     init_acc(e, 1, acc);
     int32_t full = e->ntrees - e->ntrees % ROW_TREES;
     /* NB = BLOCK, not 1: a big index array stays in memory; scalarised into
        16 registers it spills and the walk is 30% slower (measured) */
-    walk_trees(e, X, 1, acc, checked, 0, full, ROW_TREES, BLOCK);
-    walk_trees(e, X, 1, acc, checked, full, e->ntrees, 1, 1);
+    walk_trees(e, X, 1, acc, mode, 0, full, ROW_TREES, BLOCK, 0, VEC);
+    walk_trees(e, X, 1, acc, mode, full, e->ntrees, 4, BLOCK, 1, VEC);
 }
 
-/* The four row-major variants, each compiled with its constants. */
-static void walk_rows_checked(const ap_engine *e, const double *X, int nb, void *acc)
-{
-    walk_rows(e, X, nb, acc, 1);
-}
-
-static void walk_rows_fast(const ap_engine *e, const double *X, int nb, void *acc)
-{
-    walk_rows(e, X, nb, acc, 0);
-}
-
-static void walk_one_checked(const ap_engine *e, const double *X, void *acc)
-{
-    walk_one(e, X, acc, 1);
-}
-
-static void walk_one_fast(const ap_engine *e, const double *X, void *acc)
-{
-    walk_one(e, X, acc, 0);
-}
+/* The twelve row-major variants (mode x vector trees), each compiled with
+   its constants. */
+#define ROW_VARIANTS(name, mode, vec)                                                         \
+    static void walk_rows_##name(const ap_engine *e, const double *X, int nb, void *acc)      \
+    {                                                                                         \
+        walk_rows(e, X, nb, acc, mode, vec);                                                  \
+    }                                                                                         \
+    static void walk_one_##name(const ap_engine *e, const double *X, void *acc)               \
+    {                                                                                         \
+        walk_one(e, X, acc, mode, vec);                                                       \
+    }
+ROW_VARIANTS(fast, FAST, 0)
+ROW_VARIANTS(nan, NANS, 0)
+ROW_VARIANTS(checked, CHECKED, 0)
+ROW_VARIANTS(fast_vec, FAST, 1)
+ROW_VARIANTS(nan_vec, NANS, 1)
+ROW_VARIANTS(checked_vec, CHECKED, 1)
 
 /* The unchecked walk, fastest form: TILE rows (a tile) through one tree
    with the TILE node indices in registers. The tile's rows are copied
@@ -275,6 +325,15 @@ static inline __attribute__((always_inline)) void walk_tiles_t(const ap_engine *
                                ((v < e->thr[i[r]]) | (nan && (isnan(v) & e->nan_left[i[r]])));
                     }
                 }
+            if (tr->group == AP_GROUP_ALL) {
+                for (int r = 0; r < TILE; r++) {
+                    if (f32)
+                        add_vec(e, i[r], acc32 + (tile * TILE + r) * G);
+                    else
+                        add_vec(e, i[r], acc64 + (tile * TILE + r) * G);
+                }
+                continue;
+            }
             for (int r = 0; r < TILE; r++) {
                 if (f32)
                     acc32[(tile * TILE + r) * G + tr->group] += e->leaf32[i[r]];
@@ -354,11 +413,18 @@ static void margins(const ap_engine *e, const double *X, int nb, void *acc, void
     acc = (char *)acc +
           (size_t)done * e->G * (e->prec == AP_PREC_F32 ? sizeof(float) : sizeof(double));
     nb -= done;
-    int checked = e->has_special || block_has_nan(X, (size_t)nb * e->nf);
+    int mode = e->has_special ? CHECKED : block_has_nan(X, (size_t)nb * e->nf) ? NANS : FAST;
+    static void (*const one[2][3])(const ap_engine *, const double *, void *) = {
+        {walk_one_fast, walk_one_nan, walk_one_checked},
+        {walk_one_fast_vec, walk_one_nan_vec, walk_one_checked_vec}};
+    static void (*const rows[2][3])(const ap_engine *, const double *, int, void *) = {
+        {walk_rows_fast, walk_rows_nan, walk_rows_checked},
+        {walk_rows_fast_vec, walk_rows_nan_vec, walk_rows_checked_vec}};
+    const int vec = e->voff != NULL;
     if (nb == 1)
-        (checked ? walk_one_checked : walk_one_fast)(e, X, acc);
+        one[vec][mode](e, X, acc);
     else
-        (checked ? walk_rows_checked : walk_rows_fast)(e, X, nb, acc);
+        rows[vec][mode](e, X, nb, acc);
 }
 
 void ap_engine_predict(const ap_engine *e, const double *X, size_t nrows, double *out,
@@ -418,6 +484,9 @@ void ap_engine_free(ap_engine *e)
     free(e->src);
     free(e->leaf32);
     free(e->leaf64);
+    free(e->voff);
+    free(e->vec32);
+    free(e->vec64);
     free(e->w32);
     free(e->base32);
     free(e->count);
@@ -431,16 +500,24 @@ int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
         return ap_error_set(err, AP_EUNSUPPORTED,
                             "model has %d output groups; the engine supports at most %d",
                             ir->num_groups, MAX_GROUPS);
-    uint64_t total = 0;
+    uint64_t total = 0, nvec = 0;   /* nodes; vector-leaf values */
     int32_t maxn = 0;
     for (int32_t t = 0; t < ir->ntrees; t++) {
-        total += (uint64_t)ir->trees[t].nnodes;
-        if (ir->trees[t].nnodes > maxn)
-            maxn = ir->trees[t].nnodes;
+        const ap_ir_tree *tr = &ir->trees[t];
+        total += (uint64_t)tr->nnodes;
+        if (tr->nnodes > maxn)
+            maxn = tr->nnodes;
+        if (tr->group == AP_GROUP_ALL)
+            for (int32_t k = 0; k < tr->nnodes; k++)
+                nvec += tr->nodes[k].kind == AP_SPLIT_LEAF ? (uint64_t)ir->num_groups : 0;
     }
     if (total > FEAT_MASK)
         return ap_error_set(err, AP_ERANGE, "model has %llu nodes, more than the engine's %u",
                             (unsigned long long)total, FEAT_MASK);
+    if (nvec > UINT32_MAX)
+        return ap_error_set(err, AP_ERANGE,
+                            "model has %llu vector leaf values, more than the engine's %u",
+                            (unsigned long long)nvec, UINT32_MAX);
     ap_engine *e = calloc(1, sizeof *e);
     int32_t *queue = malloc((size_t)maxn * sizeof *queue);   /* IR index per BFS slot */
     int32_t *qdepth = malloc((size_t)maxn * sizeof *qdepth);
@@ -452,36 +529,46 @@ int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
     e->G = ir->num_groups;
     e->ntrees = ir->ntrees;
     e->trees = calloc((size_t)ir->ntrees, sizeof *e->trees);
-    e->thr = calloc(total, sizeof *e->thr);
-    e->feat = calloc(total, sizeof *e->feat);
-    e->right = calloc(total, sizeof *e->right);
-    e->xoff = calloc(total, sizeof *e->xoff);
-    e->nan_left = calloc(total, sizeof *e->nan_left);
-    e->src = calloc(total, sizeof *e->src);
+    e->thr = calloc(total + 1, sizeof *e->thr);
+    e->feat = calloc(total + 1, sizeof *e->feat);
+    e->right = calloc(total + 1, sizeof *e->right);
+    e->xoff = calloc(total + 1, sizeof *e->xoff);
+    e->nan_left = calloc(total + 1, sizeof *e->nan_left);
+    e->src = calloc(total + 1, sizeof *e->src);
     e->w32 = calloc((size_t)ir->ntrees, sizeof *e->w32);
     e->base32 = calloc((size_t)e->G, sizeof *e->base32);
     e->count = calloc((size_t)e->G, sizeof *e->count);
     if (e->prec == AP_PREC_F32) {
-        e->leaf32 = calloc(total, sizeof *e->leaf32);
-        e->thr32 = calloc(total, sizeof *e->thr32);
+        e->leaf32 = calloc(total + 1, sizeof *e->leaf32);
+        e->thr32 = calloc(total + 1, sizeof *e->thr32);
     } else {
-        e->leaf64 = calloc(total, sizeof *e->leaf64);
+        e->leaf64 = calloc(total + 1, sizeof *e->leaf64);
+    }
+    if (nvec) {
+        e->voff = calloc(total + 1, sizeof *e->voff);
+        if (e->prec == AP_PREC_F32)
+            e->vec32 = malloc(nvec * sizeof *e->vec32);
+        else
+            e->vec64 = malloc(nvec * sizeof *e->vec64);
     }
     if (!e->trees || !e->thr || !e->feat || !e->right || !e->xoff || !e->nan_left || !e->src ||
         !e->w32 || !e->base32 || !e->count ||
-        (e->prec == AP_PREC_F32 ? !e->leaf32 || !e->thr32 : !e->leaf64))
+        (e->prec == AP_PREC_F32 ? !e->leaf32 || !e->thr32 : !e->leaf64) ||
+        (nvec && (!e->voff || (e->prec == AP_PREC_F32 ? !e->vec32 : !e->vec64))))
         goto nomem;
     for (int32_t g = 0; g < e->G; g++)
         e->base32[g] = (float)ir->base_score[g];
 
-    uint32_t next = 0;
+    uint32_t next = 0, vnext = 0;
     for (int32_t t = 0; t < ir->ntrees; t++) {
         const ap_ir_tree *tr = &ir->trees[t];
+        const int vec = tr->group == AP_GROUP_ALL;
         etree *et = &e->trees[t];
         et->root = next;
         et->group = tr->group;
         e->w32[t] = (float)tr->weight;
-        e->count[tr->group] += 1.0;
+        for (int32_t g = 0; g < e->G; g++)
+            e->count[g] += vec || g == tr->group;
         /* breadth first: slot s of this tree is engine node root + s; the IR
            validated that every node is reached exactly once */
         int32_t head = 0, tail = 0;
@@ -501,6 +588,20 @@ int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
                 e->right[i] = i;
                 if (dep > et->depth)
                     et->depth = dep;
+                if (vec) {
+                    /* rounded as the reference: (float)weight * (float)v */
+                    const double *v = ir->leaf_vec + n->vec_off;
+                    e->voff[i] = vnext;
+                    for (int32_t g = 0; g < e->G; g++, vnext++) {
+                        if (e->prec == AP_PREC_F32)
+                            e->vec32[vnext] = (float)tr->weight * (float)v[g];
+                        else
+                            e->vec64[vnext] = tr->weight * v[g];
+                    }
+                    if (e->prec == AP_PREC_F32)
+                        e->thr32[i] = NAN;
+                    continue;
+                }
                 if (e->prec == AP_PREC_F32) {
                     e->thr32[i] = NAN;
                     e->leaf32[i] = (float)tr->weight * (float)n->value;
@@ -534,6 +635,14 @@ int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
         }
         next += (uint32_t)tr->nnodes;
     }
+    /* the pad leaf: a leaf of no tree, never added (slow_next sees a leaf) */
+    static const ap_ir_node pad_leaf = {.kind = AP_SPLIT_LEAF};
+    e->pad = next;
+    e->thr[next] = NAN;
+    e->right[next] = next;
+    e->src[next] = &pad_leaf;
+    if (e->prec == AP_PREC_F32)
+        e->thr32[next] = NAN;
     /* tiles need numeric splits only (no SPECIAL node, no linear leaf) and
        a block of tiles within the stack budget */
     if (!e->has_special && !e->has_linear) {

@@ -24,6 +24,7 @@ void ap_forest_ir_free(ap_forest_ir *ir)
     free(ir->cat_words);
     free(ir->lin_feat);
     free(ir->lin_coeff);
+    free(ir->leaf_vec);
     if (ir->feature_names) {
         for (int32_t i = 0; i < ir->num_features; i++)
             free(ir->feature_names[i]);
@@ -105,6 +106,30 @@ int ap_forest_ir_add_lin(ap_forest_ir *ir, const int32_t *feat, const double *co
     return AP_OK;
 }
 
+int ap_forest_ir_add_vec(ap_forest_ir *ir, const double *v, uint32_t *off, ap_error *err)
+{
+    uint32_t n = (uint32_t)ir->num_groups;
+    if (ir->num_groups <= 0 || ir->num_groups > AP_IR_MAX_GROUPS || ir->nleaf_vec > UINT32_MAX - n)
+        return ap_error_set(err, AP_ERANGE, "too many vector leaf values");
+    if (ir->nleaf_vec + n > ir->leaf_vec_cap) {
+        /* doubling: importers add one leaf at a time */
+        uint64_t ncap = (uint64_t)ir->leaf_vec_cap * 2;
+        if (ncap < (uint64_t)ir->nleaf_vec + n)
+            ncap = (uint64_t)ir->nleaf_vec + n + 64;
+        if (ncap > UINT32_MAX)
+            ncap = UINT32_MAX;
+        double *nv = realloc(ir->leaf_vec, (size_t)ncap * sizeof *nv);
+        if (!nv)
+            return ap_error_set(err, AP_ENOMEM, "out of memory for vector leaves");
+        ir->leaf_vec = nv;
+        ir->leaf_vec_cap = (uint32_t)ncap;
+    }
+    memcpy(ir->leaf_vec + ir->nleaf_vec, v, n * sizeof *v);
+    *off = ir->nleaf_vec;
+    ir->nleaf_vec += n;
+    return AP_OK;
+}
+
 int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *err)
 {
     if (!what)
@@ -141,7 +166,8 @@ int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *er
     int rc = AP_OK;
     for (int32_t t = 0; t < ir->ntrees && rc == AP_OK; t++) {
         const ap_ir_tree *tr = &ir->trees[t];
-        if (tr->group < 0 || tr->group >= ir->num_groups) {
+        const int vec = tr->group == AP_GROUP_ALL;
+        if (!vec && (tr->group < 0 || tr->group >= ir->num_groups)) {
             rc = ap_error_set(err, AP_EFORMAT, "%s: tree %d: output group %d out of range [0, %d)",
                               what, t, tr->group, ir->num_groups);
             break;
@@ -159,6 +185,21 @@ int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *er
             int32_t i = stack[--sp];
             const ap_ir_node *n = &tr->nodes[i];
             visited++;
+            if (n->kind == AP_SPLIT_LEAF && vec) {
+                if (n->lin_len)
+                    rc = ap_error_set(err, AP_EFORMAT,
+                                      "%s: tree %d node %d: linear leaf in a vector tree", what, t,
+                                      i);
+                else if ((uint64_t)n->vec_off + (uint64_t)ir->num_groups > ir->nleaf_vec)
+                    rc = ap_error_set(err, AP_EFORMAT,
+                                      "%s: tree %d node %d: leaf vector out of range", what, t, i);
+                for (int32_t g = 0; rc == AP_OK && g < ir->num_groups; g++)
+                    if (!isfinite(ir->leaf_vec[n->vec_off + (uint32_t)g]))
+                        rc = ap_error_set(err, AP_EFORMAT,
+                                          "%s: tree %d node %d: leaf value of group %d not finite",
+                                          what, t, i, g);
+                continue;
+            }
             if (n->kind == AP_SPLIT_LEAF) {
                 if (!isfinite(n->value))
                     rc = ap_error_set(err, AP_EFORMAT, "%s: tree %d node %d: leaf value not finite",
@@ -314,6 +355,18 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
         while (tr->nodes[i].kind != AP_SPLIT_LEAF)
             i = ap_ir_go_left(ir, &tr->nodes[i], row[tr->nodes[i].feature]) ? tr->nodes[i].left
                                                                       : tr->nodes[i].right;
+        if (tr->group == AP_GROUP_ALL) {
+            /* as num_groups scalar trees, one per group, at this place */
+            const double *v = ir->leaf_vec + tr->nodes[i].vec_off;
+            for (int g = 0; g < G; g++) {
+                if (ir->precision == AP_PREC_F32)
+                    mf[g] += (float)tr->weight * (float)v[g];
+                else
+                    m[g] += tr->weight * v[g];
+                per[g]++;
+            }
+            continue;
+        }
         double v = leaf_value(ir, &tr->nodes[i], row);
         if (ir->precision == AP_PREC_F32)
             mf[tr->group] += (float)tr->weight * (float)v;

@@ -39,6 +39,13 @@
  *
  * A tree's contribution to output group `group` is weight * leaf (weight is 1
  * except for XGBoost dart's weight_drop). Sum order is tree order.
+ *
+ * Vector trees (group == AP_GROUP_ALL): each leaf carries num_groups values,
+ * leaf_vec[vec_off + g] (its `value` is unused, linear leaves are not
+ * allowed), and the tree adds weight * leaf_vec[vec_off + g] to every group
+ * g, exactly as num_groups scalar trees would at that place in tree order
+ * (ONNX classifiers: one walk instead of one per class). For average_output a
+ * vector tree counts as a tree of every group. Scalar and vector trees mix.
  *   AP_PREC_F32 (XGBoost): acc = (float)base_score[g]; per tree, in order,
  *       acc += (float)weight * (float)leaf   (float arithmetic throughout)
  *   AP_PREC_F64 (LightGBM): s = sum of weight*leaf in double, in tree order;
@@ -97,12 +104,17 @@ typedef struct ap_ir_node {
     uint32_t lin_off;      /* linear leaf: first term in lin_feat/lin_coeff */
     uint32_t lin_len;      /* linear leaf: number of terms (0 = constant leaf) */
     double lin_const;      /* linear leaf: constant term */
+    uint32_t vec_off;      /* leaf of a vector tree: first of its num_groups values in
+                              ap_forest_ir.leaf_vec (unused in scalar trees) */
 } ap_ir_node;
+
+/* ap_ir_tree.group of a vector tree: its leaves add to every group */
+#define AP_GROUP_ALL (-1)
 
 typedef struct ap_ir_tree {
     ap_ir_node *nodes;     /* nodes[0] is the root */
     int32_t nnodes;
-    int32_t group;         /* output group (class) this tree adds to */
+    int32_t group;         /* output group (class) this tree adds to, or AP_GROUP_ALL */
     double weight;         /* multiplier on its leaves (dart), normally 1.0 */
 } ap_ir_tree;
 
@@ -122,6 +134,9 @@ typedef struct ap_forest_ir {
     int32_t *lin_feat;     /* all linear-leaf terms */
     double *lin_coeff;
     uint32_t nlin;
+    double *leaf_vec;      /* all vector-tree leaf values, num_groups per leaf */
+    uint32_t nleaf_vec;
+    uint32_t leaf_vec_cap;
     char **feature_names;  /* num_features entries or NULL */
     char objective[64];    /* the library's objective name, for display */
     char source[16];       /* "xgboost" or "lightgbm" */
@@ -145,10 +160,14 @@ int ap_forest_ir_add_cat(ap_forest_ir *ir, const uint32_t *words, uint32_t n, ui
 int ap_forest_ir_add_lin(ap_forest_ir *ir, const int32_t *feat, const double *coeff, uint32_t n,
                          uint32_t *off, ap_error *err);
 
+/* Append the num_groups values of one vector leaf to leaf_vec; sets *off. */
+int ap_forest_ir_add_vec(ap_forest_ir *ir, const double *v, uint32_t *off, ap_error *err);
+
 /*
  * Check everything the engine relies on: child indices in range, every node
  * reachable exactly once from the root (no cycles, no sharing), features in
- * range, group in range, bitsets in range, finite thresholds and leaves.
+ * range, group in range (or AP_GROUP_ALL), bitsets and leaf vectors in range,
+ * finite thresholds and leaves.
  * The message names the tree and node. `what` prefixes it (usually the path).
  */
 int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *err);

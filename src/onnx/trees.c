@@ -18,7 +18,9 @@
  *    [1 - s, s] (all weights >= 0) or [logistic(-s), logistic(s)] / [-s, s].
  *
  * Fast path: when every branch is LEQ/LT/GTE/GT and aggregation is SUM or
- * AVERAGE, each ONNX tree becomes one IR tree per output it adds to, with
+ * AVERAGE, each ONNX tree becomes one IR vector tree (its leaves weigh
+ * several outputs, densely: one walk for all of them) or one IR tree per
+ * output it adds to, with
  * the comparison rewritten to the IR's exact rule (ir.h) and the children
  * swapped for GTE/GT:
  *   F32 (x < t left):   LEQ: x <= t  <=>  x < nextafterf(t, +inf)
@@ -357,7 +359,11 @@ static int float_threshold(double t, int mode, int f64, double *out)
     return isfinite(*out) ? 0 : -1;
 }
 
-/* Fast path: one IR tree per (ONNX tree, output it adds to). */
+/* Fast path: one IR vector tree per ONNX tree whose leaves weigh several
+   outputs (one walk gives all of them), else one IR tree per output it adds
+   to. Vector leaves hold 0 for an output the leaf does not weigh, which adds
+   exactly nothing (the sums start at +0 and +0 + -0 is +0), so both forms
+   give the scalar trees' sums bit for bit. */
 static int build_forest(ap_onnx_trees *t, const char *name, ap_error *err)
 {
     ap_forest_ir ir;
@@ -373,31 +379,50 @@ static int build_forest(ap_onnx_trees *t, const char *name, ap_error *err)
     int rc = AP_OK;
     ir.base_score = calloc((size_t)ir.num_groups, sizeof *ir.base_score);
     unsigned char *uses = malloc((size_t)t->G);
-    if (!ir.base_score || !uses)
+    double *vec = malloc((size_t)t->G * sizeof *vec);
+    if (!ir.base_score || !uses || !vec)
         rc = ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
     for (int k = 0; rc == AP_OK && k < t->ntrees; k++) {
         const tnode *nodes = t->nodes + t->tree_off[k];
         int32_t nn = t->tree_len[k];
         memset(uses, 0, (size_t)t->G);
-        for (int32_t i = 0; i < nn; i++)
-            for (uint32_t w = nodes[i].w_off; w < nodes[i].w_off + nodes[i].w_len; w++)
+        uint64_t nleaves = 0, nweights = 0;
+        int nused = 0;
+        for (int32_t i = 0; i < nn; i++) {
+            nleaves += nodes[i].mode == M_LEAF;
+            nweights += nodes[i].w_len;
+            for (uint32_t w = nodes[i].w_off; w < nodes[i].w_off + nodes[i].w_len; w++) {
+                nused += !uses[t->w_target[w]];
                 uses[t->w_target[w]] = 1;
-        for (int g = 0; rc == AP_OK && g < t->G; g++) {
-            if (!uses[g])
+            }
+        }
+        /* a vector tree when its leaves weigh several outputs, densely: its
+           G values per leaf then cost at most twice the file's weights (a
+           sparse tree, e.g. 2 of 1000 classes, stays scalar trees) */
+        int vector = nused >= 2 && 2 * nweights >= nleaves * (uint64_t)t->G;
+        for (int g = vector ? -1 : 0; rc == AP_OK && g < (vector ? 0 : t->G); g++) {
+            if (g >= 0 && !uses[g])
                 continue;
             ap_ir_tree *tr = ap_forest_ir_add_tree(&ir, nn, err);
             if (!tr) {
                 rc = err->code;
                 break;
             }
-            tr->group = g;
+            tr->group = vector ? AP_GROUP_ALL : g;
             tr->weight = 1.0;
-            for (int32_t i = 0; i < nn; i++) {
+            for (int32_t i = 0; rc == AP_OK && i < nn; i++) {
                 const tnode *s = &nodes[i];
                 ap_ir_node *d = &tr->nodes[i];
                 if (s->mode == M_LEAF) {
                     d->kind = AP_SPLIT_LEAF;
                     d->value = 0;
+                    if (vector) {
+                        memset(vec, 0, (size_t)t->G * sizeof *vec);
+                        for (uint32_t w = s->w_off; w < s->w_off + s->w_len; w++)
+                            vec[t->w_target[w]] = t->w_value[w];
+                        rc = ap_forest_ir_add_vec(&ir, vec, &d->vec_off, err);
+                        continue;
+                    }
                     for (uint32_t w = s->w_off; w < s->w_off + s->w_len; w++)
                         if (t->w_target[w] == g)
                             d->value = t->w_value[w];
@@ -421,6 +446,7 @@ static int build_forest(ap_onnx_trees *t, const char *name, ap_error *err)
         }
     }
     free(uses);
+    free(vec);
     if (rc != AP_OK) {
         ap_forest_ir_free(&ir);
         return rc;

@@ -7,7 +7,9 @@
  * blocks of rows), so any difference is an engine bug. Rows are drawn to hit
  * the edges: NaN, +-0, |x| <= 1e-35, values equal to thresholds and one
  * double ulp either side, the float rounding midpoints of F32 thresholds,
- * negative / fractional / huge categories.
+ * negative / fractional / huge categories. Forests mix scalar trees with
+ * vector trees (group AP_GROUP_ALL: one leaf value per group, as ONNX
+ * classifiers are imported).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -45,10 +47,27 @@ static double runif(rng *r) { return (double)(rnext(r) >> 11) * (1.0 / 900719925
 #define POOL 6
 typedef struct gen {
     rng r;
+    rng rv;        /* vector trees draw from their own stream: forests without
+                      them are the same as before vector trees existed */
     ap_forest_ir *ir;
     double pool[16][POOL];
     int allow_cat, allow_lin, miss_types; /* missing types beyond AP_MISS_NAN: 0..2 */
+    int vec_tree;  /* the tree being built is a vector tree */
 } gen;
+
+/* A vector leaf's num_groups values: zeros (an output the leaf does not
+   weigh), -0.0, float values, and plain doubles. */
+static void vector_leaf(gen *g, ap_ir_node *n)
+{
+    double v[8];
+    for (int32_t k = 0; k < g->ir->num_groups; k++) {
+        int c = rint_(&g->rv, 6);
+        v[k] = c == 0 ? 0.0 : c == 1 ? -0.0 : (runif(&g->rv) - 0.5) * 2.0;
+        if (c == 2)
+            v[k] = (double)(float)v[k];
+    }
+    assert_int_equal(ap_forest_ir_add_vec(g->ir, v, &n->vec_off, NULL), AP_OK);
+}
 
 static double special_value(rng *r)
 {
@@ -81,6 +100,11 @@ static void build_node(gen *g, ap_ir_tree *tr, int32_t *nnext, int32_t k, int de
     ap_forest_ir *ir = g->ir;
     ap_ir_node *n = &tr->nodes[k];
     int leaf = depth >= maxdepth || *nnext + 2 > tr->nnodes || (depth > 0 && rint_(&g->r, 4) == 0);
+    if (leaf && g->vec_tree) {
+        n->kind = AP_SPLIT_LEAF;
+        vector_leaf(g, n);
+        return;
+    }
     if (leaf) {
         n->kind = AP_SPLIT_LEAF;
         n->value = (runif(&g->r) - 0.5) * 2.0;
@@ -124,14 +148,23 @@ static void build_node(gen *g, ap_ir_tree *tr, int32_t *nnext, int32_t k, int de
     build_node(g, tr, nnext, tr->nodes[k].right, depth + 1, maxdepth);
 }
 
-/* A random forest; the IR's own validator must accept it. */
-static void random_ir(ap_forest_ir *ir, uint64_t seed, int prec, int big)
+/* A random forest; the IR's own validator must accept it. vec: -1 random,
+   else the vector-tree mode below. */
+static void random_ir_v(ap_forest_ir *ir, uint64_t seed, int prec, int big, int vec)
 {
-    gen g = {.r = {seed * 0x9E3779B97F4A7C15ull + 1}, .ir = ir};
+    gen g = {.r = {seed * 0x9E3779B97F4A7C15ull + 1},
+             .rv = {seed * 0xBF58476D1CE4E5B9ull + 3},
+             .ir = ir};
+    /* 0: scalar trees only; 1: some vector trees; 2: all vector trees */
+    int vec_mode = rint_(&g.rv, 3);
+    if (vec >= 0)
+        vec_mode = vec;
     ap_forest_ir_init(ir);
     ir->precision = prec;
     ir->num_features = 1 + rint_(&g.r, big ? 40 : 12);
     ir->num_groups = rint_(&g.r, 3) ? 1 : 2 + rint_(&g.r, 3);
+    if (vec_mode && ir->num_groups == 1 && rint_(&g.rv, 4))
+        ir->num_groups = 2 + rint_(&g.rv, 3);
     g.allow_cat = rint_(&g.r, 2);
     g.allow_lin = rint_(&g.r, 3) == 0;
     g.miss_types = rint_(&g.r, 3);
@@ -153,6 +186,9 @@ static void random_ir(ap_forest_ir *ir, uint64_t seed, int prec, int big)
         ap_ir_tree *tr = ap_forest_ir_add_tree(ir, cap, NULL);
         assert_non_null(tr);
         tr->group = t % ir->num_groups;
+        g.vec_tree = vec_mode == 2 || (vec_mode == 1 && rint_(&g.rv, 2));
+        if (g.vec_tree)
+            tr->group = AP_GROUP_ALL;
         if (dart)
             tr->weight = runif(&g.r) * 1.5;
         int32_t nnext = 1;
@@ -163,6 +199,11 @@ static void random_ir(ap_forest_ir *ir, uint64_t seed, int prec, int big)
     int rc = ap_forest_ir_validate(ir, "random", &err);
     if (rc != AP_OK)
         fail_msg("seed %llu: generated IR invalid: %s", (unsigned long long)seed, err.msg);
+}
+
+static void random_ir(ap_forest_ir *ir, uint64_t seed, int prec, int big)
+{
+    random_ir_v(ir, seed, prec, big, -1);
 }
 
 /* Row values aimed at the edges of this forest's splits. */
@@ -243,10 +284,11 @@ static void compare(const ap_forest_ir *ir, const ap_engine *e, const double *X,
     free(want);
 }
 
-static void check_seed(uint64_t seed, int prec, int big, const size_t *sizes, int nsizes)
+static void check_seed_v(uint64_t seed, int prec, int big, int vec, const size_t *sizes,
+                         int nsizes)
 {
     ap_forest_ir ir;
-    random_ir(&ir, seed, prec, big);
+    random_ir_v(&ir, seed, prec, big, vec);
     ap_engine *e = NULL;
     ap_error err = {0};
     assert_int_equal(ap_engine_compile(&ir, &e, &err), AP_OK);
@@ -260,6 +302,11 @@ static void check_seed(uint64_t seed, int prec, int big, const size_t *sizes, in
     }
     ap_engine_free(e);
     ap_forest_ir_free(&ir);
+}
+
+static void check_seed(uint64_t seed, int prec, int big, const size_t *sizes, int nsizes)
+{
+    check_seed_v(seed, prec, big, -1, sizes, nsizes);
 }
 
 static void test_random_f32(void **state)
@@ -286,6 +333,132 @@ static void test_random_big_batches(void **state)
         check_seed(seed, AP_PREC_F32, 1, sizes, 1);
         check_seed(seed, AP_PREC_F64, 1, sizes, 1);
     }
+}
+
+/* Vector trees in every walk: mixed with scalar trees and alone, every
+   block and tile remainder, with and without NaN. */
+static void test_vector_trees(void **state)
+{
+    (void)state;
+    static const size_t sizes[] = {1, 7, 64, 1000};
+    for (uint64_t seed = 600; seed < 604; seed++)
+        for (int vec = 1; vec <= 2; vec++) {
+            check_seed_v(seed, AP_PREC_F32, 1, vec, sizes, 4);
+            check_seed_v(seed, AP_PREC_F64, 1, vec, sizes, 4);
+        }
+}
+
+/* The IR's definition of a vector tree: the same as num_groups scalar trees
+   (one per group, leaf value leaf_vec[vec_off + g]) at its place in tree
+   order. Each random forest with vector trees is expanded that way; the
+   reference on the expansion must equal the reference and the engine on the
+   vector forest, bit for bit, average_output included. */
+static void expand_vectors(const ap_forest_ir *ir, ap_forest_ir *x)
+{
+    ap_forest_ir_init(x);
+    x->precision = ir->precision;
+    x->num_features = ir->num_features;
+    x->num_groups = ir->num_groups;
+    x->average_output = ir->average_output;
+    x->transform = ir->transform;
+    x->sigmoid_scale = ir->sigmoid_scale;
+    x->base_score = malloc((size_t)ir->num_groups * sizeof *x->base_score);
+    assert_non_null(x->base_score);
+    memcpy(x->base_score, ir->base_score, (size_t)ir->num_groups * sizeof *x->base_score);
+    uint32_t off;
+    assert_int_equal(ap_forest_ir_add_cat(x, ir->cat_words, ir->ncat_words, &off, NULL), AP_OK);
+    assert_int_equal(ap_forest_ir_add_lin(x, ir->lin_feat, ir->lin_coeff, ir->nlin, &off, NULL),
+                     AP_OK);
+    for (int32_t t = 0; t < ir->ntrees; t++) {
+        const ap_ir_tree *tr = &ir->trees[t];
+        int vec = tr->group == AP_GROUP_ALL;
+        for (int32_t g = 0; g < (vec ? ir->num_groups : 1); g++) {
+            ap_ir_tree *d = ap_forest_ir_add_tree(x, tr->nnodes, NULL);
+            assert_non_null(d);
+            memcpy(d->nodes, tr->nodes, (size_t)tr->nnodes * sizeof *d->nodes);
+            d->group = vec ? g : tr->group;
+            d->weight = tr->weight;
+            for (int32_t i = 0; vec && i < tr->nnodes; i++)
+                if (d->nodes[i].kind == AP_SPLIT_LEAF)
+                    d->nodes[i].value = ir->leaf_vec[d->nodes[i].vec_off + (uint32_t)g];
+        }
+    }
+    assert_int_equal(ap_forest_ir_validate(x, "expanded", NULL), AP_OK);
+}
+
+static void test_vector_equals_scalar_trees(void **state)
+{
+    (void)state;
+    int checked = 0;
+    for (uint64_t seed = 1; seed <= 60; seed++) {
+        ap_forest_ir ir, x;
+        random_ir_v(&ir, seed, seed % 2 ? AP_PREC_F32 : AP_PREC_F64, 0, 1 + (int)(seed % 2));
+        expand_vectors(&ir, &x);
+        assert_true(x.ntrees >= ir.ntrees);
+        checked += x.ntrees > ir.ntrees;
+        ap_engine *e;
+        assert_int_equal(ap_engine_compile(&ir, &e, NULL), AP_OK);
+        const size_t nrows = 40;
+        double *X = random_rows(&ir, nrows, seed, 0);
+        for (int raw = 0; raw < 2; raw++) {
+            int nout = raw ? ir.num_groups : ap_forest_ir_num_outputs(&ir);
+            double want[8], ref[8], got[8];
+            for (size_t r = 0; r < nrows; r++) {
+                const double *row = X + r * (size_t)ir.num_features;
+                ap_forest_ir_predict_ref(&x, row, raw, want);
+                ap_forest_ir_predict_ref(&ir, row, raw, ref);
+                ap_engine_predict(e, row, 1, got, raw ? AP_PREDICT_RAW : 0);
+                if (memcmp(want, ref, (size_t)nout * sizeof *want) ||
+                    memcmp(want, got, (size_t)nout * sizeof *want))
+                    fail_msg("seed %llu raw %d row %zu: expanded %.17g, vector ref %.17g, "
+                             "engine %.17g (output 0)",
+                             (unsigned long long)seed, raw, r, want[0], ref[0], got[0]);
+            }
+        }
+        free(X);
+        ap_engine_free(e);
+        ap_forest_ir_free(&ir);
+        ap_forest_ir_free(&x);
+    }
+    assert_true(checked > 20); /* most forests had vector trees with several groups */
+}
+
+/* A vector leaf's values must lie inside leaf_vec and be finite. */
+static void test_vector_validate(void **state)
+{
+    (void)state;
+    ap_forest_ir ir;
+    ap_forest_ir_init(&ir);
+    ir.num_features = 1;
+    ir.num_groups = 3;
+    ir.base_score = calloc(3, sizeof *ir.base_score);
+    ap_ir_tree *tr = ap_forest_ir_add_tree(&ir, 3, NULL);
+    assert_non_null(tr);
+    tr->group = AP_GROUP_ALL;
+    tr->nodes[0] = (ap_ir_node){.kind = AP_SPLIT_NUM, .feature = 0, .left = 1, .right = 2};
+    tr->nodes[1] = (ap_ir_node){.kind = AP_SPLIT_LEAF};
+    tr->nodes[2] = (ap_ir_node){.kind = AP_SPLIT_LEAF};
+    const double v[3] = {1, 2, 3};
+    assert_int_equal(ap_forest_ir_add_vec(&ir, v, &tr->nodes[1].vec_off, NULL), AP_OK);
+    assert_int_equal(ap_forest_ir_add_vec(&ir, v, &tr->nodes[2].vec_off, NULL), AP_OK);
+    assert_int_equal(ap_forest_ir_validate(&ir, "vec", NULL), AP_OK);
+    ap_error err = {0};
+    tr->nodes[2].vec_off = 4; /* 4 + 3 > 6 values */
+    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_non_null(strstr(err.msg, "tree 0 node 2: leaf vector out of range"));
+    tr->nodes[2].vec_off = 3;
+    ir.leaf_vec[4] = NAN;
+    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_non_null(strstr(err.msg, "leaf value of group 1 not finite"));
+    ir.leaf_vec[4] = 2;
+    tr->nodes[1].lin_len = 1;
+    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_non_null(strstr(err.msg, "linear leaf in a vector tree"));
+    tr->nodes[1].lin_len = 0;
+    tr->group = -2;
+    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_non_null(strstr(err.msg, "output group -2 out of range"));
+    ap_forest_ir_free(&ir);
 }
 
 /* Hand-checked F32 edges: XGBoost compares (float)x < (float)t. With
@@ -404,6 +577,9 @@ int main(void)
         cmocka_unit_test(test_random_f32),
         cmocka_unit_test(test_random_f64),
         cmocka_unit_test(test_random_big_batches),
+        cmocka_unit_test(test_vector_trees),
+        cmocka_unit_test(test_vector_equals_scalar_trees),
+        cmocka_unit_test(test_vector_validate),
         cmocka_unit_test(test_threads_share_engine),
         cmocka_unit_test(test_too_many_groups),
     };
