@@ -52,6 +52,7 @@ typedef struct config {
     const char *name;
     size_t max_batch;
     uint64_t delay_us, adaptive_us;
+    int caller_runs;
 } config;
 
 static int cmp_u64(const void *a, const void *b)
@@ -207,10 +208,11 @@ int main(int argc, char **argv)
            (unsigned long long)(c.overhead_ns / 1000), (unsigned long long)c.per_row_ns,
            workers, secs);
     static const config configs[] = {
-        {"nobatch", 1, 0, 0},
-        {"b64-d0", 64, 0, 0},
-        {"b64-d200", 64, 200, 0},
-        {"b64-adaptive300", 64, 200, 300},
+        {"nobatch", 1, 0, 0, 0},
+        {"b64-d0", 64, 0, 0, 0},
+        {"b64-d0-caller", 64, 0, 0, 1},
+        {"b64-d200", 64, 200, 0, 0},
+        {"b64-adaptive300", 64, 200, 300, 0},
     };
     static const double rates[] = {10000, 40000, 100000, 200000};
     for (size_t k = 0; k < sizeof configs / sizeof *configs; k++) {
@@ -225,6 +227,7 @@ int main(int argc, char **argv)
         bc.max_batch_rows = cf->max_batch;
         bc.max_queue_delay_us = cf->delay_us;
         bc.adaptive_target_us = cf->adaptive_us;
+        bc.caller_runs = cf->caller_runs;
         bc.max_queue_rows = 8192;
         /* one batcher per run so its stats (mean batch) are per run */
         for (int r = 0; r < 2 + (int)(sizeof rates / sizeof *rates); r++) {

@@ -7,7 +7,7 @@
 # Prints one line per run: endpoint, connections, req/s, p50, p99, errors.
 set -u
 cd "$(dirname "$0")/.."
-BIN=build/alphapulse
+BIN=${AP_BIN:-build/alphapulse}
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-16 64}
 command -v wrk >/dev/null || { echo "bench_server: wrk is not installed (apt-get install wrk)"; exit 1; }

@@ -20,6 +20,9 @@
  *   // asynchronous, completion callback on a worker thread
  *   ap_batch_submit_opts o = { .on_done = resume_connection, .user = conn };
  *   ap_batch_submit(b, x, 1, &o, &id, &err);
+ *   // caller runs (cfg.caller_runs = 1, no queue delay): when b is idle,
+ *   // ap_batch_submit itself runs the batch on the calling thread, so
+ *   // on_done may be called before it returns
  *
  *   ap_batcher_free(b);  ap_workers_free(w);
  *
@@ -35,6 +38,29 @@
  * on version 1 after ap_batcher_set_model switched new requests to version 2.
  * A batch never mixes contexts: it holds only requests of the context of the
  * oldest queued request. All contexts of one batcher share ncols and nout.
+ *
+ * Caller runs (ap_batcher_config.caller_runs): a thread hand-off per request
+ * (submitter -> worker -> whoever waits) can cost more than a small model
+ * call. With caller_runs set, a submit that would not wait for companions
+ * (the delay in use is 0), finds no batch of this batcher running (no thread
+ * is about to look at the queue) and finds the batcher lightly loaded (see
+ * below) forms the batch itself, on the submitting thread: the head's model
+ * context, FIFO, up to max_batch_rows — its own request plus whatever queued
+ * — runs the batch function and delivers every request of the batch
+ * (callbacks, kept results) before ap_batch_submit returns. A submit that
+ * finds a batch running queues its request without waking the pool: the
+ * thread running that batch (worker or caller) takes what queued meanwhile
+ * as its next batch, so concurrent requests still batch together. One submit
+ * runs at most AP_BATCH_CALLER_MAX_BATCHES batches (then the pool takes
+ * over); a full batch (max_batch_rows queued) still wakes an idle worker.
+ * Lightly loaded: the mean idle time of the batcher before a submit (EWMA;
+ * 0 for a submit that finds a batch running) is at least the measured batch
+ * cost. A submitter that ran every batch itself under heavier load would
+ * never batch (its queue is empty whenever it submits) and would be capped
+ * at one request per batch cost, so then the pool runs them and batches
+ * form; ap_batch_run, which blocks on the result anyway, ignores this rule.
+ * ap_batch_submit_opts.queue_only opts one request out. Deadlines, cancel,
+ * stats and model references behave as on a worker.
  *
  * Every request completes exactly once, with one status: AP_OK, the batch
  * function's error, AP_ETIMEDOUT (its deadline passed before its batch
@@ -61,8 +87,9 @@ typedef struct ap_batcher ap_batcher;
  * Run one batch: X is nrows * ncols doubles, row-major; write nrows * nout
  * doubles to out. Return 0, or a negative ap_status and fill err: every
  * request of the batch then fails with that status and message. Called on a
- * worker thread with no batcher lock held; calls for different batches may
- * run at the same time (also on the same model context).
+ * worker thread (or, with caller_runs, inside ap_batch_submit on the
+ * submitting thread) with no batcher lock held; calls for different batches
+ * may run at the same time (also on the same model context).
  */
 typedef int (*ap_batch_fn)(void *model_ctx, const double *X, size_t nrows, size_t ncols,
                            double *out, size_t nout, ap_error *err);
@@ -101,12 +128,23 @@ typedef struct ap_batcher_config {
      * request); one wait in 32 still probes for a change in load.
      */
     uint64_t adaptive_target_us;
+    /*
+     * Caller runs (see the top of this file): 1 = a submit that would not
+     * wait (delay in use 0) and finds this batcher idle and lightly loaded
+     * runs the batch on the submitting thread, inside ap_batch_submit (its
+     * callbacks too). 0 = only the pool's workers run batches.
+     */
+    int caller_runs;
 } ap_batcher_config;
+
+/* Most batches one ap_batch_submit runs on its caller's thread (caller_runs). */
+#define AP_BATCH_CALLER_MAX_BATCHES 4
 
 /*
  * Defaults: max_batch_rows 64, max_queue_delay_us 200, max_queue_rows 4096,
  * default_timeout_us 1 s (INFERENCE_TIMEOUT of the original service),
- * result_capacity 4096, result_ttl_us 60 s, adaptive off; ncols / nout 0
+ * result_capacity 4096, result_ttl_us 60 s, adaptive off, caller_runs off
+ * (ap_batch_submit never runs a model unless asked to); ncols / nout 0
  * (must be set).
  */
 void ap_batcher_config_default(ap_batcher_config *cfg);
@@ -150,10 +188,13 @@ typedef struct ap_batch_completion {
 } ap_batch_completion;
 
 /*
- * Called exactly once per request submitted with it: on a worker thread, or
- * on the thread calling ap_batch_cancel / ap_batcher_free for requests
- * cancelled while queued. No batcher lock is held; it may submit new
- * requests; it should be quick (it occupies a worker).
+ * Called exactly once per request submitted with it: on a worker thread, on
+ * a thread inside ap_batch_submit that ran the batch (caller_runs; this may
+ * be the request's own submit, before it returns), or on the thread calling
+ * ap_batch_cancel / ap_batcher_free for requests cancelled while queued. No
+ * batcher lock is held; it may submit new requests (with caller_runs such a
+ * submit queues, and the running thread takes it next); it should be quick
+ * (it occupies a worker or a submitter).
  */
 typedef void (*ap_batch_done_fn)(void *user, const ap_batch_completion *c);
 
@@ -165,6 +206,9 @@ typedef struct ap_batch_submit_opts {
     /* NULL = keep the result for ap_batch_wait; else deliver it here */
     ap_batch_done_fn on_done;
     void *user;
+    /* 1 = never run on the submitting thread, whatever caller_runs says: for
+     * a caller that holds a lock its own on_done takes */
+    int queue_only;
 } ap_batch_submit_opts;
 
 /*
@@ -173,7 +217,8 @@ typedef struct ap_batch_submit_opts {
  * random point, so ids also differ across restarts; never 0). Fails at once
  * with AP_EOVERLOAD (counted) when the queue is full, AP_ERANGE when nrows
  * exceeds max_queue_rows, AP_EINVAL on bad arguments, AP_ECANCELLED when the
- * batcher is shutting down. opts may be NULL.
+ * batcher is shutting down. opts may be NULL. With caller_runs the request
+ * may be complete (its callback called, its result kept) on return.
  */
 int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
                     const ap_batch_submit_opts *opts, uint64_t *id, ap_error *err);

@@ -21,6 +21,18 @@
  * be signalled. A submit signals the pool only when it makes a queue
  * non-empty or fills a batch, so a busy batcher costs no pool lock per
  * request.
+ *
+ * Caller runs (cfg.caller_runs): a submit with no delay to wait, no batch
+ * of its batcher running (b->runners == 0) and a lightly loaded batcher
+ * (ewma_idle_ns >= ewma_cost_ns, see submit) takes the batch and runs it on
+ * its own thread (caller_run), as a worker would. b->runners counts batches
+ * taken and not yet delivered; every such runner re-checks the queue when it
+ * is done (a worker by rescanning, a caller in caller_run), so a submit that
+ * sees runners > 0 may queue without waking the pool: the requests that
+ * queue during a batch become the next batch of the same thread, and the
+ * hand-off to a worker is saved. The runner's decrement and its re-check are
+ * under b->mu, the same lock the submit queues under, so nothing queued
+ * while runners > 0 is missed.
  */
 #include "alphapulse/batch.h"
 #include "batch/batch_internal.h"
@@ -85,6 +97,7 @@ struct ap_batcher {
     size_t active;   /* jobs taken by workers, not yet fully delivered */
     size_t running;  /* requests in running batches */
     size_t waiters;  /* threads inside ap_batch_wait */
+    size_t runners;  /* batches taken, not yet delivered (they re-check the queue) */
     int closing;
     /* adaptive delay: exponentially weighted batch cost and row inter-arrival */
     double ewma_cost_ns, ewma_gap_ns;
@@ -92,6 +105,9 @@ struct ap_batcher {
     unsigned probe;
     uint64_t last_arrival;
     uint64_t cur_delay_ns; /* delay for the current head (adaptive) */
+    /* caller runs: when the last batch call ended; idle time before a submit */
+    uint64_t last_end;
+    double ewma_idle_ns;
     ap_batch_stats st;
 };
 
@@ -296,10 +312,13 @@ static void describe(const ap_batcher *b, const rec *r, char *buf, size_t n)
     }
 }
 
+/* What deliver() ends: the caller's b->active count, and its b->runners count. */
+enum { END_NONE = 0, END_ACTIVE = 1, END_RUNNER = 2 };
+
 /*
  * Deliver finalized requests (no lock held on entry): release their model
  * references, run callbacks, then publish the kept results. end_job: the
- * caller holds one b->active count, dropped here.
+ * END_* counts the caller holds, dropped here.
  */
 static void deliver(ap_batcher *b, rec *list, int end_job)
 {
@@ -350,8 +369,10 @@ static void deliver(ap_batcher *b, rec *list, int end_job)
         evict_over_capacity(b);
         purge_expired(b, now);
     }
-    if (end_job)
+    if (end_job & END_ACTIVE)
         b->active--;
+    if (end_job & END_RUNNER)
+        b->runners--;
     pthread_cond_broadcast(&b->done_cv);
     if (b->closing)
         pthread_cond_broadcast(&b->idle_cv);
@@ -396,6 +417,58 @@ typedef struct job {
     void *model;
     rlist dead; /* timed out in the queue, finalized */
 } job;
+
+/*
+ * Take the batch at the head of the queue (b->mu held, the head is ready):
+ * whole requests of the head's model context, FIFO, up to max_batch_rows
+ * (one larger request alone); expired ones on the way are timed out into
+ * j->dead. A non-empty batch counts one runner; decides the delay of the
+ * next head.
+ */
+static void take_batch_locked(ap_batcher *b, job *j, uint64_t now)
+{
+    /* expired heads first, so the batch's context is that of a live request */
+    while (b->q.head && b->q.head->deadline <= now) {
+        rec *r = b->q.head;
+        queue_remove(b, r);
+        finalize_locked(b, r, AP_ETIMEDOUT);
+        r->t_done = now;
+        rl_append(&j->dead, r);
+    }
+    if (!b->q.head)
+        return;
+    uint64_t max = b->cfg.max_batch_rows;
+    void *model = b->q.head->model;
+    size_t rows = 0;
+    for (rec *r = b->q.head, *nx; r && rows < max; r = nx) {
+        nx = r->next;
+        if (r->deadline <= now) {
+            queue_remove(b, r);
+            finalize_locked(b, r, AP_ETIMEDOUT);
+            r->t_done = now;
+            rl_append(&j->dead, r);
+            continue;
+        }
+        if (r->model != model) /* never mix model versions in one batch */
+            continue;
+        if (rows && rows + r->nrows > max)
+            break;
+        queue_remove(b, r);
+        r->state = ST_RUNNING;
+        r->t_start = now;
+        ap_batch_hist_add(&b->st.queue_time, now - r->t_submit);
+        rl_append(&j->batch, r);
+        rows += r->nrows;
+        j->nreq++;
+    }
+    j->rows = rows;
+    j->model = model;
+    b->running += j->nreq;
+    if (j->batch.head)
+        b->runners++;
+    if (b->q.head)
+        decide_delay(b);
+}
 
 /*
  * Look at one batcher (w->mu held): time out expired queued requests, and
@@ -444,38 +517,11 @@ static int scan_batcher(ap_batcher *b, job *j, uint64_t *wake, int *more)
                 *wake = close_at;
         }
         if (ready) {
-            void *model = b->q.head->model;
-            size_t rows = 0;
-            for (rec *r = b->q.head, *nx; r && rows < max; r = nx) {
-                nx = r->next;
-                if (r->deadline <= now) {
-                    queue_remove(b, r);
-                    finalize_locked(b, r, AP_ETIMEDOUT);
-                    r->t_done = now;
-                    rl_append(&j->dead, r);
-                    continue;
-                }
-                if (r->model != model) /* never mix model versions in one batch */
-                    continue;
-                if (rows && rows + r->nrows > max)
-                    break;
-                queue_remove(b, r);
-                r->state = ST_RUNNING;
-                r->t_start = now;
-                ap_batch_hist_add(&b->st.queue_time, now - r->t_submit);
-                rl_append(&j->batch, r);
-                rows += r->nrows;
-                j->nreq++;
-            }
-            j->rows = rows;
-            j->model = model;
-            b->running += j->nreq;
+            take_batch_locked(b, j, now);
             if (by_time && b->cfg.adaptive_target_us && b->cur_delay_ns)
                 b->ewma_joined = 0.8 * b->ewma_joined + 0.2 * (double)(j->nreq - 1);
-            if (b->q.head) {
+            if (b->q.head)
                 *more = 1;
-                decide_delay(b);
-            }
         }
     }
     int got = j->batch.head || j->dead.head;
@@ -490,17 +536,23 @@ static int scan_batcher(ap_batcher *b, job *j, uint64_t *wake, int *more)
 typedef struct scratch {
     double *buf;
     size_t cap;
+    int heap; /* buf is ours to realloc / free (else a caller's stack buffer) */
 } scratch;
 
-static void run_job(job *j, scratch *s)
+/*
+ * Run a job taken by scan_batcher / take_batch_locked and deliver it. end:
+ * the END_* counts dropped at delivery (a job with a batch holds a runner
+ * count besides its active count).
+ */
+static void run_job(job *j, scratch *s, int end)
 {
     ap_batcher *b = j->b;
     if (!j->batch.head) {
-        deliver(b, j->dead.head, 1);
+        deliver(b, j->dead.head, end);
         return;
     }
     if (j->dead.head)
-        deliver(b, j->dead.head, 0);
+        deliver(b, j->dead.head, END_NONE);
 
     size_t nc = b->cfg.ncols, no = b->cfg.nout, rows = j->rows;
     const double *X;
@@ -513,12 +565,13 @@ static void run_job(job *j, scratch *s)
     } else {
         size_t need = rows * (nc + no);
         if (need > s->cap) {
-            double *nb = realloc(s->buf, need * sizeof *nb);
+            double *nb = realloc(s->heap ? s->buf : NULL, need * sizeof *nb);
             if (!nb) {
                 rc = ap_error_set(&e, AP_ENOMEM, "no memory for a batch of %zu rows", rows);
             } else {
                 s->buf = nb;
                 s->cap = need;
+                s->heap = 1;
             }
         }
         double *x = s->buf;
@@ -557,17 +610,19 @@ static void run_job(job *j, scratch *s)
         double cost = (double)(t1 - t0);
         b->ewma_cost_ns = b->ewma_cost_ns ? 0.8 * b->ewma_cost_ns + 0.2 * cost : cost;
     }
+    if (t1 > b->last_end)
+        b->last_end = t1;
     b->running -= j->nreq;
     for (rec *r = j->batch.head; r; r = r->link)
         finalize_locked(b, r, r->cancel_req ? AP_ECANCELLED : rc);
     pthread_mutex_unlock(&b->mu);
-    deliver(b, j->batch.head, 1);
+    deliver(b, j->batch.head, end);
 }
 
 static void *worker_main(void *arg)
 {
     ap_workers *w = arg;
-    scratch s = {0};
+    scratch s = {.heap = 1};
     pthread_mutex_lock(&w->mu);
     while (!w->stop) {
         uint64_t wake = UINT64_MAX;
@@ -585,7 +640,7 @@ static void *worker_main(void *arg)
             if ((more || k + 1 < n || timer_needed) && w->idle > 0)
                 pthread_cond_signal(&w->cv);
             pthread_mutex_unlock(&w->mu);
-            run_job(&j, &s);
+            run_job(&j, &s, j.batch.head ? END_ACTIVE | END_RUNNER : END_ACTIVE);
             pthread_mutex_lock(&w->mu);
             continue;
         }
@@ -754,6 +809,7 @@ int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batc
     b->release = model->release;
     b->cur_delay_ns = us_to_ns(cfg->max_queue_delay_us);
     b->ewma_joined = 1; /* optimistic until measured */
+    b->ewma_idle_ns = 1e9; /* idle until measured */
     pthread_mutex_init(&b->mu, NULL);
     cond_init_mono(&b->done_cv);
     cond_init_mono(&b->idle_cv);
@@ -849,8 +905,53 @@ int ap_batcher_set_model(ap_batcher *b, void *ctx, ap_error *err)
 
 /* ---- requests ------------------------------------------------------------ */
 
-int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
-                    const ap_batch_submit_opts *opts, uint64_t *id, ap_error *err)
+/*
+ * Caller runs: run the batch j taken by this submit (one b->active and one
+ * b->runners count held), then, while requests queued meanwhile and no other
+ * batch runs, the next batches, up to AP_BATCH_CALLER_MAX_BATCHES in all;
+ * what is left goes to the pool. The re-check and the runner's decrement
+ * share one critical section (see the top of this file).
+ */
+static void caller_run(ap_batcher *b, job *j)
+{
+    double stack[512]; /* batches up to this many doubles need no allocation */
+    scratch s = {stack, sizeof stack / sizeof *stack, 0};
+    for (int n = 1;; n++) {
+        int had_batch = j->batch.head != NULL;
+        run_job(j, &s, END_NONE);
+        pthread_mutex_lock(&b->mu);
+        b->active--;
+        if (had_batch)
+            b->runners--;
+        int again = 0, wake = 0;
+        if (b->q.head && !b->closing) {
+            if (n < AP_BATCH_CALLER_MAX_BATCHES && b->runners == 0 && current_delay(b) == 0) {
+                memset(j, 0, sizeof *j);
+                take_batch_locked(b, j, ap_batch_now_ns());
+                again = j->batch.head || j->dead.head;
+                if (again) {
+                    j->b = b;
+                    b->active++;
+                }
+            }
+            /* left for the pool unless another runner will look at it */
+            wake = !again && b->q.head && b->runners == 0;
+        }
+        if (b->closing)
+            pthread_cond_broadcast(&b->idle_cv);
+        pthread_mutex_unlock(&b->mu);
+        if (wake)
+            wake_pool(b->w);
+        if (!again)
+            break;
+    }
+    if (s.heap)
+        free(s.buf);
+}
+
+/* will_wait: the caller blocks until this request completes (ap_batch_run) */
+static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_submit_opts *opts,
+                  uint64_t *id, ap_error *err, int will_wait)
 {
     if (!b || !X || !id)
         return ap_error_set(err, AP_EINVAL, "ap_batch_submit: batcher, X and id are required");
@@ -917,10 +1018,46 @@ int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
     table_insert(b, r);
     b->st.submitted++;
     *id = r->id;
+    /*
+     * Caller runs: nobody is about to take the queue, nothing to wait for,
+     * and the batcher is lightly loaded: the mean idle time before a submit
+     * (0 for one that finds a batch running) covers a batch's cost. Under
+     * heavier load, a submitter that ran every batch itself would always
+     * find the queue empty (it queues nothing while it runs) and never
+     * batch, capped at one request per batch cost; the pool then takes over
+     * and batches form while the submitters keep submitting. A submitter
+     * that will block on the result anyway (ap_batch_run) has nothing else
+     * to do: it runs the batch whatever the load.
+     */
+    int run_here = 0;
+    if (b->cfg.caller_runs) {
+        double idle = b->runners || now <= b->last_end ? 0 : (double)(now - b->last_end);
+        b->ewma_idle_ns = 0.875 * b->ewma_idle_ns + 0.125 * (idle < 1e9 ? idle : 1e9);
+        run_here = !(opts && opts->queue_only) && b->runners == 0 && current_delay(b) == 0 &&
+                   (will_wait || b->ewma_idle_ns >= b->ewma_cost_ns);
+    }
+    /* with caller_runs, a running batch's runner re-checks the queue when done:
+     * only a full batch is worth an idle worker's wake-up meanwhile */
+    int wake = filled || (was_empty && !(b->cfg.caller_runs && b->runners > 0));
+    job j;
+    if (run_here) {
+        memset(&j, 0, sizeof j);
+        take_batch_locked(b, &j, now);
+        j.b = b;
+        b->active++;
+    }
     pthread_mutex_unlock(&b->mu);
-    if (was_empty || filled)
+    if (run_here)
+        caller_run(b, &j);
+    else if (wake)
         wake_pool(b->w);
     return AP_OK;
+}
+
+int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
+                    const ap_batch_submit_opts *opts, uint64_t *id, ap_error *err)
+{
+    return submit(b, X, nrows, opts, id, err, 0);
 }
 
 int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, size_t out_len,
@@ -1074,7 +1211,7 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
     cond_init_mono(&s.cv);
     ap_batch_submit_opts o = {.timeout_us = timeout_us, .on_done = sync_done, .user = &s};
     uint64_t id;
-    int rc = ap_batch_submit(b, X, nrows, &o, &id, err);
+    int rc = submit(b, X, nrows, &o, &id, err, 1);
     if (rc == AP_OK) {
         uint64_t t = b->cfg.default_timeout_us;
         if (timeout_us && timeout_us < t)

@@ -4,12 +4,16 @@
  * Tabular ONNX graphs are short chains over [N, W] tensors. We compile the
  * part of the graph the chosen output depends on (a classifier's label
  * output and whatever computes only it are skipped) into a list of stages
- * over "slots": each slot is a [rows, width] block of doubles that hold
- * float values (ONNX float tensors), all slots of a block of rows in one
- * stack scratch. Identity, ZipMap, Flatten, Reshape to [N, W] and Cast to
- * float/double are aliases or roundings, not copies. A graph that is a tree
- * ensemble reading the input directly skips the scratch: rows go straight
- * to the forest engine.
+ * over "slots": each slot is a [rows, width] block of doubles, all slots of
+ * a block of rows in one stack scratch, typed as its ONNX tensor: a float
+ * slot holds float values (operators compute in float, as ORT), a double
+ * slot full doubles (operators compute in double). A double-input graph
+ * thus has a double input slot, and the float scores of its tree ensemble
+ * (ORT's TreeEnsemble outputs are float) flow into float operators.
+ * Identity, ZipMap, Flatten, Reshape to [N, W] and Cast to the slot's own
+ * type are aliases; a Cast that changes the type is a rounding/copy stage.
+ * A graph that is a tree ensemble reading the input directly skips the
+ * scratch: rows go straight to the forest engine.
  *
  * Backends (ap_onnx_options.backend, ONNX_ENABLED): NATIVE refuses what it
  * cannot import (naming the operator), AUTO hands such graphs to ONNX
@@ -35,9 +39,9 @@
 #define TYPE_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
 #define TYPE_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
 
-enum { ST_TREES, ST_DENSE, ST_LINCLS, ST_SCALER, ST_NORM, ST_ACT, ST_ROUND, ST_CONCAT, ST_BINC,
+enum { ST_TREES, ST_DENSE, ST_LINCLS, ST_SCALER, ST_NORM, ST_ACT, ST_CAST, ST_CONCAT, ST_BINC,
        ST_BIN2 };
-enum { ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX };
+enum { ACT_RELU, ACT_SIGMOID, ACT_TANH, ACT_SOFTMAX, ACT_EXP, ACT_SOFTPLUS, ACT_ABS, ACT_NEG };
 enum { NORM_MAX, NORM_L1, NORM_L2 };
 enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV };
 
@@ -50,7 +54,8 @@ typedef struct stage {
     int post, binary;      /* ST_LINCLS */
     int sub;               /* ACT_*, NORM_*, OP_* */
     int const_left;        /* ST_BINC: c OP x */
-    float *c, *c2;         /* constants (broadcast when nc == 1) */
+    float *c, *c2;         /* ST_SCALER constants (broadcast when nc == 1) */
+    double *cd;            /* ST_BINC constant, in the operand's type (nc values) */
     int nc, nc2;
 } stage;
 
@@ -58,6 +63,7 @@ struct ap_onnx {
     int nf, nout, f64;
     int nslots;
     int *width, *off;      /* per slot: width, column offset in a row of slots */
+    unsigned char *dbl;    /* per slot: 1 = a double tensor, 0 = float values */
     int row_width;         /* sum of widths */
     int in_slot, out_slot;
     stage *st;
@@ -85,7 +91,7 @@ typedef struct ctx {
     int cap_st, cap_slots;
 } ctx;
 
-static int add_slot(ctx *c, int width, ap_error *err)
+static int add_slot(ctx *c, int width, int dbl, ap_error *err)
 {
     ap_onnx *m = c->m;
     if (width < 1 || width > MAX_WIDTH || m->row_width + width > MAX_WIDTH)
@@ -102,8 +108,13 @@ static int add_slot(ctx *c, int width, ap_error *err)
         if (!o)
             return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
         m->off = o;
+        unsigned char *d = realloc(m->dbl, (size_t)cap * sizeof *d);
+        if (!d)
+            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
+        m->dbl = d;
         c->cap_slots = cap;
     }
+    m->dbl[m->nslots] = (unsigned char)dbl;
     m->width[m->nslots] = width;
     m->off[m->nslots] = m->row_width;
     m->row_width += width;
@@ -221,6 +232,26 @@ static int const_floats(const ctx *c, const Onnx__NodeProto *n, const char *name
     return AP_OK;
 }
 
+/* constant as doubles, rounded to float unless dbl: *v malloc'd */
+static int const_reals(const ctx *c, const Onnx__NodeProto *n, const char *name, int dbl,
+                       double **v, int *nv, ap_error *err)
+{
+    const Onnx__TensorProto *t = find_const(c, name);
+    if (!t)
+        return node_err(c, n, AP_EUNSUPPORTED, "operand must be a constant", err);
+    size_t cnt;
+    int64_t dims[4];
+    int nd;
+    int rc = ap_onnx_tensor_values(t, v, &cnt, dims, &nd, c->name, err);
+    if (rc != AP_OK)
+        return rc;
+    if (!dbl)
+        for (size_t i = 0; i < cnt; i++)
+            (*v)[i] = ap_ir_round_f32((*v)[i]);
+    *nv = (int)cnt;
+    return AP_OK;
+}
+
 static int reals_as_floats(const ctx *c, const Onnx__NodeProto *n, const char *attr, float **v,
                            int *nv, ap_error *err)
 {
@@ -241,11 +272,13 @@ static int reals_as_floats(const ctx *c, const Onnx__NodeProto *n, const char *a
     return AP_OK;
 }
 
-static int out_slot(ctx *c, const Onnx__NodeProto *n, size_t i, int width, ap_error *err)
+/* a new slot of `width` values (dbl: a double tensor) for output i */
+static int out_slot(ctx *c, const Onnx__NodeProto *n, size_t i, int width, int dbl,
+                    ap_error *err)
 {
     if (i >= n->n_output || !n->output[i][0])
         return node_err(c, n, AP_EFORMAT, "missing output", err);
-    int s = add_slot(c, width, err);
+    int s = add_slot(c, width, dbl, err);
     if (s < 0)
         return s;
     int rc = bind(c, n->output[i], s, err);
@@ -253,6 +286,17 @@ static int out_slot(ctx *c, const Onnx__NodeProto *n, size_t i, int width, ap_er
 }
 
 static int is_op(const Onnx__NodeProto *n, const char *op) { return !strcmp(n->op_type, op); }
+
+/* Operators whose kernels here are float-only: ORT runs them on double
+   tensors in double (or with float attributes on double rows), which these
+   kernels do not reproduce, so such graphs go to ORT. */
+static int float_only(const ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
+{
+    if (c->m->dbl[x])
+        return node_err(c, n, AP_EUNSUPPORTED,
+                        "operator on a double tensor is not supported natively", err);
+    return AP_OK;
+}
 
 /* ---- one node ---- */
 
@@ -269,6 +313,8 @@ static int compile_gemm(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
         return rc;
     if (ta)
         return node_err(c, n, AP_EUNSUPPORTED, "transA=1 is not supported natively", err);
+    if ((rc = float_only(c, n, x, err)))
+        return rc;
     if (n->n_input < 2)
         return node_err(c, n, AP_EFORMAT, "needs 2 inputs", err);
     float *B;
@@ -311,7 +357,7 @@ static int compile_gemm(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
             s->dense.b[o] = beta * C[ncv == 1 ? 0 : o];
         free(C);
     }
-    int o = out_slot(c, n, 0, M, err);
+    int o = out_slot(c, n, 0, M, 0, err);
     if (o < 0)
         return o;
     c->m->st[c->m->nst - 1].out = o;
@@ -325,7 +371,8 @@ static int compile_linear(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err
     int ncoef, nicpt;
     char post[32] = "NONE";
     int rc;
-    if ((rc = reals_as_floats(c, n, "coefficients", &coef, &ncoef, err)))
+    if ((rc = float_only(c, n, x, err)) ||
+        (rc = reals_as_floats(c, n, "coefficients", &coef, &ncoef, err)))
         return rc;
     if ((rc = reals_as_floats(c, n, "intercepts", &icpt, &nicpt, err)) ||
         (rc = ap_onnx_attr_string(n, "post_transform", post, sizeof post, c->name, err)))
@@ -370,7 +417,7 @@ static int compile_linear(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err
     memcpy(s->dense.w, coef, (size_t)ncoef * sizeof *coef);
     if (nicpt)
         memcpy(s->dense.b, icpt, (size_t)T * sizeof *icpt);
-    int o = out_slot(c, n, cls ? 1 : 0, ncls, err);
+    int o = out_slot(c, n, cls ? 1 : 0, ncls, 0, err);
     if (o < 0) {
         rc = o;
         goto out;
@@ -392,13 +439,15 @@ static int compile_binop(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     if (a >= 0 && b >= 0) {
         if (c->m->width[a] != c->m->width[b])
             return node_err(c, n, AP_EUNSUPPORTED, "operands of different widths", err);
+        if (c->m->dbl[a] != c->m->dbl[b])
+            return node_err(c, n, AP_EFORMAT, "operands of different types", err);
         stage *s = new_stage(c, ST_BIN2, err);
         if (!s)
             return AP_ENOMEM;
         s->in = a;
         s->in2 = b;
         s->sub = op;
-        int o = out_slot(c, n, 0, c->m->width[a], err);
+        int o = out_slot(c, n, 0, c->m->width[a], c->m->dbl[a], err);
         if (o < 0)
             return o;
         c->m->st[c->m->nst - 1].out = o;
@@ -408,10 +457,9 @@ static int compile_binop(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     if (x < 0)
         return node_err(c, n, AP_EUNSUPPORTED, "no computed operand (constant folding is not "
                         "supported)", err);
-    float *v;
-    int nv, nd;
-    int64_t dims[4];
-    if ((rc = const_floats(c, n, n->input[a >= 0 ? 1 : 0], &v, &nv, dims, &nd, err)))
+    double *v;
+    int nv = 0;
+    if ((rc = const_reals(c, n, n->input[a >= 0 ? 1 : 0], c->m->dbl[x], &v, &nv, err)))
         return rc;
     if (nv != 1 && nv != c->m->width[x]) {
         free(v);
@@ -425,9 +473,9 @@ static int compile_binop(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     s->in = x;
     s->sub = op;
     s->const_left = a < 0;
-    s->c = v;
+    s->cd = v;
     s->nc = nv;
-    int o = out_slot(c, n, 0, c->m->width[x], err);
+    int o = out_slot(c, n, 0, c->m->width[x], c->m->dbl[x], err);
     if (o < 0)
         return o;
     c->m->st[c->m->nst - 1].out = o;
@@ -452,10 +500,13 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             return AP_ENOMEM;
         s->in = x;
         int nout;
-        if ((rc = ap_onnx_trees_build(n, m->width[x], m->f64, c->name, &s->trees, &nout, err)))
+        /* double rows run the double kernel; its scores are float (ORT's
+           Y / Z outputs are tensor(float) for either input type) */
+        if ((rc = ap_onnx_trees_build(n, m->width[x], m->dbl[x], c->name, &s->trees, &nout,
+                                      err)))
             return rc;
         m->ntrees += ap_onnx_trees_count(s->trees);
-        int o = out_slot(c, n, is_op(n, "TreeEnsembleClassifier") ? 1 : 0, nout, err);
+        int o = out_slot(c, n, is_op(n, "TreeEnsembleClassifier") ? 1 : 0, nout, 0, err);
         if (o < 0)
             return o;
         m->st[m->nst - 1].out = o;
@@ -473,6 +524,8 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
         int x = in_slot(c, n, 0, err);
         if (x < 0)
             return x;
+        if ((rc = float_only(c, n, x, err)))
+            return rc;
         stage *s = new_stage(c, ST_SCALER, err);
         if (!s)
             return AP_ENOMEM;
@@ -482,7 +535,7 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             return rc;
         if ((s->nc != 1 && s->nc != m->width[x]) || (s->nc2 != 1 && s->nc2 != m->width[x]))
             return node_err(c, n, AP_EFORMAT, "offset/scale must have 1 or W values", err);
-        int o = out_slot(c, n, 0, m->width[x], err);
+        int o = out_slot(c, n, 0, m->width[x], 0, err);
         if (o < 0)
             return o;
         m->st[m->nst - 1].out = o;
@@ -493,7 +546,8 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
         if (x < 0)
             return x;
         char norm[16] = "MAX";
-        if ((rc = ap_onnx_attr_string(n, "norm", norm, sizeof norm, c->name, err)))
+        if ((rc = float_only(c, n, x, err)) ||
+            (rc = ap_onnx_attr_string(n, "norm", norm, sizeof norm, c->name, err)))
             return rc;
         stage *s = new_stage(c, ST_NORM, err);
         if (!s)
@@ -507,7 +561,7 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             s->sub = NORM_L2;
         else
             return node_err(c, n, AP_EFORMAT, "norm must be MAX, L1 or L2", err);
-        int o = out_slot(c, n, 0, m->width[x], err);
+        int o = out_slot(c, n, 0, m->width[x], 0, err);
         if (o < 0)
             return o;
         m->st[m->nst - 1].out = o;
@@ -522,7 +576,13 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     }
     if (is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "Mul") || is_op(n, "Div"))
         return compile_binop(c, n, err);
-    if (is_op(n, "Relu") || is_op(n, "Sigmoid") || is_op(n, "Tanh") || is_op(n, "Softmax")) {
+    static const char *acts[] = {"Relu", "Sigmoid", "Tanh", "Softmax", "Exp", "Softplus", "Abs",
+                                 "Neg"};  /* ACT_* order */
+    int act_kind = -1;
+    for (int i = 0; i < (int)(sizeof acts / sizeof *acts); i++)
+        if (is_op(n, acts[i]))
+            act_kind = i;
+    if (act_kind >= 0) {
         int x = in_slot(c, n, 0, err);
         if (x < 0)
             return x;
@@ -537,9 +597,8 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
         if (!s)
             return AP_ENOMEM;
         s->in = x;
-        s->sub = is_op(n, "Relu") ? ACT_RELU : is_op(n, "Sigmoid") ? ACT_SIGMOID
-               : is_op(n, "Tanh") ? ACT_TANH : ACT_SOFTMAX;
-        int o = out_slot(c, n, 0, m->width[x], err);
+        s->sub = act_kind;
+        int o = out_slot(c, n, 0, m->width[x], m->dbl[x], err);
         if (o < 0)
             return o;
         m->st[m->nst - 1].out = o;
@@ -578,12 +637,15 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
                 return rc;
             if (to != TYPE_FLOAT && to != TYPE_DOUBLE)
                 return node_err(c, n, AP_EUNSUPPORTED, "only casts to float or double", err);
-            if (to == TYPE_FLOAT && m->f64) {
-                stage *s = new_stage(c, ST_ROUND, err);
+            int dbl = to == TYPE_DOUBLE;
+            if (dbl != m->dbl[x]) {
+                /* a new slot, not an alias: the type decides how later
+                   operators compute (double -> float rounds) */
+                stage *s = new_stage(c, ST_CAST, err);
                 if (!s)
                     return AP_ENOMEM;
                 s->in = x;
-                int o = out_slot(c, n, 0, m->width[x], err);
+                int o = out_slot(c, n, 0, m->width[x], dbl, err);
                 if (o < 0)
                     return o;
                 m->st[m->nst - 1].out = o;
@@ -611,10 +673,12 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             int x = in_slot(c, n, i, err);
             if (x < 0)
                 return x;
+            if (i > 0 && m->dbl[x] != m->dbl[s->ins[0]])
+                return node_err(c, n, AP_EFORMAT, "inputs of different types", err);
             s->ins[s->nins++] = x;
             w += m->width[x];
         }
-        int o = out_slot(c, n, 0, w, err);
+        int o = out_slot(c, n, 0, w, m->dbl[s->ins[0]], err);
         if (o < 0)
             return o;
         m->st[m->nst - 1].out = o;
@@ -745,7 +809,7 @@ static int compile_native(ap_onnx *m, const Onnx__ModelProto *mp, const io *r, c
         for (size_t k = 0; k < n->n_input; k++)
             want[nwant++] = n->input[k];  /* capwant counts every input once */
     }
-    int x = add_slot(&c, r->nf, err);
+    int x = add_slot(&c, r->nf, m->f64, err);
     if (x < 0 || (rc = bind(&c, r->input, x, err))) {
         rc = x < 0 ? x : rc;
         goto out;
@@ -770,15 +834,6 @@ static int compile_native(ap_onnx *m, const Onnx__ModelProto *mp, const io *r, c
     }
     m->nout = m->width[m->out_slot];
     m->direct_trees = m->nst == 1 && m->st[0].kind == ST_TREES && m->st[0].in == m->in_slot;
-    if (m->f64) {
-        for (int i = 0; i < m->nst; i++)
-            if (m->st[i].kind != ST_TREES && m->st[i].kind != ST_ROUND) {
-                rc = ap_error_set(err, AP_EUNSUPPORTED,
-                                  "%s: double-typed graphs run natively only as tree ensembles",
-                                  name);
-                goto out;
-            }
-    }
 out:
     free(need);
     free(want);
@@ -940,9 +995,11 @@ void ap_onnx_free(ap_onnx *m)
         free(s->ins);
         free(s->c);
         free(s->c2);
+        free(s->cd);
     }
     free(m->st);
     free(m->width);
+    free(m->dbl);
     free(m->off);
     ap_ort_close(m->ort);
     free(m);
@@ -1024,16 +1081,45 @@ int ap_onnx_num_trees(const ap_onnx *m) { return m->ntrees; }
 
 /* ---- native predict ---- */
 
+/* elementwise operators on float tensors: in float, as ORT */
 static float act(int kind, float x)
 {
     switch (kind) {
     case ACT_RELU: return x > 0 ? x : 0;
     case ACT_SIGMOID: return ap_onnx_logistic(x);
+    case ACT_EXP: return expf(x);
+    case ACT_SOFTPLUS: return ap_onnx_softplus(x);
+    case ACT_ABS: return fabsf(x);
+    case ACT_NEG: return -x;
     default: return tanhf(x);
     }
 }
 
+/* ... and on double tensors, in double */
+static double act_d(int kind, double x)
+{
+    switch (kind) {
+    case ACT_RELU: return x > 0 ? x : 0;
+    case ACT_SIGMOID: return ap_onnx_logistic_d(x);
+    case ACT_EXP: return exp(x);
+    case ACT_SOFTPLUS: return ap_onnx_softplus_d(x);
+    case ACT_ABS: return fabs(x);
+    case ACT_NEG: return -x;
+    default: return tanh(x);
+    }
+}
+
 static float binop(int op, float a, float b)
+{
+    switch (op) {
+    case OP_ADD: return a + b;
+    case OP_SUB: return a - b;
+    case OP_MUL: return a * b;
+    default: return a / b;
+    }
+}
+
+static double binop_d(int op, double a, double b)
 {
     switch (op) {
     case OP_ADD: return a + b;
@@ -1123,7 +1209,15 @@ static void run_stage(const ap_onnx *m, const stage *s, double *sc, size_t nb, f
             break;
         }
         case ST_ACT:
-            if (s->sub == ACT_SOFTMAX) {
+            if (m->dbl[s->in]) {
+                for (int k = 0; k < wo; k++)
+                    y[k] = x[k];
+                if (s->sub == ACT_SOFTMAX)
+                    ap_onnx_softmax_d(y, wo);
+                else
+                    for (int k = 0; k < wo; k++)
+                        y[k] = act_d(s->sub, y[k]);
+            } else if (s->sub == ACT_SOFTMAX) {
                 float v[MAX_WIDTH];
                 for (int k = 0; k < wo; k++)
                     v[k] = (float)x[k];
@@ -1135,9 +1229,10 @@ static void run_stage(const ap_onnx *m, const stage *s, double *sc, size_t nb, f
                     y[k] = act(s->sub, (float)x[k]);
             }
             break;
-        case ST_ROUND:
+        case ST_CAST:
+            /* to float rounds; to double, float values are already exact */
             for (int k = 0; k < wo; k++)
-                y[k] = ap_ir_round_f32(x[k]);
+                y[k] = m->dbl[s->out] ? x[k] : ap_ir_round_f32(x[k]);
             break;
         case ST_CONCAT: {
             int p = 0;
@@ -1151,15 +1246,17 @@ static void run_stage(const ap_onnx *m, const stage *s, double *sc, size_t nb, f
         }
         case ST_BINC:
             for (int k = 0; k < wo; k++) {
-                float cv = s->c[s->nc == 1 ? 0 : k];
-                y[k] = s->const_left ? binop(s->sub, cv, (float)x[k])
-                                     : binop(s->sub, (float)x[k], cv);
+                double cv = s->cd[s->nc == 1 ? 0 : k];
+                double a = s->const_left ? cv : x[k], b = s->const_left ? x[k] : cv;
+                y[k] = m->dbl[s->in] ? binop_d(s->sub, a, b)
+                                     : binop(s->sub, (float)a, (float)b);
             }
             break;
         case ST_BIN2: {
             const double *x2 = sc + (size_t)m->off[s->in2] * nb + r * (size_t)wo;
             for (int k = 0; k < wo; k++)
-                y[k] = binop(s->sub, (float)x[k], (float)x2[k]);
+                y[k] = m->dbl[s->in] ? binop_d(s->sub, x[k], x2[k])
+                                     : binop(s->sub, (float)x[k], (float)x2[k]);
             break;
         }
         default:

@@ -49,6 +49,12 @@ float ap_onnx_logistic(float x);
 float ap_onnx_probit(float x);
 void ap_onnx_softmax(float *v, int n);
 void ap_onnx_softmax_zero(float *v, int n);
+/* ONNX Softplus, log(1 + exp(x)), as ORT's kernel evaluates it */
+float ap_onnx_softplus(float x);
+/* double tensors: Sigmoid, Softplus, Softmax in double (ORT's double kernels) */
+double ap_onnx_logistic_d(double x);
+double ap_onnx_softplus_d(double x);
+void ap_onnx_softmax_d(double *v, int n);
 
 /* ---- tree ensembles (trees.c) ---- */
 

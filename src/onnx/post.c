@@ -75,3 +75,31 @@ void ap_onnx_softmax_zero(float *v, int n)
     for (int i = 0; i < n; i++)
         v[i] /= sum;
 }
+
+/* ORT (activations.h): x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)), in the
+   tensor's type: no overflow for large |x|, and log1p keeps the small tail
+   that log(1 + tiny) would round away. */
+float ap_onnx_softplus(float x)
+{
+    return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
+}
+
+double ap_onnx_softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+
+/* Eigen's scalar_logistic_op for double, which ORT's Sigmoid uses */
+double ap_onnx_logistic_d(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+void ap_onnx_softmax_d(double *v, int n)
+{
+    double vmax = -DBL_MAX;
+    for (int i = 0; i < n; i++)
+        if (v[i] > vmax)
+            vmax = v[i];
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        v[i] = exp(v[i] - vmax);
+        sum += v[i];
+    }
+    for (int i = 0; i < n; i++)
+        v[i] /= sum;
+}

@@ -40,8 +40,11 @@ static const setting settings[] = {
     {"max_queue_delay_us", "AP_MAX_QUEUE_DELAY_US", NULL, T_I64, F(max_queue_delay_us), 0, -1, 10000000, "0",
      "how long a batch waits for companions, us (-1: each model's manifest value)"},
     {"inline_inference", "AP_INLINE_INFERENCE", NULL, T_BOOL, F(inline_inference), 0, 0, 1,
-     "false", "synchronous predictions run on the HTTP thread instead of the batcher (no "
-     "queue, no batching: fewer thread hand-offs, see docs/SERVER.md)"},
+     "false", "synchronous predictions run on the HTTP thread without the batcher (no "
+     "queue, batching or deadlines; caller_runs costs the same with them, docs/SERVER.md)"},
+    {"caller_runs", "AP_CALLER_RUNS", NULL, T_BOOL, F(caller_runs), 0, 0, 1, "true",
+     "a synchronous prediction that finds its model's batcher idle runs its batch on the "
+     "HTTP thread (with whatever queued); under load requests still batch (docs/SERVER.md)"},
     {"adaptive_target_us", "AP_ADAPTIVE_TARGET_US", NULL, T_I64, F(adaptive_target_us), 0, 0, 10000000, "0",
      "adaptive batch delay target, us (0: off; see docs/SERVER.md)"},
     {"max_queue_rows", "AP_MAX_QUEUE_ROWS", NULL, T_INT, F(max_queue_rows), 0, 1, 1 << 24, "4096",

@@ -54,6 +54,7 @@ typedef struct ap_server_config {
     double shutdown_timeout;     /* seconds in-flight requests get on SIGTERM */
     int access_log;
     int inline_inference;        /* evaluate on the HTTP thread, not the batcher */
+    int caller_runs;             /* an idle batcher's batch runs on the HTTP thread */
     ap_replay_source replay[AP_REPLAY_MAX_SOURCES];
     int nreplay;
     double replay_speed;         /* bars per second per source, 0 = no pause */

@@ -363,7 +363,9 @@ static enum MHD_Result predict(srv_req *r)
         o.on_done = srv_results_on_done;
         o.user = s;
         /* the store lock is held across the submit so that the completion
-           (on a worker) finds the entry */
+           (on another thread) finds the entry; it takes that lock, so the
+           batch must not run inside this submit */
+        o.queue_only = 1;
         pthread_mutex_lock(&rs->mu);
         rc = ap_batch_submit(m->feat, row, 1, &o, &id, &err);
         if (rc == AP_OK) {
@@ -391,10 +393,11 @@ static enum MHD_Result predict(srv_req *r)
         }
         goto done;
     }
-    srv_start_inference(r, m->feat, m->cur, row, 1, o.timeout_us, 0);
+    int answered = srv_start_inference(r, m->feat, m->cur, row, 1, o.timeout_us, 0);
     pthread_rwlock_unlock(&m->lock);
-    if (s->cfg.inline_inference) {
-        r->id = atomic_fetch_add_explicit(&s->inline_ids, 1, memory_order_relaxed);
+    if (answered) {
+        if (s->cfg.inline_inference)
+            r->id = atomic_fetch_add_explicit(&s->inline_ids, 1, memory_order_relaxed);
         r->phase = PH_DONE;
         ret = srv_v1_finish(r);
     }

@@ -294,11 +294,11 @@ static enum MHD_Result infer(srv_req *r)
     srv_version_ref(m->cur);
     r->ver = m->cur;
     r->version = m->cur->info.version;
-    srv_start_inference(r, m->raw, m->cur, X, n, 0, 1);
+    int answered = srv_start_inference(r, m->raw, m->cur, X, n, 0, 1);
     pthread_rwlock_unlock(&m->lock);
     if (X != small)
         free(X);
-    if (r->srv->cfg.inline_inference) {
+    if (answered) {
         r->phase = PH_DONE;
         return srv_v2_finish(r);
     }

@@ -105,6 +105,7 @@ static void batch_config(const ap_server *s, const srv_version *v, int raw, char
     /* results are delivered by callback, never kept in the batcher */
     bc->result_capacity = 1;
     bc->adaptive_target_us = (uint64_t)c->adaptive_target_us;
+    bc->caller_runs = c->caller_runs;
 }
 
 static int same_shape(const ap_server *s, const srv_version *a, const srv_version *b)

@@ -3,14 +3,16 @@
  * bodies, responses.
  *
  * Threads: libmicrohttpd runs an epoll thread pool (http_threads); inference
- * runs on the ap_workers pool. An HTTP thread never waits for a model: a
- * request that needs an inference submits it to the model's batcher and
- * suspends its connection (MHD_suspend_connection); the batcher's completion
- * callback, on a worker, stores the outputs in the request and resumes the
- * connection, and the HTTP thread then writes the response. The connection is
- * suspended BEFORE the submit, so a completion that arrives before the
- * handler returns still finds it suspended (a resume of a connection that is
- * not suspended would be lost).
+ * runs on the ap_workers pool, or on the HTTP thread itself when the model's
+ * batcher is idle (caller_runs). An HTTP thread never waits for another
+ * thread's batch: a request that needs an inference submits it to the
+ * model's batcher. If the submit ran the batch here, the handler answers at
+ * once; otherwise it suspends the connection (MHD_suspend_connection) and
+ * the batcher's completion callback, on whichever thread ran the batch,
+ * resumes it, and the HTTP thread then writes the response. The suspend
+ * comes after the submit (no epoll changes when the batch ran here), so the
+ * completion and the suspend meet in an atomic handshake (srv_req.wait): a
+ * resume of a connection that is not suspended yet would be lost.
  */
 #include "server/server_internal.h"
 
@@ -152,11 +154,16 @@ void srv_on_done(void *user, const ap_batch_completion *c)
         }
     } else
         snprintf(r->msg, sizeof r->msg, "%s", c->message);
-    MHD_resume_connection(r->conn);
+    /* W_SUBMITTING: the handler has not suspended yet (or never will: this
+       may run inside its own submit) and answers itself; once the exchange is
+       done r may be gone, so nothing of it is read after */
+    struct MHD_Connection *conn = r->conn;
+    if (atomic_exchange_explicit(&r->wait, W_COMPLETED, memory_order_acq_rel) == W_SUSPENDED)
+        MHD_resume_connection(conn);
 }
 
-void srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double *X, size_t n,
-                         uint64_t timeout_us, int raw)
+int srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double *X, size_t n,
+                        uint64_t timeout_us, int raw)
 {
     ap_error err;
     r->phase = PH_WAIT;
@@ -173,12 +180,12 @@ void srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
             if (o != r->out_small)
                 free(o);
-            return;
+            return 1;
         }
         r->out = o;
         r->nrows = n;
         r->nout = nout;
-        return;
+        return 1;
     }
     ap_batch_submit_opts o = {0};
     o.timeout_us = timeout_us;
@@ -186,13 +193,23 @@ void srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double
     o.on_done = srv_on_done;
     o.user = r;
     uint64_t id;
-    MHD_suspend_connection(r->conn);
+    atomic_store_explicit(&r->wait, W_SUBMITTING, memory_order_relaxed);
     int rc = ap_batch_submit(b, X, n, &o, &id, &err);
-    if (rc) { /* no completion will come: answer through the same path */
+    if (rc) { /* refused: no completion will come */
         r->status = rc;
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);
-        MHD_resume_connection(r->conn);
+        return 1;
     }
+    if (atomic_load_explicit(&r->wait, memory_order_acquire) == W_COMPLETED)
+        return 1; /* ran on this thread (caller_runs) or already done elsewhere */
+    MHD_suspend_connection(r->conn);
+    int expect = W_SUBMITTING;
+    if (!atomic_compare_exchange_strong_explicit(&r->wait, &expect, W_SUSPENDED,
+                                                 memory_order_acq_rel, memory_order_acquire))
+        /* completed between the check and the suspend: its callback saw no
+           suspended connection and left the resume to us */
+        MHD_resume_connection(r->conn);
+    return 0;
 }
 
 /* ---- routing ---------------------------------------------------------------- */

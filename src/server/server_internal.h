@@ -202,6 +202,9 @@ struct ap_server {
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
 
+/* srv_req.wait: who answers a batched inference (see srv_start_inference) */
+enum { W_SUBMITTING, W_SUSPENDED, W_COMPLETED };
+
 #define SRV_SMALL_BODY 1024
 #define SRV_SMALL_OUT 32
 
@@ -220,6 +223,7 @@ typedef struct srv_req {
     int too_big;
 
     /* an inference in flight (filled by the completion callback) */
+    _Atomic int wait; /* W_*: handshake of the completion and the suspend */
     int status;
     char msg[AP_ERROR_MSG_MAX];
     uint64_t id, queue_us, compute_us;
@@ -244,14 +248,16 @@ int srv_http_status(int ap_code);
 /* Completion callback of inferences answered on their connection. */
 void srv_on_done(void *user, const ap_batch_completion *c);
 /*
- * Start the inference of r (n rows of X) on version v through batcher b:
- * the connection is suspended and resumed by srv_on_done. With
- * inline_inference the rows are evaluated here, on the HTTP thread, instead
- * (r->phase is then PH_WAIT with the result filled in, and the caller
- * finishes at once). Called with the model slot read-locked.
+ * Start the inference of r (n rows of X) on version v through batcher b.
+ * Returns 1 when the result (or the failure) is already in r — inline
+ * inference, a batch the batcher ran on this thread (caller_runs), a
+ * completion that beat the suspend, a refused submit — and the caller answers
+ * at once (srv_v1_finish / srv_v2_finish); 0 when the connection is
+ * suspended and srv_on_done resumes it. Called with the model slot
+ * read-locked.
  */
-void srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double *X, size_t n,
-                         uint64_t timeout_us, int raw);
+int srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double *X, size_t n,
+                        uint64_t timeout_us, int raw);
 
 /* handlers (the final call of a request, body complete) */
 enum MHD_Result srv_v1_dispatch(srv_req *r);

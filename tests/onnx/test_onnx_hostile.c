@@ -294,12 +294,194 @@ static void test_ort_missing(void **state)
     free(buf);
 }
 
+/* ---- elementwise chains over typed tensors ---- */
+
+typedef struct cnode {
+    const char *op, *in0, *in1, *out;
+    int64_t to;               /* Cast: target type, else 0 */
+} cnode;
+
+/* input X [N, 1] of type elem, a scalar constant "c" = 1 of that type,
+   the nodes in order, output Y */
+static uint8_t *build_chain(int elem, const cnode *cn, int nn, size_t *len)
+{
+    Onnx__NodeProto nodes[8];
+    Onnx__NodeProto *np[8];
+    Onnx__AttributeProto to[8];
+    Onnx__AttributeProto *top[8];
+    char *ins[8][2], *outs[8][1];
+    for (int i = 0; i < nn; i++) {
+        onnx__node_proto__init(&nodes[i]);
+        np[i] = &nodes[i];
+        nodes[i].op_type = (char *)cn[i].op;
+        ins[i][0] = (char *)cn[i].in0;
+        ins[i][1] = (char *)cn[i].in1;
+        outs[i][0] = (char *)cn[i].out;
+        nodes[i].input = ins[i];
+        nodes[i].n_input = cn[i].in1 ? 2 : 1;
+        nodes[i].output = outs[i];
+        nodes[i].n_output = 1;
+        if (cn[i].to) {
+            onnx__attribute_proto__init(&to[i]);
+            to[i].name = "to";
+            to[i].has_type = 1;
+            to[i].type = ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT;
+            to[i].has_i = 1;
+            to[i].i = cn[i].to;
+            top[i] = &to[i];
+            nodes[i].attribute = &top[i];
+            nodes[i].n_attribute = 1;
+        }
+    }
+    Onnx__TensorShapeProto__Dimension d0 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT,
+                                      d1 = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__INIT;
+    d0.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_PARAM;
+    d0.dim_param = "N";
+    d1.value_case = ONNX__TENSOR_SHAPE_PROTO__DIMENSION__VALUE_DIM_VALUE;
+    d1.dim_value = 1;
+    Onnx__TensorShapeProto__Dimension *dims[2] = {&d0, &d1};
+    Onnx__TensorShapeProto shape = ONNX__TENSOR_SHAPE_PROTO__INIT;
+    shape.dim = dims;
+    shape.n_dim = 2;
+    Onnx__TypeProto__Tensor tt = ONNX__TYPE_PROTO__TENSOR__INIT;
+    tt.has_elem_type = 1;
+    tt.elem_type = elem;
+    tt.shape = &shape;
+    Onnx__TypeProto tp = ONNX__TYPE_PROTO__INIT;
+    tp.value_case = ONNX__TYPE_PROTO__VALUE_TENSOR_TYPE;
+    tp.tensor_type = &tt;
+    Onnx__ValueInfoProto vin = ONNX__VALUE_INFO_PROTO__INIT, vout = ONNX__VALUE_INFO_PROTO__INIT;
+    vin.name = "X";
+    vin.type = &tp;
+    vout.name = "Y";
+    Onnx__ValueInfoProto *vins[1] = {&vin}, *vouts[1] = {&vout};
+    float one_f = 1.0f;
+    double one_d = 1.0;
+    Onnx__TensorProto c = ONNX__TENSOR_PROTO__INIT;
+    Onnx__TensorProto *cp[1] = {&c};
+    c.name = "c";
+    c.has_data_type = 1;
+    c.data_type = elem;
+    if (elem == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE) {
+        c.double_data = &one_d;
+        c.n_double_data = 1;
+    } else {
+        c.float_data = &one_f;
+        c.n_float_data = 1;
+    }
+    Onnx__GraphProto g = ONNX__GRAPH_PROTO__INIT;
+    g.name = "g";
+    g.node = np;
+    g.n_node = (size_t)nn;
+    g.input = vins;
+    g.n_input = 1;
+    g.output = vouts;
+    g.n_output = 1;
+    g.initializer = cp;
+    g.n_initializer = 1;
+    Onnx__ModelProto m = ONNX__MODEL_PROTO__INIT;
+    m.has_ir_version = 1;
+    m.ir_version = 8;
+    m.graph = &g;
+    *len = onnx__model_proto__get_packed_size(&m);
+    uint8_t *buf = malloc(*len);
+    onnx__model_proto__pack(&m, buf);
+    return buf;
+}
+
+enum {
+    T_FLOAT = ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT,
+    T_DOUBLE = ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
+};
+
+/* run the chain natively on n rows of X */
+static void chain_run(int elem, const cnode *cn, int nn, const double *X, size_t n, double *Y)
+{
+    size_t len;
+    uint8_t *buf = build_chain(elem, cn, nn, &len);
+    ap_onnx *m = NULL;
+    ap_error err;
+    int rc = load(buf, len, &m, &err);
+    free(buf);
+    if (rc != AP_OK)
+        fail_msg("load: %s", err.msg);
+    assert_int_equal(ap_onnx_predict(m, X, n, Y, &err), AP_OK);
+    ap_onnx_free(m);
+}
+
+static void chain_error(int elem, const cnode *cn, int nn, const char *needle)
+{
+    size_t len;
+    uint8_t *buf = build_chain(elem, cn, nn, &len);
+    ap_onnx *m = NULL;
+    ap_error err;
+    int rc = load(buf, len, &m, &err);
+    free(buf);
+    assert_true(rc < 0);
+    assert_null(m);
+    if (!strstr(err.msg, needle))
+        fail_msg("message '%s' lacks '%s'", err.msg, needle);
+}
+
+/* Double tensors compute in double: x - 1 for x = 1 + 2^-40 is 2^-40
+   exactly (in float the row rounds to 1 and it is 0); Abs, Neg keep it.
+   A Cast to float then rounds: 1 + 2^-40 -> 1 -> Sub gives 0. */
+static void test_double_chain(void **state)
+{
+    (void)state;
+    const cnode dbl[] = {{"Sub", "X", "c", "d", 0}, {"Abs", "d", NULL, "a", 0},
+                         {"Neg", "a", NULL, "Y", 0}};
+    double X[3] = {1 + ldexp(1, -40), 1 - ldexp(1, -30), 3.5}, Y[3];
+    chain_run(T_DOUBLE, dbl, 3, X, 3, Y);
+    assert_true(Y[0] == -ldexp(1, -40));
+    assert_true(Y[1] == -ldexp(1, -30));
+    assert_true(Y[2] == -2.5);
+    const cnode cast[] = {{"Cast", "X", NULL, "f", T_FLOAT}, {"Cast", "f", NULL, "x2", T_DOUBLE},
+                          {"Sub", "x2", "c", "Y", 0}};
+    chain_run(T_DOUBLE, cast, 3, X, 3, Y);
+    assert_true(Y[0] == 0.0);
+    assert_true(Y[2] == 2.5);
+}
+
+/* Float Softplus as ORT: x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)), so
+   no overflow at 100 (log(exp(100) + 1) is inf in float): by hand
+   softplus(0) = ln 2 = 0.693147182f, softplus(100) = 100, softplus(-200)
+   = 0 (exp underflows); Exp(0) = 1 then Softplus(1) = ln(1 + e) =
+   1.3132616875 (float: within one ulp, 1.2e-7; it lies almost halfway
+   between two floats). */
+static void test_float_softplus(void **state)
+{
+    (void)state;
+    const cnode sp[] = {{"Softplus", "X", NULL, "Y", 0}};
+    double X[3] = {0, 100, -200}, Y[3];
+    chain_run(T_FLOAT, sp, 1, X, 3, Y);
+    assert_true(Y[0] == (double)0.693147182f);
+    assert_true(Y[1] == 100.0);
+    assert_true(Y[2] == 0.0);
+    const cnode esp[] = {{"Exp", "X", NULL, "e", 0}, {"Softplus", "e", NULL, "Y", 0}};
+    chain_run(T_FLOAT, esp, 2, X, 1, Y);
+    assert_true(fabs(Y[0] - 1.3132616875182228) <= 1.2e-7);
+}
+
+/* mixed float/double operands are malformed; float-only kernels refuse
+   double tensors (so AUTO hands the graph to ORT) */
+static void test_typed_refusals(void **state)
+{
+    (void)state;
+    const cnode mix[] = {{"Cast", "X", NULL, "f", T_FLOAT}, {"Mul", "X", "f", "Y", 0}};
+    chain_error(T_DOUBLE, mix, 2, "operands of different types");
+    const cnode mm[] = {{"MatMul", "X", "c", "Y", 0}};
+    chain_error(T_DOUBLE, mm, 1, "(MatMul): operator on a double tensor is not supported");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hand_tree),     cmocka_unit_test(test_bad_structure),
         cmocka_unit_test(test_truncated),     cmocka_unit_test(test_deep_nesting),
         cmocka_unit_test(test_garbage),       cmocka_unit_test(test_ort_missing),
+        cmocka_unit_test(test_double_chain),  cmocka_unit_test(test_float_softplus),
+        cmocka_unit_test(test_typed_refusals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -29,7 +29,8 @@ def run(args, env=None, timeout=20):
 r = run(["--help"])
 keys = ["host", "port", "repository", "http_threads", "workers", "batch_size", "max_queue_delay_us",
         "max_queue_rows", "inference_timeout", "model_cache_size", "result_ttl", "onnx_enabled",
-        "mixed_precision_enabled", "history", "max_body_bytes", "replay", "replay_speed"]
+        "mixed_precision_enabled", "history", "max_body_bytes", "replay", "replay_speed", "caller_runs",
+        "inline_inference"]
 check(r.returncode == 0 and all(k in r.stdout for k in keys) and "AP_PORT" in r.stdout
       and "INFERENCE_TIMEOUT" in r.stdout and "BATCH_SIZE" in r.stdout,
       "serve --help lists the settings with their environment names")
