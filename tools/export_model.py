@@ -6,8 +6,12 @@ Writes <repo>/<name>/manifest.json (if absent) and a new version folder
 
 Sources:
   (a) a fitted sklearn Pipeline: SimpleImputer / StandardScaler / PCA /
-      feature selectors (anything with get_support), then an XGBoost sklearn
-      estimator (XGBClassifier, XGBRegressor) as the final step;
+      feature selectors (anything with get_support), then as the final step an
+      XGBoost sklearn estimator (XGBClassifier, XGBRegressor: format xgboost)
+      or a scikit-learn estimator that tools/export_onnx.py writes (random
+      forests, gradient boosting, trees, LogisticRegression, MLP: format onnx,
+      model.onnx holding the estimator alone; the steps before it go to the
+      version's pipeline either way);
   (b) an XGBoost Booster (or a saved .json / .ubj model file);
   (c) a LightGBM text model file;
   (d) an ensemble: member names + a logistic meta-learner (coefficients,
@@ -140,7 +144,7 @@ def _version_json(fmt, fname, features, input_width, steps, output_index, confid
     else:
         v["input_width"] = int(input_width)
     v["pipeline"] = steps
-    v["output_index"] = int(output_index)
+    v["output_index"] = 0 if output_index is None else int(output_index)
     v["confidence"] = confidence
     return v
 
@@ -168,18 +172,43 @@ def export_xgboost(booster, repo, name, kind, target, features=None, input_width
     return vdir
 
 
+def _export_onnx_estimator(est, repo, name, kind, target, features, input_width, width, steps,
+                           output_index=None, confidence="max_probability", version=None,
+                           batching=(64, 1000), description=None):
+    """A scikit-learn estimator as model.onnx (tools/export_onnx.py) behind pipeline steps."""
+    import onnx
+    from export_onnx import to_onnx
+    # a binary classifier's graph outputs [P(class 0), P(class 1)]: serve class 1,
+    # as an XGBoost binary model's single output is
+    if output_index is None:
+        output_index = 1 if len(getattr(est, "classes_", ())) == 2 else 0
+    model = to_onnx(est, width)
+    vdir = _prepare(repo, name, kind, target, version, batching, description)
+    onnx.save(model, os.path.join(vdir, "model.onnx"))
+    _write_json(os.path.join(vdir, "version.json"),
+                _version_json("onnx", "model.onnx", features, input_width, steps, output_index,
+                              confidence))
+    return vdir
+
+
 def export_sklearn(pipe, repo, name, kind, target, features=None, input_width=None, **kw):
-    """A fitted sklearn Pipeline ending in an XGBoost sklearn estimator."""
+    """A fitted sklearn Pipeline (or estimator) ending in an XGBoost sklearn estimator
+    (format xgboost) or another scikit-learn estimator (format onnx)."""
     from sklearn.pipeline import Pipeline
     stages = [s for _, s in pipe.steps] if isinstance(pipe, Pipeline) else [pipe]
     est = stages[-1]
-    if not hasattr(est, "get_booster"):
-        raise ExportError("final estimator %s is not an XGBoost sklearn estimator (sklearn "
-                          "trees need ONNX, not supported yet)" % type(est).__name__)
     width = len(features) if features is not None else input_width
     if width is None:
         raise ExportError("%s: give the features (or input_width)" % name)
-    steps, _ = pipeline_steps(stages[:-1], width)
+    # the transformers stay in the version's pipeline, computed in double as sklearn
+    # does: in an ONNX graph they would run in float and could move a row across a
+    # tree threshold
+    steps, out_width = pipeline_steps(stages[:-1], width)
+    if not hasattr(est, "get_booster"):
+        if kw.pop("ubj", False):
+            raise ExportError("%s: ubj applies to XGBoost models only" % name)
+        return _export_onnx_estimator(est, repo, name, kind, target, features, input_width,
+                                      out_width, steps, **kw)
     booster = est.get_booster()
     # the booster's names, if any, are the columns after the pipeline: keep them only
     # when the pipeline keeps the columns (the registry then checks them)
@@ -244,7 +273,8 @@ def main(argv=None):
     ap.add_argument("--features", help="comma-separated alphapulse-v1 feature names")
     ap.add_argument("--input-width", type=int, help="raw models: the input width")
     ap.add_argument("--ubj", action="store_true", help="write the XGBoost model as UBJSON")
-    ap.add_argument("--output-index", type=int, default=0)
+    ap.add_argument("--output-index", type=int,
+                    help="output served (default: class 1 of a binary ONNX classifier, else 0)")
     ap.add_argument("--confidence", default="max_probability",
                     choices=["max_probability", "margin"])
     ap.add_argument("--members", help="ensembles: comma-separated member names")

@@ -9,14 +9,16 @@ what bar t+1 will look like; the last bar of each series has no label):
            otherwise continuation;
   regime:  volatile when volatility_20 > 0.03, otherwise bull when
            momentum_20 > 0.05, bear when momentum_20 < -0.05, otherwise sideways.
-Each base model is a binary one-vs-rest XGBoost classifier behind its sklearn
-pipeline. The ensemble 'meta' is a logistic regression over the six base
+Each base model is a binary one-vs-rest classifier behind its sklearn pipeline:
+XGBoost for five of them (served as XGBoost JSON or UBJSON), a scikit-learn
+random forest for 'bear' (served as ONNX, written by tools/export_onnx.py), so
+the demo holds its models in more than one format. The ensemble 'meta' is a logistic regression over the six base
 models' probabilities, target: reversal at the next bar, fitted on the later
 30% of each series (the base models are fitted on the first 70%).
 
 Usage: tools/train_demo.py [--bin build/alphapulse] [--output examples/models]
-Deterministic (fixed seeds, single-threaded XGBoost, exact PCA: sklearn would
-pick its randomized solver for these shapes).
+Deterministic (fixed seeds, single-threaded XGBoost and random forest, exact
+PCA: sklearn would pick its randomized solver for these shapes).
 """
 import argparse
 import os
@@ -29,6 +31,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 from sklearn.decomposition import PCA
+from sklearn.ensemble import RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -74,8 +77,16 @@ def xgb_clf(n):
 
 def pipe(steps, n_trees=60):
     fill = ("fill", SimpleImputer(strategy="constant", fill_value=0.0))
-    return Pipeline([fill] + steps + [("xgb", xgb_clf(n_trees))]) if steps is not None else \
-        Pipeline([("xgb", xgb_clf(n_trees))])
+    return Pipeline([fill] + steps + [("xgb", xgb_clf(n_trees))])
+
+
+def forest():
+    # sklearn 1.2's forests refuse NaN: fill first, as the XGBoost pipelines do; the
+    # scaler changes nothing for trees, it shows a pipeline in front of an ONNX model
+    return Pipeline([("fill", SimpleImputer(strategy="constant", fill_value=0.0)),
+                     ("scale", StandardScaler()),
+                     ("rf", RandomForestClassifier(n_estimators=50, max_depth=6,
+                                                   random_state=0, n_jobs=1))])
 
 
 def pca(n):
@@ -93,7 +104,7 @@ MODELS = {
     "bull": ("regime", REGIME_FEATURES,
              lambda: pipe([("scale", StandardScaler()), pca(6)]),
              dict(ubj=False)),
-    "bear": ("regime", REGIME_FEATURES, lambda: pipe(None), dict(ubj=True)),
+    "bear": ("regime", REGIME_FEATURES, forest, dict()),
     "sideways": ("regime", REGIME_FEATURES, lambda: pipe([("scale", StandardScaler())]),
                  dict(ubj=False, confidence="margin")),
     "volatile": ("regime", VOLATILITY_FEATURES,

@@ -59,8 +59,10 @@ def main():
     # 2. unknown feature name
     edit_json(os.path.join(repo, "sideways/1/version.json"),
               lambda d: d["features"].__setitem__(5, "rsi_bogus"))
-    # 3. width mismatch: 13 features into a model that reads 14 (no pipeline)
-    edit_json(os.path.join(repo, "bear/1/version.json"), lambda d: d["features"].pop())
+    # 3. width mismatch: 13 features into a model (bear: ONNX) that reads 14; the
+    #    scaler goes too, so only the fillna step stands between them
+    edit_json(os.path.join(repo, "bear/1/version.json"),
+              lambda d: (d["features"].pop(), d.update(pipeline=d["pipeline"][:1])))
     # 4. bad pipeline dims: a scaler mean of 13 values for 14 columns
     edit_json(os.path.join(repo, "continuation/1/version.json"),
               lambda d: d["pipeline"][1]["mean"].pop())
