@@ -15,25 +15,25 @@
 
 /* Parse the body as a JSON object; on failure the error response is queued
    (*ret) and NULL returned. */
-static json_t *body_object(srv_req *r, enum MHD_Result *ret)
+static json_t *body_object(ap_srv_req *r, enum MHD_Result *ret)
 {
     json_error_t je;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        *ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
+        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
                          je.line, je.column, je.text);
         return NULL;
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        *ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
         return NULL;
     }
     return j;
 }
 
 /* Refuse keys not in allowed (typos are errors); 0 when all are known. */
-static int unknown_key(srv_req *r, json_t *o, const char *const *allowed, enum MHD_Result *ret)
+static int unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed, enum MHD_Result *ret)
 {
     const char *k;
     json_t *v;
@@ -42,7 +42,7 @@ static int unknown_key(srv_req *r, json_t *o, const char *const *allowed, enum M
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = !strcmp(k, *a);
         if (!ok) {
-            *ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "unknown field '%s'", k);
+            *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "unknown field '%s'", k);
             return 1;
         }
     }
@@ -51,7 +51,7 @@ static int unknown_key(srv_req *r, json_t *o, const char *const *allowed, enum M
 
 /* A string field: NULL when absent (and not required); on a type error the
    response is queued and *bad set. */
-static const char *str_field(srv_req *r, json_t *o, const char *key, int required, int *bad,
+static const char *str_field(ap_srv_req *r, json_t *o, const char *key, int required, int *bad,
                              enum MHD_Result *ret)
 {
     json_t *v = json_object_get(o, key);
@@ -59,7 +59,7 @@ static const char *str_field(srv_req *r, json_t *o, const char *key, int require
         return NULL;
     if (!v || !json_is_string(v) || !json_string_length(v)) {
         *bad = 1;
-        *ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "field '%s' %s", key,
+        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field '%s' %s", key,
                          v ? "must be a non-empty string" : "is required");
         return NULL;
     }
@@ -69,9 +69,9 @@ static const char *str_field(srv_req *r, json_t *o, const char *key, int require
 static void put_time(jbuf *b, const char *key, int64_t t_us)
 {
     char t[40];
-    jb_printf(b, "\"%s\": ", key);
-    jb_str(b, ap_format_timestamp(t_us, t, sizeof t));
-    jb_printf(b, ", \"%s_ms\": %" PRId64, key, t_us / 1000);
+    ap_jb_printf(b, "\"%s\": ", key);
+    ap_jb_str(b, ap_format_timestamp(t_us, t, sizeof t));
+    ap_jb_printf(b, ", \"%s_ms\": %" PRId64, key, t_us / 1000);
 }
 
 /* ---- POST /v1/candles --------------------------------------------------------- */
@@ -96,7 +96,7 @@ static int candle_time(json_t *v, int64_t *t, ap_error *err)
     return AP_OK;
 }
 
-static enum MHD_Result candles(srv_req *r)
+static enum MHD_Result candles(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "candles", NULL};
     ap_server *s = r->srv;
@@ -111,7 +111,7 @@ static enum MHD_Result candles(srv_req *r)
     if (bad || unknown_key(r, j, keys, &ret))
         goto done;
     if (!json_is_array(arr)) {
-        ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'candles' %s",
+        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'candles' %s",
                         arr ? "must be an array of [t, o, h, l, c, v]" : "is required");
         goto done;
     }
@@ -119,11 +119,11 @@ static enum MHD_Result candles(srv_req *r)
     int64_t tf;
     ap_series *series;
     if (ap_timeframe_parse(tfs, &tf, &err) != AP_OK) {
-        ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
         goto done;
     }
     if (ap_series_open(s->store, sym, tf, AP_SERIES_ROLLUP, &series, &err) != AP_OK) {
-        ret = srv_error(r, err.code == AP_ERANGE ? MHD_HTTP_INSUFFICIENT_STORAGE
+        ret = ap_srv_error(r, err.code == AP_ERANGE ? MHD_HTTP_INSUFFICIENT_STORAGE
                                                  : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
         goto done;
     }
@@ -147,37 +147,37 @@ static enum MHD_Result candles(srv_req *r)
             else
                 *f[k] = json_number_value(v);
         }
-        if (rc || (rc = srv_ingest(s, series, &bar, &err)))
+        if (rc || (rc = ap_srv_ingest(s, series, &bar, &err)))
             break;
     }
     char store[1024];
     jbuf b;
-    jb_init(&b, store, sizeof store);
+    ap_jb_init(&b, store, sizeof store);
     if (rc) {
         char msg[AP_ERROR_MSG_MAX + 64];
         snprintf(msg, sizeof msg, "candle %zu: %s", stored, err.msg);
-        jb_puts(&b, "{\"error\": ");
-        jb_str(&b, msg);
-        jb_printf(&b, ", \"stored\": %zu, \"rejected\": {\"index\": %zu, \"reason\": ", stored,
+        ap_jb_puts(&b, "{\"error\": ");
+        ap_jb_str(&b, msg);
+        ap_jb_printf(&b, ", \"stored\": %zu, \"rejected\": {\"index\": %zu, \"reason\": ", stored,
                   stored);
-        jb_str(&b, err.msg);
-        jb_puts(&b, "}");
+        ap_jb_str(&b, err.msg);
+        ap_jb_puts(&b, "}");
     } else
-        jb_printf(&b, "{\"stored\": %zu", stored);
-    jb_puts(&b, ", \"symbol\": ");
-    jb_str(&b, sym);
-    jb_puts(&b, ", \"timeframe\": ");
-    jb_str(&b, tfs);
-    jb_printf(&b, ", \"bars\": %zu, \"total\": %" PRIu64, ap_series_length(series),
+        ap_jb_printf(&b, "{\"stored\": %zu", stored);
+    ap_jb_puts(&b, ", \"symbol\": ");
+    ap_jb_str(&b, sym);
+    ap_jb_puts(&b, ", \"timeframe\": ");
+    ap_jb_str(&b, tfs);
+    ap_jb_printf(&b, ", \"bars\": %zu, \"total\": %" PRIu64, ap_series_length(series),
               ap_series_total(series));
     int64_t last;
     double latest[AP_FEATURE_COUNT];
     if (ap_series_latest(series, latest, &last, NULL) == AP_OK) {
-        jb_puts(&b, ", ");
+        ap_jb_puts(&b, ", ");
         put_time(&b, "last_bar_time", last);
     }
-    jb_puts(&b, "}\n");
-    ret = srv_respond(r, rc ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK, &b, NULL);
+    ap_jb_puts(&b, "}\n");
+    ret = ap_srv_respond(r, rc ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK, &b, NULL);
 done:
     json_decref(j);
     return ret;
@@ -192,11 +192,11 @@ static const char *const kind_names[] = {"pattern", "regime", "ensemble", "raw"}
 
 /* The model for a request, read-locked (unlock after submitting), or NULL
    with the reason in why. */
-static srv_model *pick_model(ap_server *s, int kind, const char *target, const char *name,
+static ap_srv_model *pick_model(ap_server *s, int kind, const char *target, const char *name,
                              char *why, size_t whysize)
 {
     if (name) {
-        srv_model *m = srv_model_find(s, name);
+        ap_srv_model *m = ap_srv_model_find(s, name);
         if (!m) {
             snprintf(why, whysize, "unknown model '%s'", name);
             return NULL;
@@ -214,7 +214,7 @@ static srv_model *pick_model(ap_server *s, int kind, const char *target, const c
     }
     int n = atomic_load_explicit(&s->nmodels, memory_order_acquire);
     for (int i = 0; i < n; i++) {
-        srv_model *m = s->models[i];
+        ap_srv_model *m = s->models[i];
         pthread_rwlock_rdlock(&m->lock);
         if (m->cur && (int)m->cur->info.kind == kind && m->feat &&
             (!target || !strcmp(target, m->cur->info.target)))
@@ -230,24 +230,24 @@ static srv_model *pick_model(ap_server *s, int kind, const char *target, const c
 }
 
 /* Keep what the response will need from the version served. */
-static void hold_version(srv_req *r, srv_model *m)
+static void hold_version(ap_srv_req *r, ap_srv_model *m)
 {
-    srv_version_ref(m->cur);
+    ap_srv_version_ref(m->cur);
     r->ver = m->cur;
     r->model = m->index;
     r->version = m->cur->info.version;
 }
 
-void srv_results_on_done(void *user, const ap_batch_completion *c)
+void ap_srv_results_on_done(void *user, const ap_batch_completion *c)
 {
     ap_server *s = user;
-    srv_results *rs = &s->results;
+    ap_srv_results *rs = &s->results;
     pthread_mutex_lock(&rs->mu);
-    srv_result *e = srv_results_find_locked(rs, c->id, srv_now_ns());
+    ap_srv_result *e = ap_srv_results_find_locked(rs, c->id, ap_srv_now_ns());
     if (e && e->state == RES_PENDING) {
         e->status = c->status;
         e->state = c->status == AP_ECANCELLED ? RES_CANCELLED : RES_DONE;
-        e->t_done_ns = srv_now_ns();
+        e->t_done_ns = ap_srv_now_ns();
         e->queue_us = c->queue_us;
         e->compute_us = c->compute_us;
         if (c->status == AP_OK) {
@@ -264,41 +264,41 @@ void srv_results_on_done(void *user, const ap_batch_completion *c)
 
 /* The prediction object (without the closing brace). */
 static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,
-                            const srv_version *v, double pred, double conf, const double *outs,
+                            const ap_srv_version *v, double pred, double conf, const double *outs,
                             int nouts, int64_t bar_time, uint64_t latency_us, uint64_t queue_us,
                             uint64_t compute_us)
 {
-    jb_printf(b, "{\"request_id\": \"%" PRIu64 "\", \"symbol\": ", id);
-    jb_str(b, symbol);
-    jb_puts(b, ", \"timeframe\": ");
-    jb_str(b, tf);
-    jb_puts(b, ", \"model\": ");
-    jb_str(b, v->info.name);
-    jb_printf(b, ", \"kind\": \"%s\", \"target\": ", v->info.kind_name);
-    jb_str(b, v->info.target);
-    jb_printf(b, ", \"version\": %u, \"prediction\": ", v->info.version);
-    jb_num(b, pred);
-    jb_puts(b, ", \"confidence\": ");
-    jb_num(b, conf);
-    jb_puts(b, ", ");
+    ap_jb_printf(b, "{\"request_id\": \"%" PRIu64 "\", \"symbol\": ", id);
+    ap_jb_str(b, symbol);
+    ap_jb_puts(b, ", \"timeframe\": ");
+    ap_jb_str(b, tf);
+    ap_jb_puts(b, ", \"model\": ");
+    ap_jb_str(b, v->info.name);
+    ap_jb_printf(b, ", \"kind\": \"%s\", \"target\": ", v->info.kind_name);
+    ap_jb_str(b, v->info.target);
+    ap_jb_printf(b, ", \"version\": %u, \"prediction\": ", v->info.version);
+    ap_jb_num(b, pred);
+    ap_jb_puts(b, ", \"confidence\": ");
+    ap_jb_num(b, conf);
+    ap_jb_puts(b, ", ");
     put_time(b, "bar_time", bar_time);
-    jb_printf(b, ", \"latency_us\": %" PRIu64 ", \"queue_us\": %" PRIu64 ", \"compute_us\": %"
+    ap_jb_printf(b, ", \"latency_us\": %" PRIu64 ", \"queue_us\": %" PRIu64 ", \"compute_us\": %"
               PRIu64, latency_us, queue_us, compute_us);
     if (v->info.kind == AP_MODEL_ENSEMBLE) {
-        jb_puts(b, ", \"members\": {");
+        ap_jb_puts(b, ", \"members\": {");
         for (int i = 0; i < nouts; i++) {
             const char *name = ap_model_input_name(v->m, i);
-            jb_str(b, name ? name : "?");
-            jb_puts(b, ": ");
-            jb_num(b, outs[i]);
-            jb_puts(b, ",");
+            ap_jb_str(b, name ? name : "?");
+            ap_jb_puts(b, ": ");
+            ap_jb_num(b, outs[i]);
+            ap_jb_puts(b, ",");
         }
-        jb_uncomma(b);
-        jb_puts(b, "}");
+        ap_jb_uncomma(b);
+        ap_jb_puts(b, "}");
     }
 }
 
-static enum MHD_Result predict(srv_req *r)
+static enum MHD_Result predict(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "target", "model",
                                        "async",  "timeout_ms", NULL};
@@ -318,36 +318,36 @@ static enum MHD_Result predict(srv_req *r)
     if (bad || unknown_key(r, j, keys, &ret))
         goto done;
     if (async && !json_is_boolean(async)) {
-        ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'async' must be true or false");
+        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'async' must be true or false");
         goto done;
     }
     if (tmo && (!json_is_number(tmo) || !(json_number_value(tmo) > 0) ||
                 json_number_value(tmo) > 3.6e6)) {
-        ret = srv_error(r, MHD_HTTP_BAD_REQUEST,
+        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST,
                         "field 'timeout_ms' must be a number of milliseconds > 0");
         goto done;
     }
     ap_error err;
     int64_t tf;
     if (ap_timeframe_parse(tfs, &tf, &err) != AP_OK) {
-        ret = srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
         goto done;
     }
     ap_series *series = ap_series_find(s->store, sym, tf);
     if (!series) {
-        ret = srv_error(r, MHD_HTTP_NOT_FOUND, "unknown series %s/%s (POST bars to /v1/candles)",
+        ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown series %s/%s (POST bars to /v1/candles)",
                         sym, tfs);
         goto done;
     }
     double row[AP_FEATURE_COUNT];
     if (ap_series_latest(series, row, &r->bar_time, &err) != AP_OK) {
-        ret = srv_error(r, MHD_HTTP_NOT_FOUND, "%s", err.msg);
+        ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "%s", err.msg);
         goto done;
     }
     char why[256];
-    srv_model *m = pick_model(s, kind, target, model, why, sizeof why);
+    ap_srv_model *m = pick_model(s, kind, target, model, why, sizeof why);
     if (!m) {
-        ret = srv_error(r, MHD_HTTP_NOT_FOUND, "%s", why);
+        ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "%s", why);
         goto done;
     }
     hold_version(r, m);
@@ -359,8 +359,8 @@ static enum MHD_Result predict(srv_req *r)
     if (async && json_is_true(async)) {
         uint64_t id;
         int rc;
-        srv_results *rs = &s->results;
-        o.on_done = srv_results_on_done;
+        ap_srv_results *rs = &s->results;
+        o.on_done = ap_srv_results_on_done;
         o.user = s;
         /* the store lock is held across the submit so that the completion
            (on another thread) finds the entry; it takes that lock, so the
@@ -369,10 +369,10 @@ static enum MHD_Result predict(srv_req *r)
         pthread_mutex_lock(&rs->mu);
         rc = ap_batch_submit(m->feat, row, 1, &o, &id, &err);
         if (rc == AP_OK) {
-            srv_result *e = srv_results_insert_locked(rs, id);
+            ap_srv_result *e = ap_srv_results_insert_locked(rs, id);
             e->ep = r->ep;
             e->model = m->index;
-            srv_version_ref(m->cur);
+            ap_srv_version_ref(m->cur);
             e->ver = m->cur;
             snprintf(e->symbol, sizeof e->symbol, "%s", sym);
             snprintf(e->timeframe, sizeof e->timeframe, "%s", tfs);
@@ -383,42 +383,42 @@ static enum MHD_Result predict(srv_req *r)
         pthread_mutex_unlock(&rs->mu);
         pthread_rwlock_unlock(&m->lock);
         if (rc)
-            ret = srv_error(r, srv_http_status(rc), "%s", err.msg);
+            ret = ap_srv_error(r, ap_srv_http_status(rc), "%s", err.msg);
         else {
             char store[256];
             jbuf b;
-            jb_init(&b, store, sizeof store);
-            jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"}\n", id);
-            ret = srv_respond(r, MHD_HTTP_ACCEPTED, &b, NULL);
+            ap_jb_init(&b, store, sizeof store);
+            ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"}\n", id);
+            ret = ap_srv_respond(r, MHD_HTTP_ACCEPTED, &b, NULL);
         }
         goto done;
     }
-    int answered = srv_start_inference(r, m->feat, m->cur, row, 1, o.timeout_us, 0);
+    int answered = ap_srv_start_inference(r, m->feat, m->cur, row, 1, o.timeout_us, 0);
     pthread_rwlock_unlock(&m->lock);
     if (answered) {
         if (s->cfg.inline_inference)
             r->id = atomic_fetch_add_explicit(&s->inline_ids, 1, memory_order_relaxed);
         r->phase = PH_DONE;
-        ret = srv_v1_finish(r);
+        ret = ap_srv_v1_finish(r);
     }
 done:
     json_decref(j);
     return ret;
 }
 
-enum MHD_Result srv_v1_finish(srv_req *r)
+enum MHD_Result ap_srv_v1_finish(ap_srv_req *r)
 {
     if (r->status)
-        return srv_error(r, srv_http_status(r->status), "%s", r->msg);
+        return ap_srv_error(r, ap_srv_http_status(r->status), "%s", r->msg);
     char store[1024];
     jbuf b;
-    jb_init(&b, store, sizeof store);
-    uint64_t lat = (srv_now_ns() - r->t0_ns) / 1000;
+    ap_jb_init(&b, store, sizeof store);
+    uint64_t lat = (ap_srv_now_ns() - r->t0_ns) / 1000;
     prediction_json(&b, r->id, r->symbol, r->timeframe, r->ver, r->out[0], r->out[1],
                     r->out + 2, (int)r->nout - 2, r->bar_time, lat, r->queue_us,
                     r->compute_us);
-    jb_puts(&b, "}\n");
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_puts(&b, "}\n");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- /v1/results/{id} --------------------------------------------------------------- */
@@ -432,156 +432,156 @@ static int parse_id(const char *s, uint64_t *id)
     return *end || !*id ? -1 : 0;
 }
 
-static enum MHD_Result result_get(srv_req *r)
+static enum MHD_Result result_get(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     uint64_t id;
     if (parse_id(r->arg, &id))
-        return srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
-    srv_result e;
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
+    ap_srv_result e;
     pthread_mutex_lock(&s->results.mu);
-    srv_result *p = srv_results_find_locked(&s->results, id, srv_now_ns());
+    ap_srv_result *p = ap_srv_results_find_locked(&s->results, id, ap_srv_now_ns());
     if (p) {
         e = *p;
-        srv_version_ref(e.ver);
+        ap_srv_version_ref(e.ver);
     }
     pthread_mutex_unlock(&s->results.mu);
     if (!p)
-        return srv_error(r, MHD_HTTP_NOT_FOUND,
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND,
                          "unknown request id %" PRIu64 " (never issued, deleted or expired)", id);
     r->model = e.model;
     char store[1024];
     jbuf b;
-    jb_init(&b, store, sizeof store);
+    ap_jb_init(&b, store, sizeof store);
     if (e.state == RES_PENDING)
-        jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"", id);
+        ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"", id);
     else if (e.state == RES_CANCELLED)
-        jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"cancelled\"", id);
+        ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"cancelled\"", id);
     else if (e.status != AP_OK) {
-        jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"failed\", \"code\": "
+        ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"failed\", \"code\": "
                   "\"%s\", \"error\": ", id, ap_status_name(e.status));
-        jb_str(&b, e.msg);
+        ap_jb_str(&b, e.msg);
     } else {
         prediction_json(&b, id, e.symbol, e.timeframe, e.ver, e.pred, e.conf, e.outs, e.nouts,
                         e.bar_time, (e.t_done_ns - e.t_submit_ns) / 1000, e.queue_us,
                         e.compute_us);
-        jb_puts(&b, ", \"status\": \"done\"");
+        ap_jb_puts(&b, ", \"status\": \"done\"");
     }
-    jb_puts(&b, "}\n");
-    srv_version_unref(e.ver);
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_puts(&b, "}\n");
+    ap_srv_version_unref(e.ver);
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-static enum MHD_Result result_delete(srv_req *r)
+static enum MHD_Result result_delete(ap_srv_req *r)
 {
     ap_server *s = r->srv;
-    srv_results *rs = &s->results;
+    ap_srv_results *rs = &s->results;
     uint64_t id;
     if (parse_id(r->arg, &id))
-        return srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
     pthread_mutex_lock(&rs->mu);
-    srv_result *p = srv_results_find_locked(rs, id, srv_now_ns());
+    ap_srv_result *p = ap_srv_results_find_locked(rs, id, ap_srv_now_ns());
     int state = p ? p->state : RES_FREE, model = p ? p->model : -1;
     ap_batcher *b = p ? p->batcher : NULL;
     pthread_mutex_unlock(&rs->mu);
     if (!p)
-        return srv_error(r, MHD_HTTP_NOT_FOUND,
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND,
                          "unknown request id %" PRIu64 " (never issued, deleted or expired)", id);
     r->model = model;
     if (state == RES_PENDING) {
         /* Cancel outside the store lock (a queued request's completion runs on
            this thread and takes it); the slot lock keeps the batcher alive. */
-        srv_model *m = s->models[model];
+        ap_srv_model *m = s->models[model];
         pthread_rwlock_rdlock(&m->lock);
         if (m->feat == b)
             ap_batch_cancel(b, id, NULL);
         pthread_rwlock_unlock(&m->lock);
     }
     pthread_mutex_lock(&rs->mu);
-    p = srv_results_find_locked(rs, id, srv_now_ns());
+    p = ap_srv_results_find_locked(rs, id, ap_srv_now_ns());
     if (p)
-        srv_results_remove_locked(rs, p);
+        ap_srv_results_remove_locked(rs, p);
     pthread_mutex_unlock(&rs->mu);
     char store[128];
     jbuf o;
-    jb_init(&o, store, sizeof store);
-    jb_printf(&o, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"%s\"}\n", id,
+    ap_jb_init(&o, store, sizeof store);
+    ap_jb_printf(&o, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"%s\"}\n", id,
               state == RES_PENDING ? "cancelled" : "deleted");
-    return srv_respond(r, MHD_HTTP_OK, &o, NULL);
+    return ap_srv_respond(r, MHD_HTTP_OK, &o, NULL);
 }
 
 /* ---- /v1/models and /v1/stats ---------------------------------------------------------- */
 
 /* Describe the version served by m (or that it is not loaded). */
-static void model_json(ap_server *s, jbuf *b, srv_model *m)
+static void model_json(ap_server *s, jbuf *b, ap_srv_model *m)
 {
     pthread_rwlock_rdlock(&m->lock);
-    srv_version *v = m->cur;
+    ap_srv_version *v = m->cur;
     if (v)
-        srv_version_ref(v);
+        ap_srv_version_ref(v);
     pthread_rwlock_unlock(&m->lock);
-    jb_puts(b, "{\"name\": ");
-    jb_str(b, m->name);
+    ap_jb_puts(b, "{\"name\": ");
+    ap_jb_str(b, m->name);
     ap_model_stats st;
     int have = ap_registry_stats(s->reg, m->name, &st, NULL) == AP_OK;
     if (!v) {
-        jb_puts(b, ", \"loaded\": false}");
+        ap_jb_puts(b, ", \"loaded\": false}");
         return;
     }
     const ap_model_info *in = &v->info;
-    jb_printf(b, ", \"loaded\": true, \"kind\": \"%s\", \"target\": ", in->kind_name);
-    jb_str(b, in->target);
-    jb_printf(b, ", \"version\": %u, \"format\": ", in->version);
-    jb_str(b, in->format);
-    jb_printf(b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
+    ap_jb_printf(b, ", \"loaded\": true, \"kind\": \"%s\", \"target\": ", in->kind_name);
+    ap_jb_str(b, in->target);
+    ap_jb_printf(b, ", \"version\": %u, \"format\": ", in->version);
+    ap_jb_str(b, in->format);
+    ap_jb_printf(b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
     for (int i = 0; i < in->num_inputs; i++) {
         const char *nm = ap_model_input_name(v->m, i);
         if (nm)
-            jb_str(b, nm);
+            ap_jb_str(b, nm);
         else
-            jb_printf(b, "\"input_%d\"", i);
-        jb_puts(b, ",");
+            ap_jb_printf(b, "\"input_%d\"", i);
+        ap_jb_puts(b, ",");
     }
-    jb_uncomma(b);
-    jb_printf(b, "], \"num_inputs\": %d, \"num_outputs\": %d, \"trees\": %d, \"pipeline\": ",
+    ap_jb_uncomma(b);
+    ap_jb_printf(b, "], \"num_inputs\": %d, \"num_outputs\": %d, \"trees\": %d, \"pipeline\": ",
               in->num_inputs, in->num_outputs, in->num_trees);
-    jb_str(b, in->pipeline);
-    jb_puts(b, ", \"confidence\": ");
-    jb_str(b, in->confidence);
-    jb_printf(b, ", \"batching\": {\"max_batch_size\": %d, \"max_queue_delay_us\": %u}",
+    ap_jb_str(b, in->pipeline);
+    ap_jb_puts(b, ", \"confidence\": ");
+    ap_jb_str(b, in->confidence);
+    ap_jb_printf(b, ", \"batching\": {\"max_batch_size\": %d, \"max_queue_delay_us\": %u}",
               in->max_batch_size, in->max_queue_delay_us);
     if (have)
-        jb_printf(b, ", \"stats\": {\"loads\": %" PRIu64 ", \"predictions\": %" PRIu64
+        ap_jb_printf(b, ", \"stats\": {\"loads\": %" PRIu64 ", \"predictions\": %" PRIu64
                   ", \"errors\": %" PRIu64 ", \"predict_calls\": %" PRIu64
                   ", \"latency_mean_us\": %.3f, \"latency_max_us\": %.3f}",
                   st.loads, st.predictions, st.errors, st.latency_count,
                   st.latency_count ? (double)st.latency_sum_ns / 1e3 / (double)st.latency_count
                                    : 0.0,
                   (double)st.latency_max_ns / 1e3);
-    jb_puts(b, "}");
-    srv_version_unref(v);
+    ap_jb_puts(b, "}");
+    ap_srv_version_unref(v);
 }
 
-static enum MHD_Result models(srv_req *r)
+static enum MHD_Result models(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     jbuf b;
-    jb_init(&b, NULL, 0);
-    jb_puts(&b, "{\"models\": [");
+    ap_jb_init(&b, NULL, 0);
+    ap_jb_puts(&b, "{\"models\": [");
     int n = atomic_load(&s->nmodels);
     for (int i = 0; i < n; i++) {
         model_json(s, &b, s->models[i]);
-        jb_puts(&b, ",");
+        ap_jb_puts(&b, ",");
     }
-    jb_uncomma(&b);
-    jb_puts(&b, "]}\n");
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_uncomma(&b);
+    ap_jb_puts(&b, "]}\n");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-static enum MHD_Result stats(srv_req *r)
+static enum MHD_Result stats(ap_srv_req *r)
 {
     ap_server *s = r->srv;
-    srv_metrics *mt = s->metrics;
+    ap_srv_metrics *mt = s->metrics;
     uint64_t requests = 0, predictions = 0;
     int n = atomic_load(&s->nmodels);
     for (int ep = 0; ep < EP_COUNT; ep++)
@@ -595,45 +595,45 @@ static enum MHD_Result stats(srv_req *r)
     memset(&bs, 0, sizeof bs);
     ap_workers_stats(s->workers, &bs);
     jbuf b;
-    jb_init(&b, NULL, 0);
-    jb_printf(&b, "{\"version\": \"%s\", \"uptime_s\": %.3f, \"models_loaded\": %d, "
+    ap_jb_init(&b, NULL, 0);
+    ap_jb_printf(&b, "{\"version\": \"%s\", \"uptime_s\": %.3f, \"models_loaded\": %d, "
               "\"requests\": %" PRIu64 ", \"in_flight\": %ld, \"predictions\": %" PRIu64,
-              ap_version(), (double)(srv_now_ns() - s->start_ns) / 1e9,
+              ap_version(), (double)(ap_srv_now_ns() - s->start_ns) / 1e9,
               ap_server_models_loaded(s), requests, atomic_load(&s->inflight), predictions);
-    jb_printf(&b, ", \"batching\": {\"submitted\": %" PRIu64 ", \"rejected\": %" PRIu64
+    ap_jb_printf(&b, ", \"batching\": {\"submitted\": %" PRIu64 ", \"rejected\": %" PRIu64
               ", \"completed\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"timed_out\": %" PRIu64
               ", \"cancelled\": %" PRIu64 ", \"batches\": %" PRIu64 ", \"rows\": %" PRIu64
               ", \"mean_batch_rows\": %.3f, \"queue_depth\": %" PRIu64 "}",
               bs.submitted, bs.rejected, bs.completed, bs.failed, bs.timed_out, bs.cancelled,
               bs.batches, bs.rows, bs.batches ? (double)bs.rows / (double)bs.batches : 0.0,
               bs.queue_depth);
-    jb_printf(&b, ", \"series\": %zu, \"bars_ingested\": %" PRIu64 ", \"bars_rejected\": %"
+    ap_jb_printf(&b, ", \"series\": %zu, \"bars_ingested\": %" PRIu64 ", \"bars_rejected\": %"
               PRIu64, ap_series_store_count(s->store),
               atomic_load_explicit(&mt->bars_ingested, memory_order_relaxed),
               atomic_load_explicit(&mt->bars_rejected, memory_order_relaxed));
     pthread_mutex_lock(&s->results.mu);
     uint64_t evicted = s->results.evicted;
     pthread_mutex_unlock(&s->results.mu);
-    jb_printf(&b, ", \"async_results\": %zu, \"async_evicted\": %" PRIu64 ", \"replay\": ",
-              srv_results_count(&s->results), evicted);
-    srv_replay_json(s, &b);
-    jb_puts(&b, ", \"config\": {");
+    ap_jb_printf(&b, ", \"async_results\": %zu, \"async_evicted\": %" PRIu64 ", \"replay\": ",
+              ap_srv_results_count(&s->results), evicted);
+    ap_srv_replay_json(s, &b);
+    ap_jb_puts(&b, ", \"config\": {");
     for (int i = 0; i < ap_server_config_count(); i++) {
         ap_config_setting_info in;
         char val[AP_CONFIG_PATH_MAX * 2];
         ap_server_config_info(i, &in);
         ap_server_config_value(&s->cfg, i, val, sizeof val);
-        jb_str(&b, in.key);
-        jb_puts(&b, ": ");
-        jb_str(&b, val);
-        jb_puts(&b, ",");
+        ap_jb_str(&b, in.key);
+        ap_jb_puts(&b, ": ");
+        ap_jb_str(&b, val);
+        ap_jb_puts(&b, ",");
     }
-    jb_uncomma(&b);
-    jb_puts(&b, "}}\n");
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_uncomma(&b);
+    ap_jb_puts(&b, "}}\n");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-enum MHD_Result srv_v1_dispatch(srv_req *r)
+enum MHD_Result ap_srv_v1_dispatch(ap_srv_req *r)
 {
     switch (r->ep) {
     case EP_CANDLES:

@@ -18,104 +18,104 @@ enum { OUT_PRED = 1, OUT_CONF = 2, OUT_OUTS = 4 };
 
 /* The slot named in the URL, read-locked and serving (the version matching
    /versions/{v} when given); NULL with the error response queued. */
-static srv_model *served(srv_req *r, enum MHD_Result *ret)
+static ap_srv_model *served(ap_srv_req *r, enum MHD_Result *ret)
 {
-    srv_model *m = srv_model_find(r->srv, r->arg);
+    ap_srv_model *m = ap_srv_model_find(r->srv, r->arg);
     if (!m) {
-        *ret = srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
+        *ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
         return NULL;
     }
     r->model = m->index;
     pthread_rwlock_rdlock(&m->lock);
     if (!m->cur) {
         pthread_rwlock_unlock(&m->lock);
-        *ret = srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' is not loaded", r->arg);
+        *ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' is not loaded", r->arg);
         return NULL;
     }
     if (r->want_version && r->want_version != m->cur->info.version) {
         uint32_t v = m->cur->info.version;
         pthread_rwlock_unlock(&m->lock);
-        *ret = srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' version %u is not served (serving "
+        *ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' version %u is not served (serving "
                          "version %u)", r->arg, r->want_version, v);
         return NULL;
     }
     return m;
 }
 
-static enum MHD_Result server_meta(srv_req *r)
+static enum MHD_Result server_meta(ap_srv_req *r)
 {
     char store[256];
     jbuf b;
-    jb_init(&b, store, sizeof store);
-    jb_printf(&b, "{\"name\": \"alphapulse\", \"version\": \"%s\", \"extensions\": "
+    ap_jb_init(&b, store, sizeof store);
+    ap_jb_printf(&b, "{\"name\": \"alphapulse\", \"version\": \"%s\", \"extensions\": "
               "[\"model_repository\"]}\n", ap_version());
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-static enum MHD_Result health(srv_req *r, int ready)
+static enum MHD_Result health(ap_srv_req *r, int ready)
 {
     char store[64];
     jbuf b;
-    jb_init(&b, store, sizeof store);
+    ap_jb_init(&b, store, sizeof store);
     /* live while the process answers; ready when serving and not draining */
     int ok = !ready || (!atomic_load(&r->srv->draining) && ap_server_models_loaded(r->srv) > 0);
-    jb_printf(&b, "{\"%s\": %s}\n", ready ? "ready" : "live", ok ? "true" : "false");
-    return srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
+    ap_jb_printf(&b, "{\"%s\": %s}\n", ready ? "ready" : "live", ok ? "true" : "false");
+    return ap_srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
 }
 
-static enum MHD_Result model_ready(srv_req *r)
+static enum MHD_Result model_ready(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
-    srv_model *m = served(r, &ret);
+    ap_srv_model *m = served(r, &ret);
     if (!m)
         return ret;
     pthread_rwlock_unlock(&m->lock);
     char store[160];
     jbuf b;
-    jb_init(&b, store, sizeof store);
-    jb_puts(&b, "{\"name\": ");
-    jb_str(&b, m->name);
-    jb_puts(&b, ", \"ready\": true}\n");
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_init(&b, store, sizeof store);
+    ap_jb_puts(&b, "{\"name\": ");
+    ap_jb_str(&b, m->name);
+    ap_jb_puts(&b, ", \"ready\": true}\n");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-static enum MHD_Result model_meta(srv_req *r)
+static enum MHD_Result model_meta(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
-    srv_model *m = served(r, &ret);
+    ap_srv_model *m = served(r, &ret);
     if (!m)
         return ret;
-    srv_version *v = m->cur;
-    srv_version_ref(v);
+    ap_srv_version *v = m->cur;
+    ap_srv_version_ref(v);
     pthread_rwlock_unlock(&m->lock);
     const ap_model_info *in = &v->info;
     jbuf b;
-    jb_init(&b, NULL, 0);
-    jb_puts(&b, "{\"name\": ");
-    jb_str(&b, m->name);
-    jb_printf(&b, ", \"versions\": [\"%u\"], \"platform\": \"alphapulse_%s\", \"inputs\": "
+    ap_jb_init(&b, NULL, 0);
+    ap_jb_puts(&b, "{\"name\": ");
+    ap_jb_str(&b, m->name);
+    ap_jb_printf(&b, ", \"versions\": [\"%u\"], \"platform\": \"alphapulse_%s\", \"inputs\": "
               "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": [-1, %d]}], "
               "\"outputs\": [{\"name\": \"prediction\", \"datatype\": \"FP64\", \"shape\": [-1]}, "
               "{\"name\": \"confidence\", \"datatype\": \"FP64\", \"shape\": [-1]}, "
               "{\"name\": \"outputs\", \"datatype\": \"FP64\", \"shape\": [-1, %d]}], "
               "\"parameters\": {\"kind\": \"%s\", \"target\": ",
               in->version, in->format, in->num_inputs, in->num_outputs, in->kind_name);
-    jb_str(&b, in->target);
-    jb_printf(&b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
+    ap_jb_str(&b, in->target);
+    ap_jb_printf(&b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
     for (int i = 0; i < in->num_inputs; i++) {
         const char *nm = ap_model_input_name(v->m, i);
         if (nm)
-            jb_str(&b, nm);
+            ap_jb_str(&b, nm);
         else
-            jb_printf(&b, "\"input_%d\"", i);
-        jb_puts(&b, ",");
+            ap_jb_printf(&b, "\"input_%d\"", i);
+        ap_jb_puts(&b, ",");
     }
-    jb_uncomma(&b);
-    jb_puts(&b, "], \"pipeline\": ");
-    jb_str(&b, in->pipeline);
-    jb_puts(&b, "}}\n");
-    srv_version_unref(v);
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_uncomma(&b);
+    ap_jb_puts(&b, "], \"pipeline\": ");
+    ap_jb_str(&b, in->pipeline);
+    ap_jb_puts(&b, "}}\n");
+    ap_srv_version_unref(v);
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- infer ------------------------------------------------------------------- */
@@ -176,7 +176,7 @@ static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, ch
 
 /* Parse the infer request; fills r->client_id, r->fp32, r->out_mask and the
    rows (*X, *n; *X may be the caller's small buffer). Returns 0 or -1 with why. */
-static int parse_infer(srv_req *r, json_t *j, int f, double *small, size_t small_n, double **X,
+static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t small_n, double **X,
                        size_t *n, char *why, size_t whysize)
 {
     const char *k;
@@ -265,19 +265,19 @@ static int parse_infer(srv_req *r, json_t *j, int f, double *small, size_t small
     return 0;
 }
 
-static enum MHD_Result infer(srv_req *r)
+static enum MHD_Result infer(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
     json_error_t je;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
-        return srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
+        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
                          je.line, je.column, je.text);
     if (!json_is_object(j)) {
         json_decref(j);
-        return srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
     }
-    srv_model *m = served(r, &ret);
+    ap_srv_model *m = served(r, &ret);
     if (!m) {
         json_decref(j);
         return ret;
@@ -288,19 +288,19 @@ static enum MHD_Result infer(srv_req *r)
     if (parse_infer(r, j, m->cur->info.num_inputs, small, 256, &X, &n, why, sizeof why)) {
         pthread_rwlock_unlock(&m->lock);
         json_decref(j);
-        return srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
     }
     json_decref(j);
-    srv_version_ref(m->cur);
+    ap_srv_version_ref(m->cur);
     r->ver = m->cur;
     r->version = m->cur->info.version;
-    int answered = srv_start_inference(r, m->raw, m->cur, X, n, 0, 1);
+    int answered = ap_srv_start_inference(r, m->raw, m->cur, X, n, 0, 1);
     pthread_rwlock_unlock(&m->lock);
     if (X != small)
         free(X);
     if (answered) {
         r->phase = PH_DONE;
-        return srv_v2_finish(r);
+        return ap_srv_v2_finish(r);
     }
     return MHD_YES;
 }
@@ -308,69 +308,69 @@ static enum MHD_Result infer(srv_req *r)
 static void column(jbuf *b, const char *name, const double *out, size_t nrows, size_t nout,
                    size_t col, size_t ncols)
 {
-    jb_printf(b, "{\"name\": \"%s\", \"datatype\": \"FP64\", \"shape\": [%zu", name, nrows);
+    ap_jb_printf(b, "{\"name\": \"%s\", \"datatype\": \"FP64\", \"shape\": [%zu", name, nrows);
     if (ncols > 1 || !strcmp(name, "outputs"))
-        jb_printf(b, ", %zu", ncols);
-    jb_puts(b, "], \"data\": [");
+        ap_jb_printf(b, ", %zu", ncols);
+    ap_jb_puts(b, "], \"data\": [");
     for (size_t i = 0; i < nrows; i++)
         for (size_t k = 0; k < ncols; k++) {
-            jb_num(b, out[i * nout + col + k]);
-            jb_raw(b, ",", 1);
+            ap_jb_num(b, out[i * nout + col + k]);
+            ap_jb_raw(b, ",", 1);
         }
-    jb_uncomma(b);
-    jb_puts(b, "]},");
+    ap_jb_uncomma(b);
+    ap_jb_puts(b, "]},");
 }
 
-enum MHD_Result srv_v2_finish(srv_req *r)
+enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
 {
     if (r->status)
-        return srv_error(r, srv_http_status(r->status), "%s", r->msg);
+        return ap_srv_error(r, ap_srv_http_status(r->status), "%s", r->msg);
     char store[2048];
     jbuf b;
-    jb_init(&b, store, sizeof store);
-    jb_puts(&b, "{\"model_name\": ");
-    jb_str(&b, r->ver->info.name);
-    jb_printf(&b, ", \"model_version\": \"%u\"", r->version);
+    ap_jb_init(&b, store, sizeof store);
+    ap_jb_puts(&b, "{\"model_name\": ");
+    ap_jb_str(&b, r->ver->info.name);
+    ap_jb_printf(&b, ", \"model_version\": \"%u\"", r->version);
     if (r->client_id[0]) {
-        jb_puts(&b, ", \"id\": ");
-        jb_str(&b, r->client_id);
+        ap_jb_puts(&b, ", \"id\": ");
+        ap_jb_str(&b, r->client_id);
     }
-    jb_puts(&b, ", \"outputs\": [");
+    ap_jb_puts(&b, ", \"outputs\": [");
     if (r->out_mask & OUT_PRED)
         column(&b, "prediction", r->out, r->nrows, r->nout, 0, 1);
     if (r->out_mask & OUT_CONF)
         column(&b, "confidence", r->out, r->nrows, r->nout, 1, 1);
     if (r->out_mask & OUT_OUTS)
         column(&b, "outputs", r->out, r->nrows, r->nout, 2, r->nout - 2);
-    jb_uncomma(&b);
-    jb_puts(&b, "]}\n");
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_uncomma(&b);
+    ap_jb_puts(&b, "]}\n");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- repository extension ------------------------------------------------------- */
 
-static enum MHD_Result repo_index(srv_req *r)
+static enum MHD_Result repo_index(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     jbuf b;
-    jb_init(&b, NULL, 0);
-    jb_puts(&b, "[");
+    ap_jb_init(&b, NULL, 0);
+    ap_jb_puts(&b, "[");
     int n = atomic_load(&s->nmodels);
     for (int i = 0; i < n; i++) {
-        srv_model *m = s->models[i];
+        ap_srv_model *m = s->models[i];
         pthread_rwlock_rdlock(&m->lock);
         uint32_t v = m->cur ? m->cur->info.version : 0;
         pthread_rwlock_unlock(&m->lock);
-        jb_puts(&b, "{\"name\": ");
-        jb_str(&b, m->name);
+        ap_jb_puts(&b, "{\"name\": ");
+        ap_jb_str(&b, m->name);
         if (v)
-            jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
+            ap_jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
         else
-            jb_puts(&b, ", \"state\": \"UNAVAILABLE\"},");
+            ap_jb_puts(&b, ", \"state\": \"UNAVAILABLE\"},");
     }
-    jb_uncomma(&b);
-    jb_puts(&b, "]\n");
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_uncomma(&b);
+    ap_jb_puts(&b, "]\n");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 static int name_ok(const char *s)
@@ -384,11 +384,11 @@ static int name_ok(const char *s)
     return 1;
 }
 
-static enum MHD_Result repo_load(srv_req *r, int load)
+static enum MHD_Result repo_load(ap_srv_req *r, int load)
 {
     ap_server *s = r->srv;
     if (!name_ok(r->arg))
-        return srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
     uint32_t version = 0;
     if (load && r->len) { /* optional {"parameters": {"version": N}} */
         json_error_t je;
@@ -401,33 +401,33 @@ static enum MHD_Result repo_load(srv_req *r, int load)
             version = (uint32_t)json_integer_value(v);
         json_decref(j);
         if (bad)
-            return srv_error(r, MHD_HTTP_BAD_REQUEST, "load body must be {} or {\"parameters\": "
+            return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "load body must be {} or {\"parameters\": "
                              "{\"version\": N}} with N >= 1");
     }
     ap_error err;
-    int rc = load ? srv_model_load(s, r->arg, version, &err) : srv_model_unload(s, r->arg, &err);
-    srv_model *m = srv_model_find(s, r->arg);
+    int rc = load ? ap_srv_model_load(s, r->arg, version, &err) : ap_srv_model_unload(s, r->arg, &err);
+    ap_srv_model *m = ap_srv_model_find(s, r->arg);
     r->model = m ? m->index : -1;
     if (rc) {
         int code = rc == AP_ENOTFOUND || rc == AP_EIO ? MHD_HTTP_NOT_FOUND : MHD_HTTP_BAD_REQUEST;
-        return srv_error(r, code, "%s", err.msg);
+        return ap_srv_error(r, code, "%s", err.msg);
     }
     char store[160];
     jbuf b;
-    jb_init(&b, store, sizeof store);
-    jb_puts(&b, "{\"name\": ");
-    jb_str(&b, r->arg);
+    ap_jb_init(&b, store, sizeof store);
+    ap_jb_puts(&b, "{\"name\": ");
+    ap_jb_str(&b, r->arg);
     if (load && m) {
         pthread_rwlock_rdlock(&m->lock);
         uint32_t v = m->cur ? m->cur->info.version : 0;
         pthread_rwlock_unlock(&m->lock);
-        jb_printf(&b, ", \"version\": \"%u\"", v);
+        ap_jb_printf(&b, ", \"version\": \"%u\"", v);
     }
-    jb_printf(&b, ", \"state\": \"%s\"}\n", load ? "READY" : "UNAVAILABLE");
-    return srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap_jb_printf(&b, ", \"state\": \"%s\"}\n", load ? "READY" : "UNAVAILABLE");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-enum MHD_Result srv_v2_dispatch(srv_req *r)
+enum MHD_Result ap_srv_v2_dispatch(ap_srv_req *r)
 {
     switch (r->ep) {
     case EP_V2_LIVE:
@@ -449,6 +449,6 @@ enum MHD_Result srv_v2_dispatch(srv_req *r)
     case EP_V2_UNLOAD:
         return repo_load(r, 0);
     default:
-        return srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
     }
 }

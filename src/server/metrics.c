@@ -24,12 +24,12 @@ static const char *ep_names[EP_COUNT] = {
     "v2_health_ready", "v2_server",   "v2_model_metadata", "v2_model_ready", "v2_infer",
     "v2_repository_index", "v2_repository_load", "v2_repository_unload", "metrics", "unknown"};
 
-const char *srv_endpoint_name(int ep)
+const char *ap_srv_endpoint_name(int ep)
 {
     return ep >= 0 && ep < EP_COUNT ? ep_names[ep] : "unknown";
 }
 
-void srv_metrics_record(srv_metrics *m, int model, int ep, int code, uint64_t latency_ns)
+void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, int code, uint64_t latency_ns)
 {
     int ci = SRV_NCODES - 1;
     for (int i = 0; i < SRV_NCODES - 1; i++)
@@ -53,7 +53,7 @@ static uint64_t ld(_Atomic uint64_t *p)
 
 static void head(jbuf *b, const char *name, const char *type, const char *help)
 {
-    jb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    ap_jb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A label value: backslash, quote and newline escaped. */
@@ -61,20 +61,20 @@ static void label(jbuf *b, const char *v)
 {
     for (; *v; v++) {
         if (*v == '\\' || *v == '"')
-            jb_printf(b, "\\%c", *v);
+            ap_jb_printf(b, "\\%c", *v);
         else if (*v == '\n')
-            jb_puts(b, "\\n");
+            ap_jb_puts(b, "\\n");
         else
-            jb_raw(b, v, 1);
+            ap_jb_raw(b, v, 1);
     }
 }
 
 static void bound(jbuf *b, double v)
 {
     if (isinf(v))
-        jb_puts(b, "+Inf");
+        ap_jb_puts(b, "+Inf");
     else
-        jb_printf(b, "%.9g", v);
+        ap_jb_printf(b, "%.9g", v);
 }
 
 /* A histogram from non-cumulative buckets; bounds in the metric's unit. */
@@ -84,11 +84,11 @@ static void histogram(jbuf *b, const char *name, const char *labels, const uint6
     uint64_t cum = 0;
     for (int i = 0; i < n; i++) {
         cum += bucket[i];
-        jb_printf(b, "%s_bucket{%s%sle=\"", name, labels, *labels ? "," : "");
+        ap_jb_printf(b, "%s_bucket{%s%sle=\"", name, labels, *labels ? "," : "");
         bound(b, bounds[i]);
-        jb_printf(b, "\"} %llu\n", (unsigned long long)cum);
+        ap_jb_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
-    jb_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
+    ap_jb_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
               (unsigned long long)count);
 }
 
@@ -134,7 +134,7 @@ static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
                     continue;
                 uint64_t v;
                 memcpy(&v, (const char *)&bs[i][j].st + scalars[k].off, sizeof v);
-                jb_printf(b, "%s{model=\"%s\",batcher=\"%s\"} %llu\n", scalars[k].name,
+                ap_jb_printf(b, "%s{model=\"%s\",batcher=\"%s\"} %llu\n", scalars[k].name,
                           s->models[i]->name, kinds[j], (unsigned long long)v);
             }
     }
@@ -207,13 +207,13 @@ static void model_metrics(jbuf *b, ap_server *s, int n)
     head(b, "alphapulse_model_version", "gauge", "version served (0: not loaded)");
     for (int i = 0; i < n; i++)
         if (have[i])
-            jb_printf(b, "alphapulse_model_version{model=\"%s\"} %u\n", s->models[i]->name,
+            ap_jb_printf(b, "alphapulse_model_version{model=\"%s\"} %u\n", s->models[i]->name,
                       st[i].version);
     head(b, "alphapulse_model_load_duration_seconds", "gauge",
          "duration of the last successful load");
     for (int i = 0; i < n; i++)
         if (have[i])
-            jb_printf(b, "alphapulse_model_load_duration_seconds{model=\"%s\"} %.9g\n",
+            ap_jb_printf(b, "alphapulse_model_load_duration_seconds{model=\"%s\"} %.9g\n",
                       s->models[i]->name, (double)st[i].load_time_ns / 1e9);
     for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++) {
         head(b, scalars[k].name, "counter", scalars[k].help);
@@ -222,7 +222,7 @@ static void model_metrics(jbuf *b, ap_server *s, int n)
                 continue;
             uint64_t v;
             memcpy(&v, (const char *)&st[i] + scalars[k].off, sizeof v);
-            jb_printf(b, "%s{model=\"%s\"} %llu\n", scalars[k].name, s->models[i]->name,
+            ap_jb_printf(b, "%s{model=\"%s\"} %llu\n", scalars[k].name, s->models[i]->name,
                       (unsigned long long)v);
         }
     }
@@ -241,16 +241,16 @@ static void model_metrics(jbuf *b, ap_server *s, int n)
         }
 }
 
-void srv_metrics_render(ap_server *s, jbuf *b)
+void ap_srv_metrics_render(ap_server *s, jbuf *b)
 {
-    srv_metrics *m = s->metrics;
+    ap_srv_metrics *m = s->metrics;
     int n = atomic_load(&s->nmodels);
 
-    jb_printf(b, "# HELP alphapulse_build_info alphapulse version\n"
+    ap_jb_printf(b, "# HELP alphapulse_build_info alphapulse version\n"
                  "# TYPE alphapulse_build_info gauge\n"
                  "alphapulse_build_info{version=\"%s\"} 1\n", ap_version());
     head(b, "alphapulse_uptime_seconds", "gauge", "seconds since start");
-    jb_printf(b, "alphapulse_uptime_seconds %.3f\n", (double)(srv_now_ns() - s->start_ns) / 1e9);
+    ap_jb_printf(b, "alphapulse_uptime_seconds %.3f\n", (double)(ap_srv_now_ns() - s->start_ns) / 1e9);
 
     head(b, "alphapulse_http_requests_total", "counter",
          "HTTP requests answered, by endpoint, model and status code");
@@ -260,12 +260,12 @@ void srv_metrics_render(ap_server *s, jbuf *b)
                 uint64_t v = ld(&m->requests[mi][ep][ci]);
                 if (!v)
                     continue;
-                jb_printf(b, "alphapulse_http_requests_total{endpoint=\"%s\",model=\"%s\",",
+                ap_jb_printf(b, "alphapulse_http_requests_total{endpoint=\"%s\",model=\"%s\",",
                           ep_names[ep], mi ? s->models[mi - 1]->name : "");
                 if (codes[ci])
-                    jb_printf(b, "code=\"%d\"} %llu\n", codes[ci], (unsigned long long)v);
+                    ap_jb_printf(b, "code=\"%d\"} %llu\n", codes[ci], (unsigned long long)v);
                 else
-                    jb_printf(b, "code=\"other\"} %llu\n", (unsigned long long)v);
+                    ap_jb_printf(b, "code=\"other\"} %llu\n", (unsigned long long)v);
             }
     head(b, "alphapulse_http_request_duration_seconds", "histogram",
          "time from request headers to response queued, by endpoint");
@@ -282,19 +282,19 @@ void srv_metrics_render(ap_server *s, jbuf *b)
                   SRV_LAT_BUCKETS, (double)ld(&m->lat_sum_ns[ep]) / 1e9, cnt);
     }
     head(b, "alphapulse_http_requests_in_flight", "gauge", "requests received, not yet answered");
-    jb_printf(b, "alphapulse_http_requests_in_flight %ld\n", atomic_load(&s->inflight));
+    ap_jb_printf(b, "alphapulse_http_requests_in_flight %ld\n", atomic_load(&s->inflight));
     head(b, "alphapulse_http_request_body_bytes_total", "counter", "request body bytes received");
-    jb_printf(b, "alphapulse_http_request_body_bytes_total %llu\n",
+    ap_jb_printf(b, "alphapulse_http_request_body_bytes_total %llu\n",
               (unsigned long long)ld(&m->body_bytes));
 
     head(b, "alphapulse_models_loaded", "gauge", "models served now");
-    jb_printf(b, "alphapulse_models_loaded %d\n", ap_server_models_loaded(s));
+    ap_jb_printf(b, "alphapulse_models_loaded %d\n", ap_server_models_loaded(s));
     model_metrics(b, s, n);
 
     bstat(*bs)[2] = calloc(n ? (size_t)n : 1, sizeof *bs);
     if (bs) {
         for (int i = 0; i < n; i++) {
-            srv_model *md = s->models[i];
+            ap_srv_model *md = s->models[i];
             pthread_rwlock_rdlock(&md->lock);
             if (md->feat)
                 bs[i][0].ok = ap_batcher_stats(md->feat, &bs[i][0].st) == AP_OK;
@@ -308,25 +308,25 @@ void srv_metrics_render(ap_server *s, jbuf *b)
         b->failed = 1;
 
     head(b, "alphapulse_series", "gauge", "series in the store");
-    jb_printf(b, "alphapulse_series %zu\n", ap_series_store_count(s->store));
+    ap_jb_printf(b, "alphapulse_series %zu\n", ap_series_store_count(s->store));
     head(b, "alphapulse_bars_ingested_total", "counter", "bars stored (API and replay)");
-    jb_printf(b, "alphapulse_bars_ingested_total %llu\n",
+    ap_jb_printf(b, "alphapulse_bars_ingested_total %llu\n",
               (unsigned long long)ld(&m->bars_ingested));
     head(b, "alphapulse_bars_rejected_total", "counter", "bars refused (API and replay)");
-    jb_printf(b, "alphapulse_bars_rejected_total %llu\n",
+    ap_jb_printf(b, "alphapulse_bars_rejected_total %llu\n",
               (unsigned long long)ld(&m->bars_rejected));
     head(b, "alphapulse_async_results", "gauge", "async results kept (pending or done)");
-    jb_printf(b, "alphapulse_async_results %zu\n", srv_results_count(&s->results));
+    ap_jb_printf(b, "alphapulse_async_results %zu\n", ap_srv_results_count(&s->results));
 
     head(b, "alphapulse_replay_bars_total", "counter", "bars fed by the replay, per source");
     pthread_mutex_lock(&s->replay.mu);
     for (int i = 0; i < s->replay.n; i++) {
-        const srv_replay_src *r = &s->replay.src[i];
-        jb_puts(b, "alphapulse_replay_bars_total{symbol=\"");
+        const ap_srv_replay_src *r = &s->replay.src[i];
+        ap_jb_puts(b, "alphapulse_replay_bars_total{symbol=\"");
         label(b, r->cfg->symbol);
-        jb_puts(b, "\",timeframe=\"");
+        ap_jb_puts(b, "\",timeframe=\"");
         label(b, r->cfg->timeframe);
-        jb_printf(b, "\"} %llu\n", (unsigned long long)r->fed);
+        ap_jb_printf(b, "\"} %llu\n", (unsigned long long)r->fed);
     }
     pthread_mutex_unlock(&s->replay.mu);
 }

@@ -2,7 +2,7 @@
  * Model slots: for every model name, the version served and its two batchers
  * (alphapulse-v1 rows for /v1, raw input rows for /v2 infer).
  *
- * Versions are wrapped in srv_version, refcounted with an atomic so that the
+ * Versions are wrapped in ap_srv_version, refcounted with an atomic so that the
  * batcher's acquire/release hooks are a single atomic operation (the registry's
  * own acquire takes a mutex). The slot holds one reference; each queued or
  * running request holds one (taken by the batcher at submit). A reload with the
@@ -18,14 +18,14 @@
 
 #include "common/error.h"
 
-void srv_version_ref(void *v)
+void ap_srv_version_ref(void *v)
 {
-    atomic_fetch_add_explicit(&((srv_version *)v)->refs, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&((ap_srv_version *)v)->refs, 1, memory_order_relaxed);
 }
 
-void srv_version_unref(void *vp)
+void ap_srv_version_unref(void *vp)
 {
-    srv_version *v = vp;
+    ap_srv_version *v = vp;
     if (v && atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) == 1) {
         ap_model_release(v->m);
         free(v);
@@ -38,10 +38,10 @@ void srv_version_unref(void *vp)
 #define CHUNK 64
 #define CHUNK_OUTS 4096
 
-int srv_run_rows(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
+int ap_srv_run_rows(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
                  size_t nout, ap_error *err, int raw)
 {
-    const srv_version *v = ctx;
+    const ap_srv_version *v = ctx;
     size_t k = (size_t)v->info.num_outputs;
     size_t step = k > CHUNK_OUTS / CHUNK ? CHUNK_OUTS / k : CHUNK;
     if (step == 0)
@@ -68,16 +68,16 @@ int srv_run_rows(void *ctx, const double *X, size_t nrows, size_t ncols, double 
 static int run_features(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
                         size_t nout, ap_error *err)
 {
-    return srv_run_rows(ctx, X, nrows, ncols, out, nout, err, 0);
+    return ap_srv_run_rows(ctx, X, nrows, ncols, out, nout, err, 0);
 }
 
 static int run_raw(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
                    size_t nout, ap_error *err)
 {
-    return srv_run_rows(ctx, X, nrows, ncols, out, nout, err, 1);
+    return ap_srv_run_rows(ctx, X, nrows, ncols, out, nout, err, 1);
 }
 
-srv_model *srv_model_find(ap_server *s, const char *name)
+ap_srv_model *ap_srv_model_find(ap_server *s, const char *name)
 {
     int n = atomic_load_explicit(&s->nmodels, memory_order_acquire);
     for (int i = 0; i < n; i++)
@@ -87,7 +87,7 @@ srv_model *srv_model_find(ap_server *s, const char *name)
 }
 
 /* Batcher settings for a version: the manifest's, capped by the server's. */
-static void batch_config(const ap_server *s, const srv_version *v, int raw, char *name,
+static void batch_config(const ap_server *s, const ap_srv_version *v, int raw, char *name,
                          size_t name_size, ap_batcher_config *bc)
 {
     const ap_server_config *c = &s->cfg;
@@ -108,7 +108,7 @@ static void batch_config(const ap_server *s, const srv_version *v, int raw, char
     bc->caller_runs = c->caller_runs;
 }
 
-static int same_shape(const ap_server *s, const srv_version *a, const srv_version *b)
+static int same_shape(const ap_server *s, const ap_srv_version *a, const ap_srv_version *b)
 {
     if (!a || (a->info.kind == AP_MODEL_RAW) != (b->info.kind == AP_MODEL_RAW))
         return 0;
@@ -120,21 +120,21 @@ static int same_shape(const ap_server *s, const srv_version *a, const srv_versio
            ca.max_queue_delay_us == cb.max_queue_delay_us;
 }
 
-static int make_batcher(ap_server *s, srv_version *v, int raw, ap_batcher **out, ap_error *err)
+static int make_batcher(ap_server *s, ap_srv_version *v, int raw, ap_batcher **out, ap_error *err)
 {
     char name[SRV_NAME_MAX + 8];
     ap_batcher_config bc;
     batch_config(s, v, raw, name, sizeof name, &bc);
-    ap_batch_model bm = {raw ? run_raw : run_features, v, srv_version_ref, srv_version_unref};
+    ap_batch_model bm = {raw ? run_raw : run_features, v, ap_srv_version_ref, ap_srv_version_unref};
     return ap_batcher_create(s->workers, &bc, &bm, out, err);
 }
 
 /* Serve version v (one reference passed in) in slot m. */
-static int install(ap_server *s, srv_model *m, srv_version *v, ap_error *err)
+static int install(ap_server *s, ap_srv_model *m, ap_srv_version *v, ap_error *err)
 {
     ap_batcher *nf = NULL, *nr = NULL, *of = NULL, *orw = NULL;
     pthread_rwlock_wrlock(&m->lock);
-    srv_version *old = m->cur;
+    ap_srv_version *old = m->cur;
     int rc = AP_OK;
     if (same_shape(s, old, v)) {
         if (m->feat)
@@ -159,18 +159,18 @@ static int install(ap_server *s, srv_model *m, srv_version *v, ap_error *err)
     if (rc) {
         ap_batcher_free(nf);
         ap_batcher_free(nr);
-        srv_version_unref(v);
+        ap_srv_version_unref(v);
         return rc;
     }
     ap_batcher_free(of);
     ap_batcher_free(orw);
-    srv_version_unref(old);
+    ap_srv_version_unref(old);
     return AP_OK;
 }
 
-static srv_model *slot_get(ap_server *s, const char *name, ap_error *err)
+static ap_srv_model *slot_get(ap_server *s, const char *name, ap_error *err)
 {
-    srv_model *m = srv_model_find(s, name);
+    ap_srv_model *m = ap_srv_model_find(s, name);
     if (m)
         return m;
     int n = atomic_load(&s->nmodels);
@@ -192,9 +192,9 @@ static srv_model *slot_get(ap_server *s, const char *name, ap_error *err)
 }
 
 /* Wrap the version the registry serves now for name. */
-static int wrap_current(ap_server *s, const char *name, srv_version **out, ap_error *err)
+static int wrap_current(ap_server *s, const char *name, ap_srv_version **out, ap_error *err)
 {
-    srv_version *v = calloc(1, sizeof *v);
+    ap_srv_version *v = calloc(1, sizeof *v);
     if (!v)
         return ap_error_set(err, AP_ENOMEM, "model %s: out of memory", name);
     int rc = ap_registry_acquire(s->reg, name, &v->m, err);
@@ -212,15 +212,15 @@ static int wrap_current(ap_server *s, const char *name, srv_version **out, ap_er
 /* Called with s->admin held, after the registry loaded name. */
 static int serve_loaded(ap_server *s, const char *name, ap_error *err)
 {
-    srv_model *m = slot_get(s, name, err);
+    ap_srv_model *m = slot_get(s, name, err);
     if (!m)
         return err ? err->code : AP_ENOMEM;
-    srv_version *v = NULL;
+    ap_srv_version *v = NULL;
     int rc = wrap_current(s, name, &v, err);
     return rc ? rc : install(s, m, v, err);
 }
 
-int srv_model_load(ap_server *s, const char *name, uint32_t version, ap_error *err)
+int ap_srv_model_load(ap_server *s, const char *name, uint32_t version, ap_error *err)
 {
     pthread_mutex_lock(&s->admin);
     int rc = ap_registry_load(s->reg, name, version, err);
@@ -230,13 +230,13 @@ int srv_model_load(ap_server *s, const char *name, uint32_t version, ap_error *e
     return rc;
 }
 
-static void unserve(srv_model *m);
+static void unserve(ap_srv_model *m);
 
-int srv_model_unload(ap_server *s, const char *name, ap_error *err)
+int ap_srv_model_unload(ap_server *s, const char *name, ap_error *err)
 {
     pthread_mutex_lock(&s->admin);
     int rc = ap_registry_unload(s->reg, name, err);
-    srv_model *m = rc ? NULL : srv_model_find(s, name);
+    ap_srv_model *m = rc ? NULL : ap_srv_model_find(s, name);
     if (m)
         unserve(m);
     pthread_mutex_unlock(&s->admin);
@@ -253,11 +253,11 @@ static void on_loaded(void *ctx, const char *name, const ap_model *m, const ap_e
     load_report *lr = ctx;
     if (!m) {
         lr->refused++;
-        srv_log(lr->s, "model %s refused: %s", name, err->msg);
+        ap_srv_log(lr->s, "model %s refused: %s", name, err->msg);
     }
 }
 
-int srv_models_load_all(ap_server *s, ap_error *err)
+int ap_srv_models_load_all(ap_server *s, ap_error *err)
 {
     load_report lr = {s, 0};
     pthread_mutex_lock(&s->admin);
@@ -270,36 +270,36 @@ int srv_models_load_all(ap_server *s, ap_error *err)
             continue; /* refused: reported above */
         ap_model_release(probe);
         if (serve_loaded(s, name, &e) != AP_OK)
-            srv_log(s, "model %s: cannot serve: %s", name, e.msg);
+            ap_srv_log(s, "model %s: cannot serve: %s", name, e.msg);
     }
     pthread_mutex_unlock(&s->admin);
     return rc < 0 ? rc : AP_OK;
 }
 
 /* Stop serving every model; slots stay (requests may still look them up). */
-static void unserve(srv_model *m)
+static void unserve(ap_srv_model *m)
 {
     pthread_rwlock_wrlock(&m->lock);
-    srv_version *v = m->cur;
+    ap_srv_version *v = m->cur;
     ap_batcher *f = m->feat, *r = m->raw;
     m->cur = NULL;
     m->feat = m->raw = NULL;
     pthread_rwlock_unlock(&m->lock);
     ap_batcher_free(f);
     ap_batcher_free(r);
-    srv_version_unref(v);
+    ap_srv_version_unref(v);
 }
 
-void srv_models_stop(ap_server *s)
+void ap_srv_models_stop(ap_server *s)
 {
     int n = atomic_load(&s->nmodels);
     for (int i = 0; i < n; i++)
         unserve(s->models[i]);
 }
 
-void srv_models_free(ap_server *s)
+void ap_srv_models_free(ap_server *s)
 {
-    srv_models_stop(s);
+    ap_srv_models_stop(s);
     int n = atomic_load(&s->nmodels);
     for (int i = 0; i < n; i++) {
         pthread_rwlock_destroy(&s->models[i]->lock);

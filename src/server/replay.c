@@ -9,7 +9,7 @@
  * there is a price jump at the seam). With replay_speed 0 every file is fed
  * once as fast as possible and the thread ends.
  *
- * Bars go through srv_ingest, the same per-series lock as POST /v1/candles, so
+ * Bars go through ap_srv_ingest, the same per-series lock as POST /v1/candles, so
  * a client may also post to a replayed series (bars older than the last one
  * are then refused, as always).
  */
@@ -21,7 +21,7 @@
 
 #include "common/error.h"
 
-int srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err)
+int ap_srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err)
 {
     uintptr_t h = (uintptr_t)series;
     pthread_mutex_t *mu = &s->ingest[(h >> 6) % SRV_INGEST_LOCKS];
@@ -33,7 +33,7 @@ int srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err
     return rc;
 }
 
-static int src_open(srv_replay_src *r, ap_error *err)
+static int src_open(ap_srv_replay_src *r, ap_error *err)
 {
     int rc = ap_bars_csv_open(&r->csv, r->cfg->path, err);
     r->open = rc == AP_OK;
@@ -42,14 +42,14 @@ static int src_open(srv_replay_src *r, ap_error *err)
 
 /* Feed the next bar of r; 0 when the source is finished. Called with mu
    held only for the progress fields (the append itself is outside). */
-static int feed_one(ap_server *s, srv_replay_src *r, int loop)
+static int feed_one(ap_server *s, ap_srv_replay_src *r, int loop)
 {
     ap_error err;
     ap_bar bar;
     for (int attempt = 0; attempt < 2; attempt++) {
         int got = ap_bars_csv_next(&r->csv, &bar, &err);
         if (got < 0) {
-            srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
+            ap_srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
             pthread_mutex_lock(&s->replay.mu);
             snprintf(r->error, sizeof r->error, "%s", err.msg);
             r->done = 1;
@@ -61,7 +61,7 @@ static int feed_one(ap_server *s, srv_replay_src *r, int loop)
                 r->first_t = bar.t;
             int64_t raw_t = bar.t;
             bar.t += r->offset_us;
-            int rc = srv_ingest(s, r->series, &bar, &err);
+            int rc = ap_srv_ingest(s, r->series, &bar, &err);
             pthread_mutex_lock(&s->replay.mu);
             if (rc == AP_OK) {
                 r->fed++;
@@ -84,7 +84,7 @@ static int feed_one(ap_server *s, srv_replay_src *r, int loop)
         r->loops++;
         pthread_mutex_unlock(&s->replay.mu);
         if (src_open(r, &err) != AP_OK) {
-            srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
+            ap_srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
             break;
         }
     }
@@ -97,7 +97,7 @@ static int feed_one(ap_server *s, srv_replay_src *r, int loop)
 static void *replay_main(void *arg)
 {
     ap_server *s = arg;
-    srv_replay *rp = &s->replay;
+    ap_srv_replay *rp = &s->replay;
     const ap_server_config *c = &s->cfg;
     int paced = c->replay_speed > 0;
     for (int i = 0; i < rp->n; i++)
@@ -134,9 +134,9 @@ static void *replay_main(void *arg)
     return NULL;
 }
 
-int srv_replay_start(ap_server *s, ap_error *err)
+int ap_srv_replay_start(ap_server *s, ap_error *err)
 {
-    srv_replay *rp = &s->replay;
+    ap_srv_replay *rp = &s->replay;
     const ap_server_config *c = &s->cfg;
     /* the replay waits on CLOCK_MONOTONIC deadlines */
     pthread_condattr_t ca;
@@ -146,7 +146,7 @@ int srv_replay_start(ap_server *s, ap_error *err)
     pthread_cond_init(&rp->cv, &ca);
     pthread_condattr_destroy(&ca);
     for (int i = 0; i < c->nreplay; i++) {
-        srv_replay_src *r = &rp->src[i];
+        ap_srv_replay_src *r = &rp->src[i];
         memset(r, 0, sizeof *r);
         r->cfg = &c->replay[i];
         int rc = ap_series_open(s->store, r->cfg->symbol, r->cfg->tf_s, AP_SERIES_ROLLUP,
@@ -165,9 +165,9 @@ int srv_replay_start(ap_server *s, ap_error *err)
     return AP_OK;
 }
 
-void srv_replay_stop(ap_server *s)
+void ap_srv_replay_stop(ap_server *s)
 {
-    srv_replay *rp = &s->replay;
+    ap_srv_replay *rp = &s->replay;
     if (rp->started) {
         pthread_mutex_lock(&rp->mu);
         rp->stop = 1;
@@ -183,34 +183,34 @@ void srv_replay_stop(ap_server *s)
         }
 }
 
-void srv_replay_json(ap_server *s, jbuf *b)
+void ap_srv_replay_json(ap_server *s, jbuf *b)
 {
-    srv_replay *rp = &s->replay;
-    jb_puts(b, "[");
+    ap_srv_replay *rp = &s->replay;
+    ap_jb_puts(b, "[");
     pthread_mutex_lock(&rp->mu);
     for (int i = 0; i < rp->n; i++) {
-        const srv_replay_src *r = &rp->src[i];
+        const ap_srv_replay_src *r = &rp->src[i];
         char t[40];
-        jb_puts(b, "{\"symbol\": ");
-        jb_str(b, r->cfg->symbol);
-        jb_puts(b, ", \"timeframe\": ");
-        jb_str(b, r->cfg->timeframe);
-        jb_puts(b, ", \"file\": ");
-        jb_str(b, r->cfg->path);
-        jb_printf(b, ", \"bars_fed\": %llu, \"rejected\": %llu, \"loops\": %llu, \"done\": %s",
+        ap_jb_puts(b, "{\"symbol\": ");
+        ap_jb_str(b, r->cfg->symbol);
+        ap_jb_puts(b, ", \"timeframe\": ");
+        ap_jb_str(b, r->cfg->timeframe);
+        ap_jb_puts(b, ", \"file\": ");
+        ap_jb_str(b, r->cfg->path);
+        ap_jb_printf(b, ", \"bars_fed\": %llu, \"rejected\": %llu, \"loops\": %llu, \"done\": %s",
                   (unsigned long long)r->fed, (unsigned long long)r->rejected,
                   (unsigned long long)r->loops, r->done ? "true" : "false");
         if (r->fed) {
-            jb_puts(b, ", \"last_bar_time\": ");
-            jb_str(b, ap_format_timestamp(r->last_fed_t, t, sizeof t));
+            ap_jb_puts(b, ", \"last_bar_time\": ");
+            ap_jb_str(b, ap_format_timestamp(r->last_fed_t, t, sizeof t));
         }
         if (r->error[0]) {
-            jb_puts(b, ", \"last_error\": ");
-            jb_str(b, r->error);
+            ap_jb_puts(b, ", \"last_error\": ");
+            ap_jb_str(b, r->error);
         }
-        jb_puts(b, "},");
+        ap_jb_puts(b, "},");
     }
     pthread_mutex_unlock(&rp->mu);
-    jb_uncomma(b);
-    jb_puts(b, "]");
+    ap_jb_uncomma(b);
+    ap_jb_puts(b, "]");
 }

@@ -12,7 +12,7 @@
 
 #include "common/error.h"
 
-int srv_results_init(srv_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
+int ap_srv_results_init(ap_srv_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
 {
     memset(rs, 0, sizeof *rs);
     size_t nb = 16;
@@ -34,19 +34,19 @@ int srv_results_init(srv_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err
     return AP_OK;
 }
 
-void srv_results_free(srv_results *rs)
+void ap_srv_results_free(ap_srv_results *rs)
 {
     if (!rs->e)
         return;
     for (size_t i = 0; i < rs->cap; i++)
-        srv_version_unref(rs->e[i].ver);
+        ap_srv_version_unref(rs->e[i].ver);
     pthread_mutex_destroy(&rs->mu);
     free(rs->e);
     free(rs->buckets);
     rs->e = NULL;
 }
 
-static size_t bucket_of(const srv_results *rs, uint64_t id)
+static size_t bucket_of(const ap_srv_results *rs, uint64_t id)
 {
     id ^= id >> 33;
     id *= 0xff51afd7ed558ccdULL;
@@ -54,7 +54,7 @@ static size_t bucket_of(const srv_results *rs, uint64_t id)
     return (size_t)(id & (rs->nbuckets - 1));
 }
 
-void srv_results_remove_locked(srv_results *rs, srv_result *e)
+void ap_srv_results_remove_locked(ap_srv_results *rs, ap_srv_result *e)
 {
     if (e->state == RES_FREE)
         return;
@@ -65,16 +65,16 @@ void srv_results_remove_locked(srv_results *rs, srv_result *e)
     if (*p == idx)
         *p = e->next;
     e->state = RES_FREE;
-    srv_version_unref(e->ver);
+    ap_srv_version_unref(e->ver);
     e->ver = NULL;
 }
 
-srv_result *srv_results_insert_locked(srv_results *rs, uint64_t id)
+ap_srv_result *ap_srv_results_insert_locked(ap_srv_results *rs, uint64_t id)
 {
-    srv_result *e = &rs->e[rs->head++ % rs->cap];
+    ap_srv_result *e = &rs->e[rs->head++ % rs->cap];
     if (e->state != RES_FREE) {
         rs->evicted++;
-        srv_results_remove_locked(rs, e);
+        ap_srv_results_remove_locked(rs, e);
     }
     memset(e, 0, sizeof *e);
     e->id = id;
@@ -85,14 +85,14 @@ srv_result *srv_results_insert_locked(srv_results *rs, uint64_t id)
     return e;
 }
 
-srv_result *srv_results_find_locked(srv_results *rs, uint64_t id, uint64_t now_ns)
+ap_srv_result *ap_srv_results_find_locked(ap_srv_results *rs, uint64_t id, uint64_t now_ns)
 {
     for (int32_t i = rs->buckets[bucket_of(rs, id)]; i != -1; i = rs->e[i].next) {
-        srv_result *e = &rs->e[i];
+        ap_srv_result *e = &rs->e[i];
         if (e->id != id)
             continue;
         if (e->state != RES_PENDING && now_ns - e->t_done_ns > rs->ttl_ns) {
-            srv_results_remove_locked(rs, e);
+            ap_srv_results_remove_locked(rs, e);
             return NULL;
         }
         return e;
@@ -100,7 +100,7 @@ srv_result *srv_results_find_locked(srv_results *rs, uint64_t id, uint64_t now_n
     return NULL;
 }
 
-size_t srv_results_count(srv_results *rs)
+size_t ap_srv_results_count(ap_srv_results *rs)
 {
     size_t n = 0;
     pthread_mutex_lock(&rs->mu);

@@ -11,7 +11,7 @@
  * the batcher's completion callback, on whichever thread ran the batch,
  * resumes it, and the HTTP thread then writes the response. The suspend
  * comes after the submit (no epoll changes when the batch ran here), so the
- * completion and the suspend meet in an atomic handshake (srv_req.wait): a
+ * completion and the suspend meet in an atomic handshake (ap_srv_req.wait): a
  * resume of a connection that is not suspended yet would be lost.
  */
 #include "server/server_internal.h"
@@ -30,14 +30,14 @@
 
 #include "common/error.h"
 
-uint64_t srv_now_ns(void)
+uint64_t ap_srv_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-void srv_log(ap_server *s, const char *fmt, ...)
+void ap_srv_log(ap_server *s, const char *fmt, ...)
 {
     if (!s->log)
         return;
@@ -59,12 +59,12 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = 0;
-    srv_log(s, "http: %s", msg);
+    ap_srv_log(s, "http: %s", msg);
 }
 
 /* ---- responses -------------------------------------------------------------- */
 
-int srv_http_status(int ap_code)
+int ap_srv_http_status(int ap_code)
 {
     switch (ap_code) {
     case AP_ENOTFOUND:
@@ -85,7 +85,7 @@ int srv_http_status(int ap_code)
     }
 }
 
-enum MHD_Result srv_respond(srv_req *r, int code, jbuf *body, const char *ctype)
+enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype)
 {
     ap_server *s = r->srv;
     struct MHD_Response *resp;
@@ -101,7 +101,7 @@ enum MHD_Result srv_respond(srv_req *r, int code, jbuf *body, const char *ctype)
             body->heap = 0, body->p = NULL;
     } else
         resp = MHD_create_response_from_buffer(body->len, body->p, MHD_RESPMEM_MUST_COPY);
-    jb_free(body);
+    ap_jb_free(body);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -110,15 +110,15 @@ enum MHD_Result srv_respond(srv_req *r, int code, jbuf *body, const char *ctype)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
     enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
     MHD_destroy_response(resp);
-    uint64_t lat = srv_now_ns() - r->t0_ns;
-    srv_metrics_record(s->metrics, r->model, r->ep, code, lat);
+    uint64_t lat = ap_srv_now_ns() - r->t0_ns;
+    ap_srv_metrics_record(s->metrics, r->model, r->ep, code, lat);
     if (s->cfg.access_log)
-        srv_log(s, "%s %s %d %.3f ms", r->method, r->url, code, (double)lat / 1e6);
+        ap_srv_log(s, "%s %s %d %.3f ms", r->method, r->url, code, (double)lat / 1e6);
     r->phase = PH_DONE;
     return ret;
 }
 
-enum MHD_Result srv_error(srv_req *r, int code, const char *fmt, ...)
+enum MHD_Result ap_srv_error(ap_srv_req *r, int code, const char *fmt, ...)
 {
     char msg[AP_ERROR_MSG_MAX + 256], store[sizeof msg + 32];
     va_list ap;
@@ -126,16 +126,16 @@ enum MHD_Result srv_error(srv_req *r, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     jbuf b;
-    jb_init(&b, store, sizeof store);
-    jb_puts(&b, "{\"error\": ");
-    jb_str(&b, msg);
-    jb_puts(&b, "}\n");
-    return srv_respond(r, code, &b, NULL);
+    ap_jb_init(&b, store, sizeof store);
+    ap_jb_puts(&b, "{\"error\": ");
+    ap_jb_str(&b, msg);
+    ap_jb_puts(&b, "}\n");
+    return ap_srv_respond(r, code, &b, NULL);
 }
 
-void srv_on_done(void *user, const ap_batch_completion *c)
+void ap_srv_on_done(void *user, const ap_batch_completion *c)
 {
-    srv_req *r = user;
+    ap_srv_req *r = user;
     r->status = c->status;
     r->id = c->id;
     r->queue_us = c->queue_us;
@@ -162,7 +162,7 @@ void srv_on_done(void *user, const ap_batch_completion *c)
         MHD_resume_connection(conn);
 }
 
-int srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double *X, size_t n,
+int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, const double *X, size_t n,
                         uint64_t timeout_us, int raw)
 {
     ap_error err;
@@ -171,10 +171,10 @@ int srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double 
         size_t nout = (size_t)v->nout, ncols = raw ? (size_t)v->info.num_inputs
                                                    : (size_t)ap_feature_count();
         double *o = n * nout <= SRV_SMALL_OUT ? r->out_small : malloc(n * nout * sizeof *o);
-        uint64_t t0 = srv_now_ns();
-        int rc = o ? srv_run_rows(v, X, n, ncols, o, nout, &err, raw)
+        uint64_t t0 = ap_srv_now_ns();
+        int rc = o ? ap_srv_run_rows(v, X, n, ncols, o, nout, &err, raw)
                    : ap_error_set(&err, AP_ENOMEM, "out of memory for %zu outputs", n * nout);
-        r->compute_us = (srv_now_ns() - t0) / 1000;
+        r->compute_us = (ap_srv_now_ns() - t0) / 1000;
         r->status = rc;
         if (rc) {
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
@@ -190,7 +190,7 @@ int srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double 
     ap_batch_submit_opts o = {0};
     o.timeout_us = timeout_us;
     o.model_ctx = v;
-    o.on_done = srv_on_done;
+    o.on_done = ap_srv_on_done;
     o.user = r;
     uint64_t id;
     atomic_store_explicit(&r->wait, W_SUBMITTING, memory_order_relaxed);
@@ -228,7 +228,7 @@ static int segment(const char **p, char *out, size_t size)
 }
 
 /* Sets r->ep and r->arg; returns 0, 404 (no such path) or 405 (method). */
-static int route(srv_req *r, const char *method, const char *url)
+static int route(ap_srv_req *r, const char *method, const char *url)
 {
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
     int post = !strcmp(method, "POST");
@@ -301,7 +301,7 @@ static int route(srv_req *r, const char *method, const char *url)
     return 404;
 }
 
-static enum MHD_Result root_page(srv_req *r)
+static enum MHD_Result root_page(ap_srv_req *r)
 {
     static const char text[] =
         "alphapulse: real-time inference for trading signals (docs/SERVER.md)\n"
@@ -314,20 +314,20 @@ static enum MHD_Result root_page(srv_req *r)
         "  POST /v2/repository/models/{m}/{load,unload}\n"
         "  GET  /metrics                        Prometheus\n";
     jbuf b;
-    jb_init(&b, (char *)text, sizeof text);
+    ap_jb_init(&b, (char *)text, sizeof text);
     b.len = sizeof text - 1;
-    return srv_respond(r, MHD_HTTP_OK, &b, "text/plain; charset=utf-8");
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, "text/plain; charset=utf-8");
 }
 
-static enum MHD_Result metrics_page(srv_req *r)
+static enum MHD_Result metrics_page(ap_srv_req *r)
 {
     jbuf b;
-    jb_init(&b, NULL, 0);
-    srv_metrics_render(r->srv, &b);
-    return srv_respond(r, MHD_HTTP_OK, &b, "text/plain; version=0.0.4; charset=utf-8");
+    ap_jb_init(&b, NULL, 0);
+    ap_srv_metrics_render(r->srv, &b);
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 
-static enum MHD_Result dispatch(srv_req *r)
+static enum MHD_Result dispatch(ap_srv_req *r)
 {
     switch (r->ep) {
     case EP_ROOT:
@@ -342,9 +342,9 @@ static enum MHD_Result dispatch(srv_req *r)
     case EP_RESULT_DELETE:
     case EP_MODELS:
     case EP_STATS:
-        return srv_v1_dispatch(r);
+        return ap_srv_v1_dispatch(r);
     default:
-        return srv_v2_dispatch(r);
+        return ap_srv_v2_dispatch(r);
     }
 }
 
@@ -353,19 +353,19 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *u
                            size_t *upload_data_size, void **con_cls)
 {
     ap_server *s = cls;
-    srv_req *r = *con_cls;
+    ap_srv_req *r = *con_cls;
     if (!r) {
         /* not calloc: the inline buffers need no clearing */
         r = malloc(sizeof *r);
         if (!r)
             return MHD_NO;
-        memset(r, 0, offsetof(srv_req, out_small));
+        memset(r, 0, offsetof(ap_srv_req, out_small));
         r->srv = s;
         r->conn = conn;
         r->method = method;
         r->url = url;
         r->model = -1;
-        r->t0_ns = srv_now_ns();
+        r->t0_ns = ap_srv_now_ns();
         r->body = r->body_small;
         r->cap = sizeof r->body_small;
         *con_cls = r;
@@ -381,7 +381,7 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *u
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg.max_body_bytes)
-            return srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+            return ap_srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                              "request body of %s bytes is over the limit (max_body_bytes = %lld)",
                              cl, (long long)s->cfg.max_body_bytes);
         r->phase = PH_BODY;
@@ -389,7 +389,7 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *u
     }
     if (r->phase == PH_WAIT) { /* resumed: the inference completed */
         r->phase = PH_DONE;
-        return r->ep == EP_V2_INFER ? srv_v2_finish(r) : srv_v1_finish(r);
+        return r->ep == EP_V2_INFER ? ap_srv_v2_finish(r) : ap_srv_v1_finish(r);
     }
     if (*upload_data_size) {
         size_t n = *upload_data_size;
@@ -421,17 +421,17 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *u
         return MHD_YES;
     r->body[r->len] = 0;
     if (r->status == 404)
-        return srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", method, url);
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", method, url);
     if (r->status == 405)
-        return srv_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed on %s",
+        return ap_srv_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed on %s",
                          method, url);
     if (r->too_big)
-        return srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+        return ap_srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                          "request body is over the limit (max_body_bytes = %lld)",
                          (long long)s->cfg.max_body_bytes);
     if (atomic_load_explicit(&s->draining, memory_order_relaxed) && r->ep != EP_V2_LIVE &&
         r->ep != EP_V2_READY && r->ep != EP_METRICS)
-        return srv_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+        return ap_srv_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
     return dispatch(r);
 }
 
@@ -439,7 +439,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
     ap_server *s = cls;
-    srv_req *r = *con_cls;
+    ap_srv_req *r = *con_cls;
     if (!r)
         return;
     *con_cls = NULL;
@@ -447,7 +447,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         free(r->body);
     if (r->out && r->out != r->out_small)
         free(r->out);
-    srv_version_unref(r->ver);
+    ap_srv_version_unref(r->ver);
     free(r);
     if (atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_acq_rel) == 1 &&
         atomic_load(&s->draining)) {
@@ -535,7 +535,7 @@ int ap_server_create(const ap_server_config *cfg, ap_server_log_fn log, void *lo
     s->cfg = *cfg;
     s->log = log;
     s->log_ctx = log_ctx;
-    s->start_ns = srv_now_ns();
+    s->start_ns = ap_srv_now_ns();
     s->listen_fd = -1;
     /* ids of inline inferences: like the batcher's, a 62-bit counter from a
        start that differs across runs (never 0) */
@@ -553,14 +553,14 @@ int ap_server_create(const ap_server_config *cfg, ap_server_log_fn log, void *lo
         goto fail;
     }
     if (cfg->mixed_precision_enabled)
-        srv_log(s, "mixed_precision_enabled: accepted, not used");
+        ap_srv_log(s, "mixed_precision_enabled: accepted, not used");
     ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history};
-    if ((rc = srv_results_init(&s->results, (size_t)cfg->model_cache_size,
+    if ((rc = ap_srv_results_init(&s->results, (size_t)cfg->model_cache_size,
                                (uint64_t)(cfg->result_ttl * 1e9), err)) ||
         (rc = ap_series_store_new(&sc, &s->store, err)) ||
         (rc = ap_workers_create((unsigned)cfg->workers, &s->workers, err)) ||
         (rc = ap_registry_open(cfg->repository, &s->reg, err)) ||
-        (rc = srv_models_load_all(s, err)) || (rc = srv_replay_start(s, err)) ||
+        (rc = ap_srv_models_load_all(s, err)) || (rc = ap_srv_replay_start(s, err)) ||
         (rc = start_http(s, err)))
         goto fail;
     *out = s;
@@ -599,9 +599,9 @@ void ap_server_shutdown(ap_server *s)
         if (fd >= 0)
             close(fd);
         s->listen_fd = -1;
-        uint64_t until = srv_now_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
+        uint64_t until = ap_srv_now_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
         pthread_mutex_lock(&s->drain_mu);
-        while (atomic_load(&s->inflight) > 0 && srv_now_ns() < until) {
+        while (atomic_load(&s->inflight) > 0 && ap_srv_now_ns() < until) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 20000000;
@@ -614,15 +614,15 @@ void ap_server_shutdown(ap_server *s)
         long left = atomic_load(&s->inflight);
         pthread_mutex_unlock(&s->drain_mu);
         if (left > 0)
-            srv_log(s, "shutdown: %ld request(s) still in flight after %.1f s; cancelling",
+            ap_srv_log(s, "shutdown: %ld request(s) still in flight after %.1f s; cancelling",
                     left, s->cfg.shutdown_timeout);
     }
-    srv_replay_stop(s);
+    ap_srv_replay_stop(s);
     /* Freeing the batchers completes whatever is still queued (cancelled),
        which resumes every suspended connection: libmicrohttpd must not be
        stopped with connections suspended. */
     pthread_mutex_lock(&s->admin);
-    srv_models_stop(s);
+    ap_srv_models_stop(s);
     pthread_mutex_unlock(&s->admin);
     if (s->mhd) {
         MHD_stop_daemon(s->mhd);
@@ -635,14 +635,14 @@ void ap_server_free(ap_server *s)
     if (!s)
         return;
     ap_server_shutdown(s);
-    srv_replay_stop(s);
-    srv_models_free(s);
+    ap_srv_replay_stop(s);
+    ap_srv_models_free(s);
     if (s->mhd)
         MHD_stop_daemon(s->mhd);
     if (s->listen_fd >= 0)
         close(s->listen_fd);
     ap_workers_free(s->workers);
-    srv_results_free(&s->results); /* entries hold versions: before the registry */
+    ap_srv_results_free(&s->results); /* entries hold versions: before the registry */
     ap_registry_free(s->reg);
     ap_series_store_free(s->store);
     free(s->metrics);

@@ -17,12 +17,12 @@
 #define SRV_NAME_MAX 65
 #define SRV_INGEST_LOCKS 64
 
-uint64_t srv_now_ns(void);
-void srv_log(ap_server *s, const char *fmt, ...) AP_PRINTF(2, 3);
+uint64_t ap_srv_now_ns(void);
+void ap_srv_log(ap_server *s, const char *fmt, ...) AP_PRINTF(2, 3);
 
 /* ---- endpoints and metrics ------------------------------------------------ */
 
-typedef enum srv_endpoint {
+typedef enum ap_srv_endpoint {
     EP_ROOT,
     EP_CANDLES,
     EP_PRED_PATTERN,
@@ -44,15 +44,15 @@ typedef enum srv_endpoint {
     EP_METRICS,
     EP_UNKNOWN,
     EP_COUNT
-} srv_endpoint;
+} ap_srv_endpoint;
 
-const char *srv_endpoint_name(int ep);
+const char *ap_srv_endpoint_name(int ep);
 
 /* HTTP statuses counted by value; anything else is counted as "other". */
 #define SRV_NCODES 14
 #define SRV_LAT_BUCKETS 16
 
-typedef struct srv_metrics {
+typedef struct ap_srv_metrics {
     /* [model slot + 1 (0: none)][endpoint][status] */
     _Atomic uint64_t requests[SRV_MAX_MODELS + 1][EP_COUNT][SRV_NCODES];
     _Atomic uint64_t lat_bucket[EP_COUNT][SRV_LAT_BUCKETS]; /* non-cumulative */
@@ -60,48 +60,48 @@ typedef struct srv_metrics {
     _Atomic uint64_t lat_count[EP_COUNT];
     _Atomic uint64_t body_bytes;
     _Atomic uint64_t bars_ingested, bars_rejected;
-} srv_metrics;
+} ap_srv_metrics;
 
-void srv_metrics_record(srv_metrics *m, int model, int ep, int code, uint64_t latency_ns);
-void srv_metrics_render(ap_server *s, jbuf *out);
+void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, int code, uint64_t latency_ns);
+void ap_srv_metrics_render(ap_server *s, jbuf *out);
 
 /* ---- models --------------------------------------------------------------- */
 
 /* One loaded version as the server holds it: the batchers' model context. */
-typedef struct srv_version {
+typedef struct ap_srv_version {
     atomic_long refs;
     ap_model *m;
     ap_model_info info; /* strings owned by m */
     int nout;           /* per row: prediction, confidence, outputs */
-} srv_version;
+} ap_srv_version;
 
-void srv_version_ref(void *v);
+void ap_srv_version_ref(void *v);
 /* The batch function: rows of out are [prediction, confidence, outputs...];
    raw: X rows are the model's inputs, else alphapulse-v1 vectors. */
-int srv_run_rows(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
+int ap_srv_run_rows(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
                  size_t nout, ap_error *err, int raw);
-void srv_version_unref(void *v);
+void ap_srv_version_unref(void *v);
 
-typedef struct srv_model {
+typedef struct ap_srv_model {
     char name[SRV_NAME_MAX];
     int index;
     /* read-held while a request picks the version and submits; write-held
        to swap versions and batchers (reload, unload) */
     pthread_rwlock_t lock;
-    srv_version *cur;  /* NULL: not served */
+    ap_srv_version *cur;  /* NULL: not served */
     ap_batcher *feat;  /* rows: the alphapulse-v1 vector (NULL for raw models) */
     ap_batcher *raw;   /* rows: the model's num_inputs inputs */
-} srv_model;
+} ap_srv_model;
 
 /* Slot by name, NULL when never seen. Lock-free (slots are append-only). */
-srv_model *srv_model_find(ap_server *s, const char *name);
-int srv_model_load(ap_server *s, const char *name, uint32_t version, ap_error *err);
-int srv_model_unload(ap_server *s, const char *name, ap_error *err);
+ap_srv_model *ap_srv_model_find(ap_server *s, const char *name);
+int ap_srv_model_load(ap_server *s, const char *name, uint32_t version, ap_error *err);
+int ap_srv_model_unload(ap_server *s, const char *name, ap_error *err);
 /* Start-up: load the whole repository and serve what loaded. */
-int srv_models_load_all(ap_server *s, ap_error *err);
+int ap_srv_models_load_all(ap_server *s, ap_error *err);
 /* Shutdown: stop serving (batchers freed, versions released), keep the slots. */
-void srv_models_stop(ap_server *s);
-void srv_models_free(ap_server *s);
+void ap_srv_models_stop(ap_server *s);
+void ap_srv_models_free(ap_server *s);
 
 /* ---- async results -------------------------------------------------------- */
 
@@ -109,7 +109,7 @@ enum { RES_FREE, RES_PENDING, RES_DONE, RES_CANCELLED };
 
 #define SRV_RESULT_OUTS 64
 
-typedef struct srv_result {
+typedef struct ap_srv_result {
     uint64_t id;
     int32_t next; /* hash chain */
     int state;
@@ -119,28 +119,28 @@ typedef struct srv_result {
     int64_t bar_time;
     uint64_t t_submit_ns, t_done_ns;
     ap_batcher *batcher;
-    srv_version *ver; /* held while the entry lives (names for the response) */
+    ap_srv_version *ver; /* held while the entry lives (names for the response) */
     int status;
     char msg[200];
     double pred, conf;
     int nouts;
     double outs[SRV_RESULT_OUTS];
     uint64_t queue_us, compute_us;
-} srv_result;
+} ap_srv_result;
 
-typedef struct srv_results {
+typedef struct ap_srv_results {
     pthread_mutex_t mu;
-    srv_result *e; /* ring of capacity entries, oldest overwritten */
+    ap_srv_result *e; /* ring of capacity entries, oldest overwritten */
     size_t cap, head;
     int32_t *buckets;
     size_t nbuckets;
     uint64_t ttl_ns;
     uint64_t evicted;
-} srv_results;
+} ap_srv_results;
 
 /* ---- replay --------------------------------------------------------------- */
 
-typedef struct srv_replay_src {
+typedef struct ap_srv_replay_src {
     const ap_replay_source *cfg;
     ap_series *series;
     ap_bars_csv csv;
@@ -148,24 +148,24 @@ typedef struct srv_replay_src {
     int64_t offset_us, first_t, last_t, last_fed_t;
     uint64_t fed, rejected, loops;
     char error[AP_ERROR_MSG_MAX];
-} srv_replay_src;
+} ap_srv_replay_src;
 
-typedef struct srv_replay {
+typedef struct ap_srv_replay {
     pthread_t thread;
     int started;
     atomic_int stop;
     pthread_mutex_t mu; /* guards every source's progress fields */
     pthread_cond_t cv;
     int n;
-    srv_replay_src src[AP_REPLAY_MAX_SOURCES];
-} srv_replay;
+    ap_srv_replay_src src[AP_REPLAY_MAX_SOURCES];
+} ap_srv_replay;
 
-int srv_replay_start(ap_server *s, ap_error *err);
-void srv_replay_stop(ap_server *s);
-void srv_replay_json(ap_server *s, jbuf *b);
+int ap_srv_replay_start(ap_server *s, ap_error *err);
+void ap_srv_replay_stop(ap_server *s);
+void ap_srv_replay_json(ap_server *s, jbuf *b);
 
 /* Append a bar to a base series, serialised per series (single writer rule). */
-int srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err);
+int ap_srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err);
 
 /* ---- the server ----------------------------------------------------------- */
 
@@ -181,12 +181,12 @@ struct ap_server {
     ap_workers *workers;
 
     pthread_mutex_t admin; /* model load / unload, slot creation */
-    srv_model *models[SRV_MAX_MODELS];
+    ap_srv_model *models[SRV_MAX_MODELS];
     atomic_int nmodels;
 
-    srv_results results;
-    srv_metrics *metrics;
-    srv_replay replay;
+    ap_srv_results results;
+    ap_srv_metrics *metrics;
+    ap_srv_replay replay;
 
     struct MHD_Daemon *mhd;
     int listen_fd, port;
@@ -202,13 +202,13 @@ struct ap_server {
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
 
-/* srv_req.wait: who answers a batched inference (see srv_start_inference) */
+/* ap_srv_req.wait: who answers a batched inference (see ap_srv_start_inference) */
 enum { W_SUBMITTING, W_SUSPENDED, W_COMPLETED };
 
 #define SRV_SMALL_BODY 1024
 #define SRV_SMALL_OUT 32
 
-typedef struct srv_req {
+typedef struct ap_srv_req {
     ap_server *srv;
     struct MHD_Connection *conn;
     const char *method, *url;
@@ -230,7 +230,7 @@ typedef struct srv_req {
     double *out;
     size_t nrows, nout;
     /* what the response needs */
-    srv_version *ver; /* held until the request completes */
+    ap_srv_version *ver; /* held until the request completes */
     uint32_t version;
     int kind, fp32, out_mask, num_outputs;
     char symbol[AP_SYMBOL_MAX], timeframe[16], client_id[128];
@@ -238,42 +238,42 @@ typedef struct srv_req {
 
     double out_small[SRV_SMALL_OUT];
     char body_small[SRV_SMALL_BODY];
-} srv_req;
+} ap_srv_req;
 
 /* Queue a response; body is JSON unless ctype says otherwise. */
-enum MHD_Result srv_respond(srv_req *r, int code, jbuf *body, const char *ctype);
-enum MHD_Result srv_error(srv_req *r, int code, const char *fmt, ...) AP_PRINTF(3, 4);
+enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype);
+enum MHD_Result ap_srv_error(ap_srv_req *r, int code, const char *fmt, ...) AP_PRINTF(3, 4);
 /* HTTP status for a library status code. */
-int srv_http_status(int ap_code);
+int ap_srv_http_status(int ap_code);
 /* Completion callback of inferences answered on their connection. */
-void srv_on_done(void *user, const ap_batch_completion *c);
+void ap_srv_on_done(void *user, const ap_batch_completion *c);
 /*
  * Start the inference of r (n rows of X) on version v through batcher b.
  * Returns 1 when the result (or the failure) is already in r — inline
  * inference, a batch the batcher ran on this thread (caller_runs), a
  * completion that beat the suspend, a refused submit — and the caller answers
- * at once (srv_v1_finish / srv_v2_finish); 0 when the connection is
- * suspended and srv_on_done resumes it. Called with the model slot
+ * at once (ap_srv_v1_finish / ap_srv_v2_finish); 0 when the connection is
+ * suspended and ap_srv_on_done resumes it. Called with the model slot
  * read-locked.
  */
-int srv_start_inference(srv_req *r, ap_batcher *b, srv_version *v, const double *X, size_t n,
+int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, const double *X, size_t n,
                         uint64_t timeout_us, int raw);
 
 /* handlers (the final call of a request, body complete) */
-enum MHD_Result srv_v1_dispatch(srv_req *r);
-enum MHD_Result srv_v1_finish(srv_req *r); /* after an inference completed */
-enum MHD_Result srv_v2_dispatch(srv_req *r);
-enum MHD_Result srv_v2_finish(srv_req *r);
+enum MHD_Result ap_srv_v1_dispatch(ap_srv_req *r);
+enum MHD_Result ap_srv_v1_finish(ap_srv_req *r); /* after an inference completed */
+enum MHD_Result ap_srv_v2_dispatch(ap_srv_req *r);
+enum MHD_Result ap_srv_v2_finish(ap_srv_req *r);
 
-int srv_results_init(srv_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err);
-void srv_results_free(srv_results *rs);
+int ap_srv_results_init(ap_srv_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err);
+void ap_srv_results_free(ap_srv_results *rs);
 /* With rs->mu held. insert evicts the oldest entry when the ring is full. */
-srv_result *srv_results_insert_locked(srv_results *rs, uint64_t id);
-srv_result *srv_results_find_locked(srv_results *rs, uint64_t id, uint64_t now_ns);
-void srv_results_remove_locked(srv_results *rs, srv_result *e);
-size_t srv_results_count(srv_results *rs);
+ap_srv_result *ap_srv_results_insert_locked(ap_srv_results *rs, uint64_t id);
+ap_srv_result *ap_srv_results_find_locked(ap_srv_results *rs, uint64_t id, uint64_t now_ns);
+void ap_srv_results_remove_locked(ap_srv_results *rs, ap_srv_result *e);
+size_t ap_srv_results_count(ap_srv_results *rs);
 
 /* v1 async path (handlers_v1.c) */
-void srv_results_on_done(void *user, const ap_batch_completion *c);
+void ap_srv_results_on_done(void *user, const ap_batch_completion *c);
 
 #endif
