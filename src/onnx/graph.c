@@ -208,6 +208,22 @@ static int in_slot(const ctx *c, const Onnx__NodeProto *n, size_t i, ap_error *e
     return s;
 }
 
+/* d (cnt doubles, malloc'd, consumed) as a malloc'd float vector */
+static int doubles_to_floats(const ctx *c, double *d, size_t cnt, float **v, int *nv,
+                             ap_error *err)
+{
+    *v = malloc((cnt ? cnt : 1) * sizeof **v);
+    if (!*v) {
+        free(d);
+        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
+    }
+    for (size_t i = 0; i < cnt; i++)
+        (*v)[i] = (float)ap_ir_round_f32(d[i]);
+    free(d);
+    *nv = (int)cnt;
+    return AP_OK;
+}
+
 /* constant as a float vector: *v malloc'd */
 static int const_floats(const ctx *c, const Onnx__NodeProto *n, const char *name, float **v,
                         int *nv, int64_t dims[4], int *nd, ap_error *err)
@@ -220,16 +236,7 @@ static int const_floats(const ctx *c, const Onnx__NodeProto *n, const char *name
     int rc = ap_onnx_tensor_values(t, &d, &cnt, dims, nd, c->name, err);
     if (rc != AP_OK)
         return rc;
-    *v = malloc((cnt ? cnt : 1) * sizeof **v);
-    if (!*v) {
-        free(d);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-    }
-    for (size_t i = 0; i < cnt; i++)
-        (*v)[i] = (float)ap_ir_round_f32(d[i]);
-    free(d);
-    *nv = (int)cnt;
-    return AP_OK;
+    return doubles_to_floats(c, d, cnt, v, nv, err);
 }
 
 /* constant as doubles, rounded to float unless dbl: *v malloc'd */
@@ -260,16 +267,7 @@ static int reals_as_floats(const ctx *c, const Onnx__NodeProto *n, const char *a
     int rc = ap_onnx_attr_reals(n, attr, &d, &cnt, NULL, c->name, err);
     if (rc != AP_OK)
         return rc;
-    *v = malloc((cnt ? cnt : 1) * sizeof **v);
-    if (!*v) {
-        free(d);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-    }
-    for (size_t i = 0; i < cnt; i++)
-        (*v)[i] = (float)ap_ir_round_f32(d[i]);
-    free(d);
-    *nv = (int)cnt;
-    return AP_OK;
+    return doubles_to_floats(c, d, cnt, v, nv, err);
 }
 
 /* a new slot of `width` values (dbl: a double tensor) for output i */
