@@ -6,8 +6,12 @@
  * num_tree_per_iteration, max_feature_idx, objective, feature_names, the
  * bare flag line average_output, ...), then one block per tree starting at
  * "Tree=N" with key=value lines whose values are space-separated arrays, then
- * "end of trees". Everything after that (feature importances, parameters,
- * pandas_categorical) is ignored.
+ * "end of trees". Only keys LightGBM itself writes are accepted, in the
+ * header and in a tree (read_header, read_tree): anything else is refused,
+ * naming file:line and the key. What follows "end of trees" (feature
+ * importances, "parameters: ... end of parameters", pandas_categorical) is
+ * skipped: LightGBM's predictor does not read it either (the parameters only
+ * set linear_tree, which predictions do not consult).
  *
  * LightGBM's node numbering: internal nodes 0..L-2 (root 0), leaves 0..L-1;
  * a child c >= 0 is internal node c, c < 0 is leaf ~c. In the IR the leaves
@@ -226,8 +230,11 @@ static int lgb_atof(const char *p, const char *end, double *out)
     return 1;
 }
 
+/* The tokens after the name are the ones each objective's ToString writes
+   (LightGBM src/objective); any other token, or one twice, is refused. */
 enum {
-    OBJ_SQRT = 1,       /* honours the "sqrt" token (RegressionL2loss and subclasses) */
+    OBJ_SQRT = 1,       /* "sqrt": output sign(x) x^2 (RegressionL2loss and the subclasses
+                           that keep its ConvertOutput) */
     OBJ_SIGMOID = 2,    /* needs sigmoid:X */
     OBJ_NUM_CLASS = 4,  /* needs num_class:K equal to the header's num_class */
     OBJ_ONE_OUTPUT = 8  /* one tree per iteration */
@@ -241,7 +248,8 @@ static const struct lgb_objective {
     /* names as LightGBM's ObjectiveFunction::ToString writes them */
     {"regression", AP_TF_IDENTITY, OBJ_SQRT | OBJ_ONE_OUTPUT},
     {"regression_l1", AP_TF_IDENTITY, OBJ_SQRT | OBJ_ONE_OUTPUT},
-    {"huber", AP_TF_IDENTITY, OBJ_SQRT | OBJ_ONE_OUTPUT},
+    /* huber: LightGBM turns sqrt off (RegressionHuberLoss), never writes it */
+    {"huber", AP_TF_IDENTITY, OBJ_ONE_OUTPUT},
     {"fair", AP_TF_IDENTITY, OBJ_SQRT | OBJ_ONE_OUTPUT},
     {"quantile", AP_TF_IDENTITY, OBJ_SQRT | OBJ_ONE_OUTPUT},
     {"mape", AP_TF_IDENTITY, OBJ_SQRT | OBJ_ONE_OUTPUT},
@@ -278,26 +286,37 @@ static int parse_objective(lgb_span v, int num_class, const char *name, ap_fores
     ir->sigmoid_scale = 1.0;
     int have_sigmoid = 0, have_nc = 0, use_sqrt = 0;
     while (next_token(&t, &tok)) {
-        if (span_eq(tok, "sqrt")) {
-            use_sqrt = 1;
-        } else if (span_starts(tok, "sigmoid:")) {
-            have_sigmoid = 1;
+        int *seen = NULL;
+        if (span_eq(tok, "sqrt") && (obj->flags & OBJ_SQRT)) {
+            seen = &use_sqrt;
+        } else if (span_starts(tok, "sigmoid:") && (obj->flags & OBJ_SIGMOID)) {
+            seen = &have_sigmoid;
             if (!lgb_atof(tok.p + 8, tok.p + tok.n, &ir->sigmoid_scale) ||
                 !isfinite(ir->sigmoid_scale) || ir->sigmoid_scale <= 0)
                 return ap_error_set(err, AP_EFORMAT,
                                     "%s:%ld: objective: bad sigmoid " TOKFMT
                                     " (a positive number)",
                                     name, v.line, TOKARG(tok));
-        } else if (span_starts(tok, "num_class:")) {
+        } else if (span_starts(tok, "num_class:") && (obj->flags & OBJ_NUM_CLASS)) {
             long long k;
             lgb_span num = {tok.p + 10, tok.n - 10, tok.line};
-            have_nc = 1;
+            seen = &have_nc;
             if (!tok_llong(num, &k) || k != num_class)
                 return ap_error_set(err, AP_EFORMAT,
                                     "%s:%ld: objective " TOKFMT " disagrees with num_class=%d",
                                     name, v.line, TOKARG(tok), num_class);
+        } else {
+            /* not a parameter LightGBM writes for this objective: it may
+               mean something to a version we do not know */
+            return ap_error_set(err, AP_EUNSUPPORTED,
+                                "%s:%ld: objective %s: unknown parameter " TOKFMT
+                                " (refusing rather than ignoring it)",
+                                name, v.line, obj->name, TOKARG(tok));
         }
-        /* other parameters (e.g. a future one) do not change the output */
+        if (*seen)
+            return ap_error_set(err, AP_EFORMAT, "%s:%ld: objective: " TOKFMT " given twice",
+                                name, v.line, TOKARG(tok));
+        *seen = 1;
     }
     if ((obj->flags & OBJ_SIGMOID) && !have_sigmoid)
         return ap_error_set(err, AP_EFORMAT, "%s:%ld: objective %s without sigmoid:X", name,
@@ -323,8 +342,28 @@ static int parse_objective(lgb_span v, int num_class, const char *name, ap_fores
 typedef struct lgb_header {
     int have_version, have_num_class, have_ntpi, have_mfi, average_output;
     long long num_class, ntpi, max_feature_idx;
-    lgb_span objective, feature_names;
+    lgb_span objective, feature_names, tree_sizes;
 } lgb_header;
+
+/*
+ * The header keys LightGBM writes (GBDT::SaveModelToString, v3 and v4), the
+ * bare lines "tree" (first) and "average_output" aside. Any other line, and
+ * any key twice, is refused: the file may hold something a newer LightGBM
+ * would act on. Read and not needed:
+ *   label_index           which column of a training/CLI input file is the
+ *                         label: input parsing, not the model's arithmetic
+ *   monotone_constraints  training constraints
+ *   feature_infos         ranges / category lists seen in training; the
+ *                         predictors do not consult them
+ */
+enum {
+    H_VERSION, H_NUM_CLASS, H_NTPI, H_LABEL_INDEX, H_MFI, H_OBJECTIVE, H_FEATURE_NAMES,
+    H_MONOTONE, H_FEATURE_INFOS, H_TREE_SIZES, H_COUNT
+};
+static const char *const header_keys[H_COUNT] = {
+    "version", "num_class", "num_tree_per_iteration", "label_index", "max_feature_idx",
+    "objective", "feature_names", "monotone_constraints", "feature_infos", "tree_sizes",
+};
 
 static int header_int(lgb_span key, lgb_span val, long long lo, long long hi, long long *out,
                       const char *name, ap_error *err)
@@ -345,6 +384,7 @@ static int read_header(lgb_reader *r, lgb_header *h, lgb_span *line, const char 
                        ap_error *err)
 {
     int first = 1;
+    unsigned seen = 0;
     for (;;) {
         if (!read_line(r, line))
             return ap_error_set(err, AP_EFORMAT,
@@ -366,33 +406,56 @@ static int read_header(lgb_reader *r, lgb_header *h, lgb_span *line, const char 
         if (span_eq(*line, "end of trees"))
             return ap_error_set(err, AP_EFORMAT, "%s:%ld: model has no trees", name, line->line);
         if (span_eq(*line, "average_output")) {
+            if (h->average_output)
+                return ap_error_set(err, AP_EFORMAT, "%s:%ld: average_output appears twice",
+                                    name, line->line);
             h->average_output = 1;
             continue;
         }
         lgb_span key, val;
         if (!split_kv(*line, &key, &val))
-            continue; /* LightGBM ignores such lines too */
+            return ap_error_set(err, AP_EUNSUPPORTED,
+                                "%s:%ld: unknown header line " TOKFMT
+                                " (refusing rather than ignoring it)",
+                                name, line->line, TOKARG(*line));
+        int k;
+        for (k = 0; k < H_COUNT && !span_eq(key, header_keys[k]); k++)
+            ;
+        if (k == H_COUNT)
+            return ap_error_set(err, AP_EUNSUPPORTED,
+                                "%s:%ld: unknown header key " TOKFMT
+                                " (refusing rather than ignoring it)",
+                                name, key.line, TOKARG(key));
+        if (seen >> k & 1)
+            return ap_error_set(err, AP_EFORMAT, "%s:%ld: %s appears twice", name, key.line,
+                                header_keys[k]);
+        seen |= 1u << k;
         int rc = AP_OK;
-        if (span_eq(key, "version")) {
+        switch (k) {
+        case H_VERSION:
             if (!span_eq(val, "v3") && !span_eq(val, "v4"))
                 return ap_error_set(err, AP_EUNSUPPORTED,
                                     "%s:%ld: LightGBM model version " TOKFMT
                                     " not supported (v3, v4)",
                                     name, key.line, TOKARG(val));
             h->have_version = 1;
-        } else if (span_eq(key, "num_class")) {
+            break;
+        case H_NUM_CLASS:
             rc = header_int(key, val, 1, AP_IR_MAX_GROUPS, &h->num_class, name, err);
             h->have_num_class = 1;
-        } else if (span_eq(key, "num_tree_per_iteration")) {
+            break;
+        case H_NTPI:
             rc = header_int(key, val, 1, AP_IR_MAX_GROUPS, &h->ntpi, name, err);
             h->have_ntpi = 1;
-        } else if (span_eq(key, "max_feature_idx")) {
+            break;
+        case H_MFI:
             rc = header_int(key, val, 0, AP_IR_MAX_FEATURES - 1, &h->max_feature_idx, name, err);
             h->have_mfi = 1;
-        } else if (span_eq(key, "objective")) {
-            h->objective = val;
-        } else if (span_eq(key, "feature_names")) {
-            h->feature_names = val;
+            break;
+        case H_OBJECTIVE: h->objective = val; break;
+        case H_FEATURE_NAMES: h->feature_names = val; break;
+        case H_TREE_SIZES: h->tree_sizes = val; break;
+        default: break; /* not needed (above) */
         }
         if (rc != AP_OK)
             return rc;
@@ -794,14 +857,30 @@ static int build_tree(const lgb_tree *t, ap_forest_ir *ir, ap_error *err)
     return rc;
 }
 
+/* Tree keys LightGBM writes (Tree::ToString) that prediction does not use:
+   training statistics (split gains, sums of hessians and counts per node,
+   used for importances, SHAP contributions and refit) and shrinkage, the
+   learning rate already multiplied into leaf_value (Tree::Shrinkage). */
+static const char *const lgb_skip_keys[] = {
+    "split_gain", "leaf_weight", "leaf_count", "internal_value", "internal_weight",
+    "internal_count", "shrinkage",
+};
+#define N_SKIP_KEYS (sizeof lgb_skip_keys / sizeof lgb_skip_keys[0])
+
 /* Collect one tree's key=value lines; stops at the next "Tree=" or "end of
-   trees" line, left in *line. *done is set at "end of trees". */
+   trees" line, left in *line. *done is set at "end of trees". Every key must
+   be one LightGBM writes, once. LightGBM stops reading a tree at its first
+   blank line (Tree::Tree(const char*)), so nothing but blank lines may
+   follow one before the next tree. */
 static int read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_error *err)
 {
     for (int k = 0; k < K_COUNT; k++) {
         t->f[k].p = NULL;
         t->cnt[k] = 0;
     }
+    unsigned seen = 0, skip_seen = 0;
+    int ended = 0; /* a blank line after key lines was seen */
+    int nkeys = 0;
     for (;;) {
         if (!read_line(r, line))
             return tree_err(t, 0, err, AP_EFORMAT,
@@ -813,17 +892,43 @@ static int read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_e
             *done = 1;
             return AP_OK;
         }
-        lgb_span key, val;
-        if (!split_kv(*line, &key, &val) || val.n == 0)
+        if (line->n == 0) {
+            ended = nkeys > 0;
             continue;
-        for (int k = 0; k < K_COUNT; k++) {
-            if (!span_eq(key, lgb_keys[k]))
-                continue;
-            if (t->f[k].p)
-                return tree_err(t, key.line, err, AP_EFORMAT, "%s appears twice", lgb_keys[k]);
-            t->f[k] = val;
-            t->cnt[k] = count_tokens(val);
         }
+        if (ended)
+            return tree_err(t, line->line, err, AP_EFORMAT,
+                            "line " TOKFMT " after the blank line that ends the tree "
+                            "(LightGBM would not read it)",
+                            TOKARG(*line));
+        lgb_span key, val;
+        if (!split_kv(*line, &key, &val))
+            return tree_err(t, line->line, err, AP_EFORMAT, "not a key=value line: " TOKFMT,
+                            TOKARG(*line));
+        nkeys++;
+        int k;
+        for (k = 0; k < K_COUNT && !span_eq(key, lgb_keys[k]); k++)
+            ;
+        if (k < K_COUNT) {
+            if (seen >> k & 1)
+                return tree_err(t, key.line, err, AP_EFORMAT, "%s appears twice", lgb_keys[k]);
+            seen |= 1u << k;
+            if (val.n > 0) { /* "key=" counts as absent */
+                t->f[k] = val;
+                t->cnt[k] = count_tokens(val);
+            }
+            continue;
+        }
+        size_t j;
+        for (j = 0; j < N_SKIP_KEYS && !span_eq(key, lgb_skip_keys[j]); j++)
+            ;
+        if (j == N_SKIP_KEYS)
+            return tree_err(t, key.line, err, AP_EUNSUPPORTED,
+                            "unknown key " TOKFMT " (refusing rather than ignoring it)",
+                            TOKARG(key));
+        if (skip_seen >> j & 1)
+            return tree_err(t, key.line, err, AP_EFORMAT, "%s appears twice", lgb_skip_keys[j]);
+        skip_seen |= 1u << j;
     }
 }
 
@@ -839,9 +944,47 @@ int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir
     int rc = read_header(&r, &h, &line, name, err);
     if (rc == AP_OK)
         rc = set_header(&h, name, ir, err);
-    int done = 0;
-    for (int idx = 0; rc == AP_OK && !done; idx++) {
+    /* tree_sizes: LightGBM (when the line is there) reads exactly that many
+       trees, tree i at byte sum(sizes[0..i-1]) after the first "Tree=" line,
+       not by scanning. So the list must name every tree and each must start
+       where the sizes say, or LightGBM predicts other trees than these. */
+    const char *tree0 = line.p, *scan = line.p;
+    size_t crlf = 0; /* "\r\n" line ends seen since tree0: counted as one byte,
+                        so a CRLF copy of a file still matches its sizes */
+    lgb_tokens sizes = tokens_of(h.tree_sizes);
+    unsigned long long at = 0;
+    int done = 0, idx;
+    for (idx = 0; rc == AP_OK && !done; idx++) {
         lgb_tree t = {.name = name, .index = idx, .line = line.line};
+        if (h.tree_sizes.p && idx > 0) {
+            lgb_span tok;
+            long long sz;
+            if (!next_token(&sizes, &tok)) {
+                rc = ap_error_set(err, AP_EFORMAT,
+                                  "%s:%ld: tree_sizes lists %d trees but the file holds more "
+                                  "(LightGBM would read only those)",
+                                  name, h.tree_sizes.line, idx - 1);
+                break;
+            }
+            if (!tok_llong(tok, &sz) || sz < 0) {
+                rc = ap_error_set(err, AP_EFORMAT,
+                                  "%s:%ld: tree_sizes value #%d " TOKFMT " is not a size", name,
+                                  h.tree_sizes.line, idx - 1, TOKARG(tok));
+                break;
+            }
+            at += (unsigned long long)sz;
+            for (; scan + 1 < line.p; scan++)
+                crlf += scan[0] == '\r' && scan[1] == '\n';
+            size_t off = (size_t)(line.p - tree0) - crlf;
+            if (at != (unsigned long long)off) {
+                rc = ap_error_set(err, AP_EFORMAT,
+                                  "%s:%ld: tree_sizes puts tree %d at byte %llu after 'Tree=0', "
+                                  "but it is at byte %zu (LightGBM locates trees by these "
+                                  "sizes)",
+                                  name, line.line, idx, at, off);
+                break;
+            }
+        }
         /* line is "Tree=N": N must count up from 0 */
         long long n;
         lgb_span num = {line.p + 5, line.n - 5, line.line};
@@ -858,6 +1001,19 @@ int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir
         rc = read_tree(&r, &t, &line, &done, err);
         if (rc == AP_OK)
             rc = build_tree(&t, ir, err);
+    }
+    if (rc == AP_OK && h.tree_sizes.p) {
+        /* the last tree's size (LightGBM does not use it) and nothing more */
+        lgb_span tok;
+        long long sz;
+        size_t listed = count_tokens(h.tree_sizes);
+        if (listed != (size_t)idx)
+            rc = ap_error_set(err, AP_EFORMAT,
+                              "%s:%ld: tree_sizes lists %zu trees but the file holds %d",
+                              name, h.tree_sizes.line, listed, idx);
+        else if (!next_token(&sizes, &tok) || !tok_llong(tok, &sz) || sz < 0)
+            rc = ap_error_set(err, AP_EFORMAT, "%s:%ld: tree_sizes value #%d " TOKFMT
+                              " is not a size", name, h.tree_sizes.line, idx - 1, TOKARG(tok));
     }
     if (rc == AP_OK && ir->ntrees % ir->num_groups != 0)
         rc = ap_error_set(err, AP_EFORMAT,

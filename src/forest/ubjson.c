@@ -383,5 +383,20 @@ static int u_boolean(const void *p, int *b)
     return 0;
 }
 
-const xgb_doc_ops ap_ubj_ops = {u_member, u_kind,   u_length, u_element,
-                                u_number_at, u_number, u_string, u_boolean};
+static const void *u_next_member(const void *obj, const void *it, const char **key,
+                                 size_t *klen, const void **val)
+{
+    const ubj_val *o = obj, *k = it;
+    if (!o || o->type != '{' || !o->kids || o->n == 0)
+        return NULL;
+    k = k ? k + 1 : o->kids;
+    if (k >= o->kids + o->n)
+        return NULL;
+    *key = (const char *)k->key;
+    *klen = k->keylen;
+    *val = k;
+    return k;
+}
+
+const xgb_doc_ops ap_ubj_ops = {u_member,    u_kind,   u_length, u_element,    u_number_at,
+                                u_number,    u_string, u_boolean, u_next_member};

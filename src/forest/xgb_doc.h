@@ -31,6 +31,13 @@ typedef struct xgb_doc_ops {
     int (*string)(const void *v, const char **s, size_t *n);
     /* boolean: 0 and *b; -1 if not a boolean */
     int (*boolean)(const void *v, int *b);
+    /* members of an object in file order: it = NULL gives the first; returns
+       NULL after the last (or if obj is not an object), else an iterator
+       with *key / *klen its key (bytes, not NUL-terminated) and *val its
+       value. Lets the loader refuse keys it does not know instead of
+       ignoring them. */
+    const void *(*next_member)(const void *obj, const void *it, const char **key,
+                               size_t *klen, const void **val);
 } xgb_doc_ops;
 
 typedef struct ubj_val ubj_val;

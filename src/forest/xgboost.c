@@ -40,6 +40,7 @@ typedef struct ld {
     const char *name;
     ap_error *err;
     ap_forest_ir *ir;
+    const char *model_where; /* path of the gbtree model object, for messages */
 } ld;
 
 /* ---- the jansson view ---- */
@@ -105,8 +106,24 @@ static int j_boolean(const void *p, int *b)
     return 0;
 }
 
-static const xgb_doc_ops json_ops = {j_member,    j_kind,   j_length, j_element,
-                                     j_number_at, j_number, j_string, j_boolean};
+static const void *j_next_member(const void *obj, const void *it, const char **key,
+                                 size_t *klen, const void **val)
+{
+    /* jansson's iterator API takes non-const objects; it only reads them */
+    json_t *o = (json_t *)obj;
+    if (!json_is_object(o))
+        return NULL;
+    void *i = it ? json_object_iter_next(o, (void *)it) : json_object_iter(o);
+    if (i) {
+        *key = json_object_iter_key(i);
+        *klen = json_object_iter_key_len(i);
+        *val = json_object_iter_value(i);
+    }
+    return i;
+}
+
+static const xgb_doc_ops json_ops = {j_member,    j_kind,   j_length, j_element,    j_number_at,
+                                     j_number,    j_string, j_boolean, j_next_member};
 
 /* ---- field helpers ---- */
 
@@ -170,6 +187,126 @@ static int int_field(ld *L, const void *obj, const char *key, const char *where,
 bad:
     return ap_error_set(L->err, AP_EFORMAT, "%s: %s.%s: expected an integer", L->name, where,
                         key);
+}
+
+/* ---- the keys each object may carry ----
+ *
+ * A key that can change a prediction and is not understood makes the load
+ * fail with its name and where it is; nothing is ignored silently. Every
+ * object the loader reads has the list of keys XGBoost 1.x-3.x write there
+ * (src/learner.cc, src/gbm/gbtree.cc, gbtree_model.cc, src/tree/tree_model.cc):
+ * the ones the loader uses and, marked "not needed", the ones it reads past
+ * because they cannot change a prediction, each with the reason. Anything
+ * else is refused, and so is a key written twice (UBJSON allows it; jansson
+ * already refuses duplicates in JSON).
+ */
+enum { KEYS_PARAMS = 1 }; /* also accept "<name>_param" keys holding an object */
+
+static const char *const root_keys[] = {
+    "learner",
+    "version", /* not needed: [major, minor, patch] of the writer */
+};
+static const char *const learner_keys[] = {
+    "learner_model_param", "objective", "gradient_booster", "feature_names",
+    /* not needed: string annotations (best_iteration, ...). best_iteration is
+       used by the Python sklearn wrapper's predict() only; Booster.predict and
+       the C API use every tree, as this loader does */
+    "attributes",
+    /* not needed: "q"/"c"/... per feature; each split carries its own
+       split_type, which is what prediction follows */
+    "feature_types",
+};
+static const char *const lmp_keys[] = {
+    "base_score", "num_feature", "num_class", "num_target",
+    "boost_from_average", /* not needed: how training estimated base_score */
+};
+/* objective: "name" and "<objective>_param" objects (reg_loss_param,
+   softmax_multiclass_param, poisson_regression_param, ...): training
+   parameters; the prediction transforms of the supported objectives take
+   none (each objective's PredTransform in XGBoost's src/objective) */
+static const char *const objective_keys[] = {"name"};
+static const char *const gbtree_keys[] = {"name", "model"};
+/* dart (1.x, and read by 3.x): the model one level down, weights beside it */
+static const char *const dart_keys[] = {"name", "gbtree", "weight_drop"};
+static const char *const model_keys[] = {
+    "gbtree_model_param", "trees", "tree_info",
+    "weight_drop", /* 3.x: dart weights live here */
+    "cats",        /* 3.x: category re-coding; only an empty one is accepted */
+    /* not needed: tree count per boosting round, for iteration_range slicing;
+       a full prediction sums every tree */
+    "iteration_indptr",
+};
+static const char *const gmp_keys[] = {
+    "num_trees", "size_leaf_vector",
+    /* not needed: trees per round (boosted random forests); the prediction is
+       still the plain sum of all trees */
+    "num_parallel_tree",
+};
+static const char *const tree_keys[] = {
+    "tree_param", "left_children", "right_children", "split_indices", "split_conditions",
+    "default_left", "split_type", "categories", "categories_nodes", "categories_segments",
+    "categories_sizes",
+    "id", /* must equal the tree's position (1.x places a tree at its id) */
+    /* not needed: training statistics per node (gain, hessian sum, the
+       node's weight before it was split) and the parent links, which the
+       children arrays already determine */
+    "loss_changes", "sum_hessian", "base_weights", "parents",
+};
+static const char *const tree_param_keys[] = {
+    "num_nodes", "size_leaf_vector",
+    "num_deleted", /* not needed: count of pruned nodes, which are unreachable */
+    "num_feature", /* not needed: split indices are checked against learner's num_feature */
+};
+static const char *const cats_keys[] = {"enc", "feature_segments", "sorted_idx"};
+
+#define NKEYS(a) (sizeof(a) / sizeof(a)[0])
+
+/* a key for a message: at most 48 bytes, unprintable bytes as '?' */
+static void key_text(char *dst, size_t cap, const char *k, size_t n)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n && o + 4 < cap && i < 48; i++)
+        dst[o++] = (k[i] >= 0x20 && k[i] < 0x7f) ? k[i] : '?';
+    if (n > 48 && o + 4 < cap) {
+        memcpy(dst + o, "...", 3);
+        o += 3;
+    }
+    dst[o] = '\0';
+}
+
+/* Refuse a key of obj that is not in known[] (or written twice). */
+static int check_keys(ld *L, const void *obj, const char *where, const char *const *known,
+                      size_t nknown, unsigned flags)
+{
+    uint32_t seen = 0;
+    const char *k;
+    size_t kn;
+    const void *val;
+    char kt[64];
+    for (const void *it = L->o->next_member(obj, NULL, &k, &kn, &val); it;
+         it = L->o->next_member(obj, it, &k, &kn, &val)) {
+        size_t i;
+        for (i = 0; i < nknown; i++)
+            if (strlen(known[i]) == kn && !memcmp(known[i], k, kn))
+                break;
+        if (i < nknown) {
+            if (seen >> i & 1) {
+                key_text(kt, sizeof kt, k, kn);
+                return ap_error_set(L->err, AP_EFORMAT, "%s: key '%s' appears twice in %s",
+                                    L->name, kt, where);
+            }
+            seen |= 1u << i;
+            continue;
+        }
+        if ((flags & KEYS_PARAMS) && kn > 6 && !memcmp(k + kn - 6, "_param", 6) &&
+            !memchr(k, '\0', kn) && L->o->kind(val) == XV_OBJ)
+            continue;
+        key_text(kt, sizeof kt, k, kn);
+        return ap_error_set(L->err, AP_EUNSUPPORTED,
+                            "%s: unknown key '%s' in %s (refusing rather than ignoring it)",
+                            L->name, kt, where);
+    }
+    return AP_OK;
 }
 
 /* A per-node array of a tree: must be an array of exactly n elements. */
@@ -397,6 +534,24 @@ static int load_tree(ld *L, int ti, const void *t, int32_t group, double weight,
                             "%s: tree %d: vector leaves (size_leaf_vector %ld, multi_strategy "
                             "multi_output_tree) are not supported",
                             L->name, ti, slv);
+    char path[128];
+    snprintf(path, sizeof path, "%s.trees[%d]", L->model_where, ti);
+    if ((rc = check_keys(L, t, path, tree_keys, NKEYS(tree_keys), 0)) != AP_OK)
+        return rc;
+    snprintf(path, sizeof path, "%s.trees[%d].tree_param", L->model_where, ti);
+    if ((rc = check_keys(L, tp, path, tree_param_keys, NKEYS(tree_param_keys), 0)) != AP_OK)
+        return rc;
+    /* 1.x puts tree t at position id (so an id out of order reorders the
+       trees against tree_info and weight_drop); 3.x refuses it */
+    const void *idv = L->o->member(t, "id");
+    if (idv) {
+        double id;
+        int is_int;
+        if (L->o->number(idv, &id, &is_int) != 0 || !is_int || id != ti)
+            return ap_error_set(L->err, AP_EFORMAT,
+                                "%s: tree %d: id is not %d (trees must be listed in id order)",
+                                L->name, ti, ti);
+    }
     const void *lc, *rcx, *si, *cond, *dl, *st, *cats, *cnodes, *segs, *sizes;
     if ((rc = node_array(L, t, "left_children", ti, n, 1, &lc)) != AP_OK ||
         (rc = node_array(L, t, "right_children", ti, n, 1, &rcx)) != AP_OK ||
@@ -557,11 +712,91 @@ static int load_tree(ld *L, int ti, const void *t, int32_t group, double weight,
 
 /* ---- the model ---- */
 
+/* A weight_drop list: absent or [] means unit weights (*w = NULL); else one
+   finite float per tree (XGBoost indexes it by tree, so a shorter list would
+   be read past its end, and a longer one is not what was trained). */
+static int read_weights(ld *L, const void *v, long ntrees, const char *where, float **w,
+                        size_t *n)
+{
+    *w = NULL;
+    *n = 0;
+    if (!v)
+        return AP_OK;
+    if (L->o->kind(v) != XV_ARR)
+        return ap_error_set(L->err, AP_EFORMAT, "%s: %s: expected array, found %s", L->name,
+                            where, kind_name(L->o->kind(v)));
+    size_t len = L->o->length(v);
+    if (len == 0)
+        return AP_OK;
+    if (len != (size_t)ntrees)
+        return ap_error_set(L->err, AP_EFORMAT,
+                            "%s: %s has %zu weights but the model has %ld trees", L->name, where,
+                            len, ntrees);
+    /* len == ntrees <= AP_IR_MAX_TREES: bounded */
+    float *f = malloc(len * sizeof *f);
+    if (!f)
+        return ap_error_set(L->err, AP_ENOMEM, "%s: out of memory", L->name);
+    for (size_t i = 0; i < len; i++) {
+        double x;
+        int is_int;
+        if (L->o->number_at(v, i, &x, &is_int) != 0 || to_float(x, &f[i]) != 0) {
+            free(f);
+            return ap_error_set(L->err, AP_EFORMAT, "%s: %s[%zu] (tree %zu) is not a finite float",
+                                L->name, where, i, i);
+        }
+    }
+    *w = f;
+    *n = len;
+    return AP_OK;
+}
+
+/* XGBoost 3.x's category container (CatContainer::Save): {"enc": [one entry
+   per categorical feature], "feature_segments": [...], "sorted_idx": [...]}.
+   With categories recorded, 3.x re-codes each input category through it
+   before the trees see it; that is not implemented, so only a container
+   that records none (enc and sorted_idx empty, segments all 0) is accepted. */
+static int check_cats(ld *L, const void *c)
+{
+    char where[96];
+    snprintf(where, sizeof where, "%s.cats", L->model_where);
+    if (L->o->kind(c) != XV_OBJ)
+        return ap_error_set(L->err, AP_EFORMAT, "%s: %s: expected object, found %s", L->name,
+                            where, kind_name(L->o->kind(c)));
+    int rc = check_keys(L, c, where, cats_keys, NKEYS(cats_keys), 0);
+    if (rc != AP_OK)
+        return rc;
+    int empty = 1;
+    for (size_t k = 0; k < NKEYS(cats_keys); k++) {
+        const void *v = L->o->member(c, cats_keys[k]);
+        if (!v)
+            continue;
+        if (L->o->kind(v) != XV_ARR)
+            return ap_error_set(L->err, AP_EFORMAT, "%s: %s.%s: expected array, found %s",
+                                L->name, where, cats_keys[k], kind_name(L->o->kind(v)));
+        size_t n = L->o->length(v);
+        for (size_t i = 0; i < n && empty; i++) {
+            double x;
+            int is_int;
+            /* segments are offsets: all 0 means no category anywhere */
+            if (k != 1 || L->o->number_at(v, i, &x, &is_int) != 0 || x != 0)
+                empty = 0;
+        }
+    }
+    const void *enc = L->o->member(c, "enc");
+    if (!empty)
+        return ap_error_set(L->err, AP_EUNSUPPORTED,
+                            "%s: %s records categories (%zu encoded features): XGBoost 3.x "
+                            "re-codes category values through it at predict time, which is not "
+                            "supported (train with integer category codes instead)",
+                            L->name, where, enc ? L->o->length(enc) : 0);
+    return AP_OK;
+}
+
+
 static int load_doc(ld *L, const void *root)
 {
     ap_forest_ir *ir = L->ir;
     const void *learner, *lmp, *obj, *objname, *gb, *gbname, *model, *gmp, *trees, *tinfo;
-    const void *wdrop = NULL;
     int rc;
     if (L->o->kind(root) != XV_OBJ)
         return ap_error_set(L->err, AP_EFORMAT, "%s: top level is not an object", L->name);
@@ -589,21 +824,64 @@ static int load_doc(ld *L, const void *root)
     ir->transform = objective->transform;
     ir->sigmoid_scale = 1.0;
 
+    /*
+     * The booster. XGBoost 1.x writes gbtree as {name: "gbtree", model} and
+     * dart as {name: "dart", gbtree: {name: "gbtree", model}, weight_drop}.
+     * 3.x writes both as {name: "gbtree", model: {..., weight_drop}}, the
+     * weights inside the model and only when there are any, and still reads
+     * the dart form: the model's weight_drop first, then the one beside
+     * gbtree, which replaces it (GBTree::LoadModel). Both are accepted; when
+     * both are present they must agree.
+     */
+    const void *wd_outer = NULL;
     L->o->string(gbname, &s, &sn);
     if (sn == 6 && !memcmp(s, "gbtree", 6)) {
-        rc = need(L, gb, "model", XV_OBJ, "learner.gradient_booster", &model);
+        if ((rc = need(L, gb, "model", XV_OBJ, "learner.gradient_booster", &model)) != AP_OK)
+            return rc;
+        /* 3.x would read a weight_drop here too, 1.x ignores it: ambiguous */
+        if (L->o->member(gb, "weight_drop"))
+            return ap_error_set(L->err, AP_EUNSUPPORTED,
+                                "%s: learner.gradient_booster.weight_drop beside a gbtree model "
+                                "(XGBoost 1.x ignores it, 3.x applies it; refusing rather "
+                                "than guessing)",
+                                L->name);
+        if ((rc = check_keys(L, gb, "learner.gradient_booster", gbtree_keys, NKEYS(gbtree_keys),
+                             0)) != AP_OK)
+            return rc;
+        L->model_where = "learner.gradient_booster.model";
     } else if (sn == 4 && !memcmp(s, "dart", 4)) {
-        const void *inner;
-        if ((rc = need(L, gb, "gbtree", XV_OBJ, "learner.gradient_booster", &inner)) == AP_OK &&
-            (rc = need(L, inner, "model", XV_OBJ, "learner.gradient_booster.gbtree", &model)) ==
+        const void *inner, *iname;
+        if ((rc = need(L, gb, "gbtree", XV_OBJ, "learner.gradient_booster", &inner)) != AP_OK ||
+            (rc = need(L, inner, "name", XV_STR, "learner.gradient_booster.gbtree", &iname)) !=
+                AP_OK ||
+            (rc = need(L, inner, "model", XV_OBJ, "learner.gradient_booster.gbtree", &model)) !=
                 AP_OK)
-            rc = need(L, gb, "weight_drop", XV_ARR, "learner.gradient_booster", &wdrop);
+            return rc;
+        L->o->string(iname, &s, &sn);
+        if (!(sn == 6 && !memcmp(s, "gbtree", 6)))
+            return ap_error_set(L->err, AP_EUNSUPPORTED,
+                                "%s: learner.gradient_booster.gbtree.name is '%.*s' (expected "
+                                "gbtree)",
+                                L->name, (int)(sn > 64 ? 64 : sn), s);
+        if ((rc = check_keys(L, gb, "learner.gradient_booster", dart_keys, NKEYS(dart_keys), 0)) !=
+                AP_OK ||
+            (rc = check_keys(L, inner, "learner.gradient_booster.gbtree", gbtree_keys,
+                             NKEYS(gbtree_keys), 0)) != AP_OK)
+            return rc;
+        wd_outer = L->o->member(gb, "weight_drop");
+        L->model_where = "learner.gradient_booster.gbtree.model";
     } else {
         return ap_error_set(L->err, AP_EUNSUPPORTED,
                             "%s: booster '%.*s' is not supported (gbtree and dart are)", L->name,
                             (int)(sn > 64 ? 64 : sn), s);
     }
-    if (rc != AP_OK)
+    if ((rc = check_keys(L, root, "the top level", root_keys, NKEYS(root_keys), 0)) != AP_OK ||
+        (rc = check_keys(L, learner, "learner", learner_keys, NKEYS(learner_keys), 0)) != AP_OK ||
+        (rc = check_keys(L, lmp, "learner.learner_model_param", lmp_keys, NKEYS(lmp_keys), 0)) !=
+            AP_OK ||
+        (rc = check_keys(L, obj, "learner.objective", objective_keys, NKEYS(objective_keys),
+                         KEYS_PARAMS)) != AP_OK ||
+        (rc = check_keys(L, model, L->model_where, model_keys, NKEYS(model_keys), 0)) != AP_OK)
         return rc;
 
     long nfeat, nclass, ntarget, ntrees, slv;
@@ -702,16 +980,39 @@ static int load_doc(ld *L, const void *root)
         return ap_error_set(L->err, AP_EUNSUPPORTED,
                             "%s: vector leaves (size_leaf_vector %ld) are not supported", L->name,
                             slv);
-    if (L->o->length(trees) != (size_t)ntrees || L->o->length(tinfo) != (size_t)ntrees ||
-        (wdrop && L->o->length(wdrop) != (size_t)ntrees))
+    char where[96];
+    snprintf(where, sizeof where, "%s.gbtree_model_param", L->model_where);
+    if ((rc = check_keys(L, gmp, where, gmp_keys, NKEYS(gmp_keys), 0)) != AP_OK)
+        return rc;
+    if (L->o->length(trees) != (size_t)ntrees || L->o->length(tinfo) != (size_t)ntrees)
         return ap_error_set(L->err, AP_EFORMAT,
-                            "%s: num_trees is %ld but trees has %zu, tree_info %zu%s entries",
-                            L->name, ntrees, L->o->length(trees), L->o->length(tinfo),
-                            wdrop ? " and weight_drop a different number of" : "");
+                            "%s: num_trees is %ld but trees has %zu, tree_info %zu entries",
+                            L->name, ntrees, L->o->length(trees), L->o->length(tinfo));
+    const void *cats = L->o->member(model, "cats");
+    if (cats && (rc = check_cats(L, cats)) != AP_OK)
+        return rc;
+
+    /* dart tree weights: inside the model (3.x) and/or beside gbtree (1.x
+       dart); the outer list is what XGBoost 3.x ends up with, so two lists
+       that differ cannot both be honoured: refused */
+    float *wm = NULL, *wo = NULL;
+    size_t nwm = 0, nwo = 0;
+    snprintf(where, sizeof where, "%s.weight_drop", L->model_where);
+    rc = read_weights(L, L->o->member(model, "weight_drop"), ntrees, where, &wm, &nwm);
+    if (rc == AP_OK)
+        rc = read_weights(L, wd_outer, ntrees, "learner.gradient_booster.weight_drop", &wo, &nwo);
+    if (rc == AP_OK && wd_outer && L->o->member(model, "weight_drop") &&
+        (nwm != nwo || (nwm && memcmp(wm, wo, nwm * sizeof *wm) != 0)))
+        rc = ap_error_set(L->err, AP_EFORMAT,
+                          "%s: %s and learner.gradient_booster.weight_drop differ (XGBoost 3.x "
+                          "would use the second, 1.x only knows it; refusing rather than "
+                          "guessing)",
+                          L->name, where);
+    const float *wdrop = wo ? wo : wm;
 
     tree_scratch sc = {0};
     for (long ti = 0; ti < ntrees && rc == AP_OK; ti++) {
-        double g, w = 1.0;
+        double g;
         int is_int;
         if (L->o->number_at(tinfo, (size_t)ti, &g, &is_int) != 0 || !is_int || g < 0 ||
             g >= G) {
@@ -720,17 +1021,11 @@ static int load_doc(ld *L, const void *root)
                               L->name, ti, G);
             break;
         }
-        if (wdrop) {
-            float wf;
-            if (L->o->number_at(wdrop, (size_t)ti, &w, &is_int) != 0 || to_float(w, &wf) != 0) {
-                rc = ap_error_set(L->err, AP_EFORMAT,
-                                  "%s: tree %ld: weight_drop is not a finite float", L->name, ti);
-                break;
-            }
-            w = wf;
-        }
-        rc = load_tree(L, (int)ti, L->o->element(trees, (size_t)ti), (int32_t)g, w, &sc);
+        rc = load_tree(L, (int)ti, L->o->element(trees, (size_t)ti), (int32_t)g,
+                       wdrop ? wdrop[ti] : 1.0, &sc);
     }
+    free(wm);
+    free(wo);
     free(sc.order);
     free(sc.newidx);
     free(sc.cat_of);
@@ -805,7 +1100,7 @@ int ap_xgboost_load_json(const char *buf, size_t len, const char *name, ap_fores
     if (!root)
         return ap_error_set(err, AP_EFORMAT, "%s: JSON line %d column %d: %s", name, jerr.line,
                             jerr.column, jerr.text);
-    ld L = {&json_ops, name, err, ir};
+    ld L = {&json_ops, name, err, ir, "learner.gradient_booster.model"};
     int rc = load_doc(&L, root);
     json_decref(root);
     return rc;
@@ -818,7 +1113,7 @@ int ap_xgboost_load_ubj(const unsigned char *buf, size_t len, const char *name, 
     int rc = ap_ubj_parse(buf, len, name, &root, err);
     if (rc != AP_OK)
         return rc;
-    ld L = {&ap_ubj_ops, name, err, ir};
+    ld L = {&ap_ubj_ops, name, err, ir, "learner.gradient_booster.model"};
     rc = load_doc(&L, root);
     ap_ubj_free(root);
     return rc;

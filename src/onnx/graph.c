@@ -172,6 +172,7 @@ static const Onnx__TensorProto *find_const(const ctx *c, const char *name)
     for (size_t i = 0; i < c->g->n_node; i++) {
         const Onnx__NodeProto *n = c->g->node[i];
         if (n->op_type && !strcmp(n->op_type, "Constant") && n->n_output == 1 &&
+            (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx")) &&
             !strcmp(n->output[0], name)) {
             const Onnx__AttributeProto *a = ap_onnx_attr(n, "value");
             return a && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR ? a->t : NULL;
@@ -296,6 +297,109 @@ static int float_only(const ctx *c, const Onnx__NodeProto *n, int x, ap_error *e
     return AP_OK;
 }
 
+/* ---- the attributes each operator may carry ----
+ *
+ * An attribute that can change a prediction and is not understood is never
+ * ignored: each operator imported natively lists the attributes it reads
+ * (and the few it may skip, with the reason); any other attribute, one
+ * given twice, or a function-attribute reference makes the native import
+ * refuse the node with AP_EUNSUPPORTED naming node, operator and attribute,
+ * so the AUTO backend hands the graph to ONNX Runtime, whose schema check
+ * knows every attribute of its opsets. Values the kernels here do not
+ * implement (Gemm transA=1, Reshape allowzero=1, ...) are refused where the
+ * attribute is read, the same way.
+ */
+typedef struct op_attrs {
+    const char *op;
+    int ml;                    /* domain ai.onnx.ml */
+    const char *const *names;  /* NULL-terminated */
+} op_attrs;
+
+#define TREE_NODE_ATTRS                                                                          \
+    "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",         \
+        "nodes_values_as_tensor", "nodes_truenodeids", "nodes_falsenodeids",                     \
+        "nodes_missing_value_tracks_true", "base_values", "base_values_as_tensor",               \
+        "post_transform",                                                                        \
+        /* not needed: how often each node is taken, a hint for ORT's tree layout   \
+           that never changes a score */                                                         \
+        "nodes_hitrates", "nodes_hitrates_as_tensor"
+
+static const char *const a_tec[] = {TREE_NODE_ATTRS, "class_treeids", "class_nodeids",
+                                    "class_ids", "class_weights", "class_weights_as_tensor",
+                                    "classlabels_int64s", "classlabels_strings", NULL};
+static const char *const a_ter[] = {TREE_NODE_ATTRS, "target_treeids", "target_nodeids",
+                                    "target_ids", "target_weights", "target_weights_as_tensor",
+                                    "n_targets", "aggregate_function", NULL};
+/* multi_class: ONNX Runtime reads it and never uses it (linearclassifier.cc,
+   1.30): it cannot change a score */
+static const char *const a_lincls[] = {"coefficients", "intercepts", "post_transform",
+                                       "classlabels_ints", "classlabels_strings", "multi_class",
+                                       NULL};
+static const char *const a_linreg[] = {"coefficients", "intercepts", "post_transform", "targets",
+                                       NULL};
+static const char *const a_scaler[] = {"offset", "scale", NULL};
+static const char *const a_norm[] = {"norm", NULL};
+static const char *const a_zipmap[] = {"classlabels_int64s", "classlabels_strings", NULL};
+static const char *const a_gemm[] = {"alpha", "beta", "transA", "transB", NULL};
+static const char *const a_axis[] = {"axis", NULL};
+static const char *const a_reshape[] = {"allowzero", NULL};
+static const char *const a_cast[] = {"to", "saturate", NULL};
+static const char *const a_const[] = {"value", NULL};
+static const char *const a_none[] = {NULL};
+
+static const op_attrs op_table[] = {
+    {"TreeEnsembleClassifier", 1, a_tec}, {"TreeEnsembleRegressor", 1, a_ter},
+    {"LinearClassifier", 1, a_lincls},    {"LinearRegressor", 1, a_linreg},
+    {"Scaler", 1, a_scaler},              {"Normalizer", 1, a_norm},
+    {"ZipMap", 1, a_zipmap},              {"Gemm", 0, a_gemm},
+    {"MatMul", 0, a_none},                {"Add", 0, a_none},
+    {"Sub", 0, a_none},                   {"Mul", 0, a_none},
+    {"Div", 0, a_none},                   {"Relu", 0, a_none},
+    {"Sigmoid", 0, a_none},               {"Tanh", 0, a_none},
+    {"Softmax", 0, a_axis},               {"Exp", 0, a_none},
+    {"Softplus", 0, a_none},              {"Abs", 0, a_none},
+    {"Neg", 0, a_none},                   {"Flatten", 0, a_axis},
+    {"Reshape", 0, a_reshape},            {"Concat", 0, a_axis},
+    {"Identity", 0, a_none},              {"Cast", 0, a_cast},
+    {"Constant", 0, a_const},
+};
+
+/* n's attributes against its operator's list; operators not in the table
+   are refused later, by name. */
+static int check_attrs(const ctx *c, const Onnx__NodeProto *n, int ml, ap_error *err)
+{
+    const op_attrs *oa = NULL;
+    for (size_t i = 0; i < sizeof op_table / sizeof op_table[0] && !oa; i++)
+        if (op_table[i].ml == ml && !strcmp(op_table[i].op, n->op_type))
+            oa = &op_table[i];
+    if (!oa)
+        return AP_OK;
+    char msg[200];
+    for (size_t i = 0; i < n->n_attribute; i++) {
+        const Onnx__AttributeProto *a = n->attribute[i];
+        const char *an = a->name ? a->name : "";
+        if (a->ref_attr_name && a->ref_attr_name[0]) {
+            snprintf(msg, sizeof msg, "attribute '%.64s' refers to a function attribute", an);
+            return node_err(c, n, AP_EUNSUPPORTED, msg, err);
+        }
+        size_t k;
+        for (k = 0; oa->names[k] && strcmp(oa->names[k], an); k++)
+            ;
+        if (!oa->names[k]) {
+            snprintf(msg, sizeof msg,
+                     "unknown attribute '%.64s' (not imported natively; refusing rather than "
+                     "ignoring it)", an);
+            return node_err(c, n, AP_EUNSUPPORTED, msg, err);
+        }
+        for (size_t j = 0; j < i; j++)
+            if (n->attribute[j]->name && !strcmp(n->attribute[j]->name, an)) {
+                snprintf(msg, sizeof msg, "attribute '%.64s' given twice", an);
+                return node_err(c, n, AP_EFORMAT, msg, err);
+            }
+    }
+    return AP_OK;
+}
+
 /* ---- one node ---- */
 
 static int compile_gemm(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
@@ -388,6 +492,17 @@ static int compile_linear(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err
         goto out;
     }
     int ncls = T;
+    if (!cls) {
+        /* ORT sizes its output and GEMM by `targets` (default 1) */
+        int64_t targets = 1;
+        if ((rc = ap_onnx_attr_int(n, "targets", &targets, c->name, err)))
+            goto out;
+        if (targets != T) {
+            rc = node_err(c, n, AP_EFORMAT,
+                          "targets does not match the coefficients and the input width", err);
+            goto out;
+        }
+    }
     if (cls) {
         const int64_t *li;
         const ProtobufCBinaryData *ls;
@@ -489,6 +604,8 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
         return ap_error_set(err, AP_EUNSUPPORTED, "%s: node '%s': operator %s of domain '%s' is "
                             "not supported natively", c->name, label(n), n->op_type, dom);
     int rc;
+    if ((rc = check_attrs(c, n, ml, err)))
+        return rc;
     if (ml && (is_op(n, "TreeEnsembleClassifier") || is_op(n, "TreeEnsembleRegressor"))) {
         int x = in_slot(c, n, 0, err);
         if (x < 0)
@@ -617,7 +734,14 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
         if (is_op(n, "Reshape")) {
             float *shape;
             int ns, nd;
-            int64_t dims[4];
+            int64_t dims[4], allowzero = 0;
+            /* allowzero=1 makes a 0 in the shape a zero-size dimension
+               instead of "copy the input's": not the [N, W] case below */
+            if ((rc = ap_onnx_attr_int(n, "allowzero", &allowzero, c->name, err)))
+                return rc;
+            if (allowzero != 0)
+                return node_err(c, n, AP_EUNSUPPORTED, "allowzero=1 is not supported natively",
+                                err);
             if (n->n_input < 2)
                 return node_err(c, n, AP_EFORMAT, "needs a shape input", err);
             if ((rc = const_floats(c, n, n->input[1], &shape, &ns, dims, &nd, err)))
@@ -630,9 +754,15 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
                                 err);
         }
         if (is_op(n, "Cast")) {
-            int64_t to = 0;
-            if ((rc = ap_onnx_attr_int(n, "to", &to, c->name, err)))
+            int64_t to = 0, saturate = 1;
+            if ((rc = ap_onnx_attr_int(n, "to", &to, c->name, err)) ||
+                (rc = ap_onnx_attr_int(n, "saturate", &saturate, c->name, err)))
                 return rc;
+            /* saturate only concerns float8 targets; anything but its
+               default is refused rather than assumed harmless */
+            if (saturate != 1)
+                return node_err(c, n, AP_EUNSUPPORTED, "saturate=0 is not supported natively",
+                                err);
             if (to != TYPE_FLOAT && to != TYPE_DOUBLE)
                 return node_err(c, n, AP_EUNSUPPORTED, "only casts to float or double", err);
             int dbl = to == TYPE_DOUBLE;
@@ -815,8 +945,16 @@ static int compile_native(ap_onnx *m, const Onnx__ModelProto *mp, const io *r, c
     m->in_slot = x;
     size_t pos = 0;
     for (size_t i = 0; i < g->n_node; i++) {
-        if (!need[i] || !strcmp(g->node[i]->op_type, "Constant"))
+        if (!need[i])
             continue;
+        if (!strcmp(g->node[i]->op_type, "Constant")) {
+            /* read by find_const when an operator needs it: only `value` */
+            const char *dom = g->node[i]->domain ? g->node[i]->domain : "";
+            if ((!dom[0] || !strcmp(dom, "ai.onnx")) &&
+                (rc = check_attrs(&c, g->node[i], 0, err)))
+                goto out;
+            continue;
+        }
         if ((rc = compile_node(&c, g->node[i], err)))
             goto out;
         pos += (size_t)snprintf(m->summary + pos, pos < sizeof m->summary ? sizeof m->summary - pos : 0,
@@ -1041,9 +1179,11 @@ int ap_onnx_load_mem(const void *buf, size_t len, const char *name, const ap_onn
                 return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
             }
             rc = open_ort(m, mp, &r, opt, name, err);
-            if (rc != AP_OK)
+            if (rc != AP_OK) {
+                ap_error ort_why = *err; /* err->msg cannot be read while written */
                 rc = ap_error_set(err, rc, "%s; ONNX Runtime fallback failed: %s", why.msg,
-                                  err->msg);
+                                  ort_why.msg);
+            }
         }
     } else if (rc == AP_OK) {
         rc = open_ort(m, mp, &r, opt, name, err);

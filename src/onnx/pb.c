@@ -242,6 +242,10 @@ int ap_onnx_attr_reals(const Onnx__NodeProto *n, const char *attr, double **out,
     char tname[96];
     snprintf(tname, sizeof tname, "%s_as_tensor", attr);
     const Onnx__AttributeProto *t = ap_onnx_attr(n, tname);
+    if (t && ap_onnx_attr(n, attr))
+        /* which one would count? ONNX Runtime refuses both as well */
+        return ap_error_set(err, AP_EFORMAT, "%s: node '%s' (%s): both %s and %s are given",
+                            name, node_label(n), n->op_type ? n->op_type : "?", attr, tname);
     if (t) {
         if (t->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR || !t->t)
             return wrong_type(n, tname, "a tensor", name, err);

@@ -727,11 +727,17 @@ int ap_onnx_trees_build(const Onnx__NodeProto *node, int nf, int input_double, c
     size_t nlab_i = 0, nlab_s = 0;
     const int64_t *lab_i;
     const ProtobufCBinaryData *lab_s;
-    if ((rc = ap_onnx_attr_string(node, "post_transform", post, sizeof post, name, err)) ||
-        (rc = ap_onnx_attr_string(node, "aggregate_function", agg, sizeof agg, name, err)) ||
-        (rc = ap_onnx_attr_int(node, "n_targets", &n_targets, name, err)) ||
-        (rc = ap_onnx_attr_ints(node, "classlabels_int64s", &lab_i, &nlab_i, name, err)) ||
-        (rc = ap_onnx_attr_strings(node, "classlabels_strings", &lab_s, &nlab_s, name, err)))
+    /* each operator's own attributes only (graph.c's check_attrs has refused
+       any other): the classifier has no aggregate_function (ORT sums) */
+    if ((rc = ap_onnx_attr_string(node, "post_transform", post, sizeof post, name, err)))
+        goto done;
+    if (!classifier &&
+        ((rc = ap_onnx_attr_string(node, "aggregate_function", agg, sizeof agg, name, err)) ||
+         (rc = ap_onnx_attr_int(node, "n_targets", &n_targets, name, err))))
+        goto done;
+    if (classifier &&
+        ((rc = ap_onnx_attr_ints(node, "classlabels_int64s", &lab_i, &nlab_i, name, err)) ||
+         (rc = ap_onnx_attr_strings(node, "classlabels_strings", &lab_s, &nlab_s, name, err))))
         goto done;
     if (ap_onnx_post_parse(post, &t->post)) {
         rc = fail(node, name, err, AP_EFORMAT, "unknown post_transform");

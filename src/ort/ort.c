@@ -31,7 +31,10 @@ typedef struct OrtMemoryInfo OrtMemoryInfo;
 typedef struct OrtValue OrtValue;
 typedef struct OrtTensorTypeAndShapeInfo OrtTensorTypeAndShapeInfo;
 
-enum { ORT_LOGGING_LEVEL_ERROR = 3 };
+/* FATAL only: every error ONNX Runtime reports comes back to the caller as
+   an OrtStatus message, and the library never prints (a kernel refusing its
+   rows would otherwise log on stderr at every request). */
+enum { ORT_LOGGING_LEVEL_FATAL = 4 };
 enum { ORT_ARENA_ALLOCATOR = 1, ORT_MEM_TYPE_DEFAULT = 0 };
 enum { ORT_TENSOR_FLOAT = 1, ORT_TENSOR_DOUBLE = 11 };
 
@@ -234,7 +237,7 @@ int ap_ort_open(const void *model, size_t len, const ap_ort_config *cfg, const c
         return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
     }
     OrtSessionOptions *opt = NULL;
-    OrtStatus *st = a->CreateEnv(ORT_LOGGING_LEVEL_ERROR, "alphapulse", &s->env);
+    OrtStatus *st = a->CreateEnv(ORT_LOGGING_LEVEL_FATAL, "alphapulse", &s->env);
     if (!st)
         st = a->CreateSessionOptions(&opt);
     if (!st && cfg->intra_threads > 0)

@@ -36,9 +36,11 @@ static int lightgbm_load(const char *path, void **out, ap_error *err)
     return forest_load_as(path, "lightgbm", out, err);
 }
 
-static void forest_predict(const void *impl, const double *X, size_t nrows, double *out)
+static int forest_predict(const void *impl, const double *X, size_t nrows, double *out,
+                          ap_error *err)
 {
-    ap_forest_predict(impl, X, nrows, out, 0);
+    ap_forest_predict(impl, X, nrows, out, 0); /* cannot fail */
+    return AP_OK;
 }
 
 static void forest_free(void *impl) { ap_forest_free(impl); }
@@ -71,11 +73,12 @@ static int onnx_load(const char *path, void **out, ap_error *err)
     return rc;
 }
 
-/* ONNX Runtime failures leave NaN in out, which the caller's checks report. */
-static void onnx_predict(const void *impl, const double *X, size_t nrows, double *out)
+/* The native plan cannot fail; ONNX Runtime can (a kernel refusing the
+   rows it is given): its error goes back to the caller. */
+static int onnx_predict(const void *impl, const double *X, size_t nrows, double *out,
+                        ap_error *err)
 {
-    ap_error err;
-    (void)ap_onnx_predict(impl, X, nrows, out, &err);
+    return ap_onnx_predict(impl, X, nrows, out, err);
 }
 
 static void onnx_free(void *impl) { ap_onnx_free(impl); }

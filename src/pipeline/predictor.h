@@ -21,8 +21,10 @@ typedef struct ap_predictor_desc {
 typedef struct ap_predictor_ops {
     const char *format;   /* the manifest's "format" value */
     int (*load)(const char *path, void **out, ap_error *err);
-    /* X: nrows * num_features; out: nrows * num_outputs. Must not fail. */
-    void (*predict)(const void *impl, const double *X, size_t nrows, double *out);
+    /* X: nrows * num_features; out: nrows * num_outputs. Returns AP_OK, or
+       an error with err filled (ONNX Runtime failing at run time; forests
+       cannot fail); out then holds no prediction. */
+    int (*predict)(const void *impl, const double *X, size_t nrows, double *out, ap_error *err);
     void (*free)(void *impl);
     void (*describe)(const void *impl, ap_predictor_desc *d);
     /* Input column i's name as stored in the model file, or NULL. */

@@ -101,7 +101,14 @@ static int predict_single(const ap_model *m, const double *X, size_t nrows, int 
         }
         const double *in = ap_pipeline_run(m->spec.pipeline, a, b, n);
         double *y = outputs ? outputs + r0 * (size_t)nout : o;
-        m->ops->predict(m->impl, in, n, y);
+        int rc = m->ops->predict(m->impl, in, n, y, err);
+        if (rc != AP_OK) {
+            if (scratch != stack)
+                free(scratch);
+            if (err)
+                ap_error_prefix(err, "%s: ", m->entry->name);
+            return rc;
+        }
         for (size_t r = 0; r < n; r++) {
             const double *row = y + r * (size_t)nout;
             double p = row[m->spec.output_index];
@@ -202,9 +209,12 @@ static int predict_ensemble(const ap_model *m, const double *X, size_t nrows, in
     double colmajor[ENSEMBLE_CHUNK * AP_MAX_MEMBERS], row[AP_MAX_MEMBERS];
     for (size_t r0 = 0; rc == AP_OK && r0 < nrows; r0 += ENSEMBLE_CHUNK) {
         size_t n = nrows - r0 < ENSEMBLE_CHUNK ? nrows - r0 : ENSEMBLE_CHUNK;
-        for (int k = 0; rc == AP_OK && k < nm; k++)
+        for (int k = 0; rc == AP_OK && k < nm; k++) {
             rc = ap_model_predict_impl(held[k], X + r0 * F, n, 1, colmajor + (size_t)k * n,
                                        NULL, NULL, err);
+            if (rc != AP_OK && err) /* the member named itself */
+                ap_error_prefix(err, "%s: member ", m->entry->name);
+        }
         for (size_t r = 0; rc == AP_OK && r < n; r++) {
             for (int k = 0; k < nm; k++)
                 row[k] = colmajor[(size_t)k * n + r];

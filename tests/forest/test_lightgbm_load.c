@@ -35,7 +35,7 @@ static const char BASE[] =
     HEADER("regression", 1, 2)
     "feature_names=a b c\n"
     "feature_infos=[0:1] [0:1] 0:1:3\n"
-    "tree_sizes=1 1 1\n"
+    "tree_sizes=269 182 138\n" /* byte length of each Tree= block */
     "\n"
     "Tree=0\n"
     "num_leaves=3\n"
@@ -313,10 +313,46 @@ static void expect_fail(const char *text, int code, const char *must1, const cha
     expect_fail_len(text, strlen(text), code, must1, must2);
 }
 
+/* t (malloc'd) with its tree_sizes line rewritten to the real byte length
+   of each "Tree=" block, from its line to the next "Tree=" or "end of trees"
+   line: what LightGBM's writer puts there. An edit to one tree then fails
+   for its own reason, not because the trees after it moved. */
+static char *resize_trees(char *t)
+{
+    char *ts = strstr(t, "tree_sizes=");
+    if (!ts)
+        return t;
+    char sizes[256] = "";
+    size_t o = 0;
+    const char *first = strstr(t, "\nTree=");
+    const char *p = first ? first + 1 : NULL;
+    while (p) {
+        const char *next = strstr(p + 1, "\nTree="), *eot = strstr(p + 1, "\nend of trees");
+        const char *end = next && (!eot || next < eot) ? next : eot;
+        if (!end)
+            break;
+        o += (size_t)snprintf(sizes + o, sizeof sizes - o, "%s%zu", o ? " " : "",
+                              (size_t)(end + 1 - p));
+        assert_true(o < sizeof sizes);
+        p = end == next ? next + 1 : NULL;
+    }
+    char line[300];
+    snprintf(line, sizeof line, "tree_sizes=%s", sizes);
+    const char *eol = strchr(ts, '\n');
+    size_t old_len = (size_t)(eol - ts);
+    char from[300];
+    assert_true(old_len < sizeof from);
+    memcpy(from, ts, old_len);
+    from[old_len] = '\0';
+    char *r = replace(t, from, line);
+    free(t);
+    return r;
+}
+
 /* Replace `from` with `to` in BASE and expect a failure. */
 static void bad(const char *from, const char *to, int code, const char *must1, const char *must2)
 {
-    char *t = replace(BASE, from, to);
+    char *t = resize_trees(replace(BASE, from, to));
     expect_fail(t, code, must1, must2);
     free(t);
 }
@@ -510,6 +546,88 @@ static void test_bad_linear(void **state)
     free(t);
 }
 
+
+/* Only what LightGBM writes is accepted: an unknown header key or line, an
+   unknown tree key, a line LightGBM would not read, a parameter of the
+   objective it does not write: refused, naming file:line and the key. Each
+   of these loaded before (ignored). */
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    /* header: line 9 of BASE is feature_infos */
+    bad("feature_infos=", "boost_from_average=1\nfeature_infos=", AP_EUNSUPPORTED,
+        "bad.txt:9: unknown header key 'boost_from_average'", "refusing rather than ignoring");
+    bad("feature_infos=", "linear_tree\nfeature_infos=", AP_EUNSUPPORTED,
+        "bad.txt:9: unknown header line 'linear_tree'", NULL);
+    bad("feature_infos=", "objective=binary sigmoid:1\nfeature_infos=", AP_EFORMAT,
+        "bad.txt:9: objective appears twice", NULL);
+    bad("feature_infos=", "average_output\naverage_output\nfeature_infos=", AP_EFORMAT,
+        "bad.txt:10: average_output appears twice", NULL);
+    /* tree keys: line 22 of BASE is tree 0's leaf_weight */
+    bad("leaf_weight=1 1 1\n", "leaf_scale=2\n", AP_EUNSUPPORTED,
+        "bad.txt:22: tree 0: unknown key 'leaf_scale'", "refusing rather than ignoring");
+    bad("leaf_weight=1 1 1\n", "leaf_weight=1 1 1\nleaf_weight=1 1 1\n", AP_EFORMAT,
+        "bad.txt:23: tree 0", "leaf_weight appears twice");
+    bad("leaf_weight=1 1 1\n", "num_leaves\n", AP_EFORMAT, "bad.txt:22: tree 0",
+        "not a key=value line");
+    /* LightGBM stops reading a tree at its first blank line: a key after one
+       would be ignored by LightGBM and read here */
+    bad("is_linear=0\nshrinkage=1\n\n\nTree=1", "is_linear=0\n\ndecision_type=0 0\n\nTree=1",
+        AP_EFORMAT, "tree 0", "after the blank line that ends the tree");
+    /* objective parameters: only those LightGBM writes for that objective */
+    bad("objective=regression", "objective=binary sigmoid:1 scale_pos:2", AP_EUNSUPPORTED,
+        "objective binary: unknown parameter 'scale_pos:2'", NULL);
+    bad("objective=regression", "objective=huber sqrt", AP_EUNSUPPORTED,
+        "objective huber: unknown parameter 'sqrt'", NULL);
+    bad("objective=regression", "objective=regression sqrt sqrt", AP_EFORMAT,
+        "'sqrt' given twice", NULL);
+    bad("objective=regression", "objective=multiclass num_class:1 sigmoid:1", AP_EUNSUPPORTED,
+        "objective multiclass: unknown parameter 'sigmoid:1'", NULL);
+    /* what LightGBM writes but prediction does not use still loads */
+    const double X[] = {0.0, 3.0, 1.0};
+    const double want[] = {11.25};
+    char *t = replace(BASE, "feature_infos=", "monotone_constraints=0 0 1\nfeature_infos=");
+    check_predictions(t, X, 1, 0, want, 1);
+    free(t);
+}
+
+/* tree_sizes: LightGBM reads exactly the trees it lists, each at the offset
+   the sizes give (GBDT::LoadModelFromString): a list that does not describe
+   the file would make LightGBM predict other trees. BASE's sizes are
+   269 182 138 (the byte lengths of its three Tree= blocks). */
+static void test_tree_sizes(void **state)
+{
+    (void)state;
+    /* LightGBM would read only 2 trees */
+    char *t = replace(BASE, "tree_sizes=269 182 138", "tree_sizes=269 182");
+    expect_fail(t, AP_EFORMAT, "tree_sizes lists 2 trees but the file holds 3", NULL);
+    free(t);
+    t = replace(BASE, "tree_sizes=269 182 138", "tree_sizes=269 182 138 10");
+    expect_fail(t, AP_EFORMAT, "tree_sizes lists 4 trees", NULL);
+    free(t);
+    /* LightGBM would look for tree 1 in the middle of tree 0 */
+    t = replace(BASE, "tree_sizes=269 182 138", "tree_sizes=200 251 138");
+    expect_fail(t, AP_EFORMAT, "bad.txt:31: tree_sizes puts tree 1 at byte 200",
+                "it is at byte 269");
+    free(t);
+    t = replace(BASE, "tree_sizes=269 182 138", "tree_sizes=269 x 138");
+    expect_fail(t, AP_EFORMAT, "tree_sizes value #1 'x' is not a size", NULL);
+    free(t);
+    t = replace(BASE, "tree_sizes=269 182 138", "tree_sizes=");
+    expect_fail(t, AP_EFORMAT, "tree_sizes lists 0 trees but the file holds more", NULL);
+    free(t);
+    /* the last size is not used by LightGBM; no tree_sizes line at all is
+       LightGBM's sequential read */
+    const double X[] = {0.0, 3.0, 1.0};
+    const double want[] = {11.25};
+    t = replace(BASE, "tree_sizes=269 182 138", "tree_sizes=269 182 1");
+    check_predictions(t, X, 1, 0, want, 1);
+    free(t);
+    t = replace(BASE, "tree_sizes=269 182 138\n", "");
+    check_predictions(t, X, 1, 0, want, 1);
+    free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +642,8 @@ int main(void)
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_nul_and_crlf),
         cmocka_unit_test(test_bad_linear),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_tree_sizes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

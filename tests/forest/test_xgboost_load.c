@@ -330,6 +330,286 @@ static void test_bad_ubj(void **state)
         expect_fail(buf, cut, AP_EFORMAT, "tiny.json", "UBJSON byte", NULL);
 }
 
+
+/* ---- XGBoost 3.x DART layout, and keys the loader refuses to ignore ---- */
+
+static char *read_all(const char *rel, size_t *len)
+{
+    const char *root = getenv("AP_ROOT");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", root ? root : ".", rel);
+    FILE *fp = fopen(path, "rb");
+    if (!fp)
+        fail_msg("cannot open %s", path);
+    char *buf = malloc(1 << 20);
+    assert_non_null(buf);
+    *len = fread(buf, 1, (1 << 20) - 1, fp);
+    buf[*len] = '\0';
+    fclose(fp);
+    return buf;
+}
+
+/* A CSV of numbers after a header line; an empty field is NaN. */
+static int read_csv(const char *rel, double *v, int cap, int *ncols)
+{
+    size_t len;
+    char *buf = read_all(rel, &len);
+    char *p = strchr(buf, '\n');
+    assert_non_null(p);
+    *ncols = 1;
+    for (char *q = buf; q < p; q++)
+        *ncols += *q == ',';
+    int n = 0;
+    for (p++; *p; p++) {
+        assert_true(n < cap);
+        if (*p == ',' || *p == '\n') { /* an empty field */
+            v[n++] = NAN;
+            continue;
+        }
+        char *end;
+        v[n++] = strtod(p, &end);
+        p = end;
+        if (*p == '\0')
+            break;
+    }
+    free(buf);
+    return n;
+}
+
+/* The DART fixtures (tests/data/xgboost/README.md): the 1.7 files and their
+   3.x-layout copies, JSON and UBJSON, give python3-xgboost 1.7.4's
+   predictions of the 1.7 file, exactly (float32). Before the 3.x layout was
+   read, the 3.x files predicted as if every weight were 1. */
+static void test_dart_fixtures(void **state)
+{
+    (void)state;
+    double X[256], want[64], want_raw[64];
+    int nc, nc1, nc2;
+    int nx = read_csv("tests/data/xgboost/input.csv", X, 256, &nc);
+    int nw = read_csv("tests/data/xgboost/expected.csv", want, 64, &nc1);
+    int nr = read_csv("tests/data/xgboost/expected_raw.csv", want_raw, 64, &nc2);
+    assert_int_equal(nc, 3);
+    assert_int_equal(nx, 3 * nw);
+    assert_int_equal(nw, nr);
+    static const char *const files[] = {"dart_1.7.json", "dart_1.7.ubj", "dart_3x.json",
+                                        "dart_3x.ubj"};
+    for (int k = 0; k < 4; k++) {
+        char rel[128];
+        snprintf(rel, sizeof rel, "tests/data/xgboost/%s", files[k]);
+        size_t len;
+        char *buf = read_all(rel, &len);
+        ap_forest *f;
+        ap_error err;
+        if (ap_forest_load_mem(buf, len, AP_FORMAT_AUTO, files[k], &f, &err) != AP_OK)
+            fail_msg("%s", err.msg);
+        free(buf);
+        double y[64], m[64];
+        ap_forest_predict(f, X, (size_t)nw, y, 0);
+        ap_forest_predict(f, X, (size_t)nw, m, AP_PREDICT_RAW);
+        for (int i = 0; i < nw; i++)
+            if (y[i] != (float)want[i] || m[i] != (float)want_raw[i])
+                fail_msg("%s row %d: got %.9g / %.9g, python3-xgboost %.9g / %.9g", files[k], i,
+                         y[i], m[i], want[i], want_raw[i]);
+        ap_forest_free(f);
+    }
+}
+
+static double tiny_margin(const char *model, double b)
+{
+    ap_forest *f;
+    ap_error err;
+    if (load(model, strlen(model), &f, &err) != AP_OK)
+        fail_msg("%s", err.msg);
+    double X[2] = {0, b}, y;
+    ap_forest_predict(f, X, 1, &y, AP_PREDICT_RAW);
+    ap_forest_free(f);
+    return y;
+}
+
+/* TINY in the 1.x dart layout: {"name":"dart","gbtree":{"name":"gbtree",
+   "model":{...}},"weight_drop":outer} (outer NULL: no weight_drop). */
+static char *tiny_dart(const char *outer)
+{
+    char head[128];
+    snprintf(head, sizeof head, "\"gradient_booster\":{%s%s%s\"gbtree\":{\"name\":\"gbtree\","
+             "\"model\":", outer ? "\"weight_drop\":" : "", outer ? outer : "",
+             outer ? "," : "");
+    char *a = edit(TINY, "\"gradient_booster\":{\"model\":", head);
+    char *b = edit(a, "]},\"name\":\"gbtree\"}", "]}},\"name\":\"dart\"}");
+    free(a);
+    return b;
+}
+
+/* Tree weights, by hand (float products, summed from base 0): TINY's tree 0
+   gives -0.5 (b < 0.5) or 0.75, tree 1 0.25. Weights [0.5, 2]:
+   b = 0.2: 0.5 * -0.5 + 2 * 0.25 = 0.25;  b = 0.7: 0.5 * 0.75 + 0.5 = 0.875.
+   Unweighted: -0.25 and 1.0. */
+static void test_weight_drop_layouts(void **state)
+{
+    (void)state;
+    const char *model_at = "\"gbtree_model_param\":";
+    /* 3.x: inside the model of a "gbtree" booster */
+    char *m = edit(TINY, model_at, "\"weight_drop\":[0.5,2],\"gbtree_model_param\":");
+    assert_true(tiny_margin(m, 0.2) == 0.25);
+    assert_true(tiny_margin(m, 0.7) == 0.875);
+    free(m);
+    /* empty list: unit weights */
+    m = edit(TINY, model_at, "\"weight_drop\":[],\"gbtree_model_param\":");
+    assert_true(tiny_margin(m, 0.2) == -0.25);
+    free(m);
+    /* 1.x dart layout, and the two together when they agree */
+    m = tiny_dart("[0.5,2]");
+    assert_true(tiny_margin(m, 0.2) == 0.25);
+    char *m2 = edit(m, model_at, "\"weight_drop\":[0.5,2],\"gbtree_model_param\":");
+    assert_true(tiny_margin(m2, 0.7) == 0.875);
+    free(m2);
+    /* ... and when they do not: refused (3.x would take the outer one) */
+    m2 = edit(m, model_at, "\"weight_drop\":[1,1],\"gbtree_model_param\":");
+    expect_fail(m2, strlen(m2), AP_EFORMAT, "learner.gradient_booster.gbtree.model.weight_drop",
+                "differ", NULL);
+    free(m2);
+    m2 = edit(m, "\"name\":\"gbtree\",\"model\"", "\"name\":\"forest\",\"model\"");
+    expect_fail(m2, strlen(m2), AP_EUNSUPPORTED, "gbtree.name is 'forest'", NULL);
+    free(m2);
+    free(m);
+    /* dart layout with the weights only in the model */
+    m = tiny_dart(NULL);
+    m2 = edit(m, model_at, "\"weight_drop\":[0.5,2],\"gbtree_model_param\":");
+    assert_true(tiny_margin(m2, 0.2) == 0.25);
+    free(m2);
+    free(m);
+    /* a list that is not one weight per tree */
+    expect_edit_fail(model_at, "\"weight_drop\":[0.5,2,3],\"gbtree_model_param\":", AP_EFORMAT,
+                     "weight_drop has 3 weights", "has 2 trees");
+    expect_edit_fail(model_at, "\"weight_drop\":[0.5],\"gbtree_model_param\":", AP_EFORMAT,
+                     "weight_drop has 1 weights", "has 2 trees");
+    expect_edit_fail(model_at, "\"weight_drop\":[0.5,\"x\"],\"gbtree_model_param\":",
+                     AP_EFORMAT, "weight_drop[1]", "not a finite float");
+    expect_edit_fail(model_at, "\"weight_drop\":{},\"gbtree_model_param\":", AP_EFORMAT,
+                     "weight_drop", "expected array");
+    m = tiny_dart("[0.5,2,1]");
+    expect_fail(m, strlen(m), AP_EFORMAT, "learner.gradient_booster.weight_drop has 3", NULL);
+    free(m);
+    /* beside a gbtree model: 1.x ignores it, 3.x applies it */
+    expect_edit_fail("\"gradient_booster\":{", "\"gradient_booster\":{\"weight_drop\":[0.5,2],",
+                     AP_EUNSUPPORTED, "learner.gradient_booster.weight_drop beside a gbtree",
+                     NULL);
+}
+
+/* XGBoost 3.x's category container: accepted when it records nothing */
+static void test_cats(void **state)
+{
+    (void)state;
+    const char *model_at = "\"gbtree_model_param\":";
+    const char *empty[] = {"{\"enc\":[],\"feature_segments\":[],\"sorted_idx\":[]}",
+                           "{\"enc\":[],\"feature_segments\":[0],\"sorted_idx\":[]}"};
+    for (int k = 0; k < 2; k++) {
+        char to[160];
+        snprintf(to, sizeof to, "\"cats\":%s,%s", empty[k], model_at);
+        char *m = edit(TINY, model_at, to);
+        assert_true(tiny_margin(m, 0.2) == -0.25);
+        free(m);
+    }
+    expect_edit_fail(model_at,
+                     "\"cats\":{\"enc\":[{\"type\":13,\"values\":[3,7]}],\"feature_segments\":"
+                     "[0,2],\"sorted_idx\":[0,1]},\"gbtree_model_param\":",
+                     AP_EUNSUPPORTED, "learner.gradient_booster.model.cats records categories",
+                     "1 encoded features");
+    expect_edit_fail(model_at,
+                     "\"cats\":{\"enc\":[],\"feature_segments\":[],\"sorted_idx\":[],\"x\":1},"
+                     "\"gbtree_model_param\":",
+                     AP_EUNSUPPORTED, "unknown key 'x' in learner.gradient_booster.model.cats",
+                     NULL);
+}
+
+/* Every object refuses a key it does not know, naming key and object; a
+   training-only key XGBoost writes is read past. All of these loaded
+   before (the keys were ignored). */
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *at, *where;
+    } objs[] = {
+        {"{", "the top level"},
+        {"\"learner\":{", "in learner "},
+        {"\"learner_model_param\":{", "in learner.learner_model_param"},
+        {"\"objective\":{", "in learner.objective"},
+        {"\"gradient_booster\":{", "in learner.gradient_booster "},
+        {"\"model\":{", "in learner.gradient_booster.model "},
+        {"\"gbtree_model_param\":{", "in learner.gradient_booster.model.gbtree_model_param"},
+        {"{\"categories\":[],", "in learner.gradient_booster.model.trees[0] "},
+        {"\"tree_param\":{", "in learner.gradient_booster.model.trees[0].tree_param"},
+    };
+    for (size_t k = 0; k < sizeof objs / sizeof objs[0]; k++) {
+        char to[96];
+        snprintf(to, sizeof to, "%s\"frob\":1,", objs[k].at);
+        char *m = edit(TINY, objs[k].at, to);
+        expect_fail(m, strlen(m), AP_EUNSUPPORTED, "unknown key 'frob'", objs[k].where,
+                    "refusing rather than ignoring", NULL);
+        free(m);
+    }
+    /* the second tree, and the dart layout's own objects */
+    char *m = edit(TINY, "\"id\":1,", "\"id\":1,\"leaf_scale\":[2],");
+    expect_fail(m, strlen(m), AP_EUNSUPPORTED,
+                "unknown key 'leaf_scale' in learner.gradient_booster.model.trees[1]", NULL);
+    free(m);
+    char *d = tiny_dart("[0.5,2]");
+    m = edit(d, "\"gbtree\":{", "\"gbtree\":{\"frob\":1,");
+    expect_fail(m, strlen(m), AP_EUNSUPPORTED,
+                "unknown key 'frob' in learner.gradient_booster.gbtree", NULL);
+    free(m);
+    m = edit(d, "\"gradient_booster\":{", "\"gradient_booster\":{\"frob\":1,");
+    expect_fail(m, strlen(m), AP_EUNSUPPORTED, "unknown key 'frob' in learner.gradient_booster ",
+                NULL);
+    free(m);
+    m = edit(d, "\"trees\":[{", "\"trees\":[{\"frob\":1,");
+    expect_fail(m, strlen(m), AP_EUNSUPPORTED,
+                "unknown key 'frob' in learner.gradient_booster.gbtree.model.trees[0]", NULL);
+    free(m);
+    free(d);
+    /* objective parameter objects are training settings: read past; but a
+       *_param that is not an object is not one of them */
+    m = edit(TINY, "\"objective\":{", "\"objective\":{\"frob_param\":{\"x\":\"1\"},");
+    assert_true(tiny_margin(m, 0.2) == -0.25);
+    free(m);
+    expect_edit_fail("\"objective\":{", "\"objective\":{\"frob_param\":1,", AP_EUNSUPPORTED,
+                     "unknown key 'frob_param' in learner.objective", NULL);
+    /* keys XGBoost writes that cannot change a prediction load */
+    m = edit(TINY, "\"id\":0,", "\"id\":0,\"loss_changes\":[1,0,0],\"sum_hessian\":[3,1,2],"
+             "\"base_weights\":[0,1,2],\"parents\":[2147483647,0,0],");
+    char *m2 = edit(m, "\"tree_info\":[0,0]", "\"tree_info\":[0,0],\"iteration_indptr\":[0,1,2]");
+    free(m);
+    assert_true(tiny_margin(m2, 0.7) == 1.0);
+    free(m2);
+    /* 1.x places a tree at its id: out of order is refused (3.x refuses too) */
+    expect_edit_fail("\"id\":1,", "\"id\":0,", AP_EFORMAT, "tree 1: id is not 1", NULL);
+}
+
+/* UBJSON may repeat a key; which one would XGBoost take? Refused. */
+static void test_ubj_duplicate_key(void **state)
+{
+    (void)state;
+    size_t len;
+    char *ubj = read_all("tests/fuzz/corpus/xgboost_ubj/tiny.ubj", &len);
+    /* a second "version" at the top: L <len 7> "version" i 1 */
+    static const unsigned char extra[] = {'L', 0, 0, 0, 0, 0, 0, 0, 7, 'v', 'e', 'r', 's',
+                                          'i', 'o', 'n', 'i', 1};
+    char *dup = malloc(len + sizeof extra);
+    assert_non_null(dup);
+    assert_true(ubj[0] == '{');
+    dup[0] = '{';
+    memcpy(dup + 1, extra, sizeof extra);
+    memcpy(dup + 1 + sizeof extra, ubj + 1, len - 1);
+    expect_fail(dup, len + sizeof extra, AP_EFORMAT, "key 'version' appears twice in the top level",
+                NULL);
+    /* an unknown key, in UBJSON too */
+    memcpy(dup + 1 + 9, "vorsion", 7);
+    expect_fail(dup, len + sizeof extra, AP_EUNSUPPORTED, "unknown key 'vorsion'", NULL);
+    free(dup);
+    free(ubj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -343,6 +623,11 @@ int main(void)
         cmocka_unit_test(test_bad_types_and_values),
         cmocka_unit_test(test_truncated),
         cmocka_unit_test(test_bad_ubj),
+        cmocka_unit_test(test_dart_fixtures),
+        cmocka_unit_test(test_weight_drop_layouts),
+        cmocka_unit_test(test_cats),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_ubj_duplicate_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -8,6 +8,14 @@ its own predict pins down a rule: sigmoid clamp on huge margins, categorical
 default direction for out-of-range categories, pruned (deleted) nodes,
 objective alias reg:linear. Also checks that the 2.x/3.x spellings
 (base_score "[5E-1]", per-class lists) load to the same predictions.
+
+DART layouts: XGBoost 1.7 writes {"name": "dart", "gbtree": {...}, "weight_drop"};
+3.x writes {"name": "gbtree", "model": {..., "weight_drop"}} (src/gbm/gbtree.cc,
+gbtree_model.cc). python3-xgboost is 1.7, so the 3.x files are made here by
+moving the fields, in JSON and, through the small UBJSON codec of
+xgb_layouts.py, in UBJSON (the rest of the file stays byte for byte what
+XGBoost wrote), and
+predicted against XGBoost's predictions of the 1.7 file.
 """
 import copy
 import json
@@ -22,6 +30,9 @@ import warnings
 import numpy as np
 import pandas as pd
 import xgboost as xgb
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from xgb_layouts import to_3x_dart, ubj_decode, ubj_encode  # noqa: E402
 
 warnings.filterwarnings("ignore")
 ROOT = os.environ.get("AP_ROOT", os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -151,6 +162,46 @@ def check_edited(label, mj, X, csv, names=None, dm_kw=None, raw=True):
         compare(f"{label} --raw", got, bst.predict(dm, output_margin=True), err)
 
 
+def check_dart_layouts(label, bst, X, names=None, dm_kw=None):
+    """The DART model as 1.7 wrote it and in 3.x's layouts (weights inside the
+    model; inside and beside, equal), JSON and UBJSON: every file must give
+    XGBoost's predictions of the 1.7 file. The weights must matter (unit
+    weights predict otherwise), or this would not test them."""
+    base = os.path.join(TMP, label.replace(":", "_").replace(" ", "_"))
+    bst.save_model(base + ".json")
+    bst.save_model(base + ".ubj")
+    mj = json.load(open(base + ".json"))
+    raw = open(base + ".ubj", "rb").read()
+    mu = ubj_decode(raw)
+    if ubj_encode(mu) != raw:
+        failures.append(f"{label}: UBJSON codec does not round-trip XGBoost's file")
+        print(f"FAIL {label}: UBJSON codec does not round-trip XGBoost's file")
+        return
+    w = mj["learner"]["gradient_booster"]["weight_drop"]
+    dm = xgb.DMatrix(X, feature_names=names, **(dm_kw or {}))
+    want, want_m = bst.predict(dm), bst.predict(dm, output_margin=True)
+    unit = copy.deepcopy(mj)
+    unit["learner"]["gradient_booster"]["weight_drop"] = [1.0] * len(w)
+    json.dump(unit, open(base + "_unit.json", "w"))
+    if np.array_equal(xgb.Booster(model_file=base + "_unit.json").predict(dm), want):
+        failures.append(f"{label}: weight_drop does not change the predictions")
+        print(f"FAIL {label}: weight_drop {w[:4]}... does not change the predictions")
+    cols = names or [f"c{i}" for i in range(X.shape[1])]
+    csv = base + "_layouts.csv"
+    write_csv(csv, X, cols)
+    files = {"1.7": (mj, mu), "3.x": (to_3x_dart(mj), to_3x_dart(mu)),
+             "both": (to_3x_dart(mj, both=True), to_3x_dart(mu, both=True))}
+    for lay, (j, u) in files.items():
+        path = f"{base}_{lay}"
+        json.dump(j, open(path + ".json", "w"))
+        open(path + ".ubj", "wb").write(ubj_encode(u))
+        for ext in (".json", ".ubj"):
+            got, err = run_cli(path + ext, csv, raw=False)
+            compare(f"{label} {lay} layout {ext[1:]} predict", got, want, err)
+            got, err = run_cli(path + ext, csv, raw=True)
+            compare(f"{label} {lay} layout {ext[1:]} --raw", got, want_m, err)
+
+
 def data(rng, n=N, p=6, nan=0.1):
     X = rng.normal(size=(n, p)) * rng.choice([0.01, 1.0, 100.0], size=p)
     X[rng.random(size=X.shape) < nan] = np.nan
@@ -222,13 +273,18 @@ def main():
     dm.set_group([10] * (N // 10))
     check("rank:pairwise", xgb.train(dict(p, objective="rank:pairwise"), dm, 10), X, names)
 
-    # -- dart: leaves scaled by weight_drop
-    check("dart binary:logistic",
-          train("binary:logistic", ybin, 20, booster="dart", rate_drop=0.3, skip_drop=0.0), X,
-          names)
-    check("dart multi:softprob",
-          train("multi:softprob", ycls, 8, booster="dart", rate_drop=0.5, num_class=3,
-                normalize_type="forest"), X, names)
+    # -- dart: leaves scaled by weight_drop, in the 1.7 and the 3.x layouts
+    bst = train("binary:logistic", ybin, 20, booster="dart", rate_drop=0.3, skip_drop=0.0)
+    _, Xe, _, _, _ = check("dart binary:logistic", bst, X, names)
+    check_dart_layouts("dart binary:logistic", bst, Xe, names)
+    bst = train("multi:softprob", ycls, 8, booster="dart", rate_drop=0.5, num_class=3,
+                normalize_type="forest")
+    _, Xe, _, _, _ = check("dart multi:softprob", bst, X, names)
+    check_dart_layouts("dart multi:softprob", bst, Xe, names)
+    bst = train("reg:squarederror", lin * 10, 12, booster="dart", rate_drop=0.4,
+                skip_drop=0.0, base_score=0.3)
+    _, Xe, _, _, _ = check("dart reg:squarederror", bst, X, names)
+    check_dart_layouts("dart reg:squarederror", bst, Xe, names)
 
     # -- pruned trees: XGBoost keeps deleted nodes in the arrays (num_deleted > 0)
     bst = train("reg:squarederror", lin, 6, gamma=2.0, max_depth=6, tree_method="exact")
@@ -279,6 +335,7 @@ def main():
                      "booster": "dart", "rate_drop": 0.2, "seed": 2},
                     xgb.DMatrix(df, (ycat > 1.5).astype(float), enable_categorical=True), 10)
     check("categorical dart binary:logistic", bst, Xall, cnames, dm_kw=ckw, extra="no-edge")
+    check_dart_layouts("categorical dart binary:logistic", bst, Xall, cnames, dm_kw=ckw)
 
     print(f"\ncompared {n_compared} values in {time.time() - t0:.1f} s (xgboost {xgb.__version__}); "
           f"{len(failures)} failures")

@@ -4,7 +4,9 @@ without nodes_missing_value_tracks_true, aggregate SUM/AVERAGE/MIN/MAX,
 post transforms, base values, the binary one-class case, double inputs with
 *_as_tensor thresholds. Random trees, rows with NaN and values on the
 thresholds. Native (ONNX_ENABLED=0) must equal ORT (ONNX_ENABLED=ort) within
-1e-5. Skips (exit 0, SKIP line) only when ORT cannot be fetched."""
+1e-5. Then attributes: nodes_hitrates and LinearClassifier multi_class change
+nothing (in ORT either), an unknown attribute is refused by both. Skips (exit
+0, SKIP line) only when ORT cannot be fetched."""
 import os
 import subprocess
 import sys
@@ -98,13 +100,85 @@ def model(rng, kind, modes, nout, agg="SUM", post="NONE", base=None, tracks=True
     return m
 
 
-def predict(path, xin, backend):
+def predict(path, xin, backend, fail=False):
     env = dict(os.environ, ONNX_ENABLED=backend, ONNXRUNTIME_LIB=ORT_LIB)
     r = subprocess.run([BIN, "predict", "--model", path, "--input", xin], capture_output=True,
                        text=True, env=env)
+    if fail:
+        return r.returncode, r.stderr
     if r.returncode != 0:
         raise AssertionError("%s predict failed: %s" % (backend, r.stderr))
     return np.loadtxt(r.stdout.splitlines()[1:], delimiter=",", ndmin=2)
+
+
+def linear_classifier(multi_class, post="SOFTMAX"):
+    X = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, NF])
+    rng = np.random.RandomState(3)
+    attrs = dict(coefficients=[float(v) for v in rng.randn(3 * NF)],
+                 intercepts=[0.1, -0.2, 0.3], classlabels_ints=[0, 1, 2],
+                 post_transform=post)
+    if multi_class is not None:
+        attrs["multi_class"] = multi_class
+    node = helper.make_node("LinearClassifier", ["X"], ["label", "prob"], domain="ai.onnx.ml",
+                            **attrs)
+    outs = [helper.make_tensor_value_info("label", TensorProto.INT64, [None]),
+            helper.make_tensor_value_info("prob", TensorProto.FLOAT, [None, 3])]
+    g = helper.make_graph([node], "g", [X], outs)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13),
+                                            helper.make_opsetid("ai.onnx.ml", 1)])
+    m.ir_version = 8
+    return m
+
+
+def attribute_checks(rng, tmp, xin):
+    """Attributes the native import accepts without reading must not change
+    ORT's scores (so they cannot change ours): nodes_hitrates, LinearClassifier
+    multi_class. An attribute it does not know is refused by name natively,
+    and ORT's schema check refuses it too."""
+    failures = 0
+    path = os.path.join(tmp, "a.onnx")
+    X = np.loadtxt(xin, delimiter=",", skiprows=1, ndmin=2)
+    xin0 = os.path.join(tmp, "x0.csv")   # NaN-free rows for the linear model
+    with open(xin0, "w") as f:
+        f.write(",".join("f%d" % i for i in range(NF)) + "\n")
+        for row in np.nan_to_num(X):
+            f.write(",".join(repr(float(v)) for v in row) + "\n")
+    m = model(rng, "reg", ["BRANCH_LEQ", "BRANCH_GT"], 2)
+    onnx.save(m, path)
+    plain = predict(path, xin, "ort")
+    node = m.graph.node[0]
+    nn = len([a for a in node.attribute if a.name == "nodes_modes"][0].strings)
+    node.attribute.append(helper.make_attribute(
+        "nodes_hitrates", [float(v) for v in rng.rand(nn) + 0.1]))
+    onnx.save(m, path)
+    for backend in ("0", "ort"):
+        got = predict(path, xin, backend)
+        ok = np.array_equal(got, plain)
+        failures += not ok
+        print("%-28s %-6s equal to the model without it: %s" % (
+            "nodes_hitrates", "native" if backend == "0" else backend, "ok" if ok else "FAIL"))
+    outs = {}
+    for mc in (None, 0, 1):
+        onnx.save(linear_classifier(mc), path)
+        outs[mc] = (predict(path, xin0, "0"), predict(path, xin0, "ort"))
+    for mc in (0, 1):
+        nat, ort = outs[mc]
+        err = np.max(np.abs(nat - ort))
+        # ORT stores multi_class and never uses it (linearclassifier.cc)
+        ok = err <= 1e-6 and np.array_equal(ort, outs[None][1])
+        failures += not ok
+        print("%-28s native vs ORT max err %.3g, ORT unchanged by it: %s" % (
+            "LinearClassifier multi_class=%d" % mc, err, "ok" if ok else "FAIL"))
+    node.attribute.append(helper.make_attribute("nodes_frobnicate", [1, 2, 3]))
+    onnx.save(m, path)
+    rc_n, msg_n = predict(path, xin, "0", fail=True)
+    rc_o, msg_o = predict(path, xin, "ort", fail=True)
+    ok = (rc_n != 0 and "unknown attribute 'nodes_frobnicate'" in msg_n and
+          "(TreeEnsembleRegressor)" in msg_n and rc_o != 0 and "nodes_frobnicate" in msg_o)
+    failures += not ok
+    print("%-28s refused natively and by ORT: %s" % ("unknown attribute", "ok" if ok else
+                                                     "FAIL: %s | %s" % (msg_n, msg_o)))
+    return failures
 
 
 def main():
@@ -170,6 +244,7 @@ def main():
                 print(np.hstack([nat, ort])[:8])
             print("%-28s native vs ORT: shape %s max err %.3g %s" % (name, nat.shape, err,
                                                                   "ok" if ok else "FAIL"))
+        failures += attribute_checks(rng, tmp, xin)
     print("%d failures" % failures)
     return 1 if failures else 0
 
