@@ -44,7 +44,8 @@ typedef enum ap_model_kind {
     AP_MODEL_RAW           /* takes a feature tensor of a fixed width directly */
 } ap_model_kind;
 
-/* Most models a registry holds (names are never forgotten once seen). */
+/* Most models a registry holds (a name gets its entry at its first
+   successful load, and keeps it; a failed load takes no room). */
 #define AP_REGISTRY_MAX_MODELS 256
 
 /* Latency histogram: bucket i counts predict calls with latency <= the
@@ -88,6 +89,7 @@ typedef struct ap_model_info {
     int output_index;          /* which output is the prediction (-1 for ensembles) */
     int max_batch_size;        /* batching settings, for the batcher */
     uint32_t max_queue_delay_us;
+    uint32_t min_bars;         /* manifest min_bars: fewer bars in a series, no prediction */
 } ap_model_info;
 
 /* Open a repository folder. Loads nothing yet. */
@@ -121,9 +123,34 @@ int ap_registry_load(ap_registry *reg, const char *name, uint32_t version, ap_er
 /* Stop serving a model. Refused while a loaded ensemble uses it. */
 int ap_registry_unload(ap_registry *reg, const char *name, ap_error *err);
 
-/* Names of the models ever seen, loaded or not: i < ap_registry_count(). */
+/* Names of the models ever loaded, loaded now or not: i < ap_registry_count(). */
 int ap_registry_count(const ap_registry *reg);
 const char *ap_registry_name(const ap_registry *reg, int i);
+
+/*
+ * The model folders of the repository now (sorted; folders whose name is not
+ * a model name are left out), with what each manifest says (kind, target;
+ * ok = 0 when the manifest cannot be read or parsed). Free with
+ * ap_registry_listing_free. Reads the disk: for admin paths, not requests.
+ */
+typedef struct ap_repo_model {
+    char name[65];
+    int ok;
+    ap_model_kind kind;
+    char target[65];
+} ap_repo_model;
+int ap_registry_list(const ap_registry *reg, ap_repo_model **out, int *n, ap_error *err);
+void ap_registry_listing_free(ap_repo_model *list);
+
+/* The members an ensemble's version `version` (0: by its policy) names,
+   read from its files (*n = 0 for a model that is not an ensemble). */
+int ap_registry_members(ap_registry *reg, const char *name, uint32_t version,
+                        char (*names)[65], int max, int *n, ap_error *err);
+
+/* Why the repository model `name` is not loaded: the message of its last
+   failed load (kept for folders of the repository until a load succeeds).
+   Returns 1 and fills msg, or 0 when none is recorded. */
+int ap_registry_failure(ap_registry *reg, const char *name, char *msg, size_t size);
 
 /* The version now served, held: release it with ap_model_release. */
 int ap_registry_acquire(ap_registry *reg, const char *name, ap_model **out, ap_error *err);
@@ -135,6 +162,12 @@ int ap_registry_stats(const ap_registry *reg, const char *name, ap_model_stats *
 void ap_model_describe(const ap_model *m, ap_model_info *out);
 /* Name of raw input column i (a feature name, a member name), or NULL. */
 const char *ap_model_input_name(const ap_model *m, int i);
+/*
+ * Which alphapulse-v1 features the model reads: used (ap_feature_count()
+ * entries) gets 1 for each (an ensemble reads what the versions of its
+ * members served now read). Returns how many; 0 for raw models.
+ */
+int ap_model_features_used(const ap_model *m, unsigned char *used);
 
 /*
  * Predict nrows rows from full alphapulse-v1 feature vectors (row-major,

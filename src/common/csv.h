@@ -38,7 +38,8 @@ void ap_csv_close(ap_csv *csv);
  */
 int ap_parse_double(const char *s, double *out);
 
-/* Read a whole file into a malloc'd buffer (NUL-terminated), at most max bytes. */
+/* Read a whole regular file into a malloc'd buffer (NUL-terminated), at most max
+   bytes. FIFOs, devices and folders are refused (opened without blocking). */
 int ap_read_file(const char *path, size_t max, char **out, size_t *len, ap_error *err);
 
 #endif

@@ -111,7 +111,7 @@ int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest
                       ap_error *err)
 {
     static const char *const keys[] = {"name", "kind", "target", "description",
-                                       "version_policy", "batching", NULL};
+                                       "version_policy", "batching", "min_bars", NULL};
     static const char *const batch_keys[] = {"max_batch_size", "max_queue_delay_us", NULL};
     json_t *root;
     memset(out, 0, sizeof *out);
@@ -140,6 +140,9 @@ int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest
                           "%s: unknown kind '%s' (pattern, regime, ensemble, raw)", what, kind);
         goto done;
     }
+    if ((rc = get_int(root, "min_bars", 0, 0, 1 << 24, &v, what, err)))
+        goto done;
+    out->min_bars = (uint32_t)v;
     const json_t *d = json_object_get(root, "description");
     if (d && !json_is_string(d)) {
         rc = ap_error_set(err, AP_EFORMAT, "%s: \"description\" must be a string", what);

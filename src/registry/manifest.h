@@ -29,6 +29,7 @@ typedef struct ap_manifest {
     uint32_t pinned_version;      /* 0: serve the highest version number */
     int max_batch_size;
     uint32_t max_queue_delay_us;
+    uint32_t min_bars;            /* predictions refused on series with fewer bars (0: none) */
 } ap_manifest;
 
 typedef struct ap_version_spec {

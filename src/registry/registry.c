@@ -71,11 +71,14 @@ int ap_registry_open(const char *root, ap_registry **out, ap_error *err)
     if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode))
         return ap_error_set(err, AP_EIO, "%s: not a readable folder", root);
     ap_registry *reg = calloc(1, sizeof *reg);
-    if (!reg || !(reg->root = strdup(root))) {
+    if (!reg || !(reg->root = strdup(root)) || !(reg->real_root = realpath(root, NULL))) {
+        if (reg)
+            free(reg->root);
         free(reg);
-        return ap_error_set(err, AP_ENOMEM, "registry: out of memory");
+        return ap_error_set(err, AP_ENOMEM, "registry: %s: cannot resolve the folder", root);
     }
     pthread_mutex_init(&reg->admin, NULL);
+    pthread_mutex_init(&reg->fail_mu, NULL);
     *out = reg;
     return AP_OK;
 }
@@ -92,7 +95,9 @@ void ap_registry_free(ap_registry *reg)
         free(e);
     }
     pthread_mutex_destroy(&reg->admin);
+    pthread_mutex_destroy(&reg->fail_mu);
     free(reg->root);
+    free(reg->real_root);
     free(reg);
 }
 
@@ -105,11 +110,10 @@ static ap_entry *find_entry(const ap_registry *reg, const char *name)
     return NULL;
 }
 
-/* Under admin. */
-static int get_entry(ap_registry *reg, const char *name, ap_entry **out, ap_error *err)
+/* A new entry, not published yet (publish_entry, or free it): a load that
+   fails must not take room. Under admin. */
+static int new_entry(ap_registry *reg, const char *name, ap_entry **out, ap_error *err)
 {
-    if ((*out = find_entry(reg, name)))
-        return AP_OK;
     int n = atomic_load_explicit(&reg->count, memory_order_relaxed);
     if (n >= AP_REGISTRY_MAX_MODELS)
         return ap_error_set(err, AP_ERANGE, "%s: the registry holds at most %d models", name,
@@ -119,11 +123,57 @@ static int get_entry(ap_registry *reg, const char *name, ap_entry **out, ap_erro
         return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
     snprintf(e->name, sizeof e->name, "%s", name);
     pthread_mutex_init(&e->mu, NULL);
+    *out = e;
+    return AP_OK;
+}
+
+static void publish_entry(ap_registry *reg, ap_entry *e)
+{
+    int n = atomic_load_explicit(&reg->count, memory_order_relaxed);
     reg->entries[n] = e;
     /* release: readers that see the new count see the entry initialised */
     atomic_store_explicit(&reg->count, n + 1, memory_order_release);
-    *out = e;
-    return AP_OK;
+}
+
+/* ---- why a model is not loaded ------------------------------------------- */
+
+static void failure_set(ap_registry *reg, const char *name, const char *msg)
+{
+    pthread_mutex_lock(&reg->fail_mu);
+    int i = 0;
+    while (i < reg->nfailures && strcmp(reg->failures[i].name, name))
+        i++;
+    if (i == reg->nfailures && i < AP_REGISTRY_MAX_MODELS)
+        reg->nfailures++;
+    if (i < reg->nfailures) {
+        snprintf(reg->failures[i].name, sizeof reg->failures[i].name, "%s", name);
+        snprintf(reg->failures[i].msg, sizeof reg->failures[i].msg, "%s", msg);
+    }
+    pthread_mutex_unlock(&reg->fail_mu);
+}
+
+static void failure_clear(ap_registry *reg, const char *name)
+{
+    pthread_mutex_lock(&reg->fail_mu);
+    for (int i = 0; i < reg->nfailures; i++)
+        if (!strcmp(reg->failures[i].name, name)) {
+            reg->failures[i] = reg->failures[--reg->nfailures];
+            break;
+        }
+    pthread_mutex_unlock(&reg->fail_mu);
+}
+
+int ap_registry_failure(ap_registry *reg, const char *name, char *msg, size_t size)
+{
+    int found = 0;
+    pthread_mutex_lock(&reg->fail_mu);
+    for (int i = 0; i < reg->nfailures && !found; i++)
+        if (!strcmp(reg->failures[i].name, name)) {
+            snprintf(msg, size, "%s", reg->failures[i].msg);
+            found = 1;
+        }
+    pthread_mutex_unlock(&reg->fail_mu);
+    return found;
 }
 
 int ap_registry_count(const ap_registry *reg)
@@ -254,17 +304,40 @@ static int highest_version(const char *dir, const char *name, uint32_t *out, ap_
     return AP_OK;
 }
 
+/*
+ * Symlinks: followed only while they stay inside the repository. A file or
+ * folder whose real path leaves it (a link to /dev/zero, to another tree) is
+ * refused, so the repository is all a model can read. A path that does not
+ * resolve is left to the read that follows (it says what is missing).
+ */
+static int inside(const ap_registry *reg, const char *path, const char *what, ap_error *err)
+{
+    char *real = realpath(path, NULL);
+    if (!real)
+        return AP_OK;
+    size_t n = strlen(reg->real_root);
+    int ok = !strncmp(real, reg->real_root, n) && (real[n] == '/' || real[n] == '\0');
+    int rc = ok ? AP_OK
+                : ap_error_set(err, AP_EINVAL, "%s: %s resolves to %s, outside the repository "
+                               "%s (symbolic links are followed only inside it)", what, path,
+                               real, reg->real_root);
+    free(real);
+    return rc;
+}
+
 static int read_small(const char *path, const char *what, char **buf, size_t *len,
                       ap_error *err)
 {
-    int rc = ap_read_file(path, AP_MANIFEST_MAX_BYTES, buf, len, err);
+    ap_error e;
+    int rc = ap_read_file(path, AP_MANIFEST_MAX_BYTES, buf, len, &e);
     if (rc != AP_OK)
-        ap_error_set(err, rc, "%s: cannot read (missing or unreadable)", what);
+        ap_error_set(err, rc, "%s: cannot read: %s", what, e.msg);
     return rc;
 }
 
 /* Predictor: load the model file, check it against the version spec. */
-static int attach_predictor(ap_model *m, const char *dir, const char *what, ap_error *err)
+static int attach_predictor(const ap_registry *reg, ap_model *m, const char *dir,
+                            const char *what, ap_error *err)
 {
     char path[PATH_MAX_LEN];
     const ap_version_spec *s = &m->spec;
@@ -276,6 +349,8 @@ static int attach_predictor(ap_model *m, const char *dir, const char *what, ap_e
     struct stat st;
     if (rc == AP_OK && stat(path, &st) != 0)
         rc = ap_error_set(err, AP_EIO, "%s: model file '%s' is missing", what, s->file);
+    if (rc == AP_OK)
+        rc = inside(reg, path, what, err);
     if (rc == AP_OK)
         rc = m->ops->load(path, &m->impl, err);
     if (rc != AP_OK) {
@@ -382,6 +457,8 @@ static int build_version(ap_registry *reg, const char *name, uint32_t version, a
     if (rc == AP_OK)
         rc = join(what, name, err, "%s/manifest.json", name);
     if (rc == AP_OK)
+        rc = inside(reg, path, what, err);
+    if (rc == AP_OK)
         rc = read_small(path, what, &buf, &len, err);
     if (rc == AP_OK)
         rc = ap_manifest_parse(buf, len, what, &m->man, err);
@@ -406,6 +483,8 @@ static int build_version(ap_registry *reg, const char *name, uint32_t version, a
         rc = ap_error_set(err, AP_ENOTFOUND, "%s: version %u: no folder %s/%u", name, version,
                           name, version);
     if (rc == AP_OK)
+        rc = inside(reg, path, what, err);
+    if (rc == AP_OK)
         rc = read_small(path, what, &buf, &len, err);
     if (rc == AP_OK)
         rc = ap_version_spec_parse(buf, len, m->man.kind, what, &m->spec, err);
@@ -413,7 +492,7 @@ static int build_version(ap_registry *reg, const char *name, uint32_t version, a
     if (rc == AP_OK && m->man.kind == AP_MODEL_ENSEMBLE) {
         rc = attach_members(reg, m, what, err);
     } else if (rc == AP_OK) {
-        rc = attach_predictor(m, dir, what, err);
+        rc = attach_predictor(reg, m, dir, what, err);
         snprintf(m->describe, sizeof m->describe, "%s", ap_pipeline_describe(m->spec.pipeline));
     }
     if (rc == AP_OK && m->spec.pipeline)
@@ -430,13 +509,23 @@ static int build_version(ap_registry *reg, const char *name, uint32_t version, a
 
 static int load_locked(ap_registry *reg, const char *name, uint32_t version, ap_error *err)
 {
-    ap_entry *e;
     if (!name || !ap_model_name_ok(name))
         return ap_error_set(err, AP_EINVAL, "'%s' is not a model name ([A-Za-z0-9_.-], 1..64)",
                             name ? name : "(null)");
-    int rc = get_entry(reg, name, &e, err);
-    if (rc != AP_OK)
+    char dir[PATH_MAX_LEN];
+    struct stat st;
+    int in_repo = snprintf(dir, sizeof dir, "%s/%s", reg->root, name) < PATH_MAX_LEN &&
+                  stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!in_repo)
+        return ap_error_set(err, AP_ENOTFOUND, "model '%s' is not in the repository (no folder "
+                            "%s/%s)", name, reg->root, name);
+    ap_entry *e = find_entry(reg, name);
+    int fresh = !e;
+    int rc = fresh ? new_entry(reg, name, &e, err) : AP_OK;
+    if (rc != AP_OK) {
+        failure_set(reg, name, err ? err->msg : "cannot load");
         return rc;
+    }
     uint64_t t0 = now_ns();
     ap_model *m;
     rc = build_version(reg, name, version, e, &m, err);
@@ -450,9 +539,18 @@ static int load_locked(ap_registry *reg, const char *name, uint32_t version, ap_
         ap_model_free_now(m);
     }
     if (rc != AP_OK) {
-        atomic_fetch_add_explicit(&e->stats.load_errors, 1, memory_order_relaxed);
+        failure_set(reg, name, err ? err->msg : "cannot load");
+        if (fresh) { /* nothing of a failed first load stays */
+            pthread_mutex_destroy(&e->mu);
+            free(e);
+        } else {
+            atomic_fetch_add_explicit(&e->stats.load_errors, 1, memory_order_relaxed);
+        }
         return rc;
     }
+    if (fresh)
+        publish_entry(reg, e);
+    failure_clear(reg, name);
     atomic_store_explicit(&e->stats.load_time_ns, now_ns() - t0, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->stats.loads, 1, memory_order_relaxed);
     entry_swap(e, m);
@@ -514,6 +612,100 @@ static int list_models(const char *root, char ***out, int *n, ap_error *err)
     *out = names;
     *n = count;
     return AP_OK;
+}
+
+int ap_registry_list(const ap_registry *reg, ap_repo_model **out, int *n, ap_error *err)
+{
+    char **names;
+    int count;
+    *out = NULL;
+    *n = 0;
+    int rc = list_models(reg->root, &names, &count, err);
+    if (rc != AP_OK)
+        return rc;
+    ap_repo_model *list = calloc(count ? (size_t)count : 1, sizeof *list);
+    if (!list)
+        rc = ap_error_set(err, AP_ENOMEM, "%s: out of memory", reg->root);
+    int k = 0;
+    for (int i = 0; i < count; i++) {
+        if (list && ap_model_name_ok(names[i])) {
+            ap_repo_model *r = &list[k++];
+            snprintf(r->name, sizeof r->name, "%s", names[i]);
+            char path[PATH_MAX_LEN], *buf;
+            size_t len;
+            ap_manifest man;
+            if (snprintf(path, sizeof path, "%s/%s/manifest.json", reg->root, names[i]) <
+                    PATH_MAX_LEN &&
+                inside(reg, path, names[i], NULL) == AP_OK &&
+                ap_read_file(path, AP_MANIFEST_MAX_BYTES, &buf, &len, NULL) == AP_OK) {
+                r->ok = ap_manifest_parse(buf, len, path, &man, NULL) == AP_OK &&
+                        !strcmp(man.name, names[i]);
+                if (r->ok) {
+                    r->kind = man.kind;
+                    snprintf(r->target, sizeof r->target, "%s", man.target);
+                }
+                free(buf);
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    if (rc != AP_OK) {
+        free(list);
+        return rc;
+    }
+    *out = list;
+    *n = k;
+    return AP_OK;
+}
+
+int ap_registry_members(ap_registry *reg, const char *name, uint32_t version,
+                        char (*names)[65], int max, int *n, ap_error *err)
+{
+    char dir[PATH_MAX_LEN], path[PATH_MAX_LEN], *buf;
+    size_t len;
+    ap_manifest man;
+    *n = 0;
+    if (!ap_model_name_ok(name))
+        return ap_error_set(err, AP_EINVAL, "'%s' is not a model name", name);
+    int rc = join(dir, name, err, "%s/%s", reg->root, name);
+    if (rc == AP_OK)
+        rc = join(path, name, err, "%s/manifest.json", dir);
+    if (rc == AP_OK)
+        rc = inside(reg, path, name, err);
+    if (rc == AP_OK)
+        rc = read_small(path, name, &buf, &len, err);
+    if (rc != AP_OK)
+        return rc;
+    rc = ap_manifest_parse(buf, len, path, &man, err);
+    free(buf);
+    if (rc != AP_OK || man.kind != AP_MODEL_ENSEMBLE)
+        return rc;
+    if (!version)
+        version = man.pinned_version;
+    if (!version && (rc = highest_version(dir, name, &version, err)) != AP_OK)
+        return rc;
+    if ((rc = join(path, name, err, "%s/%u/version.json", dir, version)) != AP_OK ||
+        (rc = inside(reg, path, name, err)) != AP_OK ||
+        (rc = read_small(path, name, &buf, &len, err)) != AP_OK)
+        return rc;
+    ap_version_spec spec;
+    rc = ap_version_spec_parse(buf, len, AP_MODEL_ENSEMBLE, path, &spec, err);
+    free(buf);
+    if (rc != AP_OK)
+        return rc;
+    if (spec.num_inputs > max)
+        rc = ap_error_set(err, AP_ERANGE, "%s: %d members (at most %d)", name, spec.num_inputs,
+                          max);
+    for (int i = 0; rc == AP_OK && i < spec.num_inputs; i++)
+        snprintf(names[(*n)++], 65, "%s", spec.inputs[i]);
+    ap_version_spec_free(&spec);
+    return rc;
+}
+
+void ap_registry_listing_free(ap_repo_model *list)
+{
+    free(list);
 }
 
 /* An ensemble's manifest says so: load it after the others. Any error here
@@ -584,6 +776,32 @@ void ap_model_describe(const ap_model *m, ap_model_info *out)
     out->output_index = m->spec.output_index;
     out->max_batch_size = m->man.max_batch_size;
     out->max_queue_delay_us = m->man.max_queue_delay_us;
+    out->min_bars = m->man.min_bars;
+}
+
+int ap_model_features_used(const ap_model *m, unsigned char *used)
+{
+    int F = ap_feature_count();
+    memset(used, 0, (size_t)F);
+    if (m->man.kind == AP_MODEL_ENSEMBLE) {
+        unsigned char sub[AP_FEATURE_COUNT];
+        for (int k = 0; k < m->spec.num_inputs; k++) {
+            ap_model *mm = ap_entry_acquire(m->members[k]);
+            if (!mm)
+                continue;
+            ap_model_features_used(mm, sub);
+            ap_model_release(mm);
+            for (int j = 0; j < F; j++)
+                used[j] |= sub[j];
+        }
+    } else if (m->man.kind != AP_MODEL_RAW && m->spec.feature_idx) {
+        for (int j = 0; j < m->spec.num_inputs; j++)
+            used[m->spec.feature_idx[j]] = 1;
+    }
+    int n = 0;
+    for (int j = 0; j < F; j++)
+        n += used[j];
+    return n;
 }
 
 const char *ap_model_input_name(const ap_model *m, int i)

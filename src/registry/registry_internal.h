@@ -27,11 +27,21 @@ typedef struct ap_entry {
     ap_stats stats;
 } ap_entry;
 
+/* Why a repository folder's model is not loaded (its last failed load). */
+typedef struct ap_failure {
+    char name[AP_MODEL_NAME_MAX + 1];
+    char msg[AP_ERROR_MSG_MAX];
+} ap_failure;
+
 struct ap_registry {
     char *root;
+    char *real_root;        /* realpath(root): files must resolve inside it */
     pthread_mutex_t admin;  /* serialises load, unload, load_all; never taken by readers */
     ap_entry *entries[AP_REGISTRY_MAX_MODELS];
-    _Atomic int count;      /* entries[0..count) are published */
+    _Atomic int count;      /* entries[0..count) are published (successful loads only) */
+    pthread_mutex_t fail_mu; /* guards failures (read from request threads) */
+    ap_failure failures[AP_REGISTRY_MAX_MODELS];
+    int nfailures;
 };
 
 struct ap_model {

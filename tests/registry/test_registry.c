@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "alphapulse.h"
 
@@ -156,14 +158,171 @@ static void test_predict_and_stats(void **state)
     ap_registry_free(reg);
 }
 
+/* ---- hostile repositories ----------------------------------------------------- */
+
+static char root_dir[4096];
+
+static void copy_file(const char *from, const char *to)
+{
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    assert_non_null(a);
+    assert_non_null(b);
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, a)) > 0)
+        assert_int_equal(fwrite(buf, 1, n, b), n);
+    fclose(a);
+    fclose(b);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A fresh folder under build/test-registry holding a copy of the demo's
+   "bull" model as <name>. */
+static void make_repo(char *dir, size_t size, const char *name)
+{
+    char path[4600], from[4600];
+    snprintf(path, sizeof path, "%s/build/test-registry", root_dir);
+    mkdir(path, 0755);
+    snprintf(dir, size, "%s/build/test-registry/repoXXXXXX", root_dir);
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/%s/1", dir, name);
+    assert_int_equal(mkdir(path, 0755), 0);
+    static const char *files[] = {"1/version.json", "1/model.json"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(from, sizeof from, "%s/bull/%s", repo, files[i]);
+        snprintf(path, sizeof path, "%s/%s/%s", dir, name, files[i]);
+        copy_file(from, path);
+    }
+    snprintf(path, sizeof path, "%s/%s/manifest.json", dir, name);
+    char man[256];
+    snprintf(man, sizeof man, "{\"name\": \"%s\", \"kind\": \"regime\", \"target\": \"bull\"}",
+             name);
+    write_text(path, man);
+}
+
+/* Issue #11: loads that fail take no registry room (today 250 ghost loads
+   filled the 256 slots for good), and say why in ap_registry_failure. */
+static void test_failed_loads_take_no_room(void **state)
+{
+    (void)state;
+    char dir[4600], path[4800], why[512];
+    make_repo(dir, sizeof dir, "good");
+    snprintf(path, sizeof path, "%s/broken", dir);
+    assert_int_equal(mkdir(path, 0755), 0);
+    snprintf(path, sizeof path, "%s/broken/manifest.json", dir);
+    write_text(path, "{\"name\": \"broken\", \"kind\": \"regime\"");
+    ap_registry *reg;
+    ap_error err;
+    assert_int_equal(ap_registry_open(dir, &reg, &err), AP_OK);
+    for (int i = 0; i < 2 * AP_REGISTRY_MAX_MODELS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "ghost_%d", i);
+        assert_int_equal(ap_registry_load(reg, name, 0, &err), AP_ENOTFOUND);
+        assert_non_null(strstr(err.msg, "not in the repository"));
+        assert_int_not_equal(ap_registry_load(reg, "broken", 0, &err), AP_OK);
+    }
+    assert_int_equal(ap_registry_count(reg), 0);
+    /* a broken folder's reason is kept, a ghost's is not */
+    assert_int_equal(ap_registry_failure(reg, "broken", why, sizeof why), 1);
+    assert_non_null(strstr(why, "broken/manifest.json"));
+    assert_int_equal(ap_registry_failure(reg, "ghost_1", why, sizeof why), 0);
+    /* the real model still loads, and its failed attempt is forgotten */
+    assert_int_equal(ap_registry_load(reg, "good", 7, &err), AP_ENOTFOUND);
+    assert_int_equal(ap_registry_failure(reg, "good", why, sizeof why), 1);
+    assert_int_equal(ap_registry_count(reg), 0);
+    assert_int_equal(ap_registry_load(reg, "good", 0, &err), AP_OK);
+    assert_int_equal(ap_registry_count(reg), 1);
+    assert_int_equal(ap_registry_failure(reg, "good", why, sizeof why), 0);
+    /* the listing names both folders, with what their manifests say */
+    ap_repo_model *list;
+    int n;
+    assert_int_equal(ap_registry_list(reg, &list, &n, &err), AP_OK);
+    assert_int_equal(n, 2);
+    assert_string_equal(list[0].name, "broken");
+    assert_int_equal(list[0].ok, 0);
+    assert_string_equal(list[1].name, "good");
+    assert_int_equal(list[1].ok, 1);
+    assert_int_equal(list[1].kind, AP_MODEL_REGIME);
+    assert_string_equal(list[1].target, "bull");
+    ap_registry_listing_free(list);
+    ap_registry_free(reg);
+}
+
+/* Issue #11: FIFOs and devices are not read (a FIFO used to hang the load, a
+   link to /dev/zero read 2 GiB); links are followed inside the repository
+   only. */
+static void test_fifo_device_symlink(void **state)
+{
+    (void)state;
+    char dir[4600], path[4800], target[4800];
+    ap_registry *reg;
+    ap_error err;
+    alarm(20); /* a blocking open of the FIFO would hang here */
+    make_repo(dir, sizeof dir, "m");
+    assert_int_equal(ap_registry_open(dir, &reg, &err), AP_OK);
+    snprintf(path, sizeof path, "%s/m/1/model.json", dir);
+    snprintf(target, sizeof target, "%s/m/1/real.json", dir);
+    assert_int_equal(rename(path, target), 0);
+    /* a FIFO in place of the model file */
+    assert_int_equal(mkfifo(path, 0644), 0);
+    assert_int_equal(ap_registry_load(reg, "m", 0, &err), AP_EIO);
+    assert_non_null(strstr(err.msg, "not a regular file"));
+    unlink(path);
+    /* a link to a device */
+    assert_int_equal(symlink("/dev/zero", path), 0);
+    assert_int_equal(ap_registry_load(reg, "m", 0, &err), AP_EINVAL);
+    assert_non_null(strstr(err.msg, "outside the repository"));
+    unlink(path);
+    /* a link to a file outside the repository */
+    char outside[4800];
+    snprintf(outside, sizeof outside, "%s/outside.json", dir);
+    snprintf(path, sizeof path, "%s/m/manifest.json", dir);
+    assert_int_equal(rename(path, outside), 0);
+    char moved[4800];
+    snprintf(moved, sizeof moved, "%s.out", dir);
+    assert_int_equal(rename(outside, moved), 0);
+    assert_int_equal(symlink(moved, path), 0);
+    assert_int_equal(ap_registry_load(reg, "m", 0, &err), AP_EINVAL);
+    assert_non_null(strstr(err.msg, "outside the repository"));
+    assert_int_equal(ap_registry_count(reg), 0);
+    /* links inside the repository are followed */
+    unlink(path);
+    assert_int_equal(rename(moved, path), 0);
+    snprintf(path, sizeof path, "%s/m/1/model.json", dir);
+    assert_int_equal(symlink("real.json", path), 0);
+    snprintf(path, sizeof path, "%s/m/2", dir);
+    assert_int_equal(symlink("1", path), 0); /* version 2 is a link to version 1 */
+    assert_int_equal(ap_registry_load(reg, "m", 0, &err), AP_OK);
+    ap_model *m;
+    assert_int_equal(ap_registry_acquire(reg, "m", &m, &err), AP_OK);
+    ap_model_info in;
+    ap_model_describe(m, &in);
+    assert_int_equal(in.version, 2);
+    ap_model_release(m);
+    alarm(0);
+    ap_registry_free(reg);
+}
+
 int main(void)
 {
     const char *root = getenv("AP_ROOT");
     snprintf(repo, sizeof repo, "%s/examples/models", root ? root : ".");
+    snprintf(root_dir, sizeof root_dir, "%s", root ? root : ".");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_load_all_and_describe),
         cmocka_unit_test(test_versions_and_unload),
         cmocka_unit_test(test_predict_and_stats),
+        cmocka_unit_test(test_failed_loads_take_no_room),
+        cmocka_unit_test(test_fifo_device_symlink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
