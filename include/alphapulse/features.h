@@ -115,10 +115,13 @@ size_t ap_series_store_count(const ap_series_store *st);
  * AP_SERIES_ROLLUP on creation, the series also maintains every standard
  * timeframe above its own that is a multiple of it, among 5m, 15m, 1h, 4h, 1d
  * (UTC-aligned buckets); those are separate series, found with
- * ap_series_find, and only the base series may be appended to. Safe to call
- * from several threads (creation takes a mutex; lookups never do). Series
- * live until the store is freed (there is no removal: that is what makes
- * lock-free lookups safe); the store refuses more than max_series.
+ * ap_series_find, and only the base series may be appended to. A coarser
+ * timeframe that already exists as a series (fed on its own, or rolled up
+ * from another base) is not rolled into: it keeps its own feed. So GOOG/1d
+ * posted first, then GOOG/1m, gives a 1m base rolling up into 5m, 15m, 1h
+ * and 4h, while 1d stays the series fed directly. Safe to call from several
+ * threads (creation takes a mutex; lookups never do); the store refuses more
+ * than max_series live series (ap_series_delete frees room).
  */
 int ap_series_open(ap_series_store *st, const char *symbol, int64_t timeframe_s,
                    unsigned flags, ap_series **out, ap_error *err);
@@ -126,11 +129,14 @@ int ap_series_open(ap_series_store *st, const char *symbol, int64_t timeframe_s,
 ap_series *ap_series_find(const ap_series_store *st, const char *symbol, int64_t timeframe_s);
 
 /*
- * Append a bar (the series' single writer thread only). Rules of
- * ap_features_push; on a roll-up series the derived buckets are updated too
- * (bucket bar: open of the first bar, max high, min low, close of the last,
- * sum of volumes; its time is the bucket start). On error nothing stored in
- * any of these series changes.
+ * Append a bar, from any thread (appends to one roll-up family serialise on
+ * its base's writer mutex). Rules of ap_features_push, and: a bar starts in
+ * 1970 or later; a new bar starts at least one timeframe after the last
+ * bar's start (an equal time replaces the forming bar; larger gaps and
+ * unaligned times are fine). On a roll-up series the derived buckets are
+ * updated too (bucket bar: open of the first bar, max high, min low, close
+ * of the last, sum of volumes; its time is the bucket start). On error
+ * nothing stored in any of these series changes.
  */
 int ap_series_append(ap_series *s, const ap_bar *bar, ap_error *err);
 
@@ -141,7 +147,31 @@ int ap_series_append(ap_series *s, const ap_bar *bar, ap_error *err);
  */
 int ap_series_latest(const ap_series *s, double *out, int64_t *t, ap_error *err);
 
-/* Bars held (<= history) and bars ever appended (writer thread, or no writer). */
+/*
+ * Drop a base series and its roll-ups (a rolled-up series alone: AP_EINVAL
+ * naming its base; unknown: AP_ENOTFOUND). Pointers other threads hold stay
+ * valid: append and latest on them answer AP_ENOTFOUND "was deleted".
+ * Opening the key again starts it afresh. A deleted key keeps its table
+ * slot (about 1 KB) until the store is freed: the store holds at most
+ * 2 x max_series keys, live or deleted.
+ */
+int ap_series_delete(ap_series_store *st, const char *symbol, int64_t timeframe_s,
+                     ap_error *err);
+
+/* A consistent snapshot of a series' counts, safe while others append. */
+typedef struct ap_series_info_t {
+    size_t length;            /* bars held */
+    uint64_t total;           /* bars ever appended */
+    int64_t last_t;           /* last bar's time (0 when none) */
+    int64_t timeframe_s;
+    int deleted;
+    int rolled_up;            /* 1: fed by the base series of base_timeframe_s */
+    int64_t base_timeframe_s;
+} ap_series_info_t;
+int ap_series_info(const ap_series *s, ap_series_info_t *out);
+
+/* Bars held (<= history) and bars ever appended. Not locked: for the
+   series' only writer, or when nothing appends (else ap_series_info). */
 size_t ap_series_length(const ap_series *s);
 uint64_t ap_series_total(const ap_series *s);
 /* Bar `back` bars before the latest (0 = latest). AP_ERANGE past the history. */

@@ -12,9 +12,22 @@
  * a slot is published with a release store, so lookups need no lock at all;
  * creations serialise on a mutex.
  *
- * Concurrency model: one writer thread per series (for a roll-up family, the
- * base series' writer writes all of it); any number of readers call
- * ap_series_latest, which never blocks the writer. The published vector is a
+ * Concurrency model: the store owns the single-writer rule. Every series has
+ * a writer mutex; ap_series_append takes the base series' mutex, and the
+ * base writes its roll-up children under it, so appends from any number of
+ * threads serialise per roll-up family (one uncontended mutex per append,
+ * ~20 ns against ~250 ns of features). Deleting or reviving a series takes
+ * the store mutex, then the base's writer mutex, then the child's. Any
+ * number of readers call ap_series_latest, which never blocks the writer.
+ *
+ * Deletion (ap_series_delete): lookups are lock-free and other threads may
+ * hold an ap_series pointer, so a deleted series stays in its slot as a
+ * tombstone (about 1 KB): its bar ring and feature engine are freed, it is
+ * marked dead (find() skips it, append and latest on a held pointer say it
+ * was deleted), and its published vector reads as empty. Opening the same
+ * key again revives it in place; a new key takes a new slot. max_series
+ * counts live series; the table has 4 slots per max_series so live series
+ * plus tombstones (at most 2 x max_series keys) keep it half empty. The published vector is a
  * seqlock in C11 atomics: the writer makes the sequence odd, stores each value
  * with release ordering (a reader that sees one new value therefore also sees
  * the odd sequence), then makes it even with release; a reader loads the
@@ -47,6 +60,8 @@ struct ap_series {
     char symbol[AP_SYMBOL_MAX];
     int64_t tf;
     uint64_t hash;
+    pthread_mutex_t wmu; /* writer mutex (a child is written under its base's) */
+    atomic_int dead;     /* deleted: a tombstone (written under wmu) */
     ap_features *eng;
     ap_bar *bars; /* ring of `cap` bars; the latest at (total - 1) % cap */
     size_t cap;
@@ -62,7 +77,8 @@ struct ap_series {
 
 struct ap_series_store {
     size_t history, max_series;
-    _Atomic size_t count;
+    _Atomic size_t count; /* live series */
+    size_t keys;          /* slots taken: live series and tombstones (under lock) */
     size_t mask;
     _Atomic(ap_series *) *slots;
     pthread_mutex_t lock;
@@ -98,7 +114,7 @@ int ap_series_store_new(const ap_series_config *cfg, ap_series_store **out, ap_e
     if (!st)
         return ap_error_set(err, AP_ENOMEM, "series store: out of memory");
     size_t cap = 16;
-    while (cap < 2 * cfg->max_series)
+    while (cap < 4 * cfg->max_series)
         cap *= 2;
     st->slots = calloc(cap, sizeof *st->slots);
     if (!st->slots) {
@@ -119,8 +135,12 @@ static void series_free(ap_series *s)
         return;
     ap_features_free(s->eng);
     free(s->bars);
+    pthread_mutex_destroy(&s->wmu);
     free(s);
 }
+
+/* Published time of an empty (deleted) series: readers see "no bar". */
+#define PUB_NONE INT64_MIN
 
 void ap_series_store_free(ap_series_store *st)
 {
@@ -149,12 +169,19 @@ static size_t probe(const ap_series_store *st, const char *symbol, int64_t tf, u
     }
 }
 
+/* The series of the key, live or a tombstone. */
+static ap_series *find_any(const ap_series_store *st, const char *symbol, int64_t tf)
+{
+    size_t i = probe(st, symbol, tf, key_hash(symbol, tf));
+    return atomic_load_explicit(&((ap_series_store *)st)->slots[i], memory_order_acquire);
+}
+
 ap_series *ap_series_find(const ap_series_store *st, const char *symbol, int64_t tf)
 {
     if (!st || !symbol)
         return NULL;
-    size_t i = probe(st, symbol, tf, key_hash(symbol, tf));
-    return atomic_load_explicit(&((ap_series_store *)st)->slots[i], memory_order_acquire);
+    ap_series *s = find_any(st, symbol, tf);
+    return s && !atomic_load_explicit(&s->dead, memory_order_acquire) ? s : NULL;
 }
 
 static int series_new(const ap_series_store *st, const char *symbol, int64_t tf, ap_series **out,
@@ -174,14 +201,36 @@ static int series_new(const ap_series_store *st, const char *symbol, int64_t tf,
     s->tf = tf;
     s->hash = key_hash(symbol, tf);
     s->cap = st->history;
+    pthread_mutex_init(&s->wmu, NULL);
     *out = s;
+    return AP_OK;
+}
+
+/* Bring a tombstone back (store lock and its wmu held): fresh ring and engine. */
+static int revive(const ap_series_store *st, ap_series *s, ap_error *err)
+{
+    s->bars = malloc(st->history * sizeof *s->bars);
+    if (!s->bars || ap_features_new(&s->eng, err)) {
+        free(s->bars);
+        s->bars = NULL;
+        return ap_error_set(err, AP_ENOMEM, "series %s/%llds: out of memory for %zu bars",
+                            s->symbol, (long long)s->tf, st->history);
+    }
+    s->cap = st->history;
+    s->total = 0;
+    s->parent = NULL;
+    s->nchild = 0;
+    atomic_store_explicit(&s->dead, 0, memory_order_release);
     return AP_OK;
 }
 
 static void insert(ap_series_store *st, ap_series *s)
 {
     size_t i = probe(st, s->symbol, s->tf, s->hash);
-    atomic_store_explicit(&st->slots[i], s, memory_order_release);
+    if (!atomic_load_explicit(&st->slots[i], memory_order_relaxed)) {
+        atomic_store_explicit(&st->slots[i], s, memory_order_release);
+        st->keys++;
+    }
     atomic_fetch_add_explicit(&st->count, 1, memory_order_release);
 }
 
@@ -194,46 +243,84 @@ static int open_locked(ap_series_store *st, const char *symbol, int64_t tf, unsi
         if (rollup && !s->nchild && s->parent == NULL) {
             int any = 0;
             for (int i = 0; i < MAX_CHILDREN; i++)
-                any |= rollup_tfs[i] > tf && rollup_tfs[i] % tf == 0;
+                any |= rollup_tfs[i] > tf && rollup_tfs[i] % tf == 0 &&
+                       !ap_series_find(st, symbol, rollup_tfs[i]);
             if (any)
                 return ap_error_set(err, AP_EINVAL,
                                     "series %s/%llds exists without roll-up; roll-up is chosen "
-                                    "when a series is created",
+                                    "when a series is created (delete it to choose again)",
                                     symbol, (long long)tf);
         }
         *out = s;
         return AP_OK;
     }
+    /* roll up into every standard coarser multiple that is not a live series
+       already: one that exists (fed on its own, or rolled up from another
+       base) keeps its feed */
     int64_t kids[MAX_CHILDREN];
     int nk = 0;
     for (int i = 0; rollup && i < MAX_CHILDREN; i++)
-        if (rollup_tfs[i] > tf && rollup_tfs[i] % tf == 0) {
-            if (ap_series_find(st, symbol, rollup_tfs[i]))
-                return ap_error_set(err, AP_EINVAL,
-                                    "series %s/%llds already exists: cannot roll %llds bars into it",
-                                    symbol, (long long)rollup_tfs[i], (long long)tf);
+        if (rollup_tfs[i] > tf && rollup_tfs[i] % tf == 0 &&
+            !ap_series_find(st, symbol, rollup_tfs[i]))
             kids[nk++] = rollup_tfs[i];
-        }
     size_t count = atomic_load_explicit(&st->count, memory_order_relaxed);
     if (count + 1 + (size_t)nk > st->max_series)
         return ap_error_set(err, AP_ERANGE,
                             "series store is full (%zu series, room for %zu): cannot add %s/%llds",
                             count, st->max_series, symbol, (long long)tf);
     ap_series *all[1 + MAX_CHILDREN] = {0};
+    int reused[1 + MAX_CHILDREN] = {0};
+    size_t fresh = 0;
     for (int i = 0; i <= nk; i++) {
-        int rc = series_new(st, symbol, i ? kids[i - 1] : tf, &all[i], err);
-        if (rc) {
-            for (int j = 0; j < i; j++)
-                series_free(all[j]);
-            return rc;
+        int64_t t = i ? kids[i - 1] : tf;
+        all[i] = find_any(st, symbol, t); /* a tombstone of this key, if any */
+        reused[i] = all[i] != NULL;
+        fresh += !reused[i];
+    }
+    if (st->keys + fresh > 2 * st->max_series)
+        return ap_error_set(err, AP_ERANGE,
+                            "series store: %zu keys used (live and deleted series; room for "
+                            "%zu): cannot add %s/%llds (a deleted series keeps its slot until "
+                            "restart; re-create a deleted one instead)",
+                            st->keys, 2 * st->max_series, symbol, (long long)tf);
+    int rc = AP_OK;
+    for (int i = 0; i <= nk && rc == AP_OK; i++)
+        if (!reused[i])
+            rc = series_new(st, symbol, i ? kids[i - 1] : tf, &all[i], err);
+    /* tombstones: the base's mutex first, then the children's */
+    for (int i = 0; i <= nk && rc == AP_OK; i++)
+        if (reused[i]) {
+            pthread_mutex_lock(&all[i]->wmu);
+            rc = revive(st, all[i], err);
+            if (rc)
+                pthread_mutex_unlock(&all[i]->wmu);
         }
+    if (rc) {
+        for (int i = 0; i <= nk; i++)
+            if (!reused[i])
+                series_free(all[i]);
+        /* revived ones that succeeded go back to being tombstones */
+        for (int i = 0; i <= nk; i++)
+            if (reused[i] && !atomic_load(&all[i]->dead) && all[i]->bars) {
+                ap_features_free(all[i]->eng);
+                free(all[i]->bars);
+                all[i]->eng = NULL;
+                all[i]->bars = NULL;
+                atomic_store(&all[i]->dead, 1);
+                pthread_mutex_unlock(&all[i]->wmu);
+            }
+        return rc;
     }
     s = all[0];
     s->nchild = nk;
     for (int i = 0; i < nk; i++) {
         s->child[i].s = all[i + 1];
+        s->child[i].has_before = 0;
         all[i + 1]->parent = s;
     }
+    for (int i = nk; i >= 0; i--)
+        if (reused[i])
+            pthread_mutex_unlock(&all[i]->wmu);
     for (int i = 0; i <= nk; i++)
         insert(st, all[i]);
     *out = s;
@@ -291,8 +378,21 @@ static int64_t floor_div(int64_t a, int64_t b)
     return q * b > a ? q - 1 : q;
 }
 
+static int append_locked(ap_series *s, const ap_bar *b, ap_error *err);
+
 int ap_series_append(ap_series *s, const ap_bar *b, ap_error *err)
 {
+    pthread_mutex_lock(&s->wmu);
+    int rc = append_locked(s, b, err);
+    pthread_mutex_unlock(&s->wmu);
+    return rc;
+}
+
+static int append_locked(ap_series *s, const ap_bar *b, ap_error *err)
+{
+    if (atomic_load_explicit(&s->dead, memory_order_relaxed))
+        return ap_error_set(err, AP_ENOTFOUND, "series %s/%llds was deleted", s->symbol,
+                            (long long)s->tf);
     if (s->parent)
         return ap_error_set(err, AP_EINVAL,
                             "series %s/%llds is rolled up from %s/%llds: append to that one",
@@ -301,14 +401,27 @@ int ap_series_append(ap_series *s, const ap_bar *b, ap_error *err)
     int rc = ap_bar_check(b, err);
     if (rc)
         return ap_error_prefix(err, "series %s/%llds: ", s->symbol, (long long)s->tf);
+    char ta[40], tb[40];
+    if (b->t < 0)
+        return ap_error_set(err, AP_EINVAL, "series %s/%llds: bar time %s is before 1970",
+                            s->symbol, (long long)s->tf, ap_format_timestamp(b->t, ta, sizeof ta));
     const ap_bar *last = s->total ? &s->bars[(s->total - 1) % s->cap] : NULL;
-    if (last && b->t < last->t) {
-        char ta[40], tb[40];
+    if (last && b->t < last->t)
         return ap_error_set(err, AP_EINVAL,
                             "series %s/%llds: bar time %s is older than the last bar's (%s)",
                             s->symbol, (long long)s->tf, ap_format_timestamp(b->t, ta, sizeof ta),
                             ap_format_timestamp(last->t, tb, sizeof tb));
-    }
+    /* a bar covers [t, t + timeframe): the next one cannot start inside it
+       (gaps are fine: weekends, holidays; alignment is not required: FX bars
+       move with daylight saving time) */
+    if (last && b->t > last->t && b->t - last->t < s->tf * 1000000)
+        return ap_error_set(err, AP_EINVAL,
+                            "series %s/%llds: bar time %s starts %.6g s after the last bar (%s), "
+                            "less than the timeframe (%lld s): wrong timeframe or a duplicate "
+                            "feed?", s->symbol, (long long)s->tf,
+                            ap_format_timestamp(b->t, ta, sizeof ta),
+                            (double)(b->t - last->t) / 1e6,
+                            ap_format_timestamp(last->t, tb, sizeof tb), (long long)s->tf);
     int update = last && b->t == last->t;
 
     /* roll-up: build every bucket bar first, so that a bad one changes nothing */
@@ -358,6 +471,11 @@ int ap_series_latest(const ap_series *cs, double *out, int64_t *t, ap_error *err
         if (q1 == 0)
             return ap_error_set(err, AP_ENOTFOUND, "series %s/%llds has no bar yet", s->symbol,
                                 (long long)s->tf);
+        if (!(q1 & 1) && atomic_load_explicit(&s->pub_t, memory_order_acquire) == PUB_NONE &&
+            atomic_load_explicit(&s->seq, memory_order_relaxed) == q1)
+            return ap_error_set(err, AP_ENOTFOUND, "series %s/%llds %s", s->symbol,
+                                (long long)s->tf,
+                                atomic_load(&s->dead) ? "was deleted" : "has no bar yet");
         if (!(q1 & 1)) {
             for (int i = 0; i < AP_FEATURE_COUNT; i++) {
                 uint64_t bits = atomic_load_explicit(&s->pub[i], memory_order_acquire);
@@ -372,6 +490,104 @@ int ap_series_latest(const ap_series *cs, double *out, int64_t *t, ap_error *err
         }
         if (spins > 64) /* the writer was descheduled mid-update: let it run */
             sched_yield();
+    }
+}
+
+/* Publish "no bar" (the writer's mutex held): the sequence goes on
+   counting, so a reader never takes a torn vector for a whole one. */
+static void publish_empty(ap_series *s)
+{
+    uint64_t q = atomic_load_explicit(&s->seq, memory_order_relaxed);
+    if (q == 0)
+        return; /* never published: already empty */
+    atomic_store_explicit(&s->seq, q + 1, memory_order_relaxed);
+    atomic_store_explicit(&s->pub_t, PUB_NONE, memory_order_release);
+    atomic_store_explicit(&s->seq, q + 2, memory_order_release);
+}
+
+/* Make s a tombstone (its writer mutex held). */
+static void entomb(ap_series *s)
+{
+    atomic_store_explicit(&s->dead, 1, memory_order_release);
+    publish_empty(s);
+    ap_features_free(s->eng);
+    free(s->bars);
+    s->eng = NULL;
+    s->bars = NULL;
+    s->total = 0;
+    s->parent = NULL;
+    s->nchild = 0;
+}
+
+int ap_series_delete(ap_series_store *st, const char *symbol, int64_t tf, ap_error *err)
+{
+    if (!st || !symbol)
+        return ap_error_set(err, AP_EINVAL, "ap_series_delete: store and symbol are required");
+    pthread_mutex_lock(&st->lock);
+    ap_series *s = ap_series_find(st, symbol, tf);
+    int rc = AP_OK;
+    if (!s) {
+        rc = ap_error_set(err, AP_ENOTFOUND, "unknown series %s/%llds", symbol, (long long)tf);
+    } else if (s->parent) {
+        rc = ap_error_set(err, AP_EINVAL,
+                          "series %s/%llds is rolled up from %s/%llds: delete that one (its "
+                          "roll-ups go with it)", symbol, (long long)tf, s->parent->symbol,
+                          (long long)s->parent->tf);
+    } else {
+        pthread_mutex_lock(&s->wmu);
+        int nk = s->nchild;
+        ap_series *kids[MAX_CHILDREN];
+        for (int i = 0; i < nk; i++)
+            kids[i] = s->child[i].s;
+        for (int i = 0; i < nk; i++) {
+            pthread_mutex_lock(&kids[i]->wmu);
+            entomb(kids[i]);
+            pthread_mutex_unlock(&kids[i]->wmu);
+        }
+        entomb(s);
+        pthread_mutex_unlock(&s->wmu);
+        atomic_fetch_sub_explicit(&st->count, (size_t)nk + 1, memory_order_release);
+    }
+    pthread_mutex_unlock(&st->lock);
+    return rc;
+}
+
+int ap_series_info(const ap_series *cs, ap_series_info_t *out)
+{
+    ap_series *s = (ap_series *)cs;
+    memset(out, 0, sizeof *out);
+    /* the family's mutex is the base's: a child's parent changes only under
+       the store lock and the child's own mutex, so look, lock, check again */
+    for (;;) {
+        pthread_mutex_lock(&s->wmu);
+        ap_series *p = s->parent;
+        if (!p) {
+            out->length = ap_series_length(s);
+            out->total = s->total;
+            out->last_t = s->total ? s->bars[(s->total - 1) % s->cap].t : 0;
+            out->deleted = atomic_load(&s->dead);
+            out->timeframe_s = s->tf;
+            out->rolled_up = 0;
+            pthread_mutex_unlock(&s->wmu);
+            return AP_OK;
+        }
+        pthread_mutex_unlock(&s->wmu);
+        pthread_mutex_lock(&p->wmu);
+        pthread_mutex_lock(&s->wmu);
+        int same = s->parent == p;
+        if (same) {
+            out->length = ap_series_length(s);
+            out->total = s->total;
+            out->last_t = s->total ? s->bars[(s->total - 1) % s->cap].t : 0;
+            out->deleted = atomic_load(&s->dead);
+            out->timeframe_s = s->tf;
+            out->rolled_up = 1;
+            out->base_timeframe_s = p->tf;
+        }
+        pthread_mutex_unlock(&s->wmu);
+        pthread_mutex_unlock(&p->wmu);
+        if (same)
+            return AP_OK;
     }
 }
 

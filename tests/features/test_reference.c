@@ -27,8 +27,10 @@ static const char *root(void)
     return r ? r : ".";
 }
 
-/* Compare the first max_rows bars (the expected file has exactly want_rows). */
-static void check_file(const char *bars_rel, const char *exp_rel, long max_rows, long want_rows)
+/* Compare the first max_rows bars (the expected file has exactly want_rows),
+   fed to a series of timeframe tf_s (the bars' own spacing). */
+static void check_file(const char *bars_rel, const char *exp_rel, int64_t tf_s, long max_rows,
+                       long want_rows)
 {
     char bp[1024], ep[1024];
     snprintf(bp, sizeof bp, "%s/%s", root(), bars_rel);
@@ -48,7 +50,7 @@ static void check_file(const char *bars_rel, const char *exp_rel, long max_rows,
     ap_series_config cfg = {.max_series = 4, .history = 100};
     assert_int_equal(ap_series_store_new(&cfg, &st, &err), 0);
     ap_series *s;
-    assert_int_equal(ap_series_open(st, "REF", 86400, 0, &s, &err), 0);
+    assert_int_equal(ap_series_open(st, "REF", tf_s, 0, &s, &err), 0);
     ap_features *eng;
     assert_int_equal(ap_features_new(&eng, &err), 0);
 
@@ -93,14 +95,14 @@ static void edge_cases(void **state)
 {
     (void)state;
     check_file("tests/data/features/edge_cases.csv",
-               "tests/data/features/edge_cases_alphapulse_v1.csv", 1000000, 300);
+               "tests/data/features/edge_cases_alphapulse_v1.csv", 60, 1000000, 300);
 }
 
 static void ttrc_first_3000(void **state)
 {
     (void)state;
     check_file("tests/data/market/ttrc_daily.csv",
-               "tests/data/features/ttrc_daily_alphapulse_v1.csv", 3000, 3000);
+               "tests/data/features/ttrc_daily_alphapulse_v1.csv", 86400, 3000, 3000);
 }
 
 int main(void)

@@ -295,8 +295,19 @@ static void rollup_buckets(void **state)
     (void)state;
     /* 2023-11-14 22:13 UTC: starts mid-bucket for every timeframe; ~4 days */
     check_rollup(1700000000LL * 1000000 - 7 * MIN_US, 5000);
-    /* before 1970: buckets still align on UTC (floor, not truncation) */
-    check_rollup(-3 * 86400LL * 1000000 - 37 * MIN_US, 2000);
+    /* starting exactly on a day boundary (2023-11-15 00:00 UTC, minus the
+       first step) */
+    check_rollup(1700006400LL * 1000000 - MIN_US, 2000);
+    /* bars before 1970 are refused (issue #11: bound timestamps) */
+    ap_series_store *st = mkstore(16, 100);
+    ap_series *base;
+    ap_error err = {0};
+    assert_int_equal(ap_series_open(st, "OLD", 60, AP_SERIES_ROLLUP, &base, &err), 0);
+    ap_bar b = {-60 * 1000000LL, 1, 1, 1, 1, 1};
+    assert_int_equal(ap_series_append(base, &b, &err), AP_EINVAL);
+    assert_non_null(strstr(err.msg, "before 1970"));
+    assert_int_equal((int)ap_series_length(base), 0);
+    ap_series_store_free(st);
 }
 
 static void rollup_open_rules(void **state)
@@ -306,14 +317,27 @@ static void rollup_open_rules(void **state)
     ap_series *s;
     ap_error err = {0};
     assert_int_equal(ap_series_open(st, "X", 900, 0, &s, &err), 0);
-    /* X/60 would roll into X/900, which already exists on its own */
-    assert_int_equal(ap_series_open(st, "X", 60, AP_SERIES_ROLLUP, &s, &err), AP_EINVAL);
-    assert_non_null(strstr(err.msg, "already exists"));
-    assert_int_equal((int)ap_series_store_count(st), 1);
+    /* X/60 rolls into the standard multiples that do not exist yet; X/900,
+       which exists on its own, keeps its own feed (issue #11: a symbol
+       first posted at 15m must not block a later 1m feed) */
+    ap_series *x1;
+    assert_int_equal(ap_series_open(st, "X", 60, AP_SERIES_ROLLUP, &x1, &err), 0);
+    assert_int_equal((int)ap_series_store_count(st), 6); /* 900; 60 + 300, 3600, 14400, 86400 */
+    ap_series *x86400 = ap_series_find(st, "X", 86400);
+    assert_non_null(x86400);
+    ap_bar b = {1700000040LL * 1000000, 1, 2, 0.5, 1.5, 10};
+    assert_int_equal(ap_series_append(x1, &b, &err), 0);
+    double v[AP_FEATURE_COUNT];
+    assert_int_equal(ap_series_latest(x86400, v, NULL, &err), 0);      /* rolled up */
+    assert_int_equal(ap_series_latest(s, v, NULL, &err), AP_ENOTFOUND); /* fed alone */
+    assert_int_equal(ap_series_append(s, &b, &err), 0);                 /* still takes bars */
     /* room for 1 + 5 series is needed at once */
     assert_int_equal(ap_series_open(st, "Y", 60, AP_SERIES_ROLLUP, &s, &err), AP_ERANGE);
     assert_non_null(strstr(err.msg, "full"));
+    assert_int_equal((int)ap_series_store_count(st), 6);
+    assert_int_equal(ap_series_delete(st, "X", 60, &err), 0);
     assert_int_equal((int)ap_series_store_count(st), 1);
+    assert_int_equal(ap_series_open(st, "X", 900, 0, &s, &err), 0);
     /* a 4h base rolls into 1d only */
     assert_int_equal(ap_series_open(st, "Z", 14400, AP_SERIES_ROLLUP, &s, &err), 0);
     assert_int_equal((int)ap_series_store_count(st), 3);
