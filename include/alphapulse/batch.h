@@ -209,7 +209,21 @@ typedef struct ap_batch_submit_opts {
     /* 1 = never run on the submitting thread, whatever caller_runs says: for
      * a caller that holds a lock its own on_done takes */
     int queue_only;
+    /* 1 = queue without running here and without waking the pool: the
+     * submitter promises to call ap_workers_run_queued for this batcher
+     * soon (an event loop gathers the requests of one pass this way and
+     * runs them as one batch at the end of the pass) */
+    int defer;
+    /* with defer: the caller's tag (e.g. its event loop); a run_queued call
+     * with this owner forms its batches of such requests (and untagged
+     * ones) only, so each loop runs what its own pass deferred */
+    const void *defer_owner;
 } ap_batch_submit_opts;
+
+/* 1 when ap_workers_run_queued runs this batcher's queue on the calling
+ * thread (caller_runs, no queue delay, no adaptive delay); 0 when the pool
+ * runs it. Constant for the batcher's life. */
+int ap_batcher_flushable(const ap_batcher *b);
 
 /*
  * Queue nrows rows (X: nrows * ncols doubles, copied). On success *id is the
@@ -254,6 +268,23 @@ int ap_batch_cancel(ap_batcher *b, uint64_t id, ap_error *err);
  */
 int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size_t out_len,
                  uint64_t timeout_us, ap_error *err);
+
+/*
+ * Run what is queued on the given batchers (those a thread deferred
+ * requests to, ap_batch_submit_opts.defer): for each batcher still attached
+ * to w with queued requests, the calling thread runs
+ * the batches itself when the batcher has caller_runs and no delay to wait
+ * (up to AP_BATCH_CALLER_MAX_BATCHES, the rest goes to the pool), even while
+ * another thread runs a batch of the same batcher (each event loop runs what
+ * its own pass gathered); else it wakes the pool unless a batch is running
+ * (its runner takes what queued when it is done). Pointers to batchers already freed are
+ * recognised and skipped (they are looked up in w's list under its lock), so
+ * a batcher freed since the submit is harmless. Callbacks run on this thread.
+ * owner (may be NULL): the first batch takes only requests deferred with
+ * this defer_owner or with none (FIFO among them); later ones take any.
+ */
+void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
+                           const void *owner);
 
 /* ---- statistics ---------------------------------------------------------- */
 

@@ -33,6 +33,17 @@
  * hand-off to a worker is saved. The runner's decrement and its re-check are
  * under b->mu, the same lock the submit queues under, so nothing queued
  * while runners > 0 is missed.
+ *
+ * Deferred submits (opts.defer): an event loop that handles several
+ * requests in one pass queues them without running or waking anything and
+ * then calls ap_workers_run_queued on the batchers it touched: the rows
+ * that arrived together become one batch, on the loop's own thread. The
+ * request records carry the loop's tag (rec.owner): a loop's first batch
+ * takes only its own deferred rows (and untagged ones), so two loops do not
+ * run each other's rows while each waits for its own. When another thread
+ * is running a batch of that batcher, run_queued still runs the queued rows
+ * on the caller (the caller is not blocked behind it); a batcher that
+ * waits for companions (a delay) is woken instead (ap_batcher_flushable).
  */
 #include "alphapulse/batch.h"
 #include "batch/batch_internal.h"
@@ -57,6 +68,7 @@ struct rec {
     rec *hnext;       /* id table chain */
     rec *link;        /* batch or delivery list */
     void *model;      /* acquired at submit, released at delivery */
+    const void *owner; /* defer_owner of a deferred request, else NULL */
     ap_batch_done_fn on_done;
     void *user;
     size_t nrows;
@@ -412,6 +424,7 @@ static void decide_delay(ap_batcher *b)
 
 typedef struct job {
     ap_batcher *b;
+    const void *owner; /* set: take only requests of this owner or of none */
     rlist batch; /* requests to run, FIFO */
     size_t nreq, rows;
     void *model;
@@ -438,7 +451,8 @@ static void take_batch_locked(ap_batcher *b, job *j, uint64_t now)
     if (!b->q.head)
         return;
     uint64_t max = b->cfg.max_batch_rows;
-    void *model = b->q.head->model;
+    void *model = NULL;
+    int have_model = 0;
     size_t rows = 0;
     for (rec *r = b->q.head, *nx; r && rows < max; r = nx) {
         nx = r->next;
@@ -448,6 +462,12 @@ static void take_batch_locked(ap_batcher *b, job *j, uint64_t now)
             r->t_done = now;
             rl_append(&j->dead, r);
             continue;
+        }
+        if (j->owner && r->owner && r->owner != j->owner)
+            continue; /* another loop's pass: that loop runs it */
+        if (!have_model) { /* the context of the first request taken */
+            model = r->model;
+            have_model = 1;
         }
         if (r->model != model) /* never mix model versions in one batch */
             continue;
@@ -972,6 +992,8 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
     if (opts) {
         r->on_done = opts->on_done;
         r->user = opts->user;
+        if (opts->defer)
+            r->owner = opts->defer_owner;
     }
     uint64_t timeout = b->cfg.default_timeout_us;
     if (opts && opts->timeout_us && opts->timeout_us < timeout)
@@ -1029,8 +1051,8 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
      * that will block on the result anyway (ap_batch_run) has nothing else
      * to do: it runs the batch whatever the load.
      */
-    int run_here = 0;
-    if (b->cfg.caller_runs) {
+    int run_here = 0, defer = opts && opts->defer;
+    if (b->cfg.caller_runs && !defer) {
         double idle = b->runners || now <= b->last_end ? 0 : (double)(now - b->last_end);
         b->ewma_idle_ns = 0.875 * b->ewma_idle_ns + 0.125 * (idle < 1e9 ? idle : 1e9);
         run_here = !(opts && opts->queue_only) && b->runners == 0 && current_delay(b) == 0 &&
@@ -1038,7 +1060,7 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
     }
     /* with caller_runs, a running batch's runner re-checks the queue when done:
      * only a full batch is worth an idle worker's wake-up meanwhile */
-    int wake = filled || (was_empty && !(b->cfg.caller_runs && b->runners > 0));
+    int wake = !defer && (filled || (was_empty && !(b->cfg.caller_runs && b->runners > 0)));
     job j;
     if (run_here) {
         memset(&j, 0, sizeof j);
@@ -1058,6 +1080,53 @@ int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
                     const ap_batch_submit_opts *opts, uint64_t *id, ap_error *err)
 {
     return submit(b, X, nrows, opts, id, err, 0);
+}
+
+int ap_batcher_flushable(const ap_batcher *b)
+{
+    return b && b->cfg.caller_runs && b->cfg.max_queue_delay_us == 0 &&
+           b->cfg.adaptive_target_us == 0;
+}
+
+void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
+                           const void *owner)
+{
+    for (size_t i = 0; i < n; i++) {
+        ap_batcher *b = batchers[i];
+        int found = 0, run = 0, wake = 0;
+        job j;
+        memset(&j, 0, sizeof j);
+        /* w->mu then b->mu: a batcher in w's list is not freed before its
+           b->active count, taken here, drops again */
+        pthread_mutex_lock(&w->mu);
+        for (size_t k = 0; k < w->nb && !found; k++)
+            found = w->bs[k] == b;
+        if (found) {
+            pthread_mutex_lock(&b->mu);
+            /* unlike a submit, a flush runs its batch even while another
+               batch of b runs: each event loop runs what its own pass
+               gathered, so no loop waits for another one's resume */
+            if (b->q.head && !b->closing) {
+                if (b->cfg.caller_runs && current_delay(b) == 0) {
+                    j.owner = owner;
+                    take_batch_locked(b, &j, ap_batch_now_ns());
+                    j.owner = NULL;
+                    run = j.batch.head || j.dead.head;
+                    if (run) {
+                        j.b = b;
+                        b->active++;
+                    }
+                }
+                wake = !run && b->q.head && b->runners == 0;
+            }
+            pthread_mutex_unlock(&b->mu);
+            if (wake && w->idle > 0)
+                pthread_cond_signal(&w->cv);
+        }
+        pthread_mutex_unlock(&w->mu);
+        if (run)
+            caller_run(b, &j);
+    }
 }
 
 int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, size_t out_len,

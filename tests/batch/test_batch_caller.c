@@ -674,6 +674,135 @@ static void test_many_producers_mixed(void **state)
     fake_destroy(&f1);
 }
 
+/* Completion order across requests, for the deferred-submit test. */
+static _Atomic int order_next;
+typedef struct ordered {
+    seen s;
+    int order;
+} ordered;
+
+static void on_ordered(void *user, const ap_batch_completion *c)
+{
+    ordered *o = user;
+    o->order = atomic_fetch_add(&order_next, 1);
+    on_seen(&o->s, c);
+}
+
+static void submit_deferred(ap_batcher *b, double x, ordered *o, const void *owner)
+{
+    double X[NCOLS] = {x, x + 1};
+    ap_batch_submit_opts op = {.on_done = on_ordered, .user = o, .defer = 1,
+                               .defer_owner = owner};
+    ap_error err;
+    uint64_t id;
+    assert_int_equal(ap_batch_submit(b, X, 1, &op, &id, &err), AP_OK);
+}
+
+/*
+ * Deferred submits queue without running or waking anything; the
+ * submitter's ap_workers_run_queued runs them as one batch on its own
+ * thread. Its first batch takes the owner's requests before others queued
+ * earlier; a batcher freed meanwhile is skipped; a batcher with a delay is
+ * left to the pool.
+ */
+static void test_deferred_run_queued(void **state)
+{
+    (void)state;
+    ap_workers *w;
+    ap_error err;
+    assert_int_equal(ap_workers_create(1, &w, &err), AP_OK);
+    fake f;
+    fake_init(&f, 0.25, 0);
+    ap_batcher *b = make(w, &f, 0);
+    assert_int_equal(ap_batcher_flushable(b), 1);
+    int loop_a, loop_b; /* two event loops' tags */
+    /* the only worker is held in another batcher's batch, so whatever runs
+       the deferred rows below is this thread */
+    fake hold;
+    fake_init(&hold, 0, 1);
+    ap_batcher *hb = make(w, &hold, 0);
+    seen hs = {0};
+    double HX[NCOLS] = {0, 1};
+    ap_batch_submit_opts ho = {.on_done = on_seen, .user = &hs, .queue_only = 1};
+    uint64_t hid;
+    assert_int_equal(ap_batch_submit(hb, HX, 1, &ho, &hid, &err), AP_OK);
+    for (int i = 0; i < 5000 && atomic_load(&hold.entered) == 0; i++)
+        sleep_us(1000);
+    assert_int_equal(atomic_load(&hold.entered), 1);
+
+    ordered r[5];
+    memset(r, 0, sizeof r);
+    for (int i = 0; i < 5; i++)
+        submit_deferred(b, i, &r[i], &loop_a);
+    /* nothing ran in the submits (caller_runs would have run the first) */
+    assert_int_equal(atomic_load(&f.calls), 0);
+    ap_batch_stats st;
+    ap_batcher_stats(b, &st);
+    assert_int_equal(st.queue_depth, 5);
+    ap_workers_run_queued(w, &b, 1, &loop_a);
+    /* one batch of the 5 rows, on this thread, before run_queued returned */
+    assert_int_equal(atomic_load(&f.calls), 1);
+    assert_int_equal(atomic_load(&f.max_rows), 5);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(atomic_load(&r[i].s.calls), 1);
+        assert_true(pthread_equal(r[i].s.thread, pthread_self()));
+        assert_true(r[i].s.out[0] == 2 * i + 1 + 0.25);
+    }
+
+    /* owners: loop B's two requests queue first, then loop A's two; A's
+       run_queued takes its own first, then B's (later batches take any) */
+    ordered ra[2], rb[2];
+    memset(ra, 0, sizeof ra);
+    memset(rb, 0, sizeof rb);
+    submit_deferred(b, 10, &rb[0], &loop_b);
+    submit_deferred(b, 11, &rb[1], &loop_b);
+    submit_deferred(b, 12, &ra[0], &loop_a);
+    submit_deferred(b, 13, &ra[1], &loop_a);
+    atomic_store(&order_next, 0);
+    ap_workers_run_queued(w, &b, 1, &loop_a);
+    assert_int_equal(atomic_load(&f.calls), 3);
+    assert_true(ra[0].order == 0 && ra[1].order == 1);
+    assert_true(rb[0].order == 2 && rb[1].order == 3);
+    assert_true(ra[1].s.out[0] == 2 * 13 + 1 + 0.25 && rb[0].s.out[0] == 2 * 10 + 1 + 0.25);
+
+    fake_open(&hold); /* the worker is free again */
+    wait_calls(&hs, 1);
+    assert_int_equal(hs.status, AP_OK);
+    ap_batcher_free(hb);
+    fake_destroy(&hold);
+
+    /* a batcher freed since its submit: recognised, skipped */
+    fake g;
+    fake_init(&g, 0, 0);
+    ap_batcher *gone = make(w, &g, 0);
+    ordered rg = {0};
+    submit_deferred(gone, 1, &rg, &loop_a);
+    ap_batcher_free(gone); /* completes the queued one as cancelled */
+    assert_int_equal(rg.s.status, AP_ECANCELLED);
+    ap_workers_run_queued(w, &gone, 1, &loop_a);
+    assert_int_equal(atomic_load(&g.calls), 0);
+    fake_destroy(&g);
+
+    /* a batcher with a delay is not flushable: the pool runs it */
+    fake d;
+    fake_init(&d, 0, 0);
+    ap_batcher *bd = make(w, &d, 2000);
+    assert_int_equal(ap_batcher_flushable(bd), 0);
+    ordered rd = {0};
+    submit_deferred(bd, 4, &rd, &loop_a);
+    ap_workers_run_queued(w, &bd, 1, &loop_a);
+    wait_calls(&rd.s, 1);
+    assert_int_equal(atomic_load(&rd.s.calls), 1);
+    assert_false(pthread_equal(rd.s.thread, pthread_self()));
+    assert_true(rd.s.out[0] == 2 * 4 + 1);
+    ap_batcher_free(bd);
+    fake_destroy(&d);
+
+    ap_batcher_free(b);
+    ap_workers_free(w);
+    fake_destroy(&f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -684,6 +813,7 @@ int main(void)
         cmocka_unit_test(test_cancel_and_shutdown_during_caller_batch),
         cmocka_unit_test(test_many_producers_mixed),
         cmocka_unit_test(test_saturated_submitter_hands_over),
+        cmocka_unit_test(test_deferred_run_queued),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
