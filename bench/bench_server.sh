@@ -2,14 +2,17 @@
 # Server benchmark: wrk on loopback against `alphapulse serve` on the demo
 # repository. Single-row POST /v2/models/reversal/infer and
 # /v1/predict/pattern (GOOG/1d, replayed at start), BENCH_SECONDS each (10),
-# 2 wrk threads, with BENCH_CONNS connections (default "16 64").
-# Server settings: BENCH_SERVER_ARGS (e.g. "--http-threads 1 --workers 1").
-# Prints one line per run: endpoint, connections, req/s, p50, p99, errors.
+# 2 wrk threads, with BENCH_CONNS connections (default "64 128"), the
+# server's default settings unless BENCH_SERVER_ARGS says otherwise (e.g.
+# "--http-threads 1 --workers 1").
+# Prints one line per run: endpoint, connections, req/s, p50, p99, errors,
+# and the batches the server ran during the run with their mean size (from
+# /v1/stats before and after: requests that arrive together batch).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${AP_BIN:-build/alphapulse}
 SECS=${BENCH_SECONDS:-10}
-CONNS=${BENCH_CONNS:-16 64}
+CONNS=${BENCH_CONNS:-64 128}
 command -v wrk >/dev/null || { echo "bench_server: wrk is not installed (apt-get install wrk)"; exit 1; }
 log=$(mktemp)
 # shellcheck disable=SC2086
@@ -26,18 +29,24 @@ pattern='{"symbol":"GOOG","timeframe":"1d","target":"reversal"}'
 curl -sf -XPOST "$url/v2/models/reversal/infer" -d "$infer" >/dev/null || { echo "infer failed"; exit 1; }
 curl -sf -XPOST "$url/v1/predict/pattern" -d "$pattern" >/dev/null || { echo "predict failed"; exit 1; }
 
-printf '%-28s %6s %10s %9s %9s %7s\n' endpoint conns req/s p50 p99 errors
+batching() { # "batches rows" so far
+    curl -s "$url/v1/stats" | /usr/bin/python3 -c 'import json,sys; b=json.load(sys.stdin)["batching"]; print(b["batches"], b["rows"])'
+}
+printf '%-28s %6s %10s %9s %9s %7s %9s %10s\n' endpoint conns req/s p50 p99 errors batches mean_batch
 run() { # name path body conns
+    read -r b0 r0 <<<"$(batching)"
     out=$(WRK_BODY=$3 wrk -t2 -c"$4" -d"${SECS}s" --latency -s bench/wrk_post.lua "$url$2")
+    read -r b1 r1 <<<"$(batching)"
     rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
     bad=$(echo "$out" | awk '/non2xx/ {print $2}')
     sock=$(echo "$out" | awk '/Socket errors/ {print $0}')
-    printf '%-28s %6s %10s %9s %9s %7s %s\n' "$1" "$4" "$rps" "$p50" "$p99" "$bad" "$sock"
+    mean=$(awk -v b=$((b1 - b0)) -v r=$((r1 - r0)) 'BEGIN { printf "%.2f", b ? r / b : 0 }')
+    printf '%-28s %6s %10s %9s %9s %7s %9s %10s %s\n' "$1" "$4" "$rps" "$p50" "$p99" "${bad:-0}" \
+        "$((b1 - b0))" "$mean" "$sock"
 }
 for c in $CONNS; do
     run "v2 infer (reversal, 1 row)" /v2/models/reversal/infer "$infer" "$c"
     run "v1 predict/pattern (GOOG)" /v1/predict/pattern "$pattern" "$c"
 done
-curl -s "$url/v1/stats" | /usr/bin/python3 -c 'import json,sys; b=json.load(sys.stdin)["batching"]; print("batches %d, rows %d, mean batch %.2f rows" % (b["batches"], b["rows"], b["mean_batch_rows"]))'

@@ -85,7 +85,7 @@ for f in $(ls build/fuzz/fuzz_* 2>/dev/null | sort); do
     work=build/fuzz-work/${name#fuzz_}
     mkdir -p "$work"
     run_one "fuzz:$name" "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
-        -timeout=10 "$work" "$corpus"
+        -timeout=10 -artifact_prefix="$work/" "$work" "$corpus"
 done
 
 echo

@@ -42,7 +42,8 @@ typedef struct ap_server_config {
     int64_t adaptive_target_us;  /* 0 = off */
     int max_queue_rows;
     double inference_timeout;    /* INFERENCE_TIMEOUT, seconds */
-    int model_cache_size;        /* MODEL_CACHE_SIZE: async results kept */
+    int model_cache_size;        /* MODEL_CACHE_SIZE: model versions kept resident (LRU) */
+    int max_async_results;       /* async results kept */
     double result_ttl;           /* seconds */
     char onnx_enabled[8];        /* ONNX_ENABLED: "auto", "native" or "ort" (docs/ONNX.md) */
     int mixed_precision_enabled; /* MIXED_PRECISION_ENABLED (accepted, unused) */
@@ -51,6 +52,9 @@ typedef struct ap_server_config {
     int64_t max_body_bytes;
     int max_connections;
     int connection_timeout;      /* seconds an idle connection is kept */
+    double request_timeout;      /* seconds a request's headers + body may take to arrive */
+    int reserve_connections;     /* beyond max_connections, for health checks only */
+    int64_t max_future_s;        /* bars may start at most this far ahead of the clock */
     double shutdown_timeout;     /* seconds in-flight requests get on SIGTERM */
     int access_log;
     int inline_inference;        /* evaluate on the HTTP thread, not the batcher */

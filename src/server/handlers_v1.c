@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "server/server_internal.h"
+#include "server/http.h"
 
 /* ---- request helpers ------------------------------------------------------- */
 
@@ -96,6 +98,26 @@ static int candle_time(json_t *v, int64_t *t, ap_error *err)
     return AP_OK;
 }
 
+/* A posted bar starts between 1970 and max_future_s after the server's
+   clock: one bar from year 5138 would otherwise refuse every real bar after
+   it (bars of a series only go forward). */
+static int bar_time_ok(const ap_server *s, int64_t t, ap_error *err)
+{
+    char tb[40], nb[40];
+    if (t < 0)
+        return ap_error_set(err, AP_EINVAL, "bar time %s is before 1970",
+                            ap_format_timestamp(t, tb, sizeof tb));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    if (t > now + s->cfg.max_future_s * 1000000)
+        return ap_error_set(err, AP_EINVAL, "bar time %s is more than max_future_s (%lld s) "
+                            "after the server's clock (%s)",
+                            ap_format_timestamp(t, tb, sizeof tb), (long long)s->cfg.max_future_s,
+                            ap_format_timestamp(now, nb, sizeof nb));
+    return AP_OK;
+}
+
 static enum MHD_Result candles(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "candles", NULL};
@@ -138,6 +160,8 @@ static enum MHD_Result candles(ap_srv_req *r)
         }
         if ((rc = candle_time(json_array_get(c, 0), &bar.t, &err)))
             break;
+        if ((rc = bar_time_ok(s, bar.t, &err)))
+            break;
         double *f[5] = {&bar.open, &bar.high, &bar.low, &bar.close, &bar.volume};
         static const char *names[5] = {"open", "high", "low", "close", "volume"};
         for (int k = 0; k < 5 && !rc; k++) {
@@ -168,19 +192,51 @@ static enum MHD_Result candles(ap_srv_req *r)
     ap_jb_str(&b, sym);
     ap_jb_puts(&b, ", \"timeframe\": ");
     ap_jb_str(&b, tfs);
-    ap_jb_printf(&b, ", \"bars\": %zu, \"total\": %" PRIu64, ap_series_length(series),
-              ap_series_total(series));
-    int64_t last;
-    double latest[AP_FEATURE_COUNT];
-    if (ap_series_latest(series, latest, &last, NULL) == AP_OK) {
+    /* one locked snapshot: other clients may append to this series now */
+    ap_series_info_t in;
+    ap_series_info(series, &in);
+    ap_jb_printf(&b, ", \"bars\": %zu, \"total\": %" PRIu64, in.length, in.total);
+    if (in.total > 0) {
         ap_jb_puts(&b, ", ");
-        put_time(&b, "last_bar_time", last);
+        put_time(&b, "last_bar_time", in.last_t);
     }
     ap_jb_puts(&b, "}\n");
     ret = ap_srv_respond(r, rc ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK, &b, NULL);
 done:
     json_decref(j);
     return ret;
+}
+
+/* DELETE /v1/series/{symbol}/{timeframe} (admin, like the repository's
+   load/unload): drops a base series and its roll-ups, so that a series
+   poisoned by a wrong feed can start again. A rolled-up series alone is
+   refused (409, naming its base); predictions in flight on it answer 404. */
+static enum MHD_Result series_delete(ap_srv_req *r)
+{
+    ap_server *s = r->srv;
+    ap_error err;
+    int64_t tf;
+    if (ap_timeframe_parse(r->arg2, &tf, &err) != AP_OK)
+        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+    ap_series *series = ap_series_find(s->store, r->arg, tf);
+    ap_series_info_t in = {0};
+    if (series)
+        ap_series_info(series, &in);
+    int rc = ap_series_delete(s->store, r->arg, tf, &err);
+    if (rc != AP_OK)
+        return ap_srv_error(r, rc == AP_ENOTFOUND ? MHD_HTTP_NOT_FOUND : MHD_HTTP_CONFLICT, "%s",
+                            err.msg);
+    ap_srv_log(s, "series %s/%s deleted (%" PRIu64 " bars)", r->arg, r->arg2, in.total);
+    char store[512];
+    jbuf b;
+    ap_jb_init(&b, store, sizeof store);
+    ap_jb_puts(&b, "{\"deleted\": true, \"symbol\": ");
+    ap_jb_str(&b, r->arg);
+    ap_jb_puts(&b, ", \"timeframe\": ");
+    ap_jb_str(&b, r->arg2);
+    ap_jb_printf(&b, ", \"total\": %" PRIu64 ", \"series_left\": %zu}\n", in.total,
+              ap_series_store_count(s->store));
+    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- predictions ----------------------------------------------------------------- */
@@ -190,25 +246,24 @@ static const int ep_kind[] = {[EP_PRED_PATTERN] = AP_MODEL_PATTERN,
                               [EP_PRED_ENSEMBLE] = AP_MODEL_ENSEMBLE};
 static const char *const kind_names[] = {"pattern", "regime", "ensemble", "raw"};
 
-/* The model for a request, read-locked (unlock after submitting), or NULL
-   with the reason in why. */
-static ap_srv_model *pick_model(ap_server *s, int kind, const char *target, const char *name,
-                             char *why, size_t whysize)
+/* A resident model for the request, read-locked, or NULL (and *bad set
+   when the named model is resident but does not fit). */
+static ap_srv_model *find_resident(ap_server *s, int kind, const char *target, const char *name,
+                                   char *why, size_t whysize, int *bad)
 {
     if (name) {
         ap_srv_model *m = ap_srv_model_find(s, name);
-        if (!m) {
-            snprintf(why, whysize, "unknown model '%s'", name);
+        if (!m)
             return NULL;
-        }
         pthread_rwlock_rdlock(&m->lock);
         if (m->cur && (int)m->cur->info.kind == kind && m->feat &&
             (!target || !strcmp(target, m->cur->info.target)))
             return m;
-        snprintf(why, whysize, "model '%s' is %s", name,
-                 !m->cur ? "not loaded"
-                 : (int)m->cur->info.kind != kind ? "of another kind"
-                                                  : "for another target");
+        if (m->cur) {
+            *bad = 1;
+            snprintf(why, whysize, "model '%s' is %s", name,
+                     (int)m->cur->info.kind != kind ? "of another kind" : "for another target");
+        }
         pthread_rwlock_unlock(&m->lock);
         return NULL;
     }
@@ -221,11 +276,45 @@ static ap_srv_model *pick_model(ap_server *s, int kind, const char *target, cons
             return m;
         pthread_rwlock_unlock(&m->lock);
     }
-    if (target)
-        snprintf(why, whysize, "no %s model for target '%s' is loaded", kind_names[kind],
-                 target);
+    return NULL;
+}
+
+/* The model for a request, read-locked (unlock after submitting), or NULL
+   with the reason in why and the HTTP status in *code. A repository model
+   that is not resident is loaded on demand (the model cache). */
+static ap_srv_model *pick_model(ap_server *s, int kind, const char *target, const char *name,
+                                char *why, size_t whysize, int *code)
+{
+    int bad = 0;
+    *code = MHD_HTTP_NOT_FOUND;
+    ap_srv_model *m = find_resident(s, kind, target, name, why, whysize, &bad);
+    if (m || bad) {
+        if (m)
+            ap_srv_model_touch(s, m);
+        return m;
+    }
+    char pick[72];
+    if (name ? ap_srv_catalog_has(s, name)
+             : ap_srv_catalog_match(s, kind, target, pick, sizeof pick)) {
+        ap_error err;
+        if (ap_srv_model_ensure(s, name ? name : pick, &err) != AP_OK) {
+            snprintf(why, whysize, "%s", err.msg);
+            /* the cache cannot take it now (overload) or ever (too small): 503 */
+            *code = err.code == AP_EOVERLOAD || err.code == AP_ERANGE ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                             : MHD_HTTP_INTERNAL_SERVER_ERROR;
+            return NULL;
+        }
+        m = find_resident(s, kind, target, name ? name : pick, why, whysize, &bad);
+        if (m || bad)
+            return m;
+    }
+    if (name)
+        snprintf(why, whysize, "unknown model '%s'", name);
+    else if (target)
+        snprintf(why, whysize, "no %s model for target '%s' in the repository",
+                 kind_names[kind], target);
     else
-        snprintf(why, whysize, "no %s model is loaded", kind_names[kind]);
+        snprintf(why, whysize, "no %s model in the repository", kind_names[kind]);
     return NULL;
 }
 
@@ -243,7 +332,7 @@ void ap_srv_results_on_done(void *user, const ap_batch_completion *c)
     ap_server *s = user;
     ap_srv_results *rs = &s->results;
     pthread_mutex_lock(&rs->mu);
-    ap_srv_result *e = ap_srv_results_find_locked(rs, c->id, ap_srv_now_ns());
+    ap_srv_result *e = ap_srv_results_find_batch_locked(rs, c->id);
     if (e && e->state == RES_PENDING) {
         e->status = c->status;
         e->state = c->status == AP_ECANCELLED ? RES_CANCELLED : RES_DONE;
@@ -265,8 +354,8 @@ void ap_srv_results_on_done(void *user, const ap_batch_completion *c)
 /* The prediction object (without the closing brace). */
 static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,
                             const ap_srv_version *v, double pred, double conf, const double *outs,
-                            int nouts, int64_t bar_time, uint64_t latency_us, uint64_t queue_us,
-                            uint64_t compute_us)
+                            int nouts, int64_t bar_time, int undefined, uint64_t bars,
+                            uint64_t latency_us, uint64_t queue_us, uint64_t compute_us)
 {
     ap_jb_printf(b, "{\"request_id\": \"%" PRIu64 "\", \"symbol\": ", id);
     ap_jb_str(b, symbol);
@@ -282,6 +371,9 @@ static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char
     ap_jb_num(b, conf);
     ap_jb_puts(b, ", ");
     put_time(b, "bar_time", bar_time);
+    /* warm: every feature the model reads is past its warm-up (docs/FEATURES.md) */
+    ap_jb_printf(b, ", \"bars\": %" PRIu64 ", \"warm\": %s, \"undefined_features\": %d", bars,
+                 undefined ? "false" : "true", undefined);
     ap_jb_printf(b, ", \"latency_us\": %" PRIu64 ", \"queue_us\": %" PRIu64 ", \"compute_us\": %"
               PRIu64, latency_us, queue_us, compute_us);
     if (v->info.kind == AP_MODEL_ENSEMBLE) {
@@ -344,11 +436,32 @@ static enum MHD_Result predict(ap_srv_req *r)
         ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "%s", err.msg);
         goto done;
     }
-    char why[256];
-    ap_srv_model *m = pick_model(s, kind, target, model, why, sizeof why);
+    char why[AP_ERROR_MSG_MAX];
+    int code;
+    ap_srv_model *m = pick_model(s, kind, target, model, why, sizeof why, &code);
     if (!m) {
-        ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "%s", why);
+        ret = ap_srv_error(r, code, "%s", why);
         goto done;
+    }
+    /* warm-up: count the features this model reads that are still undefined,
+       and refuse when the manifest asks for more bars than the series has */
+    {
+        unsigned char used[AP_FEATURE_COUNT];
+        ap_model_features_used(m->cur->m, used);
+        r->undefined = 0;
+        for (int f = 0; f < AP_FEATURE_COUNT; f++)
+            r->undefined += used[f] && isnan(row[f]);
+        ap_series_info_t si;
+        r->bars = ap_series_info(series, &si) == AP_OK ? si.total : 0;
+        if (m->cur->info.min_bars && r->bars < m->cur->info.min_bars) {
+            uint32_t need = m->cur->info.min_bars;
+            pthread_rwlock_unlock(&m->lock);
+            ret = ap_srv_error(r, MHD_HTTP_CONFLICT, "series %s/%s has %" PRIu64 " bar(s); model "
+                               "'%s' needs min_bars = %u before it predicts (%d of its features "
+                               "are still undefined)", sym, tfs, r->bars, m->name, need,
+                               r->undefined);
+            goto done;
+        }
     }
     hold_version(r, m);
     snprintf(r->symbol, sizeof r->symbol, "%s", sym);
@@ -356,6 +469,18 @@ static enum MHD_Result predict(ap_srv_req *r)
     ap_batch_submit_opts o = {0};
     o.timeout_us = tmo ? (uint64_t)(json_number_value(tmo) * 1000) : 0;
     o.model_ctx = m->cur;
+    /* the deadline runs from the request's arrival, not from this moment */
+    uint64_t budget_us = (uint64_t)(s->cfg.inference_timeout * 1e6);
+    if (o.timeout_us && o.timeout_us < budget_us)
+        budget_us = o.timeout_us;
+    r->deadline_ns = r->t0_ns + budget_us * 1000;
+    uint64_t now = ap_srv_now_ns();
+    if (ap_srv_past_deadline(r, now)) {
+        pthread_rwlock_unlock(&m->lock);
+        ret = ap_srv_deadline_error(r, "before");
+        goto done;
+    }
+    o.timeout_us = (r->deadline_ns - now + 999) / 1000;
     if (async && json_is_true(async)) {
         uint64_t id;
         int rc;
@@ -370,6 +495,7 @@ static enum MHD_Result predict(ap_srv_req *r)
         rc = ap_batch_submit(m->feat, row, 1, &o, &id, &err);
         if (rc == AP_OK) {
             ap_srv_result *e = ap_srv_results_insert_locked(rs, id);
+            id = e->id; /* the client gets the public id */
             e->ep = r->ep;
             e->model = m->index;
             ap_srv_version_ref(m->cur);
@@ -377,6 +503,8 @@ static enum MHD_Result predict(ap_srv_req *r)
             snprintf(e->symbol, sizeof e->symbol, "%s", sym);
             snprintf(e->timeframe, sizeof e->timeframe, "%s", tfs);
             e->bar_time = r->bar_time;
+            e->undefined = r->undefined;
+            e->bars = r->bars;
             e->t_submit_ns = r->t0_ns;
             e->batcher = m->feat;
         }
@@ -393,7 +521,7 @@ static enum MHD_Result predict(ap_srv_req *r)
         }
         goto done;
     }
-    int answered = ap_srv_start_inference(r, m->feat, m->cur, row, 1, o.timeout_us, 0);
+    int answered = ap_srv_start_inference(r, m->feat, m->cur, row, 1, 0);
     pthread_rwlock_unlock(&m->lock);
     if (answered) {
         if (s->cfg.inline_inference)
@@ -408,14 +536,19 @@ done:
 
 enum MHD_Result ap_srv_v1_finish(ap_srv_req *r)
 {
+    if (r->status == AP_ETIMEDOUT)
+        return ap_srv_deadline_error(r, "before");
+    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_srv_now_ns()))
+        return ap_srv_deadline_error(r, "after");
     if (r->status)
-        return ap_srv_error(r, ap_srv_http_status(r->status), "%s", r->msg);
+        return ap_srv_error(r, ap_srv_compute_status(r->status), "%s", r->msg);
     char store[1024];
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
     uint64_t lat = (ap_srv_now_ns() - r->t0_ns) / 1000;
     prediction_json(&b, r->id, r->symbol, r->timeframe, r->ver, r->out[0], r->out[1],
-                    r->out + 2, (int)r->nout - 2, r->bar_time, lat, r->queue_us,
+                    r->out + 2, (int)r->nout - 2, r->bar_time, r->undefined, r->bars, lat,
+                    r->queue_us,
                     r->compute_us);
     ap_jb_puts(&b, "}\n");
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
@@ -463,7 +596,7 @@ static enum MHD_Result result_get(ap_srv_req *r)
         ap_jb_str(&b, e.msg);
     } else {
         prediction_json(&b, id, e.symbol, e.timeframe, e.ver, e.pred, e.conf, e.outs, e.nouts,
-                        e.bar_time, (e.t_done_ns - e.t_submit_ns) / 1000, e.queue_us,
+                        e.bar_time, e.undefined, e.bars, (e.t_done_ns - e.t_submit_ns) / 1000, e.queue_us,
                         e.compute_us);
         ap_jb_puts(&b, ", \"status\": \"done\"");
     }
@@ -482,6 +615,7 @@ static enum MHD_Result result_delete(ap_srv_req *r)
     pthread_mutex_lock(&rs->mu);
     ap_srv_result *p = ap_srv_results_find_locked(rs, id, ap_srv_now_ns());
     int state = p ? p->state : RES_FREE, model = p ? p->model : -1;
+    uint64_t batch_id = p ? p->batch_id : 0;
     ap_batcher *b = p ? p->batcher : NULL;
     pthread_mutex_unlock(&rs->mu);
     if (!p)
@@ -494,7 +628,7 @@ static enum MHD_Result result_delete(ap_srv_req *r)
         ap_srv_model *m = s->models[model];
         pthread_rwlock_rdlock(&m->lock);
         if (m->feat == b)
-            ap_batch_cancel(b, id, NULL);
+            ap_batch_cancel(b, batch_id, NULL);
         pthread_rwlock_unlock(&m->lock);
     }
     pthread_mutex_lock(&rs->mu);
@@ -573,6 +707,22 @@ static enum MHD_Result models(ap_srv_req *r)
         model_json(s, &b, s->models[i]);
         ap_jb_puts(&b, ",");
     }
+    /* repository models never loaded (the model cache loads them on use) */
+    pthread_mutex_lock(&s->catalog_mu);
+    for (int i = 0; i < s->ncatalog; i++) {
+        const ap_repo_model *c = &s->catalog[i];
+        if (ap_srv_model_find(s, c->name))
+            continue;
+        ap_jb_puts(&b, "{\"name\": ");
+        ap_jb_str(&b, c->name);
+        ap_jb_puts(&b, ", \"loaded\": false");
+        if (c->ok) {
+            ap_jb_printf(&b, ", \"kind\": \"%s\", \"target\": ", kind_names[c->kind]);
+            ap_jb_str(&b, c->target);
+        }
+        ap_jb_puts(&b, "},");
+    }
+    pthread_mutex_unlock(&s->catalog_mu);
     ap_jb_uncomma(&b);
     ap_jb_puts(&b, "]}\n");
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
@@ -614,8 +764,26 @@ static enum MHD_Result stats(ap_srv_req *r)
     pthread_mutex_lock(&s->results.mu);
     uint64_t evicted = s->results.evicted;
     pthread_mutex_unlock(&s->results.mu);
-    ap_jb_printf(&b, ", \"async_results\": %zu, \"async_evicted\": %" PRIu64 ", \"replay\": ",
+    ap_jb_printf(&b, ", \"async_results\": %zu, \"async_evicted\": %" PRIu64,
               ap_srv_results_count(&s->results), evicted);
+    ap_jb_printf(&b, ", \"model_cache\": {\"capacity\": %d, \"resident\": %d, \"hits\": %" PRIu64
+              ", \"misses\": %" PRIu64 ", \"evictions\": %" PRIu64 ", \"load_failures\": %" PRIu64 "}",
+              s->cfg.model_cache_size, ap_srv_models_resident(s),
+              atomic_load_explicit(&s->cache_hits, memory_order_relaxed),
+              atomic_load_explicit(&s->cache_misses, memory_order_relaxed),
+              atomic_load_explicit(&s->cache_evictions, memory_order_relaxed),
+              atomic_load_explicit(&s->cache_load_failures, memory_order_relaxed));
+    ap_jb_printf(&b, ", \"deadlines\": {\"refused_before\": %" PRIu64 ", \"late_after\": %" PRIu64 "}",
+              atomic_load_explicit(&mt->deadline_before, memory_order_relaxed),
+              atomic_load_explicit(&mt->deadline_after, memory_order_relaxed));
+    if (s->http) {
+        ap_srv_http_stats hs;
+        ap_srv_http_get_stats(s->http, &hs);
+        ap_jb_printf(&b, ", \"connections\": {\"open\": %ld, \"timed_out\": %" PRIu64
+                  ", \"reserve_used\": %" PRIu64 ", \"reserve_refused\": %" PRIu64 "}",
+                  hs.open, hs.timed_out, hs.reserve_used, hs.reserve_refused);
+    }
+    ap_jb_puts(&b, ", \"replay\": ");
     ap_srv_replay_json(s, &b);
     ap_jb_puts(&b, ", \"config\": {");
     for (int i = 0; i < ap_server_config_count(); i++) {
@@ -648,6 +816,8 @@ enum MHD_Result ap_srv_v1_dispatch(ap_srv_req *r)
         return result_delete(r);
     case EP_MODELS:
         return models(r);
+    case EP_SERIES_DELETE:
+        return series_delete(r);
     default:
         return stats(r);
     }

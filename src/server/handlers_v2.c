@@ -6,6 +6,7 @@
  * ensemble: its member predictions). docs/SERVER.md.
  */
 #include <jansson.h>
+#include <float.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -16,11 +17,32 @@
 
 enum { OUT_PRED = 1, OUT_CONF = 2, OUT_OUTS = 4 };
 
-/* The slot named in the URL, read-locked and serving (the version matching
+/* The slot named in the URL, read-locked and serving (loaded on first use
+   when on_demand and not resident; the version matching
    /versions/{v} when given); NULL with the error response queued. */
-static ap_srv_model *served(ap_srv_req *r, enum MHD_Result *ret)
+static ap_srv_model *served(ap_srv_req *r, enum MHD_Result *ret, int on_demand)
 {
-    ap_srv_model *m = ap_srv_model_find(r->srv, r->arg);
+    ap_server *s = r->srv;
+    ap_srv_model *m = ap_srv_model_find(s, r->arg);
+    int loaded = 0;
+    if (m) {
+        pthread_rwlock_rdlock(&m->lock);
+        loaded = m->cur != NULL;
+        pthread_rwlock_unlock(&m->lock);
+    }
+    if (!loaded && on_demand && ap_srv_catalog_has(s, r->arg)) { /* the model cache: load on first use */
+        ap_error err;
+        if (ap_srv_model_ensure(s, r->arg, &err) != AP_OK) {
+            *ret = ap_srv_error(r, err.code == AP_EOVERLOAD || err.code == AP_ERANGE
+                                    ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                                            : MHD_HTTP_INTERNAL_SERVER_ERROR,
+                                "%s", err.msg);
+            return NULL;
+        }
+        m = ap_srv_model_find(s, r->arg);
+    } else if (m && loaded) {
+        ap_srv_model_touch(s, m);
+    }
     if (!m) {
         *ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
         return NULL;
@@ -66,7 +88,7 @@ static enum MHD_Result health(ap_srv_req *r, int ready)
 static enum MHD_Result model_ready(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
-    ap_srv_model *m = served(r, &ret);
+    ap_srv_model *m = served(r, &ret, 0); /* readiness never loads a model */
     if (!m)
         return ret;
     pthread_rwlock_unlock(&m->lock);
@@ -82,7 +104,7 @@ static enum MHD_Result model_ready(ap_srv_req *r)
 static enum MHD_Result model_meta(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
-    ap_srv_model *m = served(r, &ret);
+    ap_srv_model *m = served(r, &ret, 1);
     if (!m)
         return ret;
     ap_srv_version *v = m->cur;
@@ -129,8 +151,19 @@ static int number_into(json_t *v, int fp32, double *out)
     if (!json_is_number(v))
         return -1;
     double x = json_number_value(v);
+    if (fp32 && isinf((float)x))
+        return -2; /* would silently become an infinity */
     *out = fp32 ? (double)(float)x : x;
     return 0;
+}
+
+static void number_error(int rc, json_t *v, char *why, size_t whysize, const char *where)
+{
+    if (rc == -2)
+        snprintf(why, whysize, "'data'%s = %.17g is beyond the FP32 range (|x| <= %.9g)",
+                 where, json_number_value(v), (double)FLT_MAX);
+    else
+        snprintf(why, whysize, "'data'%s is not a number", where);
 }
 
 /* Fill X (n * f values) from data, flat or nested [n][f]. */
@@ -153,11 +186,16 @@ static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, ch
                 snprintf(why, whysize, "'data' row %zu must be an array of %zu numbers", i, f);
                 return -1;
             }
-            for (size_t k = 0; k < f; k++)
-                if (number_into(json_array_get(row, k), fp32, &X[i * f + k])) {
-                    snprintf(why, whysize, "'data'[%zu][%zu] is not a number", i, k);
+            for (size_t k = 0; k < f; k++) {
+                json_t *v = json_array_get(row, k);
+                int rc = number_into(v, fp32, &X[i * f + k]);
+                if (rc) {
+                    char where[48];
+                    snprintf(where, sizeof where, "[%zu][%zu]", i, k);
+                    number_error(rc, v, why, whysize, where);
                     return -1;
                 }
+            }
         }
         return 0;
     }
@@ -166,11 +204,16 @@ static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, ch
                  n * f);
         return -1;
     }
-    for (size_t i = 0; i < len; i++)
-        if (number_into(json_array_get(data, i), fp32, &X[i])) {
-            snprintf(why, whysize, "'data'[%zu] is not a number", i);
+    for (size_t i = 0; i < len; i++) {
+        json_t *v = json_array_get(data, i);
+        int rc = number_into(v, fp32, &X[i]);
+        if (rc) {
+            char where[32];
+            snprintf(where, sizeof where, "[%zu]", i);
+            number_error(rc, v, why, whysize, where);
             return -1;
         }
+    }
     return 0;
 }
 
@@ -268,6 +311,11 @@ static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t sm
 static enum MHD_Result infer(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
+    /* the server's deadline, from the request's arrival; a request that
+       already waited past it is refused before its body is parsed */
+    r->deadline_ns = r->t0_ns + (uint64_t)(r->srv->cfg.inference_timeout * 1e9);
+    if (ap_srv_past_deadline(r, ap_srv_now_ns()))
+        return ap_srv_deadline_error(r, "before");
     json_error_t je;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
@@ -277,7 +325,7 @@ static enum MHD_Result infer(ap_srv_req *r)
         json_decref(j);
         return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
     }
-    ap_srv_model *m = served(r, &ret);
+    ap_srv_model *m = served(r, &ret, 1);
     if (!m) {
         json_decref(j);
         return ret;
@@ -294,7 +342,7 @@ static enum MHD_Result infer(ap_srv_req *r)
     ap_srv_version_ref(m->cur);
     r->ver = m->cur;
     r->version = m->cur->info.version;
-    int answered = ap_srv_start_inference(r, m->raw, m->cur, X, n, 0, 1);
+    int answered = ap_srv_start_inference(r, m->raw, m->cur, X, n, 1);
     pthread_rwlock_unlock(&m->lock);
     if (X != small)
         free(X);
@@ -323,8 +371,12 @@ static void column(jbuf *b, const char *name, const double *out, size_t nrows, s
 
 enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
 {
+    if (r->status == AP_ETIMEDOUT)
+        return ap_srv_deadline_error(r, "before");
+    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_srv_now_ns()))
+        return ap_srv_deadline_error(r, "after");
     if (r->status)
-        return ap_srv_error(r, ap_srv_http_status(r->status), "%s", r->msg);
+        return ap_srv_error(r, ap_srv_compute_status(r->status), "%s", r->msg);
     char store[2048];
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
@@ -349,25 +401,73 @@ enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
 
 /* ---- repository extension ------------------------------------------------------- */
 
+/* Every model of the repository (read again now) and every model served:
+   READY with its version, or UNAVAILABLE with the reason (the last failed
+   load, "not loaded" when none was tried or it was unloaded). The body may
+   be {"ready": true}: only the ready ones. */
 static enum MHD_Result repo_index(ap_srv_req *r)
 {
     ap_server *s = r->srv;
+    int only_ready = 0;
+    if (r->len) {
+        json_error_t je;
+        json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
+        json_t *rd = json_object_get(j, "ready");
+        int bad = !json_is_object(j) || (rd && !json_is_boolean(rd)) ||
+                  json_object_size(j) > (rd ? 1u : 0u);
+        only_ready = rd && json_is_true(rd);
+        json_decref(j);
+        if (bad)
+            return ap_srv_error(r, MHD_HTTP_BAD_REQUEST,
+                                "index body must be {} or {\"ready\": true|false}");
+    }
+    pthread_mutex_lock(&s->admin);
+    ap_srv_catalog_refresh(s);
+    pthread_mutex_unlock(&s->admin);
     jbuf b;
     ap_jb_init(&b, NULL, 0);
     ap_jb_puts(&b, "[");
-    int n = atomic_load(&s->nmodels);
-    for (int i = 0; i < n; i++) {
-        ap_srv_model *m = s->models[i];
-        pthread_rwlock_rdlock(&m->lock);
-        uint32_t v = m->cur ? m->cur->info.version : 0;
-        pthread_rwlock_unlock(&m->lock);
+    pthread_mutex_lock(&s->catalog_mu);
+    int nc = s->ncatalog;
+    for (int i = 0; i <= nc + atomic_load(&s->nmodels); i++) {
+        /* the catalog, then served models no longer in the repository */
+        const char *name;
+        if (i < nc)
+            name = s->catalog[i].name;
+        else if (i - nc < atomic_load(&s->nmodels)) {
+            name = s->models[i - nc]->name;
+            int seen = 0;
+            for (int k = 0; k < nc && !seen; k++)
+                seen = !strcmp(s->catalog[k].name, name);
+            if (seen)
+                continue;
+        } else
+            break;
+        ap_srv_model *m = ap_srv_model_find(s, name);
+        uint32_t v = 0;
+        if (m) {
+            pthread_rwlock_rdlock(&m->lock);
+            v = m->cur ? m->cur->info.version : 0;
+            pthread_rwlock_unlock(&m->lock);
+        }
+        if (only_ready && !v)
+            continue;
         ap_jb_puts(&b, "{\"name\": ");
-        ap_jb_str(&b, m->name);
-        if (v)
+        ap_jb_str(&b, name);
+        if (v) {
             ap_jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
-        else
-            ap_jb_puts(&b, ", \"state\": \"UNAVAILABLE\"},");
+            continue;
+        }
+        char why[AP_ERROR_MSG_MAX];
+        if (!ap_registry_failure(s->reg, name, why, sizeof why))
+            snprintf(why, sizeof why, "%s", i < nc && !s->catalog[i].ok
+                                                ? "manifest.json cannot be read or parsed"
+                                                : "not loaded");
+        ap_jb_puts(&b, ", \"state\": \"UNAVAILABLE\", \"reason\": ");
+        ap_jb_str(&b, why);
+        ap_jb_puts(&b, "},");
     }
+    pthread_mutex_unlock(&s->catalog_mu);
     ap_jb_uncomma(&b);
     ap_jb_puts(&b, "]\n");
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
@@ -409,7 +509,9 @@ static enum MHD_Result repo_load(ap_srv_req *r, int load)
     ap_srv_model *m = ap_srv_model_find(s, r->arg);
     r->model = m ? m->index : -1;
     if (rc) {
-        int code = rc == AP_ENOTFOUND || rc == AP_EIO ? MHD_HTTP_NOT_FOUND : MHD_HTTP_BAD_REQUEST;
+        int code = rc == AP_ENOTFOUND || rc == AP_EIO ? MHD_HTTP_NOT_FOUND
+                   : rc == AP_EOVERLOAD || rc == AP_ERANGE ? MHD_HTTP_SERVICE_UNAVAILABLE
+                                                       : MHD_HTTP_BAD_REQUEST;
         return ap_srv_error(r, code, "%s", err.msg);
     }
     char store[160];

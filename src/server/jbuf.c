@@ -69,7 +69,8 @@ void ap_jb_printf(jbuf *b, const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     size_t room = b->cap > b->len ? b->cap - b->len : 0;
-    int n = b->failed ? -1 : vsnprintf(b->p + b->len, room, fmt, ap);
+    /* no storage yet (a heap buffer before its first write): measure only */
+    int n = b->failed ? -1 : vsnprintf(room ? b->p + b->len : NULL, room, fmt, ap);
     va_end(ap);
     if (n < 0)
         return;

@@ -4,6 +4,7 @@
  * batchers' and the registry's own statistics read at scrape time.
  */
 #include "server/server_internal.h"
+#include "server/http.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -22,7 +23,7 @@ static const char *ep_names[EP_COUNT] = {
     "root",          "candles",       "predict_pattern", "predict_regime", "predict_ensemble",
     "results_get",   "results_delete", "models",         "stats",          "v2_health_live",
     "v2_health_ready", "v2_server",   "v2_model_metadata", "v2_model_ready", "v2_infer",
-    "v2_repository_index", "v2_repository_load", "v2_repository_unload", "metrics", "unknown"};
+    "v2_repository_index", "v2_repository_load", "v2_repository_unload", "metrics", "series_delete", "unknown"};
 
 const char *ap_srv_endpoint_name(int ep)
 {
@@ -286,6 +287,51 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
     head(b, "alphapulse_http_request_body_bytes_total", "counter", "request body bytes received");
     ap_jb_printf(b, "alphapulse_http_request_body_bytes_total %llu\n",
               (unsigned long long)ld(&m->body_bytes));
+
+    head(b, "alphapulse_model_cache_capacity", "gauge", "model_cache_size: models kept loaded");
+    ap_jb_printf(b, "alphapulse_model_cache_capacity %d\n", s->cfg.model_cache_size);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } cache[] = {
+        {"alphapulse_model_cache_hits_total", "requests that found their model loaded",
+         offsetof(ap_server, cache_hits)},
+        {"alphapulse_model_cache_misses_total", "requests that loaded their model on first use",
+         offsetof(ap_server, cache_misses)},
+        {"alphapulse_model_cache_evictions_total", "models unloaded to make room (least recently used)",
+         offsetof(ap_server, cache_evictions)},
+        {"alphapulse_model_cache_load_failures_total", "loads on first use that failed",
+         offsetof(ap_server, cache_load_failures)},
+    };
+    for (size_t k = 0; k < sizeof cache / sizeof cache[0]; k++) {
+        head(b, cache[k].name, "counter", cache[k].help);
+        ap_jb_printf(b, "%s %llu\n", cache[k].name,
+                     (unsigned long long)ld((_Atomic uint64_t *)((char *)s + cache[k].off)));
+    }
+    head(b, "alphapulse_deadline_exceeded_total", "counter",
+         "inference requests answered 504: deadline passed before they ran, or they finished late");
+    ap_jb_printf(b, "alphapulse_deadline_exceeded_total{when=\"before\"} %llu\n"
+                 "alphapulse_deadline_exceeded_total{when=\"after\"} %llu\n",
+                 (unsigned long long)ld(&m->deadline_before),
+                 (unsigned long long)ld(&m->deadline_after));
+    if (s->http) {
+        ap_srv_http_stats hs;
+        ap_srv_http_get_stats(s->http, &hs);
+        head(b, "alphapulse_http_connections", "gauge", "connections open now");
+        ap_jb_printf(b, "alphapulse_http_connections %ld\n", hs.open);
+        head(b, "alphapulse_http_request_receive_timeouts_total", "counter",
+             "connections closed: request headers and body took longer than request_timeout");
+        ap_jb_printf(b, "alphapulse_http_request_receive_timeouts_total %llu\n",
+                     (unsigned long long)hs.timed_out);
+        head(b, "alphapulse_http_reserve_connections_total", "counter",
+             "connections accepted beyond max_connections (health checks and metrics only)");
+        ap_jb_printf(b, "alphapulse_http_reserve_connections_total %llu\n",
+                     (unsigned long long)hs.reserve_used);
+        head(b, "alphapulse_http_reserve_refused_total", "counter",
+             "requests on reserve connections refused (not health or metrics)");
+        ap_jb_printf(b, "alphapulse_http_reserve_refused_total %llu\n",
+                     (unsigned long long)hs.reserve_refused);
+    }
 
     head(b, "alphapulse_models_loaded", "gauge", "models served now");
     ap_jb_printf(b, "alphapulse_models_loaded %d\n", ap_server_models_loaded(s));

@@ -220,60 +220,271 @@ static int serve_loaded(ap_server *s, const char *name, ap_error *err)
     return rc ? rc : install(s, m, v, err);
 }
 
-int ap_srv_model_load(ap_server *s, const char *name, uint32_t version, ap_error *err)
+static void unserve(ap_srv_model *m);
+
+/* ---- the model cache ---------------------------------------------------------- */
+
+void ap_srv_model_touch(ap_server *s, ap_srv_model *m)
 {
-    pthread_mutex_lock(&s->admin);
-    int rc = ap_registry_load(s->reg, name, version, err);
+    uint64_t t = atomic_fetch_add_explicit(&s->use_tick, 1, memory_order_relaxed) + 1;
+    atomic_store_explicit(&m->last_used, t, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->cache_hits, 1, memory_order_relaxed);
+}
+
+int ap_srv_models_resident(ap_server *s)
+{
+    return ap_server_models_loaded(s); /* resident = loaded and served */
+}
+
+void ap_srv_catalog_refresh(ap_server *s)
+{
+    ap_repo_model *list = NULL;
+    int n = 0;
+    ap_error e;
+    if (ap_registry_list(s->reg, &list, &n, &e) != AP_OK) {
+        ap_srv_log(s, "repository: %s", e.msg);
+        return; /* keep the catalog we have */
+    }
+    pthread_mutex_lock(&s->catalog_mu);
+    ap_repo_model *old = s->catalog;
+    s->catalog = list;
+    s->ncatalog = n;
+    pthread_mutex_unlock(&s->catalog_mu);
+    ap_registry_listing_free(old);
+}
+
+/* A model unloaded by request stays unloaded until a load request. */
+static int held_out(ap_server *s, const char *name)
+{
+    ap_srv_model *m = ap_srv_model_find(s, name);
+    return m && atomic_load(&m->held_out);
+}
+
+int ap_srv_catalog_has(ap_server *s, const char *name)
+{
+    if (held_out(s, name))
+        return 0;
+    int found = 0;
+    pthread_mutex_lock(&s->catalog_mu);
+    for (int i = 0; i < s->ncatalog && !found; i++)
+        found = !strcmp(s->catalog[i].name, name);
+    pthread_mutex_unlock(&s->catalog_mu);
+    return found;
+}
+
+static int resident(ap_server *s, const char *name)
+{
+    ap_srv_model *m = ap_srv_model_find(s, name);
+    if (!m)
+        return 0;
+    pthread_rwlock_rdlock(&m->lock);
+    int r = m->cur != NULL;
+    pthread_rwlock_unlock(&m->lock);
+    return r;
+}
+
+int ap_srv_catalog_match(ap_server *s, int kind, const char *target, char *out, size_t size)
+{
+    int found = 0;
+    pthread_mutex_lock(&s->catalog_mu);
+    for (int i = 0; i < s->ncatalog && !found; i++) {
+        const ap_repo_model *c = &s->catalog[i];
+        if (c->ok && (int)c->kind == kind && (!target || !strcmp(c->target, target)) &&
+            !resident(s, c->name) && !held_out(s, c->name)) {
+            snprintf(out, size, "%s", c->name);
+            found = 1;
+        }
+    }
+    pthread_mutex_unlock(&s->catalog_mu);
+    return found;
+}
+
+/* Under admin: 1 when a resident ensemble uses the model of slot m. */
+static int needed_by_ensemble(ap_server *s, const ap_srv_model *m)
+{
+    int n = atomic_load(&s->nmodels);
+    for (int i = 0; i < n; i++) {
+        const ap_srv_version *v = s->models[i]->cur; /* admin: no swap under us */
+        if (!v || v->info.kind != AP_MODEL_ENSEMBLE)
+            continue;
+        for (int k = 0; k < v->info.num_inputs; k++) {
+            const char *nm = ap_model_input_name(v->m, k);
+            if (nm && !strcmp(nm, m->name))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* Under admin: unload least recently used resident models until `need`
+   more fit, sparing the names in keep (an ensemble's members being loaded). */
+static int make_room(ap_server *s, int need, char (*keep)[65], int nkeep, const char *who,
+                     ap_error *err)
+{
+    int cap = s->cfg.model_cache_size;
+    if (need > cap)
+        return ap_error_set(err, AP_ERANGE, "model %s needs %d models resident at once, more "
+                            "than model_cache_size (%d)", who, need, cap);
+    while (ap_srv_models_resident(s) + need > cap) {
+        int n = atomic_load(&s->nmodels);
+        ap_srv_model *victim = NULL;
+        uint64_t oldest = UINT64_MAX;
+        for (int i = 0; i < n; i++) {
+            ap_srv_model *m = s->models[i];
+            if (!m->cur || needed_by_ensemble(s, m))
+                continue;
+            int kept = 0;
+            for (int k = 0; k < nkeep && !kept; k++)
+                kept = !strcmp(keep[k], m->name);
+            uint64_t t = atomic_load_explicit(&m->last_used, memory_order_relaxed);
+            if (!kept && t < oldest) {
+                oldest = t;
+                victim = m;
+            }
+        }
+        if (!victim)
+            return ap_error_set(err, AP_EOVERLOAD, "model cache is full (model_cache_size = %d) "
+                                "and every resident model is needed by a resident ensemble: "
+                                "cannot load %s", cap, who);
+        ap_error e;
+        if (ap_registry_unload(s->reg, victim->name, &e) != AP_OK)
+            return ap_error_set(err, AP_EOVERLOAD, "cannot unload %s to make room for %s: %s",
+                                victim->name, who, e.msg);
+        unserve(victim);
+        atomic_fetch_add_explicit(&s->cache_evictions, 1, memory_order_relaxed);
+        ap_srv_log(s, "model cache: unloaded %s (least recently used) to load %s",
+                   victim->name, who);
+    }
+    return AP_OK;
+}
+
+/* Under admin: load name (version 0: by policy) with room made for it and,
+   for an ensemble, for its members (loaded first). */
+static int load_locked(ap_server *s, const char *name, uint32_t version, ap_error *err)
+{
+    char members[AP_REGISTRY_MAX_MODELS][65];
+    int nm = 0;
+    int rc = ap_registry_members(s->reg, name, version, members, AP_REGISTRY_MAX_MODELS, &nm,
+                                 err);
+    if (rc == AP_ENOTFOUND || rc == AP_EIO) /* let the load say what is wrong */
+        nm = 0;
+    else if (rc != AP_OK)
+        return rc;
+    /* an ensemble and all its members are resident together, or it cannot
+       predict: refuse at once when the whole set exceeds the cache */
+    if (1 + nm > s->cfg.model_cache_size)
+        return ap_error_set(err, AP_ERANGE, "model %s needs %d models resident at once (itself "
+                            "and %d members), more than model_cache_size (%d)", name, 1 + nm, nm,
+                            s->cfg.model_cache_size);
+    int need = resident(s, name) ? 0 : 1;
+    for (int k = 0; k < nm; k++)
+        need += !resident(s, members[k]);
+    if (need && (rc = make_room(s, need, members, nm, name, err)) != AP_OK)
+        return rc;
+    for (int k = 0; k < nm; k++) {
+        if (resident(s, members[k]))
+            continue;
+        ap_error e;
+        if ((rc = ap_registry_load(s->reg, members[k], 0, &e)) != AP_OK ||
+            (rc = serve_loaded(s, members[k], &e)) != AP_OK)
+            return ap_error_set(err, rc, "%s: member %s: %s", name, members[k], e.msg);
+        ap_srv_model *m = ap_srv_model_find(s, members[k]);
+        if (m) {
+            atomic_store(&m->last_used, atomic_fetch_add(&s->use_tick, 1) + 1);
+            atomic_store(&m->held_out, 0); /* an ensemble that needs it brought it back */
+        }
+    }
+    rc = ap_registry_load(s->reg, name, version, err);
     if (!rc)
         rc = serve_loaded(s, name, err);
-    pthread_mutex_unlock(&s->admin);
+    ap_srv_model *m = rc ? NULL : ap_srv_model_find(s, name);
+    if (m)
+        atomic_store(&m->last_used, atomic_fetch_add(&s->use_tick, 1) + 1);
     return rc;
 }
 
-static void unserve(ap_srv_model *m);
+int ap_srv_model_ensure(ap_server *s, const char *name, ap_error *err)
+{
+    atomic_fetch_add_explicit(&s->cache_misses, 1, memory_order_relaxed);
+    pthread_mutex_lock(&s->admin);
+    int rc = resident(s, name) ? AP_OK : load_locked(s, name, 0, err);
+    pthread_mutex_unlock(&s->admin);
+    if (rc) {
+        atomic_fetch_add_explicit(&s->cache_load_failures, 1, memory_order_relaxed);
+        ap_srv_log(s, "model %s: load on first use failed: %s", name, err->msg);
+    }
+    return rc;
+}
+
+int ap_srv_model_load(ap_server *s, const char *name, uint32_t version, ap_error *err)
+{
+    pthread_mutex_lock(&s->admin);
+    int rc = load_locked(s, name, version, err);
+    ap_srv_model *m = rc ? NULL : ap_srv_model_find(s, name);
+    if (m)
+        atomic_store(&m->held_out, 0);
+    ap_srv_catalog_refresh(s);
+    pthread_mutex_unlock(&s->admin);
+    return rc;
+}
 
 int ap_srv_model_unload(ap_server *s, const char *name, ap_error *err)
 {
     pthread_mutex_lock(&s->admin);
     int rc = ap_registry_unload(s->reg, name, err);
     ap_srv_model *m = rc ? NULL : ap_srv_model_find(s, name);
-    if (m)
+    if (m) {
         unserve(m);
+        atomic_store(&m->held_out, 1);
+    }
     pthread_mutex_unlock(&s->admin);
     return rc;
 }
 
-typedef struct load_report {
-    ap_server *s;
-    int refused;
-} load_report;
-
-static void on_loaded(void *ctx, const char *name, const ap_model *m, const ap_error *err)
-{
-    load_report *lr = ctx;
-    if (!m) {
-        lr->refused++;
-        ap_srv_log(lr->s, "model %s refused: %s", name, err->msg);
-    }
-}
-
+/* Start-up: every repository model while the cache has room, models before
+   the ensembles that combine them; the rest load on first use. */
 int ap_srv_models_load_all(ap_server *s, ap_error *err)
 {
-    load_report lr = {s, 0};
+    ap_repo_model *list;
+    int n;
+    int rc = ap_registry_list(s->reg, &list, &n, err);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&s->admin);
-    int rc = ap_registry_load_all(s->reg, on_loaded, &lr, err);
-    for (int i = 0; rc >= 0 && i < ap_registry_count(s->reg); i++) {
-        const char *name = ap_registry_name(s->reg, i);
-        ap_error e;
-        ap_model *probe;
-        if (ap_registry_acquire(s->reg, name, &probe, &e) != AP_OK)
-            continue; /* refused: reported above */
-        ap_model_release(probe);
-        if (serve_loaded(s, name, &e) != AP_OK)
-            ap_srv_log(s, "model %s: cannot serve: %s", name, e.msg);
-    }
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n; i++) {
+            int ens = list[i].ok && list[i].kind == AP_MODEL_ENSEMBLE;
+            if (ens != pass)
+                continue;
+            if (ap_srv_models_resident(s) >= s->cfg.model_cache_size) {
+                ap_srv_log(s, "model %s: not loaded at start (model_cache_size = %d is full); "
+                           "it loads on first use", list[i].name, s->cfg.model_cache_size);
+                continue;
+            }
+            ap_error e;
+            char members[AP_REGISTRY_MAX_MODELS][65];
+            int nm = 0;
+            int ok = 1;
+            if (ens && ap_registry_members(s->reg, list[i].name, 0, members,
+                                           AP_REGISTRY_MAX_MODELS, &nm, &e) == AP_OK)
+                for (int k = 0; k < nm; k++)
+                    ok &= resident(s, members[k]);
+            if (!ok) { /* a member did not load: the registry says which */
+                if (ap_registry_load(s->reg, list[i].name, 0, &e) != AP_OK)
+                    ap_srv_log(s, "model %s refused: %s", list[i].name, e.msg);
+                continue;
+            }
+            if (ap_registry_load(s->reg, list[i].name, 0, &e) != AP_OK)
+                ap_srv_log(s, "model %s refused: %s", list[i].name, e.msg);
+            else if (serve_loaded(s, list[i].name, &e) != AP_OK)
+                ap_srv_log(s, "model %s: cannot serve: %s", list[i].name, e.msg);
+        }
+    pthread_mutex_lock(&s->catalog_mu);
+    s->catalog = list;
+    s->ncatalog = n;
+    pthread_mutex_unlock(&s->catalog_mu);
     pthread_mutex_unlock(&s->admin);
-    return rc < 0 ? rc : AP_OK;
+    return AP_OK;
 }
 
 /* Stop serving every model; slots stay (requests may still look them up). */
@@ -307,4 +518,7 @@ void ap_srv_models_free(ap_server *s)
         s->models[i] = NULL;
     }
     atomic_store(&s->nmodels, 0);
+    ap_registry_listing_free(s->catalog);
+    s->catalog = NULL;
+    s->ncatalog = 0;
 }

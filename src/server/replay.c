@@ -9,9 +9,12 @@
  * there is a price jump at the seam). With replay_speed 0 every file is fed
  * once as fast as possible and the thread ends.
  *
- * Bars go through ap_srv_ingest, the same per-series lock as POST /v1/candles, so
- * a client may also post to a replayed series (bars older than the last one
- * are then refused, as always).
+ * Bars go through ap_srv_ingest, as POST /v1/candles does (the store
+ * serialises appends to a series itself), so a client may also post to a
+ * replayed series (bars older than the last one are then refused, as
+ * always). Replayed times are not held to max_future_s: a file is history,
+ * and replay_loop shifts it forward on purpose. A replayed series deleted by
+ * DELETE /v1/series stops taking bars (each is counted as rejected).
  */
 #include "server/server_internal.h"
 
@@ -23,11 +26,7 @@
 
 int ap_srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err)
 {
-    uintptr_t h = (uintptr_t)series;
-    pthread_mutex_t *mu = &s->ingest[(h >> 6) % SRV_INGEST_LOCKS];
-    pthread_mutex_lock(mu);
     int rc = ap_series_append(series, bar, err);
-    pthread_mutex_unlock(mu);
     atomic_fetch_add_explicit(rc ? &s->metrics->bars_rejected : &s->metrics->bars_ingested, 1,
                               memory_order_relaxed);
     return rc;

@@ -1,14 +1,21 @@
 /*
- * The async result store: a ring of model_cache_size entries (the oldest is
+ * The async result store: a ring of max_async_results entries (the oldest is
  * overwritten when full, pending or not: a request whose entry was evicted
- * still runs, its result is dropped) with a chained hash index by id.
- * Completed entries expire result_ttl after completion. One mutex; every
- * operation is O(1) apart from a hash chain walk.
+ * still runs, its result is dropped) with two chained hash indexes, by the
+ * public request id (what clients hold) and by the batcher's request id
+ * (what completions carry). Completed entries expire result_ttl after
+ * completion. One mutex; every operation is O(1) apart from a chain walk.
+ *
+ * Public ids are unguessable: 64 random bits from getrandom(2), never 0 and
+ * never the id of an entry the store holds (drawn again on a clash), so a
+ * client cannot read or delete another client's result by counting. The
+ * batcher's ids, which do count up, never leave the server on this path.
  */
 #include "server/server_internal.h"
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "common/error.h"
 
@@ -20,13 +27,16 @@ int ap_srv_results_init(ap_srv_results *rs, size_t cap, uint64_t ttl_ns, ap_erro
         nb *= 2;
     rs->e = calloc(cap, sizeof *rs->e);
     rs->buckets = malloc(nb * sizeof *rs->buckets);
-    if (!rs->e || !rs->buckets) {
+    rs->bbuckets = malloc(nb * sizeof *rs->bbuckets);
+    if (!rs->e || !rs->buckets || !rs->bbuckets) {
         free(rs->e);
         free(rs->buckets);
+        free(rs->bbuckets);
+        rs->e = NULL;
         return ap_error_set(err, AP_ENOMEM, "result store: out of memory for %zu entries", cap);
     }
     for (size_t i = 0; i < nb; i++)
-        rs->buckets[i] = -1;
+        rs->buckets[i] = rs->bbuckets[i] = -1;
     rs->cap = cap;
     rs->nbuckets = nb;
     rs->ttl_ns = ttl_ns;
@@ -43,6 +53,7 @@ void ap_srv_results_free(ap_srv_results *rs)
     pthread_mutex_destroy(&rs->mu);
     free(rs->e);
     free(rs->buckets);
+    free(rs->bbuckets);
     rs->e = NULL;
 }
 
@@ -54,49 +65,86 @@ static size_t bucket_of(const ap_srv_results *rs, uint64_t id)
     return (size_t)(id & (rs->nbuckets - 1));
 }
 
+static void unlink_chain(ap_srv_results *rs, int32_t *head, int32_t idx, int by_batch)
+{
+    int32_t *p = head;
+    while (*p != -1 && *p != idx)
+        p = by_batch ? &rs->e[*p].bnext : &rs->e[*p].next;
+    if (*p == idx)
+        *p = by_batch ? rs->e[idx].bnext : rs->e[idx].next;
+}
+
 void ap_srv_results_remove_locked(ap_srv_results *rs, ap_srv_result *e)
 {
     if (e->state == RES_FREE)
         return;
-    int32_t *p = &rs->buckets[bucket_of(rs, e->id)];
     int32_t idx = (int32_t)(e - rs->e);
-    while (*p != -1 && *p != idx)
-        p = &rs->e[*p].next;
-    if (*p == idx)
-        *p = e->next;
+    unlink_chain(rs, &rs->buckets[bucket_of(rs, e->id)], idx, 0);
+    unlink_chain(rs, &rs->bbuckets[bucket_of(rs, e->batch_id)], idx, 1);
     e->state = RES_FREE;
     ap_srv_version_unref(e->ver);
     e->ver = NULL;
 }
 
-ap_srv_result *ap_srv_results_insert_locked(ap_srv_results *rs, uint64_t id)
+/* A live entry with public id `id`, expired or not. */
+static ap_srv_result *lookup(ap_srv_results *rs, uint64_t id)
+{
+    for (int32_t i = rs->buckets[bucket_of(rs, id)]; i != -1; i = rs->e[i].next)
+        if (rs->e[i].id == id)
+            return &rs->e[i];
+    return NULL;
+}
+
+/* 64 random bits; a clock-based mix only if the kernel has no entropy to give
+   (getrandom blocks only before the pool is first initialised, at boot). */
+static uint64_t random_id(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
+        v = ap_srv_now_ns() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&v;
+    return v;
+}
+
+ap_srv_result *ap_srv_results_insert_locked(ap_srv_results *rs, uint64_t batch_id)
 {
     ap_srv_result *e = &rs->e[rs->head++ % rs->cap];
     if (e->state != RES_FREE) {
         rs->evicted++;
         ap_srv_results_remove_locked(rs, e);
     }
+    uint64_t id;
+    do
+        id = random_id();
+    while (id == 0 || lookup(rs, id));
     memset(e, 0, sizeof *e);
     e->id = id;
+    e->batch_id = batch_id;
     e->state = RES_PENDING;
+    int32_t idx = (int32_t)(e - rs->e);
     size_t b = bucket_of(rs, id);
     e->next = rs->buckets[b];
-    rs->buckets[b] = (int32_t)(e - rs->e);
+    rs->buckets[b] = idx;
+    b = bucket_of(rs, batch_id);
+    e->bnext = rs->bbuckets[b];
+    rs->bbuckets[b] = idx;
     return e;
 }
 
 ap_srv_result *ap_srv_results_find_locked(ap_srv_results *rs, uint64_t id, uint64_t now_ns)
 {
-    for (int32_t i = rs->buckets[bucket_of(rs, id)]; i != -1; i = rs->e[i].next) {
-        ap_srv_result *e = &rs->e[i];
-        if (e->id != id)
-            continue;
-        if (e->state != RES_PENDING && now_ns - e->t_done_ns > rs->ttl_ns) {
-            ap_srv_results_remove_locked(rs, e);
-            return NULL;
-        }
-        return e;
+    ap_srv_result *e = lookup(rs, id);
+    if (e && e->state != RES_PENDING && now_ns - e->t_done_ns > rs->ttl_ns) {
+        ap_srv_results_remove_locked(rs, e);
+        return NULL;
     }
+    return e;
+}
+
+ap_srv_result *ap_srv_results_find_batch_locked(ap_srv_results *rs, uint64_t batch_id)
+{
+    for (int32_t i = rs->bbuckets[bucket_of(rs, batch_id)]; i != -1; i = rs->e[i].bnext)
+        if (rs->e[i].batch_id == batch_id)
+            return &rs->e[i];
     return NULL;
 }
 

@@ -1,20 +1,23 @@
 /*
- * The server's life cycle and its HTTP front: libmicrohttpd, routing, request
- * bodies, responses.
+ * The server's life cycle and the transport-neutral half of a request:
+ * routing, bodies, responses, the inference hand-off, deadlines. The
+ * libmicrohttpd side is http.c (which also explains the event loops); the
+ * handlers are handlers_v1.c and handlers_v2.c.
  *
- * Threads: libmicrohttpd runs an epoll thread pool (http_threads); inference
- * runs on the ap_workers pool, or on the HTTP thread itself when the model's
- * batcher is idle (caller_runs). An HTTP thread never waits for another
- * thread's batch: a request that needs an inference submits it to the
- * model's batcher. If the submit ran the batch here, the handler answers at
- * once; otherwise it suspends the connection (MHD_suspend_connection) and
- * the batcher's completion callback, on whichever thread ran the batch,
- * resumes it, and the HTTP thread then writes the response. The suspend
- * comes after the submit (no epoll changes when the batch ran here), so the
- * completion and the suspend meet in an atomic handshake (ap_srv_req.wait): a
- * resume of a connection that is not suspended yet would be lost.
+ * An inference: the handler submits the request's rows to the model's
+ * batcher. Under an event loop (r->pass) the submit is deferred and the
+ * loop runs what its pass gathered as one batch when the pass ends; without
+ * one, a submit that finds the batcher idle runs the batch on this thread
+ * (caller_runs). If the result is already there when the submit returns,
+ * the handler answers at once; otherwise it suspends the connection and the
+ * batcher's completion callback, on whichever thread ran the batch, resumes
+ * it, and the transport then calls ap_srv_req_resumed. The suspend comes
+ * after the submit, so the completion and the suspend meet in an atomic
+ * handshake (ap_srv_req.wait): a resume of a connection that is not
+ * suspended yet would be lost.
  */
 #include "server/server_internal.h"
+#include "server/http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -49,19 +52,6 @@ void ap_srv_log(ap_server *s, const char *fmt, ...)
     s->log(s->log_ctx, msg);
 }
 
-static void mhd_logger(void *cls, const char *fmt, va_list ap)
-{
-    ap_server *s = cls;
-    if (!s->log)
-        return;
-    char msg[1024];
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    size_t n = strlen(msg);
-    while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-        msg[--n] = 0;
-    ap_srv_log(s, "http: %s", msg);
-}
-
 /* ---- responses -------------------------------------------------------------- */
 
 int ap_srv_http_status(int ap_code)
@@ -85,32 +75,33 @@ int ap_srv_http_status(int ap_code)
     }
 }
 
+/* The status of an accepted, validated request whose inference failed: the
+   queue's refusals keep their meaning; anything else is the model failing
+   on input it declared it takes (ONNX Runtime refusing a value, say), a
+   server-side failure the client cannot fix by changing the request. */
+int ap_srv_compute_status(int ap_code)
+{
+    switch (ap_code) {
+    case AP_ETIMEDOUT:
+    case AP_EOVERLOAD:
+    case AP_ECANCELLED:
+    case AP_ENOTFOUND:
+        return ap_srv_http_status(ap_code);
+    default:
+        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    }
+}
+
 enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype)
 {
     ap_server *s = r->srv;
-    struct MHD_Response *resp;
-    if (body->failed) {
-        static const char oom[] = "{\"error\": \"out of memory writing the response\"}";
+    int close = r->close || atomic_load_explicit(&s->draining, memory_order_relaxed);
+    int failed = body->failed;
+    enum MHD_Result ret = r->io->respond(r->conn, (unsigned)code, body, ctype, close);
+    if (failed)
         code = MHD_HTTP_INTERNAL_SERVER_ERROR;
-        resp = MHD_create_response_from_buffer(sizeof oom - 1, (void *)oom,
-                                               MHD_RESPMEM_PERSISTENT);
-        ctype = NULL;
-    } else if (body->heap) { /* hand the heap buffer over instead of copying it */
-        resp = MHD_create_response_from_buffer(body->len, body->p, MHD_RESPMEM_MUST_FREE);
-        if (resp)
-            body->heap = 0, body->p = NULL;
-    } else
-        resp = MHD_create_response_from_buffer(body->len, body->p, MHD_RESPMEM_MUST_COPY);
-    ap_jb_free(body);
-    if (!resp)
-        return MHD_NO;
-    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-                            ctype ? ctype : "application/json");
-    if (atomic_load_explicit(&s->draining, memory_order_relaxed))
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(r->conn, (unsigned)code, resp);
-    MHD_destroy_response(resp);
-    uint64_t lat = ap_srv_now_ns() - r->t0_ns;
+    uint64_t now = ap_srv_now_ns();
+    uint64_t lat = now > r->t0_ns ? now - r->t0_ns : 0;
     ap_srv_metrics_record(s->metrics, r->model, r->ep, code, lat);
     if (s->cfg.access_log)
         ap_srv_log(s, "%s %s %d %.3f ms", r->method, r->url, code, (double)lat / 1e6);
@@ -157,16 +148,58 @@ void ap_srv_on_done(void *user, const ap_batch_completion *c)
     /* W_SUBMITTING: the handler has not suspended yet (or never will: this
        may run inside its own submit) and answers itself; once the exchange is
        done r may be gone, so nothing of it is read after */
-    struct MHD_Connection *conn = r->conn;
+    void *conn = r->conn;
+    const ap_srv_io *io = r->io;
     if (atomic_exchange_explicit(&r->wait, W_COMPLETED, memory_order_acq_rel) == W_SUSPENDED)
-        MHD_resume_connection(conn);
+        io->resume(conn);
 }
 
-int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, const double *X, size_t n,
-                        uint64_t timeout_us, int raw)
+int ap_srv_past_deadline(const ap_srv_req *r, uint64_t now)
+{
+    return r->deadline_ns && now >= r->deadline_ns;
+}
+
+enum MHD_Result ap_srv_deadline_error(ap_srv_req *r, const char *when)
+{
+    uint64_t now = ap_srv_now_ns();
+    double waited = (double)(now - r->t0_ns) / 1e6,
+           budget = (double)(r->deadline_ns - r->t0_ns) / 1e6;
+    int before = !strcmp(when, "before");
+    atomic_fetch_add_explicit(before ? &r->srv->metrics->deadline_before
+                                     : &r->srv->metrics->deadline_after, 1,
+                              memory_order_relaxed);
+    if (before)
+        return ap_srv_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
+                            "deadline passed before the request could run: it waited %.3f ms "
+                            "since it was received, its timeout is %.3f ms", waited, budget);
+    return ap_srv_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
+                        "deadline passed: the prediction was ready %.3f ms after the request "
+                        "was received, its timeout is %.3f ms (result dropped)", waited, budget);
+}
+
+/* Take the pass's batcher list for b; 0 when it is full (do not defer). */
+static int pass_add(ap_srv_pass *p, ap_batcher *b)
+{
+    for (size_t i = 0; i < p->n; i++)
+        if (p->b[i] == b)
+            return 1;
+    if (p->n == SRV_PASS_MAX)
+        return 0;
+    p->b[p->n++] = b;
+    return 1;
+}
+
+int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, const double *X,
+                           size_t n, int raw)
 {
     ap_error err;
     r->phase = PH_WAIT;
+    uint64_t now = ap_srv_now_ns();
+    if (ap_srv_past_deadline(r, now)) {
+        r->status = AP_ETIMEDOUT;
+        r->msg[0] = 0; /* answered by the finish's deadline check */
+        return 1;
+    }
     if (r->srv->cfg.inline_inference) {
         size_t nout = (size_t)v->nout, ncols = raw ? (size_t)v->info.num_inputs
                                                    : (size_t)ap_feature_count();
@@ -188,10 +221,22 @@ int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, cons
         return 1;
     }
     ap_batch_submit_opts o = {0};
-    o.timeout_us = timeout_us;
+    /* what is left of the deadline (at least 1 us: the check above passed) */
+    o.timeout_us = r->deadline_ns ? (r->deadline_ns - now + 999) / 1000 : 0;
     o.model_ctx = v;
     o.on_done = ap_srv_on_done;
     o.user = r;
+    /* under an event loop, the pass's first prediction runs at once; later
+       ones are deferred to the end of the pass and, when this loop will run
+       them itself, parked: no suspend (libmicrohttpd asks again next pass) */
+    int park = 0;
+    if (r->pass && r->pass->immediate)
+        r->pass->immediate = 0;
+    else if (r->pass && pass_add(r->pass, b)) {
+        o.defer = 1;
+        o.defer_owner = r->pass;
+        park = ap_batcher_flushable(b);
+    }
     uint64_t id;
     atomic_store_explicit(&r->wait, W_SUBMITTING, memory_order_relaxed);
     int rc = ap_batch_submit(b, X, n, &o, &id, &err);
@@ -202,13 +247,17 @@ int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, cons
     }
     if (atomic_load_explicit(&r->wait, memory_order_acquire) == W_COMPLETED)
         return 1; /* ran on this thread (caller_runs) or already done elsewhere */
-    MHD_suspend_connection(r->conn);
+    if (park) {
+        r->parked = 1;
+        return 0;
+    }
+    r->io->suspend(r->conn);
     int expect = W_SUBMITTING;
     if (!atomic_compare_exchange_strong_explicit(&r->wait, &expect, W_SUSPENDED,
                                                  memory_order_acq_rel, memory_order_acquire))
         /* completed between the check and the suspend: its callback saw no
            suspended connection and left the resume to us */
-        MHD_resume_connection(r->conn);
+        r->io->resume(r->conn);
     return 0;
 }
 
@@ -258,6 +307,19 @@ static int route(ap_srv_req *r, const char *method, const char *url)
             return 404;
         r->ep = del ? EP_RESULT_DELETE : EP_RESULT_GET;
         return get || del ? 0 : 405;
+    }
+    if (!strncmp(url, "/v1/series/", 11)) {
+        /* /v1/series/{symbol}/{timeframe}: the symbol is everything up to the
+           last '/' (libmicrohttpd unescapes %2F, and symbols may hold '/') */
+        const char *sym = url + 11, *slash = strrchr(sym, '/');
+        size_t n = slash ? (size_t)(slash - sym) : 0;
+        if (!slash || !n || n >= sizeof r->arg || !slash[1] || strlen(slash + 1) >= sizeof r->arg2)
+            return 404;
+        memcpy(r->arg, sym, n);
+        r->arg[n] = 0;
+        strcpy(r->arg2, slash + 1);
+        r->ep = EP_SERIES_DELETE;
+        return del ? 0 : 405;
     }
     if (!strncmp(url, "/v2/repository/models/", 22)) {
         p = url + 22;
@@ -312,10 +374,12 @@ static enum MHD_Result root_page(ap_srv_req *r)
         "  GET  /v2, /v2/health/{live,ready}, /v2/models/{m}[/ready]   KServe v2\n"
         "  POST /v2/models/{m}/infer            feature tensors\n"
         "  POST /v2/repository/models/{m}/{load,unload}\n"
+        "  DELETE /v1/series/{symbol}/{timeframe}   drop a series (and its roll-ups)\n"
         "  GET  /metrics                        Prometheus\n";
+    char store[sizeof text];
     jbuf b;
-    ap_jb_init(&b, (char *)text, sizeof text);
-    b.len = sizeof text - 1;
+    ap_jb_init(&b, store, sizeof store);
+    ap_jb_raw(&b, text, sizeof text - 1);
     return ap_srv_respond(r, MHD_HTTP_OK, &b, "text/plain; charset=utf-8");
 }
 
@@ -342,107 +406,182 @@ static enum MHD_Result dispatch(ap_srv_req *r)
     case EP_RESULT_DELETE:
     case EP_MODELS:
     case EP_STATS:
+    case EP_SERIES_DELETE:
         return ap_srv_v1_dispatch(r);
     default:
         return ap_srv_v2_dispatch(r);
     }
 }
 
-static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *url,
-                           const char *method, const char *version, const char *upload_data,
-                           size_t *upload_data_size, void **con_cls)
+/* ---- a request's life ------------------------------------------------------- */
+
+ap_srv_req *ap_srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_srv_pass *pass,
+                             const char *method, const char *url, uint64_t t_arrival,
+                             int reserve)
 {
-    ap_server *s = cls;
-    ap_srv_req *r = *con_cls;
-    if (!r) {
-        /* not calloc: the inline buffers need no clearing */
-        r = malloc(sizeof *r);
-        if (!r)
-            return MHD_NO;
-        memset(r, 0, offsetof(ap_srv_req, out_small));
-        r->srv = s;
-        r->conn = conn;
-        r->method = method;
-        r->url = url;
-        r->model = -1;
-        r->t0_ns = ap_srv_now_ns();
-        r->body = r->body_small;
-        r->cap = sizeof r->body_small;
-        *con_cls = r;
-        atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
-        int rc = route(r, method, url);
-        if (rc) {
-            if (rc == 404)
-                r->ep = EP_UNKNOWN;
-            r->phase = PH_BODY;
-            r->status = rc; /* answered once the body (if any) is read */
-            return MHD_YES;
-        }
-        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-        if (cl && strtoull(cl, NULL, 10) > (unsigned long long)s->cfg.max_body_bytes)
-            return ap_srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-                             "request body of %s bytes is over the limit (max_body_bytes = %lld)",
-                             cl, (long long)s->cfg.max_body_bytes);
-        r->phase = PH_BODY;
-        return MHD_YES;
+    /* not calloc: the inline buffers need no clearing */
+    ap_srv_req *r = malloc(sizeof *r);
+    if (!r)
+        return NULL;
+    memset(r, 0, offsetof(ap_srv_req, out_small));
+    r->srv = s;
+    r->io = io;
+    r->conn = conn;
+    r->pass = pass;
+    r->method = method;
+    r->url = url;
+    r->model = -1;
+    r->reserve = reserve;
+    uint64_t now = ap_srv_now_ns();
+    r->t0_ns = t_arrival && t_arrival <= now ? t_arrival : now;
+    r->body = r->body_small;
+    r->cap = sizeof r->body_small;
+    atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
+    int rc = route(r, method, url);
+    if (rc) {
+        if (rc == 404)
+            r->ep = EP_UNKNOWN;
+        r->status = rc; /* answered once the body (if any) is read */
     }
-    if (r->phase == PH_WAIT) { /* resumed: the inference completed */
-        r->phase = PH_DONE;
-        return r->ep == EP_V2_INFER ? ap_srv_v2_finish(r) : ap_srv_v1_finish(r);
+    r->phase = PH_BODY;
+    return r;
+}
+
+int ap_srv_req_reserve_ok(const ap_srv_req *r)
+{
+    return r->ep == EP_V2_LIVE || r->ep == EP_V2_READY || r->ep == EP_METRICS;
+}
+
+enum MHD_Result ap_srv_req_refuse(ap_srv_req *r, int code, const char *fmt, ...)
+{
+    char msg[AP_ERROR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    r->close = 1;
+    return ap_srv_error(r, code, "%s", msg);
+}
+
+/* Content-Length: digits only (what RFC 9110 allows), at most 19 of them. */
+static int parse_length(const char *v, unsigned long long *out)
+{
+    while (*v == ' ' || *v == '\t')
+        v++;
+    unsigned long long x = 0;
+    int nd = 0;
+    for (; *v >= '0' && *v <= '9'; v++, nd++) {
+        if (nd == 19)
+            return -1;
+        x = x * 10 + (unsigned)(*v - '0');
     }
-    if (*upload_data_size) {
-        size_t n = *upload_data_size;
-        *upload_data_size = 0;
-        atomic_fetch_add_explicit(&s->metrics->body_bytes, n, memory_order_relaxed);
-        if (r->phase != PH_BODY || r->too_big)
-            return MHD_YES;
-        if (r->len + n > (size_t)s->cfg.max_body_bytes) {
-            r->too_big = 1; /* keep reading (and dropping) so keep-alive survives */
-            return MHD_YES;
-        }
-        if (r->len + n + 1 > r->cap) {
-            size_t cap = r->cap * 2;
-            while (cap < r->len + n + 1)
-                cap *= 2;
-            char *nb = r->body == r->body_small ? malloc(cap) : realloc(r->body, cap);
-            if (!nb)
-                return MHD_NO;
-            if (r->body == r->body_small)
-                memcpy(nb, r->body_small, r->len);
-            r->body = nb;
-            r->cap = cap;
-        }
-        memcpy(r->body + r->len, upload_data, n);
-        r->len += n;
-        return MHD_YES;
+    while (*v == ' ' || *v == '\t')
+        v++;
+    if (!nd || *v)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+enum MHD_Result ap_srv_req_headers(ap_srv_req *r)
+{
+    ap_server *s = r->srv;
+    const char *cl = r->io->header(r->conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const char *te = r->io->header(r->conn, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    /* framing a proxy in front of us could read differently from us
+       (request smuggling): refuse it and close the connection */
+    if (r->io->header_count(r->conn, MHD_HTTP_HEADER_CONTENT_LENGTH) > 1)
+        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
+                                 "more than one Content-Length header (request framing is "
+                                 "ambiguous)");
+    if (cl && te)
+        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
+                                 "both Content-Length and Transfer-Encoding (request framing "
+                                 "is ambiguous)");
+    if (r->io->header_count(r->conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) > 1)
+        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
+                                 "more than one Transfer-Encoding header");
+    unsigned long long len = 0;
+    if (cl && parse_length(cl, &len))
+        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST, "Content-Length '%.40s' is not a "
+                                 "number of bytes", cl);
+    if (cl && len > (unsigned long long)s->cfg.max_body_bytes)
+        return ap_srv_req_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE,
+                                 "request body of %llu bytes is over the limit (max_body_bytes "
+                                 "= %lld)", len, (long long)s->cfg.max_body_bytes);
+    return MHD_YES;
+}
+
+void ap_srv_req_body(ap_srv_req *r, const char *data, size_t n)
+{
+    ap_server *s = r->srv;
+    atomic_fetch_add_explicit(&s->metrics->body_bytes, n, memory_order_relaxed);
+    if (r->phase != PH_BODY || r->too_big)
+        return;
+    if (r->len + n > (size_t)s->cfg.max_body_bytes) {
+        r->too_big = 1; /* keep reading (and dropping) so keep-alive survives */
+        return;
     }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap * 2;
+        while (cap < r->len + n + 1)
+            cap *= 2;
+        char *nb = r->body == r->body_small ? malloc(cap) : realloc(r->body, cap);
+        if (!nb) {
+            r->too_big = 2;
+            return;
+        }
+        if (r->body == r->body_small)
+            memcpy(nb, r->body_small, r->len);
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+}
+
+enum MHD_Result ap_srv_req_complete(ap_srv_req *r)
+{
+    ap_server *s = r->srv;
     if (r->phase != PH_BODY)
         return MHD_YES;
     r->body[r->len] = 0;
     if (r->status == 404)
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", method, url);
+        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", r->method, r->url);
     if (r->status == 405)
         return ap_srv_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed on %s",
-                         method, url);
+                            r->method, r->url);
+    if (r->too_big == 2)
+        return ap_srv_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+                            "out of memory for a request body of %zu bytes", r->len);
     if (r->too_big)
         return ap_srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
-                         "request body is over the limit (max_body_bytes = %lld)",
-                         (long long)s->cfg.max_body_bytes);
+                            "request body is over the limit (max_body_bytes = %lld)",
+                            (long long)s->cfg.max_body_bytes);
     if (atomic_load_explicit(&s->draining, memory_order_relaxed) && r->ep != EP_V2_LIVE &&
         r->ep != EP_V2_READY && r->ep != EP_METRICS)
         return ap_srv_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
     return dispatch(r);
 }
 
-static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-                      enum MHD_RequestTerminationCode toe)
+int ap_srv_req_waiting(const ap_srv_req *r)
 {
-    ap_server *s = cls;
-    ap_srv_req *r = *con_cls;
-    if (!r)
-        return;
-    *con_cls = NULL;
+    return r->phase == PH_WAIT;
+}
+
+enum MHD_Result ap_srv_req_resumed(ap_srv_req *r)
+{
+    /* a parked request is asked again every pass until its batch is done
+       (by this loop's flush at the end of the pass, so at most one pass) */
+    if (r->parked && atomic_load_explicit(&r->wait, memory_order_acquire) != W_COMPLETED)
+        return MHD_YES;
+    r->phase = PH_DONE;
+    return r->ep == EP_V2_INFER ? ap_srv_v2_finish(r) : ap_srv_v1_finish(r);
+}
+
+void ap_srv_req_free(ap_srv_req *r)
+{
+    ap_server *s = r->srv;
     if (r->body != r->body_small)
         free(r->body);
     if (r->out && r->out != r->out_small)
@@ -459,72 +598,14 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 
 /* ---- life cycle --------------------------------------------------------------- */
 
-static int bind_listen(ap_server *s, ap_error *err)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->cfg.port);
-    struct addrinfo hints = {0}, *res, *ai;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int g = getaddrinfo(s->cfg.host, port, &hints, &res);
-    if (g)
-        return ap_error_set(err, AP_EINVAL, "host %s: %s", s->cfg.host, gai_strerror(g));
-    int fd = -1, e = 0;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-        if (fd < 0) {
-            e = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-            break;
-        e = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return ap_error_set(err, AP_EIO, "cannot listen on %s:%d: %s", s->cfg.host, s->cfg.port,
-                            strerror(e));
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
-    s->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                             : ((struct sockaddr_in *)&sa)->sin_port);
-    s->listen_fd = fd;
-    return AP_OK;
-}
-
-static int start_http(ap_server *s, ap_error *err)
-{
-    int rc = bind_listen(s, err);
-    if (rc)
-        return rc;
-    /* TURBO: read/write/accept optimistically before asking epoll */
-    unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
-    unsigned pool = s->cfg.http_threads > 1 ? (unsigned)s->cfg.http_threads : 0;
-    s->mhd = MHD_start_daemon(
-        flags, 0, NULL, NULL, ahc, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
-        MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)s->cfg.connection_timeout, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_END);
-    if (!s->mhd) {
-        close(s->listen_fd);
-        s->listen_fd = -1;
-        return ap_error_set(err, AP_EIO, "cannot start the HTTP daemon on %s:%d", s->cfg.host,
-                            s->port);
-    }
-    return AP_OK;
-}
-
 int ap_server_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx,
                      ap_server **out, ap_error *err)
+{
+    return ap_srv_create(cfg, log, log_ctx, 1, out, err);
+}
+
+int ap_srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx, int http,
+                  ap_server **out, ap_error *err)
 {
     int rc = ap_server_config_check(cfg, err);
     if (rc)
@@ -536,17 +617,15 @@ int ap_server_create(const ap_server_config *cfg, ap_server_log_fn log, void *lo
     s->log = log;
     s->log_ctx = log_ctx;
     s->start_ns = ap_srv_now_ns();
-    s->listen_fd = -1;
     /* ids of inline inferences: like the batcher's, a 62-bit counter from a
        start that differs across runs (never 0) */
     atomic_init(&s->inline_ids, ((s->start_ns * 0x9e3779b97f4a7c15ULL) >> 2) | 1);
     pthread_mutex_init(&s->admin, NULL);
+    pthread_mutex_init(&s->catalog_mu, NULL);
     pthread_mutex_init(&s->drain_mu, NULL);
     pthread_cond_init(&s->drain_cv, NULL);
     pthread_mutex_init(&s->replay.mu, NULL);
     pthread_cond_init(&s->replay.cv, NULL);
-    for (int i = 0; i < SRV_INGEST_LOCKS; i++)
-        pthread_mutex_init(&s->ingest[i], NULL);
     s->metrics = calloc(1, sizeof *s->metrics);
     if (!s->metrics) {
         rc = ap_error_set(err, AP_ENOMEM, "server: out of memory for metrics");
@@ -555,13 +634,13 @@ int ap_server_create(const ap_server_config *cfg, ap_server_log_fn log, void *lo
     if (cfg->mixed_precision_enabled)
         ap_srv_log(s, "mixed_precision_enabled: accepted, not used");
     ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history};
-    if ((rc = ap_srv_results_init(&s->results, (size_t)cfg->model_cache_size,
+    if ((rc = ap_srv_results_init(&s->results, (size_t)cfg->max_async_results,
                                (uint64_t)(cfg->result_ttl * 1e9), err)) ||
         (rc = ap_series_store_new(&sc, &s->store, err)) ||
         (rc = ap_workers_create((unsigned)cfg->workers, &s->workers, err)) ||
         (rc = ap_registry_open(cfg->repository, &s->reg, err)) ||
         (rc = ap_srv_models_load_all(s, err)) || (rc = ap_srv_replay_start(s, err)) ||
-        (rc = start_http(s, err)))
+        (http && (rc = ap_srv_http_start(s, &s->http, err))))
         goto fail;
     *out = s;
     return AP_OK;
@@ -573,7 +652,7 @@ fail:
 
 int ap_server_port(const ap_server *s)
 {
-    return s->port;
+    return s->http ? ap_srv_http_port(s->http) : 0;
 }
 
 int ap_server_models_loaded(ap_server *s)
@@ -593,12 +672,8 @@ void ap_server_shutdown(ap_server *s)
         return;
     s->shut_down = 1;
     atomic_store(&s->draining, 1);
-    if (s->mhd) {
-        /* stop accepting; the listening socket comes back to us */
-        int fd = MHD_quiesce_daemon(s->mhd);
-        if (fd >= 0)
-            close(fd);
-        s->listen_fd = -1;
+    if (s->http) {
+        ap_srv_http_quiesce(s->http); /* stop accepting; open connections go on */
         uint64_t until = ap_srv_now_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
         pthread_mutex_lock(&s->drain_mu);
         while (atomic_load(&s->inflight) > 0 && ap_srv_now_ns() < until) {
@@ -624,10 +699,7 @@ void ap_server_shutdown(ap_server *s)
     pthread_mutex_lock(&s->admin);
     ap_srv_models_stop(s);
     pthread_mutex_unlock(&s->admin);
-    if (s->mhd) {
-        MHD_stop_daemon(s->mhd);
-        s->mhd = NULL;
-    }
+    ap_srv_http_stop(s->http);
 }
 
 void ap_server_free(ap_server *s)
@@ -636,19 +708,15 @@ void ap_server_free(ap_server *s)
         return;
     ap_server_shutdown(s);
     ap_srv_replay_stop(s);
+    ap_srv_http_free(s->http);
     ap_srv_models_free(s);
-    if (s->mhd)
-        MHD_stop_daemon(s->mhd);
-    if (s->listen_fd >= 0)
-        close(s->listen_fd);
     ap_workers_free(s->workers);
     ap_srv_results_free(&s->results); /* entries hold versions: before the registry */
     ap_registry_free(s->reg);
     ap_series_store_free(s->store);
     free(s->metrics);
-    for (int i = 0; i < SRV_INGEST_LOCKS; i++)
-        pthread_mutex_destroy(&s->ingest[i]);
     pthread_mutex_destroy(&s->admin);
+    pthread_mutex_destroy(&s->catalog_mu);
     pthread_mutex_destroy(&s->drain_mu);
     pthread_cond_destroy(&s->drain_cv);
     pthread_mutex_destroy(&s->replay.mu);

@@ -31,7 +31,11 @@ static void test_defaults(void **state)
     assert_int_equal(c.port, 8080);
     assert_int_equal(c.batch_size, 64);
     assert_true(c.inference_timeout == 1.0);
-    assert_int_equal(c.model_cache_size, 4096);
+    assert_int_equal(c.model_cache_size, 64);
+    assert_int_equal(c.max_async_results, 4096);
+    assert_true(c.request_timeout == 10.0);
+    assert_int_equal(c.reserve_connections, 16);
+    assert_int_equal(c.max_future_s, 86400);
     assert_string_equal(c.onnx_enabled, "auto");
     assert_int_equal(c.nreplay, 0);
     assert_int_equal(c.replay_loop, 1);

@@ -1,0 +1,31 @@
+/*
+ * The HTTP front of the server (http.c): libmicrohttpd daemons, one event
+ * loop per HTTP thread, the connection guard (bounded request reception,
+ * reserve connections for health checks). See the top of http.c.
+ */
+#ifndef AP_SERVER_HTTP_H
+#define AP_SERVER_HTTP_H
+
+#include "server/server_internal.h"
+
+typedef struct ap_srv_http ap_srv_http;
+
+typedef struct ap_srv_http_stats {
+    long open;                /* connections open now */
+    uint64_t timed_out;       /* requests cut off: headers/body too slow */
+    uint64_t reserve_used;    /* connections accepted beyond max_connections */
+    uint64_t reserve_refused; /* requests on those refused (not health/metrics) */
+} ap_srv_http_stats;
+
+/* Bind host:port and start the http_threads event loops. */
+int ap_srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err);
+int ap_srv_http_port(const ap_srv_http *h);
+/* Stop accepting (open connections go on); returns once every loop did. */
+void ap_srv_http_quiesce(ap_srv_http *h);
+/* Stop the loops and the daemons (open connections are closed). Every
+   suspended connection must have been resumed (the batchers freed). */
+void ap_srv_http_stop(ap_srv_http *h);
+void ap_srv_http_free(ap_srv_http *h);
+void ap_srv_http_get_stats(ap_srv_http *h, ap_srv_http_stats *st);
+
+#endif
