@@ -308,7 +308,10 @@ static ap_srv_model *pick_model(ap_server *s, int kind, const char *target, cons
         if (m || bad)
             return m;
     }
-    if (name)
+    if (name && ap_srv_model_find(s, name)) /* a slot, not resident: held out */
+        snprintf(why, whysize, "model '%s' is not loaded (unloaded, or gone from the "
+                 "repository; POST /v2/repository/models/%s/load serves it again)", name, name);
+    else if (name)
         snprintf(why, whysize, "unknown model '%s'", name);
     else if (target)
         snprintf(why, whysize, "no %s model for target '%s' in the repository",

@@ -172,8 +172,14 @@ names = [m["name"] for m in js]
 check(not any(n.startswith("ghost_") for n in names) and "late" in names,
       "index: no ghost_* entries, 'late' listed")
 st, js, _ = srv.post("/v2/repository/models/late/unload", "")
+st3, js3, _ = srv.post("/v1/predict/pattern", {"symbol": "GOOG", "timeframe": "1d",
+                                              "model": "late", "target": "late"})
+check(st3 == 404 and "not loaded" in js3["error"],
+      "an unloaded model is held out: predict -> 404 (%s)" % (js3 and js3["error"]))
 st2, js2, _ = srv.post("/v2/repository/models/late/load", "")
-check(st == 200 and st2 == 200, "unload then load again")
+st4, js4, _ = srv.post("/v1/predict/pattern", {"symbol": "GOOG", "timeframe": "1d",
+                                              "model": "late", "target": "late"})
+check(st == 200 and st2 == 200 and st4 == 200, "unload, then load again serves it")
 
 # ---- 4. bar times, spacing, delete, 1d then 1m ---------------------------------------
 good = minute_bars(NOW - 3 * 3600, 30)
