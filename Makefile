@@ -36,13 +36,20 @@ CFLAGS_ALL += -I$(GEN)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libalphapulse.a
+# The shared library (python/ loads it): the same sources compiled again as
+# position-independent code with hidden visibility, so that it exports the
+# public API (AP_API in include/alphapulse/) and nothing else. Plain builds
+# only: a sanitizer runtime cannot be loaded into a Python process.
+SO_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/onnx.pb-c.o
+SO       := $(if $(SAN),,$(BUILD)/libalphapulse.so)
 CLI      := $(BUILD)/alphapulse
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
-.PHONY: all lib cli tests setup run test test-only bench clean fuzz
-all: lib cli
+.PHONY: all lib so cli tests setup run test test-only bench clean fuzz
+all: lib so cli
 
 lib: $(LIB)
+so: $(SO)
 cli: $(CLI)
 tests: $(TESTS)
 
@@ -50,19 +57,30 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
+$(BUILD)/pic/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c $< -o $@
+
 $(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h &: $(ONNX_PROTO)
 	@mkdir -p $(GEN)
 	protoc-c -I$(dir $(ONNX_PROTO)) --c_out=$(GEN) $(ONNX_PROTO)
 $(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
+$(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c $< -o $@
 # sources that include onnx.pb-c.h need it generated before they compile
-$(LIB_OBJ) $(CLI_OBJ) $(TESTS): | $(GEN)/onnx.pb-c.h
+$(LIB_OBJ) $(SO_OBJ) $(CLI_OBJ) $(TESTS): | $(GEN)/onnx.pb-c.h
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
+
+$(BUILD)/libalphapulse.so: $(SO_OBJ)
+	$(CC) -shared -Wl,-soname,libalphapulse.so -Wl,--no-undefined $(LDFLAGS_ALL) -o $@ $^ \
+	  $(LDLIBS_ALL)
 
 $(CLI): $(CLI_OBJ) $(LIB)
 	$(CC) $(LDFLAGS_ALL) -o $@ $(CLI_OBJ) $(LIB) $(LDLIBS_ALL)
@@ -111,6 +129,6 @@ bench: setup all
 	@bench/run.sh
 
 clean:
-	rm -rf build
+	rm -rf build python/build python/*.egg-info
 
--include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d)
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(SO_OBJ:.o=.d)

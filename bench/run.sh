@@ -60,6 +60,10 @@ else
     echo "bench: onnx: SKIP (ONNX Runtime not available)"
 fi
 
+# ---- Python package (python/alphapulse over libalphapulse.so; docs/PYTHON.md) ----
+make --no-print-directory -s so >&2
+"$PYTHON" bench/bench_python.py "$OUT/small.json"
+
 # ---- Server (owned by the server engineer; see docs/SERVER.md) ----
 # wrk on loopback against `alphapulse serve`: single-row /v2 infer and
 # /v1/predict, through the batcher (default) and with inline_inference.

@@ -18,5 +18,6 @@
 #include "alphapulse/features.h"
 #include "alphapulse/batch.h"
 #include "alphapulse/registry.h"
+#include "alphapulse/onnx.h"
 
 #endif

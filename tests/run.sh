@@ -43,12 +43,37 @@ for t in $(ls build/tests/*/test_* 2>/dev/null | grep -v '\.d$' | sort); do
     run_one "unit:${t#build/tests/}" "$t"
 done
 # 2. script tests: parity against the real libraries, CLI, integration
-for t in $(ls tests/*/test_*.sh tests/*/test_*.py 2>/dev/null | sort); do
+for t in $(ls tests/*/test_*.sh tests/*/test_*.py 2>/dev/null | grep -v '^tests/python/' | sort); do
     case "$t" in
         *.py) run_one "script:${t#tests/}" "$PYTHON" "$t" ;;
         *.sh) run_one "script:${t#tests/}" bash "$t" ;;
     esac
 done
+# 2b. the Python package (tests/python, pytest): every pytest test counts as
+#     one here; a run that cannot start (no pytest, import error) is a FAIL
+#     (a filter that is a plain word selects tests by name with pytest -k)
+if [ -z "$filter" ] || [[ "python:" == *"$filter"* ]] || [[ "$filter" =~ ^[A-Za-z0-9_]+$ ]]; then
+    log=$LOGS/python_pytest.log
+    pyfilter=()
+    [ -n "$filter" ] && [[ "python:" != *"$filter"* ]] && pyfilter=(-k "$filter")
+    t0=$(date +%s)
+    PYTHONDONTWRITEBYTECODE=1 "$PYTHON" -m pytest -p no:cacheprovider -v -rf --tb=short \
+        "${pyfilter[@]}" tests/python >"$log" 2>&1
+    prc=$?
+    np=$(grep -cE '::.* PASSED' "$log")
+    nf=$(grep -cE '::.* (FAILED|ERROR)' "$log")
+    pass=$((pass + np))
+    fail=$((fail + nf))
+    grep -E '::.* (FAILED|ERROR)' "$log" | sed 's/ \[.*//' | while read -r ln; do
+        echo "FAIL python:${ln#tests/python/}"; done
+    failed+=($(grep -E '::.* (FAILED|ERROR)' "$log" | awk '{print "python:"$1}'))
+    if [ "$prc" -ne 0 ] && [ "$nf" -eq 0 ] && [ "$prc" -ne 5 ]; then
+        fail=$((fail + 1)); failed+=("python:pytest (exit $prc)")
+        echo "FAIL python:pytest could not run (log: ${log#$ROOT/})"; tail -n 30 "$log" | sed 's/^/    | /'
+    fi
+    [ "$nf" -gt 0 ] && grep -A 25 '^=* FAILURES' "$log" | head -60 | sed 's/^/    | /'
+    printf '     %-50s %6ss\n' "python: $np passed, $nf failed (pytest)" "$(( $(date +%s) - t0 ))"
+fi
 # 3. the same C unit tests under ASan + UBSan
 for t in $(ls build/asan/tests/*/test_* 2>/dev/null | grep -v '\.d$' | sort); do
     run_one "asan:${t#build/asan/tests/}" "$t"

@@ -36,6 +36,10 @@ import sys
 
 import numpy as np
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "python"))
+import alphapulse  # noqa: E402  (the engine: feature names, and a load check of what we write)
+
 FEATURE_SET = "alphapulse-v1"
 
 
@@ -136,6 +140,32 @@ def pipeline_steps(steps, width):
     return out, width
 
 
+def _check_features(name, features):
+    """Every name must be an alphapulse-v1 feature (the engine's own list)."""
+    if features is None:
+        return
+    known = set(alphapulse.FEATURE_NAMES)
+    unknown = [f for f in features if f not in known]
+    if unknown:
+        raise ExportError("%s: not alphapulse-v1 features: %s" % (name, ", ".join(unknown)))
+
+
+def _check_loads(vdir, fname, name, width):
+    """The engine must load the model file we wrote, at the width we expect:
+    refuse at export time what the server would refuse at load time."""
+    try:
+        with alphapulse.Forest.load(os.path.join(vdir, fname)) as f:
+            if width is not None and f.num_features != width:
+                raise alphapulse.Error("%s takes %d features, expected %d" % (
+                    fname, f.num_features, width))
+    except alphapulse.Error as e:
+        shutil.rmtree(vdir)
+        model_dir = os.path.dirname(vdir)
+        if not any(d.isdigit() for d in os.listdir(model_dir)):   # this export made the folder
+            shutil.rmtree(model_dir)
+        raise ExportError("%s: alphapulse cannot serve the exported model: %s" % (name, e))
+
+
 def _version_json(fmt, fname, features, input_width, steps, output_index, confidence):
     v = {"format": fmt, "file": fname}
     if features is not None:
@@ -163,9 +193,11 @@ def export_xgboost(booster, repo, name, kind, target, features=None, input_width
             raise ExportError("%s: give the features (or input_width): the booster names none"
                               % name)
         features = booster.feature_names
+    _check_features(name, features)
     vdir = _prepare(repo, name, kind, target, version, batching, description)
     fname = "model.ubj" if ubj else "model.json"
     booster.save_model(os.path.join(vdir, fname))
+    _check_loads(vdir, fname, name, booster.num_features())
     _write_json(os.path.join(vdir, "version.json"),
                 _version_json("xgboost", fname, features, input_width, list(steps),
                               output_index, confidence))
@@ -182,6 +214,7 @@ def _export_onnx_estimator(est, repo, name, kind, target, features, input_width,
     # as an XGBoost binary model's single output is
     if output_index is None:
         output_index = 1 if len(getattr(est, "classes_", ())) == 2 else 0
+    _check_features(name, features)
     model = to_onnx(est, width)
     vdir = _prepare(repo, name, kind, target, version, batching, description)
     onnx.save(model, os.path.join(vdir, "model.onnx"))
@@ -236,8 +269,10 @@ def export_lightgbm(path, repo, name, kind, target, features=None, input_width=N
         features = _lightgbm_feature_names(path)
         if not features:
             raise ExportError("%s: give the features: the model file names none" % path)
+    _check_features(name, features)
     vdir = _prepare(repo, name, kind, target, version, batching, description)
     shutil.copyfile(path, os.path.join(vdir, "model.txt"))
+    _check_loads(vdir, "model.txt", name, None)
     _write_json(os.path.join(vdir, "version.json"),
                 _version_json("lightgbm", "model.txt", features, input_width, list(steps),
                               output_index, confidence))

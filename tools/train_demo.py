@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """Train the demo model repository examples/models from the bars in examples/data.
 
-Features come from the engine itself (`build/alphapulse features`), so training
-and serving read the same numbers. Labels follow the original AlphaPulse rules,
+Features come from the engine itself (the alphapulse Python package over
+build/libalphapulse.so: the code `alphapulse serve` runs), so training and
+serving read the same numbers. Labels follow the original AlphaPulse rules,
 applied to the NEXT bar's features (a predictive label: the model at bar t says
 what bar t+1 will look like; the last bar of each series has no label):
   pattern: reversal when |price_change| > 0.02 and volume_ratio > 1.5,
@@ -16,16 +17,14 @@ the demo holds its models in more than one format. The ensemble 'meta' is a logi
 models' probabilities, target: reversal at the next bar, fitted on the later
 30% of each series (the base models are fitted on the first 70%).
 
-Usage: tools/train_demo.py [--bin build/alphapulse] [--output examples/models]
+Usage: tools/train_demo.py [--output examples/models]   (after `make`)
 Deterministic (fixed seeds, single-threaded XGBoost and random forest, exact
 PCA: sklearn would pick its randomized solver for these shapes).
 """
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pandas as pd
@@ -41,6 +40,8 @@ from sklearn.preprocessing import StandardScaler
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "python"))
+import alphapulse  # noqa: E402
 from export_model import export_ensemble, export_sklearn  # noqa: E402
 
 SERIES = ["goog_daily.csv", "usdchf_4h.csv"]
@@ -115,18 +116,13 @@ MODELS = {
 
 def main():
     ap = argparse.ArgumentParser(description="train the demo model repository")
-    ap.add_argument("--bin", default=os.path.join(ROOT, "build", "alphapulse"))
     ap.add_argument("--data", default=os.path.join(ROOT, "examples", "data"))
     ap.add_argument("--output", default=os.path.join(ROOT, "examples", "models"))
     a = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="ap_demo_")
     train, meta, full = [], [], []
     for s in SERIES:
-        out = os.path.join(tmp, s)
-        subprocess.run([a.bin, "features", "--input", os.path.join(a.data, s), "--output", out],
-                       check=True)
-        f = pd.read_csv(out)
+        f = alphapulse.features(pd.read_csv(os.path.join(a.data, s)))
         lab = labels(f)
         rows = f.join(lab).iloc[WARMUP:-1]       # the last bar has no next bar
         cut = int(len(rows) * TRAIN_FRAC)
@@ -170,25 +166,19 @@ def main():
         members, np.round(lr.coef_[0], 3).tolist(), lr.intercept_[0]))
 
     # self-check: the engine serves what sklearn predicts, on every bar
-    r = subprocess.run([a.bin, "check-repo", a.output], capture_output=True, text=True)
-    print(r.stdout, end="")
-    if r.returncode:
-        sys.exit("check-repo failed: %s" % r.stderr)
+    repo = alphapulse.Repository(a.output)
+    if repo.failures:
+        sys.exit("the engine refused: %s" % repo.failures)
+    print("engine loads: %s" % ", ".join(repo.models))
     f = full[0]
-    fcsv = os.path.join(tmp, "f.csv")
-    f.to_csv(fcsv, index=False, na_rep="nan", float_format="%.17g")
     worst = 0.0
     for name, (p, feats) in fitted.items():
-        out = os.path.join(tmp, name + ".out")
-        subprocess.run([a.bin, "check-repo", a.output, "--model", name, "--input", fcsv,
-                        "--output", out], check=True, capture_output=True)
-        got = pd.read_csv(out)["prediction"].to_numpy()
+        got = repo.predict(name, f)["prediction"].to_numpy()
         worst = max(worst, np.abs(got - p.predict_proba(f[feats].to_numpy())[:, 1]).max())
+    repo.close()
     print("served vs sklearn on %s: max |diff| %.3g" % (SERIES[0], worst))
-    shutil.rmtree(tmp)
     if worst > 1e-6:
         sys.exit("served predictions differ from sklearn")
-
 
 if __name__ == "__main__":
     main()

@@ -147,32 +147,32 @@ typedef struct ap_batcher_config {
  * (ap_batch_submit never runs a model unless asked to); ncols / nout 0
  * (must be set).
  */
-void ap_batcher_config_default(ap_batcher_config *cfg);
+AP_API void ap_batcher_config_default(ap_batcher_config *cfg);
 
 /* ---- worker pool --------------------------------------------------------- */
 
 /* nthreads 0 = number of online cores. At most 1024. */
-int ap_workers_create(unsigned nthreads, ap_workers **out, ap_error *err);
+AP_API int ap_workers_create(unsigned nthreads, ap_workers **out, ap_error *err);
 /* Frees the batchers still attached (as ap_batcher_free), then the threads. */
-void ap_workers_free(ap_workers *w);
-unsigned ap_workers_num_threads(const ap_workers *w);
+AP_API void ap_workers_free(ap_workers *w);
+AP_API unsigned ap_workers_num_threads(const ap_workers *w);
 
 /* ---- batcher ------------------------------------------------------------- */
 
-int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batch_model *model,
+AP_API int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batch_model *model,
                       ap_batcher **out, ap_error *err);
 /*
  * Shutdown: queued requests complete as AP_ECANCELLED (their callbacks run on
  * the calling thread), running batches are waited for, kept results freed.
  */
-void ap_batcher_free(ap_batcher *b);
+AP_API void ap_batcher_free(ap_batcher *b);
 
 /*
  * Hot swap: new requests use ctx (acquired now); requests already queued or
  * running keep the context they were submitted with. The previous current
  * context is released. Uses the hooks given at create.
  */
-int ap_batcher_set_model(ap_batcher *b, void *ctx, ap_error *err);
+AP_API int ap_batcher_set_model(ap_batcher *b, void *ctx, ap_error *err);
 
 /* ---- requests ------------------------------------------------------------ */
 
@@ -223,7 +223,7 @@ typedef struct ap_batch_submit_opts {
 /* 1 when ap_workers_run_queued runs this batcher's queue on the calling
  * thread (caller_runs, no queue delay, no adaptive delay); 0 when the pool
  * runs it. Constant for the batcher's life. */
-int ap_batcher_flushable(const ap_batcher *b);
+AP_API int ap_batcher_flushable(const ap_batcher *b);
 
 /*
  * Queue nrows rows (X: nrows * ncols doubles, copied). On success *id is the
@@ -234,7 +234,7 @@ int ap_batcher_flushable(const ap_batcher *b);
  * batcher is shutting down. opts may be NULL. With caller_runs the request
  * may be complete (its callback called, its result kept) on return.
  */
-int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
+AP_API int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
                     const ap_batch_submit_opts *opts, uint64_t *id, ap_error *err);
 
 /* ap_batch_wait: the request is not complete yet (not an error). */
@@ -251,7 +251,7 @@ int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
  * Taking a result removes it. A waiter also enforces its request's deadline
  * (it fails the request with AP_ETIMEDOUT if it is still queued then).
  */
-int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, size_t out_len,
+AP_API int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, size_t out_len,
                   ap_error *err);
 
 /*
@@ -260,13 +260,13 @@ int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, 
  * as AP_ECANCELLED; a completed result still kept is dropped. Returns AP_OK,
  * or AP_ENOTFOUND if the id is unknown or already delivered.
  */
-int ap_batch_cancel(ap_batcher *b, uint64_t id, ap_error *err);
+AP_API int ap_batch_cancel(ap_batcher *b, uint64_t id, ap_error *err);
 
 /*
  * Synchronous: submit and wait for completion (timeout_us as in
  * ap_batch_submit_opts; out_len >= nrows * nout). Returns the request status.
  */
-int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size_t out_len,
+AP_API int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size_t out_len,
                  uint64_t timeout_us, ap_error *err);
 
 /*
@@ -283,7 +283,7 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
  * owner (may be NULL): the first batch takes only requests deferred with
  * this defer_owner or with none (FIFO among them); later ones take any.
  */
-void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
+AP_API void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
                            const void *owner);
 
 /* ---- statistics ---------------------------------------------------------- */
@@ -294,9 +294,9 @@ void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
 #define AP_BATCH_SIZE_BUCKETS 12
 
 /* Upper bound of latency bucket i in microseconds (UINT64_MAX for the last). */
-uint64_t ap_batch_latency_bound_us(int i);
+AP_API uint64_t ap_batch_latency_bound_us(int i);
 /* Upper bound of batch-size bucket i in rows (UINT64_MAX for the last). */
-uint64_t ap_batch_size_bound(int i);
+AP_API uint64_t ap_batch_size_bound(int i);
 
 /* Non-cumulative bucket counts; Prometheus wants running sums of them. */
 typedef struct ap_batch_hist {
@@ -327,9 +327,9 @@ typedef struct ap_batch_stats {
 } ap_batch_stats;
 
 /* Snapshot of one batcher. */
-int ap_batcher_stats(ap_batcher *b, ap_batch_stats *out);
+AP_API int ap_batcher_stats(ap_batcher *b, ap_batch_stats *out);
 /* Sum over the batchers attached to the pool now (current_delay_us: max). */
-int ap_workers_stats(ap_workers *w, ap_batch_stats *out);
+AP_API int ap_workers_stats(ap_workers *w, ap_batch_stats *out);
 
 #ifdef __cplusplus
 }

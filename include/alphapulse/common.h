@@ -9,6 +9,17 @@
 extern "C" {
 #endif
 
+/* Marks the public API. The shared library (libalphapulse.so) is built with
+   -fvisibility=hidden, so it exports these symbols and nothing else. */
+#if defined(__GNUC__) || defined(__clang__)
+#define AP_API __attribute__((visibility("default")))
+#else
+#define AP_API
+#endif
+
+/* The library version; ap_version() returns it. */
+#define AP_VERSION "0.1.0"
+
 typedef enum ap_status {
     AP_OK = 0,
     AP_EINVAL = -1,     /* bad argument or bad input value */
@@ -32,10 +43,10 @@ typedef struct ap_error {
 } ap_error;
 
 /* Name of a status code, e.g. "EFORMAT". */
-const char *ap_status_name(int code);
+AP_API const char *ap_status_name(int code);
 
-/* Library version string, e.g. "0.1.0". */
-const char *ap_version(void);
+/* Library version string: AP_VERSION of the build. */
+AP_API const char *ap_version(void);
 
 #ifdef __cplusplus
 }

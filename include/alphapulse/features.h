@@ -26,17 +26,17 @@ extern "C" {
 #define AP_FEATURE_COUNT 101
 
 /* Number of features in alphapulse-v1 (101). */
-int ap_feature_count(void);
+AP_API int ap_feature_count(void);
 /* Name of feature i (0-based, spec order), NULL when out of range. */
-const char *ap_feature_name(int i);
+AP_API const char *ap_feature_name(int i);
 /* Index of a feature name, or -1 when the name is not a feature. */
-int ap_feature_index(const char *name);
+AP_API int ap_feature_index(const char *name);
 /*
  * Resolve n names into idx[0..n-1]. On an unknown name returns AP_ENOTFOUND
  * with a message naming it (and its position in the list); idx is then
  * partially filled.
  */
-int ap_feature_resolve(const char *const *names, size_t n, int *idx, ap_error *err);
+AP_API int ap_feature_resolve(const char *const *names, size_t n, int *idx, ap_error *err);
 
 /* ---- bars and timestamps ------------------------------------------------ */
 
@@ -50,7 +50,7 @@ typedef struct ap_bar {
  * high >= low. AP_EINVAL with the offending field named otherwise. An open or
  * close outside [low, high] is accepted (real feeds have such bars).
  */
-int ap_bar_check(const ap_bar *bar, ap_error *err);
+AP_API int ap_bar_check(const ap_bar *bar, ap_error *err);
 
 /*
  * Parse a timestamp into epoch microseconds UTC. Accepted:
@@ -62,20 +62,20 @@ int ap_bar_check(const ap_bar *bar, ap_error *err);
  * Fractional digits past microseconds are truncated. Surrounding spaces are
  * allowed. AP_EFORMAT (with the reason) otherwise.
  */
-int ap_parse_timestamp(const char *s, int64_t *t_us, ap_error *err);
+AP_API int ap_parse_timestamp(const char *s, int64_t *t_us, ap_error *err);
 
 /* Write t_us as ISO-8601 UTC ("2004-08-19T13:45:00Z", with ".ffffff" when
    not a whole second) into buf (32 bytes suffice); returns buf. */
-char *ap_format_timestamp(int64_t t_us, char *buf, size_t size);
+AP_API char *ap_format_timestamp(int64_t t_us, char *buf, size_t size);
 
 /* ---- one series: the incremental engine --------------------------------- */
 
 typedef struct ap_features ap_features;
 
-int ap_features_new(ap_features **out, ap_error *err);
-void ap_features_free(ap_features *f);
+AP_API int ap_features_new(ap_features **out, ap_error *err);
+AP_API void ap_features_free(ap_features *f);
 /* Forget every bar: back to the state of a new engine. */
-void ap_features_reset(ap_features *f);
+AP_API void ap_features_reset(ap_features *f);
 
 /*
  * Push a bar and write its 101 features into out (may be NULL).
@@ -84,9 +84,18 @@ void ap_features_reset(ap_features *f);
  * place of the previous version). Older, or invalid values: AP_EINVAL and
  * nothing changes.
  */
-int ap_features_push(ap_features *f, const ap_bar *bar, double *out, ap_error *err);
+AP_API int ap_features_push(ap_features *f, const ap_bar *bar, double *out, ap_error *err);
 /* Number of distinct bars seen. */
-uint64_t ap_features_bars(const ap_features *f);
+AP_API uint64_t ap_features_bars(const ap_features *f);
+
+/*
+ * A whole series at once: a new engine is pushed bars[0..n-1] in order and
+ * out receives n * AP_FEATURE_COUNT doubles, row i being what
+ * ap_features_push wrote for bar i (so a repeated time gives the row of the
+ * replaced bar). On a bad bar: AP_EINVAL "bar I: reason" (I 0-based); the
+ * rows before it are filled, the rest are not.
+ */
+AP_API int ap_features_compute(const ap_bar *bars, size_t n, double *out, ap_error *err);
 
 /* ---- many series: the store --------------------------------------------- */
 
@@ -105,10 +114,10 @@ typedef struct ap_series_config {
 /* Open a series with roll-up: see ap_series_open. */
 #define AP_SERIES_ROLLUP 1u
 
-int ap_series_store_new(const ap_series_config *cfg, ap_series_store **out, ap_error *err);
-void ap_series_store_free(ap_series_store *st);
+AP_API int ap_series_store_new(const ap_series_config *cfg, ap_series_store **out, ap_error *err);
+AP_API void ap_series_store_free(ap_series_store *st);
 /* Number of series in the store. */
-size_t ap_series_store_count(const ap_series_store *st);
+AP_API size_t ap_series_store_count(const ap_series_store *st);
 
 /*
  * Find or create the series (symbol, timeframe in seconds). With
@@ -123,10 +132,10 @@ size_t ap_series_store_count(const ap_series_store *st);
  * threads (creation takes a mutex; lookups never do); the store refuses more
  * than max_series live series (ap_series_delete frees room).
  */
-int ap_series_open(ap_series_store *st, const char *symbol, int64_t timeframe_s,
+AP_API int ap_series_open(ap_series_store *st, const char *symbol, int64_t timeframe_s,
                    unsigned flags, ap_series **out, ap_error *err);
 /* O(1) lookup without locking; NULL when absent. Safe concurrently with open. */
-ap_series *ap_series_find(const ap_series_store *st, const char *symbol, int64_t timeframe_s);
+AP_API ap_series *ap_series_find(const ap_series_store *st, const char *symbol, int64_t timeframe_s);
 
 /*
  * Append a bar, from any thread (appends to one roll-up family serialise on
@@ -138,14 +147,14 @@ ap_series *ap_series_find(const ap_series_store *st, const char *symbol, int64_t
  * of the last, sum of volumes; its time is the bucket start). On error
  * nothing stored in any of these series changes.
  */
-int ap_series_append(ap_series *s, const ap_bar *bar, ap_error *err);
+AP_API int ap_series_append(ap_series *s, const ap_bar *bar, ap_error *err);
 
 /*
  * Copy the latest feature vector (AP_FEATURE_COUNT doubles) and its bar time
  * (t may be NULL) out of the series, consistently, from any thread, without
  * blocking the writer. AP_ENOTFOUND when the series has no bar yet.
  */
-int ap_series_latest(const ap_series *s, double *out, int64_t *t, ap_error *err);
+AP_API int ap_series_latest(const ap_series *s, double *out, int64_t *t, ap_error *err);
 
 /*
  * Drop a base series and its roll-ups (a rolled-up series alone: AP_EINVAL
@@ -155,7 +164,7 @@ int ap_series_latest(const ap_series *s, double *out, int64_t *t, ap_error *err)
  * slot (about 1 KB) until the store is freed: the store holds at most
  * 2 x max_series keys, live or deleted.
  */
-int ap_series_delete(ap_series_store *st, const char *symbol, int64_t timeframe_s,
+AP_API int ap_series_delete(ap_series_store *st, const char *symbol, int64_t timeframe_s,
                      ap_error *err);
 
 /* A consistent snapshot of a series' counts, safe while others append. */
@@ -168,19 +177,19 @@ typedef struct ap_series_info_t {
     int rolled_up;            /* 1: fed by the base series of base_timeframe_s */
     int64_t base_timeframe_s;
 } ap_series_info_t;
-int ap_series_info(const ap_series *s, ap_series_info_t *out);
+AP_API int ap_series_info(const ap_series *s, ap_series_info_t *out);
 
 /* Bars held (<= history) and bars ever appended. Not locked: for the
    series' only writer, or when nothing appends (else ap_series_info). */
-size_t ap_series_length(const ap_series *s);
-uint64_t ap_series_total(const ap_series *s);
+AP_API size_t ap_series_length(const ap_series *s);
+AP_API uint64_t ap_series_total(const ap_series *s);
 /* Bar `back` bars before the latest (0 = latest). AP_ERANGE past the history. */
-int ap_series_bar(const ap_series *s, size_t back, ap_bar *out, ap_error *err);
-const char *ap_series_symbol(const ap_series *s);
-int64_t ap_series_timeframe(const ap_series *s);
+AP_API int ap_series_bar(const ap_series *s, size_t back, ap_bar *out, ap_error *err);
+AP_API const char *ap_series_symbol(const ap_series *s);
+AP_API int64_t ap_series_timeframe(const ap_series *s);
 
 /* "1m","5m","15m","1h","4h","1d" (any N followed by s/m/h/d) -> seconds. */
-int ap_timeframe_parse(const char *s, int64_t *seconds, ap_error *err);
+AP_API int ap_timeframe_parse(const char *s, int64_t *seconds, ap_error *err);
 
 #ifdef __cplusplus
 }

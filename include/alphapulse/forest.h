@@ -35,24 +35,24 @@ typedef enum ap_forest_format {
 /* Largest model file we accept (bounds memory on hostile input). */
 #define AP_FOREST_MAX_FILE ((size_t)1 << 31)
 
-int ap_forest_load(const char *path, ap_forest_format format, ap_forest **out, ap_error *err);
+AP_API int ap_forest_load(const char *path, ap_forest_format format, ap_forest **out, ap_error *err);
 /* `name` is used in error messages. The buffer is not kept. */
-int ap_forest_load_mem(const void *buf, size_t len, ap_forest_format format, const char *name,
+AP_API int ap_forest_load_mem(const void *buf, size_t len, ap_forest_format format, const char *name,
                        ap_forest **out, ap_error *err);
-void ap_forest_free(ap_forest *f);
+AP_API void ap_forest_free(ap_forest *f);
 
-int ap_forest_num_features(const ap_forest *f);
+AP_API int ap_forest_num_features(const ap_forest *f);
 /* Columns per row that ap_forest_predict writes for these flags. */
-int ap_forest_num_outputs(const ap_forest *f, unsigned flags);
-int ap_forest_num_trees(const ap_forest *f);
+AP_API int ap_forest_num_outputs(const ap_forest *f, unsigned flags);
+AP_API int ap_forest_num_trees(const ap_forest *f);
 /* Feature name i, or NULL if the model file carries no names. */
-const char *ap_forest_feature_name(const ap_forest *f, int i);
+AP_API const char *ap_forest_feature_name(const ap_forest *f, int i);
 /* 1 if the training library computes in float32 (XGBoost): print with %.9g. */
-int ap_forest_is_float32(const ap_forest *f);
+AP_API int ap_forest_is_float32(const ap_forest *f);
 /* "xgboost" or "lightgbm" */
-const char *ap_forest_source(const ap_forest *f);
+AP_API const char *ap_forest_source(const ap_forest *f);
 /* The library's objective name, e.g. "binary:logistic" or "multiclass". */
-const char *ap_forest_objective(const ap_forest *f);
+AP_API const char *ap_forest_objective(const ap_forest *f);
 
 /*
  * Predict nrows rows. X is row-major, nrows * ap_forest_num_features(f)
@@ -60,7 +60,7 @@ const char *ap_forest_objective(const ap_forest *f);
  * Values are exactly what the training library's own predict returns
  * (float32 results widened to double for XGBoost).
  */
-void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
+AP_API void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
                        unsigned flags);
 
 #ifdef __cplusplus

@@ -43,27 +43,27 @@ typedef struct ap_onnx_options {
 #define AP_ONNX_MAX_FILE ((size_t)1 << 29)
 
 /* backend AUTO, library NULL, 1 thread */
-void ap_onnx_options_default(ap_onnx_options *o);
+AP_API void ap_onnx_options_default(ap_onnx_options *o);
 /* Read ONNX_ENABLED ("0"/"off"/"native", "1"/"auto" or unset, "ort") and
    ONNXRUNTIME_LIB into o; an unknown ONNX_ENABLED value is an error. */
-int ap_onnx_options_from_env(ap_onnx_options *o, ap_error *err);
+AP_API int ap_onnx_options_from_env(ap_onnx_options *o, ap_error *err);
 
-int ap_onnx_load(const char *path, const ap_onnx_options *opt, ap_onnx **out, ap_error *err);
+AP_API int ap_onnx_load(const char *path, const ap_onnx_options *opt, ap_onnx **out, ap_error *err);
 /* `name` is used in error messages; the buffer is not kept. */
-int ap_onnx_load_mem(const void *buf, size_t len, const char *name, const ap_onnx_options *opt,
+AP_API int ap_onnx_load_mem(const void *buf, size_t len, const char *name, const ap_onnx_options *opt,
                      ap_onnx **out, ap_error *err);
-void ap_onnx_free(ap_onnx *m);
+AP_API void ap_onnx_free(ap_onnx *m);
 
-int ap_onnx_num_features(const ap_onnx *m);
-int ap_onnx_num_outputs(const ap_onnx *m);
+AP_API int ap_onnx_num_features(const ap_onnx *m);
+AP_API int ap_onnx_num_outputs(const ap_onnx *m);
 /* 1 if the graph computes in float32 (print with %.9g) */
-int ap_onnx_is_float32(const ap_onnx *m);
+AP_API int ap_onnx_is_float32(const ap_onnx *m);
 /* "native" or "onnxruntime <version>" */
-const char *ap_onnx_backend_name(const ap_onnx *m);
+AP_API const char *ap_onnx_backend_name(const ap_onnx *m);
 /* The operators of the computed path, e.g. "Scaler+TreeEnsembleClassifier". */
-const char *ap_onnx_summary(const ap_onnx *m);
+AP_API const char *ap_onnx_summary(const ap_onnx *m);
 /* Number of trees, 0 if the graph has none. */
-int ap_onnx_num_trees(const ap_onnx *m);
+AP_API int ap_onnx_num_trees(const ap_onnx *m);
 
 /*
  * Predict nrows rows: X is row-major nrows * num_features doubles (NaN is a
@@ -71,7 +71,7 @@ int ap_onnx_num_trees(const ap_onnx *m);
  * would hold them). out receives nrows * num_outputs doubles. The native
  * backend never fails; ONNX Runtime may: then out is all NaN and err says why.
  */
-int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out, ap_error *err);
+AP_API int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out, ap_error *err);
 
 /*
  * Export a loaded XGBoost / LightGBM forest (ap_forest_load) as an ONNX-ML
@@ -83,13 +83,13 @@ int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out
  * _mem: *buf is malloc'd (the caller frees it).
  */
 struct ap_forest;
-int ap_onnx_export_forest(const struct ap_forest *f, const char *path, ap_error *err);
-int ap_onnx_export_forest_mem(const struct ap_forest *f, unsigned char **buf, size_t *len,
+AP_API int ap_onnx_export_forest(const struct ap_forest *f, const char *path, ap_error *err);
+AP_API int ap_onnx_export_forest_mem(const struct ap_forest *f, unsigned char **buf, size_t *len,
                               ap_error *err);
 
 /* 1 if the file starts like a serialized ONNX ModelProto (for format sniffing
    by callers that also take other model files). */
-int ap_onnx_sniff(const void *buf, size_t len);
+AP_API int ap_onnx_sniff(const void *buf, size_t len);
 
 #ifdef __cplusplus
 }

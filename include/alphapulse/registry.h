@@ -52,7 +52,7 @@ typedef enum ap_model_kind {
    bound of bucket i (and > bucket i-1); the last bucket is +Inf. Bounds in
    seconds from ap_latency_bucket_bound(i) (INFINITY for the last). */
 #define AP_LATENCY_BUCKETS 16
-double ap_latency_bucket_bound(int i);
+AP_API double ap_latency_bucket_bound(int i);
 
 /* A snapshot of one model's counters (read from atomics, not a consistent
    cut: counters may be a few calls apart from each other). */
@@ -70,7 +70,8 @@ typedef struct ap_model_stats {
     uint64_t latency_buckets[AP_LATENCY_BUCKETS]; /* per bucket, not cumulative */
 } ap_model_stats;
 
-/* What a loaded version is. Strings belong to the version (valid while held). */
+/* What a loaded version is. Strings belong to the version (valid while held).
+   python/alphapulse/_lib.py mirrors this struct (ModelInfo): change both. */
 typedef struct ap_model_info {
     const char *name;
     ap_model_kind kind;
@@ -93,9 +94,9 @@ typedef struct ap_model_info {
 } ap_model_info;
 
 /* Open a repository folder. Loads nothing yet. */
-int ap_registry_open(const char *root, ap_registry **out, ap_error *err);
+AP_API int ap_registry_open(const char *root, ap_registry **out, ap_error *err);
 /* Every version must have been released before. */
-void ap_registry_free(ap_registry *reg);
+AP_API void ap_registry_free(ap_registry *reg);
 
 /* Called once per model folder by ap_registry_load_all: m is the loaded
    version (borrowed for the call) or NULL, and then err says why not. */
@@ -108,7 +109,7 @@ typedef void (*ap_registry_report_fn)(void *ctx, const char *name, const ap_mode
  * load. Returns the number of models refused (0 = all loaded), or a negative
  * ap_status, with err set, when the repository itself cannot be read.
  */
-int ap_registry_load_all(ap_registry *reg, ap_registry_report_fn report, void *ctx,
+AP_API int ap_registry_load_all(ap_registry *reg, ap_registry_report_fn report, void *ctx,
                          ap_error *err);
 
 /*
@@ -118,14 +119,14 @@ int ap_registry_load_all(ap_registry *reg, ap_registry_report_fn report, void *c
  * zero row, then swap it in atomically. On failure the version served before
  * (if any) stays.
  */
-int ap_registry_load(ap_registry *reg, const char *name, uint32_t version, ap_error *err);
+AP_API int ap_registry_load(ap_registry *reg, const char *name, uint32_t version, ap_error *err);
 
 /* Stop serving a model. Refused while a loaded ensemble uses it. */
-int ap_registry_unload(ap_registry *reg, const char *name, ap_error *err);
+AP_API int ap_registry_unload(ap_registry *reg, const char *name, ap_error *err);
 
 /* Names of the models ever loaded, loaded now or not: i < ap_registry_count(). */
-int ap_registry_count(const ap_registry *reg);
-const char *ap_registry_name(const ap_registry *reg, int i);
+AP_API int ap_registry_count(const ap_registry *reg);
+AP_API const char *ap_registry_name(const ap_registry *reg, int i);
 
 /*
  * The model folders of the repository now (sorted; folders whose name is not
@@ -139,35 +140,35 @@ typedef struct ap_repo_model {
     ap_model_kind kind;
     char target[65];
 } ap_repo_model;
-int ap_registry_list(const ap_registry *reg, ap_repo_model **out, int *n, ap_error *err);
-void ap_registry_listing_free(ap_repo_model *list);
+AP_API int ap_registry_list(const ap_registry *reg, ap_repo_model **out, int *n, ap_error *err);
+AP_API void ap_registry_listing_free(ap_repo_model *list);
 
 /* The members an ensemble's version `version` (0: by its policy) names,
    read from its files (*n = 0 for a model that is not an ensemble). */
-int ap_registry_members(ap_registry *reg, const char *name, uint32_t version,
+AP_API int ap_registry_members(ap_registry *reg, const char *name, uint32_t version,
                         char (*names)[65], int max, int *n, ap_error *err);
 
 /* Why the repository model `name` is not loaded: the message of its last
    failed load (kept for folders of the repository until a load succeeds).
    Returns 1 and fills msg, or 0 when none is recorded. */
-int ap_registry_failure(ap_registry *reg, const char *name, char *msg, size_t size);
+AP_API int ap_registry_failure(ap_registry *reg, const char *name, char *msg, size_t size);
 
 /* The version now served, held: release it with ap_model_release. */
-int ap_registry_acquire(ap_registry *reg, const char *name, ap_model **out, ap_error *err);
-void ap_model_release(ap_model *m);
+AP_API int ap_registry_acquire(ap_registry *reg, const char *name, ap_model **out, ap_error *err);
+AP_API void ap_model_release(ap_model *m);
 
-int ap_registry_stats(const ap_registry *reg, const char *name, ap_model_stats *out,
+AP_API int ap_registry_stats(const ap_registry *reg, const char *name, ap_model_stats *out,
                       ap_error *err);
 
-void ap_model_describe(const ap_model *m, ap_model_info *out);
+AP_API void ap_model_describe(const ap_model *m, ap_model_info *out);
 /* Name of raw input column i (a feature name, a member name), or NULL. */
-const char *ap_model_input_name(const ap_model *m, int i);
+AP_API const char *ap_model_input_name(const ap_model *m, int i);
 /*
  * Which alphapulse-v1 features the model reads: used (ap_feature_count()
  * entries) gets 1 for each (an ensemble reads what the versions of its
  * members served now read). Returns how many; 0 for raw models.
  */
-int ap_model_features_used(const ap_model *m, unsigned char *used);
+AP_API int ap_model_features_used(const ap_model *m, unsigned char *used);
 
 /*
  * Predict nrows rows from full alphapulse-v1 feature vectors (row-major,
@@ -178,20 +179,20 @@ int ap_model_features_used(const ap_model *m, unsigned char *used);
  * predictions). Ensembles evaluate the versions of their members served now.
  * Not for raw models (AP_EUNSUPPORTED).
  */
-int ap_model_predict(const ap_model *m, const double *features, size_t nrows, double *pred,
+AP_API int ap_model_predict(const ap_model *m, const double *features, size_t nrows, double *pred,
                      double *conf, double *outputs, ap_error *err);
 
 /* The same from rows of num_inputs values: the model's features in manifest
    order (before the pipeline), a raw model's tensor, or for an ensemble the
    member predictions in member order (only the combiner runs). */
-int ap_model_predict_raw(const ap_model *m, const double *X, size_t nrows, double *pred,
+AP_API int ap_model_predict_raw(const ap_model *m, const double *X, size_t nrows, double *pred,
                          double *conf, double *outputs, ap_error *err);
 
 /* What the predictor of a feature or raw model sees: the rows after feature
    selection and the pipeline. X as for ap_model_predict (full = 1) or
    ap_model_predict_raw (full = 0); out: nrows * ap_model_transform_width(m). */
-int ap_model_transform_width(const ap_model *m);
-int ap_model_transform(const ap_model *m, const double *X, size_t nrows, int full, double *out,
+AP_API int ap_model_transform_width(const ap_model *m);
+AP_API int ap_model_transform(const ap_model *m, const double *X, size_t nrows, int full, double *out,
                        ap_error *err);
 
 #ifdef __cplusplus

@@ -53,4 +53,4 @@ const char *ap_status_name(int code)
     }
 }
 
-const char *ap_version(void) { return "0.1.0"; }
+const char *ap_version(void) { return AP_VERSION; }

@@ -567,3 +567,28 @@ int ap_features_push(ap_features *f, const ap_bar *bar, double *out, ap_error *e
     step(f, bar, out ? out : tmp);
     return AP_OK;
 }
+
+int ap_features_compute(const ap_bar *bars, size_t n, double *out, ap_error *err)
+{
+    if (n == 0)
+        return AP_OK;
+    if (!bars || !out)
+        return ap_error_set(err, AP_EINVAL, "features: NULL bars or output for %zu bars", n);
+    if (n > SIZE_MAX / (AP_FEATURE_COUNT * sizeof(double)))
+        return ap_error_set(err, AP_ERANGE, "features: %zu bars overflow the output size", n);
+    ap_features *f = NULL;
+    int rc = ap_features_new(&f, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        ap_error e = {0};
+        rc = ap_features_push(f, &bars[i], out + i * AP_FEATURE_COUNT, &e);
+        if (rc) {
+            const char *why = strncmp(e.msg, "bar: ", 5) ? e.msg : e.msg + 5;
+            ap_error_set(err, rc, "bar %zu: %s", i, why);
+            break;
+        }
+    }
+    ap_features_free(f);
+    return rc;
+}
