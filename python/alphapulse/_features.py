@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 
-from ._lib import AP_FEATURE_COUNT, ApError, Bar, Error, Handle, c_void_p, check, lib
+from ._lib import AP_FEATURE_COUNT, ApError, Bar, Error, Handle, Owner, c_void_p, check, lib
 
 FEATURE_NAMES = tuple(lib.ap_feature_name(i).decode() for i in range(lib.ap_feature_count()))
 assert len(FEATURE_NAMES) == AP_FEATURE_COUNT
@@ -184,7 +184,7 @@ def features(bars):
     return pd.DataFrame(out, index=index, columns=list(FEATURE_NAMES), copy=False)
 
 
-class FeatureStream:
+class FeatureStream(Owner):
     """The incremental engine of one series: push bars as they come, read the
     latest 101-vector at any time. Same numbers as features() on the bars
     pushed so far. One writer at a time (a lock serialises push and latest)."""
@@ -251,17 +251,3 @@ class FeatureStream:
             return int(lib.ap_features_bars(ptr))
         finally:
             self._h.leave()
-
-    def close(self):
-        self._h.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        h = getattr(self, "_h", None)
-        if h is not None:
-            h.close()

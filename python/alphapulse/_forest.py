@@ -4,7 +4,7 @@ import os
 
 import numpy as np
 
-from ._lib import ApError, Error, Handle, c_void_p, check, lib, text
+from ._lib import ApError, Error, Handle, Owner, c_void_p, check, lib, text
 
 AP_PREDICT_RAW = 1
 _FORMATS = {"auto": 0, "xgboost_json": 1, "xgboost_ubj": 2, "lightgbm": 3}
@@ -76,7 +76,7 @@ def as_rows(X, width, names, what):
     return X, index
 
 
-class Forest:
+class Forest(Owner):
     """A loaded tree ensemble. Immutable and thread-safe: any number of
     threads may predict at once (the GIL is released while the engine runs).
 
@@ -131,27 +131,6 @@ class Forest:
         finally:
             self._h.leave()
         return out.reshape(n) if k == 1 else out
-
-    def close(self):
-        """Free the model now (also done when the object is collected).
-        Predictions in flight on other threads finish first; later calls
-        raise Error."""
-        self._h.close()
-
-    @property
-    def closed(self):
-        return self._h.closed
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        h = getattr(self, "_h", None)
-        if h is not None:
-            h.close()
 
     def __repr__(self):
         return "<alphapulse.Forest %s %s: %d trees, %d features, %d outputs>" % (

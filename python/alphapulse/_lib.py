@@ -180,3 +180,29 @@ class Handle:
         ptr, self._ptr = self._ptr, None
         if ptr:
             self._free(ptr)
+
+
+class Owner:
+    """Base of the package's classes that own one Handle in self._h: close(),
+    .closed, a `with` block, and freeing when collected."""
+
+    def close(self):
+        """Free the engine object now (also done when this object is
+        collected). Calls in flight on other threads finish first; later
+        calls raise Error."""
+        self._h.close()
+
+    @property
+    def closed(self):
+        return self._h.closed
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        h = getattr(self, "_h", None)
+        if h is not None:
+            h.close()

@@ -7,11 +7,11 @@ import numpy as np
 
 from ._features import FEATURE_NAMES
 from ._forest import as_rows
-from ._lib import (AP_FEATURE_COUNT, REPORT_FN, ApError, Error, Handle, ModelInfo, c_void_p,
-                   check, lib, text)
+from ._lib import (AP_FEATURE_COUNT, REPORT_FN, ApError, Error, Handle, ModelInfo, Owner,
+                   c_void_p, check, lib, text)
 
 
-class Repository:
+class Repository(Owner):
     """Open a repository folder and load every model in it (ensembles after
     their members). Models that fail to load are listed in .failures with
     the reason; the others serve. Thread-safe: predictions may run on many
@@ -142,18 +142,3 @@ class Repository:
                 except (TypeError, ValueError) as e:
                     raise Error("X: column %s is not numeric (%s)" % (f, e), "EINVAL") from None
         return rows, X.index
-
-    def close(self):
-        """Release every model now; later calls raise Error."""
-        self._h.close()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def __del__(self):
-        h = getattr(self, "_h", None)
-        if h is not None:
-            h.close()
