@@ -44,9 +44,14 @@ typedef struct ap_onnx_options {
 
 /* backend AUTO, library NULL, 1 thread */
 AP_API void ap_onnx_options_default(ap_onnx_options *o);
-/* Read ONNX_ENABLED ("0"/"off"/"native", "1"/"auto" or unset, "ort") and
-   ONNXRUNTIME_LIB into o; an unknown ONNX_ENABLED value is an error. */
-AP_API int ap_onnx_options_from_env(ap_onnx_options *o, ap_error *err);
+/* Options from text, as the ONNX_ENABLED setting spells them: backend
+   "0"/"off"/"false"/"native", "1"/"on"/"true"/"auto" (also NULL or ""), or
+   "ort"; ort_library NULL or "" for the default. Any other backend value is
+   an error naming it. The library never reads the environment: a program
+   passes what it read (the CLI: ONNX_ENABLED, ONNXRUNTIME_LIB). o keeps
+   the ort_library pointer. */
+AP_API int ap_onnx_options_parse(ap_onnx_options *o, const char *backend, const char *ort_library,
+                                 ap_error *err);
 
 AP_API int ap_onnx_load(const char *path, const ap_onnx_options *opt, ap_onnx **out, ap_error *err);
 /* `name` is used in error messages; the buffer is not kept. */

@@ -8,7 +8,7 @@
  *   <root>/<name>/<N>/<model file>     output, confidence (ensembles: members + combiner)
  *
  *   ap_registry *reg;
- *   ap_registry_open("examples/models", &reg, &err);
+ *   ap_registry_open("examples/models", NULL, &reg, &err);  // NULL: default options
  *   ap_registry_load_all(reg, NULL, NULL);            // load + validate + warm up everything
  *   ap_model *m;
  *   if (ap_registry_acquire(reg, "reversal", &m, &err) == AP_OK) {
@@ -29,6 +29,7 @@
 #define ALPHAPULSE_REGISTRY_H
 
 #include "alphapulse/common.h"
+#include "alphapulse/onnx.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -93,8 +94,17 @@ typedef struct ap_model_info {
     uint32_t min_bars;         /* manifest min_bars: fewer bars in a series, no prediction */
 } ap_model_info;
 
-/* Open a repository folder. Loads nothing yet. */
-AP_API int ap_registry_open(const char *root, ap_registry **out, ap_error *err);
+/* How a repository's models load. Everything a model load depends on is
+   passed in here; the library reads no environment variable. */
+typedef struct ap_registry_options {
+    ap_onnx_options onnx; /* ONNX graphs: backend, ONNX Runtime library (copied at open) */
+} ap_registry_options;
+
+/* Defaults: ap_onnx_options_default. */
+AP_API void ap_registry_options_default(ap_registry_options *o);
+/* Open a repository folder (opt NULL: defaults). Loads nothing yet. */
+AP_API int ap_registry_open(const char *root, const ap_registry_options *opt, ap_registry **out,
+                            ap_error *err);
 /* Every version must have been released before. */
 AP_API void ap_registry_free(ap_registry *reg);
 

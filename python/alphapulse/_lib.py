@@ -104,7 +104,7 @@ _DECLS = {
     "ap_forest_source": (c_char_p, [c_void_p]),
     "ap_forest_objective": (c_char_p, [c_void_p]),
     "ap_forest_predict": (None, [c_void_p, c_double_p, c_size_t, c_double_p, c_uint]),
-    "ap_registry_open": (c_int, [c_char_p, _P(c_void_p), _P(ApError)]),
+    "ap_registry_open": (c_int, [c_char_p, c_void_p, _P(c_void_p), _P(ApError)]),
     "ap_registry_free": (None, [c_void_p]),
     "ap_registry_load_all": (c_int, [c_void_p, REPORT_FN, c_void_p, _P(ApError)]),
     "ap_registry_load": (c_int, [c_void_p, c_char_p, ctypes.c_uint32, _P(ApError)]),

@@ -25,7 +25,7 @@ class Repository(Owner):
     def __init__(self, path):
         p = c_void_p()
         err = ApError()
-        check(lib.ap_registry_open(os.fsencode(path), ctypes.byref(p), ctypes.byref(err)), err)
+        check(lib.ap_registry_open(os.fsencode(path), None, ctypes.byref(p), ctypes.byref(err)), err)
         self._h = Handle(p.value, lib.ap_registry_free, "Repository")
         self.path = os.fspath(path)
         self.failures = {}

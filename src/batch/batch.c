@@ -48,6 +48,7 @@
 #include "alphapulse/batch.h"
 #include "batch/batch_internal.h"
 #include "common/error.h"
+#include "common/clock.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -362,7 +363,7 @@ static void deliver(ap_batcher *b, rec *list, int end_job)
     if (!keep.head && !end_job)
         return;
     pthread_mutex_lock(&b->mu);
-    uint64_t now = ap_batch_now_ns();
+    uint64_t now = ap_clock_ns();
     for (rec *r = keep.head, *nx; r; r = nx) {
         nx = r->link;
         r->link = NULL;
@@ -501,7 +502,7 @@ static int scan_batcher(ap_batcher *b, job *j, uint64_t *wake, int *more)
     pthread_mutex_lock(&b->mu);
     /* read the clock under the lock: a request submitted a moment ago must
      * not look younger than "now" (it would wait for a timer needlessly) */
-    uint64_t now = ap_batch_now_ns();
+    uint64_t now = ap_clock_ns();
     uint64_t t = purge_expired(b, now);
     if (t < *wake)
         *wake = t;
@@ -603,10 +604,10 @@ static void run_job(job *j, scratch *s, int end)
         X = s->buf;
         out = s->buf ? s->buf + rows * nc : NULL;
     }
-    uint64_t t0 = ap_batch_now_ns(), t1 = t0;
+    uint64_t t0 = ap_clock_ns(), t1 = t0;
     if (rc == AP_OK) {
         rc = b->run(j->model, X, rows, nc, out, no, &e);
-        t1 = ap_batch_now_ns();
+        t1 = ap_clock_ns();
         if (rc > 0) /* the contract says negative; do not report success */
             rc = ap_error_set(&e, AP_EINVAL, "batch function returned %d", rc);
         else if (rc < 0 && e.msg[0] == '\0')
@@ -880,7 +881,7 @@ void ap_batcher_free(ap_batcher *b)
         queue_remove(b, r);
         r->shutdown = 1;
         finalize_locked(b, r, AP_ECANCELLED);
-        r->t_done = ap_batch_now_ns();
+        r->t_done = ap_clock_ns();
         rl_append(&gone, r);
     }
     b->active++;
@@ -947,7 +948,7 @@ static void caller_run(ap_batcher *b, job *j)
         if (b->q.head && !b->closing) {
             if (n < AP_BATCH_CALLER_MAX_BATCHES && b->runners == 0 && current_delay(b) == 0) {
                 memset(j, 0, sizeof *j);
-                take_batch_locked(b, j, ap_batch_now_ns());
+                take_batch_locked(b, j, ap_clock_ns());
                 again = j->batch.head || j->dead.head;
                 if (again) {
                     j->b = b;
@@ -1015,7 +1016,7 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
                             "%s: overloaded: %zu rows queued, %zu more would exceed %zu", b->name,
                             q, nrows, b->cfg.max_queue_rows);
     }
-    uint64_t now = ap_batch_now_ns();
+    uint64_t now = ap_clock_ns();
     r->t_submit = now;
     r->deadline = add_sat(now, us_to_ns(timeout));
     r->close_by = now + (r->deadline - now) / 2;
@@ -1109,7 +1110,7 @@ void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
             if (b->q.head && !b->closing) {
                 if (b->cfg.caller_runs && current_delay(b) == 0) {
                     j.owner = owner;
-                    take_batch_locked(b, &j, ap_batch_now_ns());
+                    take_batch_locked(b, &j, ap_clock_ns());
                     j.owner = NULL;
                     run = j.batch.head || j.dead.head;
                     if (run) {
@@ -1135,7 +1136,7 @@ int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, 
     if (!b)
         return ap_error_set(err, AP_EINVAL, "ap_batch_wait: batcher is NULL");
     uint64_t end = timeout_us == AP_BATCH_FOREVER ? UINT64_MAX
-                                                  : add_sat(ap_batch_now_ns(), us_to_ns(timeout_us));
+                                                  : add_sat(ap_clock_ns(), us_to_ns(timeout_us));
     pthread_mutex_lock(&b->mu);
     rec *r = table_find(b, id);
     if (!r) {
@@ -1180,7 +1181,7 @@ int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, 
             kept_drop(b, r); /* freed below: we hold it */
             break;
         }
-        uint64_t now = ap_batch_now_ns();
+        uint64_t now = ap_clock_ns();
         if (r->state == ST_QUEUED && now >= r->deadline) {
             /* nobody may be free to notice; the waiter enforces the deadline */
             queue_remove(b, r);
@@ -1227,7 +1228,7 @@ int ap_batch_cancel(ap_batcher *b, uint64_t id, ap_error *err)
     case ST_QUEUED:
         queue_remove(b, r);
         finalize_locked(b, r, AP_ECANCELLED);
-        r->t_done = ap_batch_now_ns();
+        r->t_done = ap_clock_ns();
         r->link = NULL;
         b->active++;
         pthread_mutex_unlock(&b->mu);
@@ -1285,10 +1286,10 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
         uint64_t t = b->cfg.default_timeout_us;
         if (timeout_us && timeout_us < t)
             t = timeout_us;
-        uint64_t deadline = add_sat(ap_batch_now_ns(), us_to_ns(t));
+        uint64_t deadline = add_sat(ap_clock_ns(), us_to_ns(t));
         pthread_mutex_lock(&s.mu);
         while (!s.done) {
-            if (ap_batch_now_ns() >= deadline) {
+            if (ap_clock_ns() >= deadline) {
                 /* Past our deadline and maybe no worker free to notice: fail
                  * the request ourselves if still queued (cancel path, then
                  * relabel), else its batch is running: wait for it. */
@@ -1298,7 +1299,7 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
                 if (r && r->state == ST_QUEUED) {
                     queue_remove(b, r);
                     finalize_locked(b, r, AP_ETIMEDOUT);
-                    r->t_done = ap_batch_now_ns();
+                    r->t_done = ap_clock_ns();
                     r->link = NULL;
                     b->active++;
                     pthread_mutex_unlock(&b->mu);
@@ -1325,7 +1326,7 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
 
 static void snapshot_locked(ap_batcher *b, ap_batch_stats *o)
 {
-    purge_expired(b, ap_batch_now_ns());
+    purge_expired(b, ap_clock_ns());
     *o = b->st;
     o->queue_depth = b->qlen;
     o->queue_rows = b->qrows;

@@ -6,8 +6,6 @@
 
 #include <stdint.h>
 
-/* CLOCK_MONOTONIC in nanoseconds. */
-uint64_t ap_batch_now_ns(void);
 
 void ap_batch_hist_add(ap_batch_hist *h, uint64_t ns);
 void ap_batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from);

@@ -7,13 +7,6 @@
 static const uint64_t lat_bounds_us[AP_BATCH_LAT_BUCKETS - 1] = {
     10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
 
-uint64_t ap_batch_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 uint64_t ap_batch_latency_bound_us(int i)
 {
     if (i < 0 || i >= AP_BATCH_LAT_BUCKETS - 1)

@@ -243,7 +243,10 @@ int ap_cmd_check_repo(int argc, char **argv)
     }
     ap_error err;
     ap_registry *reg;
-    if (ap_registry_open(dir, &reg, &err) != AP_OK) {
+    ap_registry_options opt;
+    if (ap_onnx_options_parse(&opt.onnx, getenv("ONNX_ENABLED"), getenv("ONNXRUNTIME_LIB"),
+                              &err) != AP_OK ||
+        ap_registry_open(dir, &opt, &reg, &err) != AP_OK) {
         fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
         return 1;
     }

@@ -9,6 +9,7 @@
 #include "alphapulse.h"
 #include "cli/commands.h"
 #include "series/bars_csv.h"
+#include "common/clock.h"
 
 static void features_usage(FILE *fp)
 {
@@ -29,12 +30,7 @@ static void features_usage(FILE *fp)
             ap_feature_count());
 }
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
+static double now_s(void) { return (double)ap_clock_ns() / 1e9; }
 
 static void write_row(FILE *out, const char *ts, const double *v)
 {

@@ -150,7 +150,8 @@ int ap_cmd_predict(int argc, char **argv)
             fprintf(stderr, "alphapulse predict: --raw is not available for ONNX models\n");
             return 2;
         }
-        if (ap_onnx_options_from_env(&opt, &err) != AP_OK ||
+        if (ap_onnx_options_parse(&opt, getenv("ONNX_ENABLED"), getenv("ONNXRUNTIME_LIB"), &err) !=
+                AP_OK ||
             ap_onnx_load(model_path, &opt, &mdl.onnx, &err) != AP_OK) {
             fprintf(stderr, "alphapulse predict: %s\n", err.msg);
             return 1;

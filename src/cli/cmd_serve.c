@@ -117,10 +117,6 @@ int ap_cmd_serve(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
 
-    /* src/onnx reads its mode from the environment when a model loads: pass
-       on the resolved setting (the process is ours; no thread runs yet) */
-    setenv("ONNX_ENABLED", cfg.onnx_enabled, 1);
-
     ap_server *srv;
     if (ap_server_create(&cfg, log_line, NULL, &srv, &err) != AP_OK) {
         fprintf(stderr, "alphapulse serve: %s\n", err.msg);

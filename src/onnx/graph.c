@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_NODES 100000
 #define MAX_WIDTH 16384      /* doubles of all slots of one row */
@@ -1094,20 +1095,20 @@ void ap_onnx_options_default(ap_onnx_options *o)
     o->ort_threads = 1;
 }
 
-int ap_onnx_options_from_env(ap_onnx_options *o, ap_error *err)
+int ap_onnx_options_parse(ap_onnx_options *o, const char *e, const char *lib, ap_error *err)
 {
     ap_onnx_options_default(o);
-    const char *e = getenv("ONNX_ENABLED");
-    if (!e || !*e || !strcmp(e, "1") || !strcmp(e, "auto"))
+    if (!e || !*e || !strcmp(e, "1") || !strcasecmp(e, "on") || !strcasecmp(e, "true") ||
+        !strcasecmp(e, "auto"))
         o->backend = AP_ONNX_AUTO;
-    else if (!strcmp(e, "0") || !strcmp(e, "off") || !strcmp(e, "native"))
+    else if (!strcmp(e, "0") || !strcasecmp(e, "off") || !strcasecmp(e, "false") ||
+             !strcasecmp(e, "native"))
         o->backend = AP_ONNX_NATIVE;
-    else if (!strcmp(e, "ort"))
+    else if (!strcasecmp(e, "ort"))
         o->backend = AP_ONNX_ORT;
     else
         return ap_error_set(err, AP_EINVAL,
-                            "ONNX_ENABLED='%s': expected 0/off/native, 1/auto or ort", e);
-    const char *lib = getenv("ONNXRUNTIME_LIB");
+                            "ONNX backend '%s': expected 0/off/native, 1/auto or ort", e);
     if (lib && *lib)
         o->ort_library = lib;
     return AP_OK;

@@ -26,12 +26,14 @@ static int forest_load_as(const char *path, const char *source, void **out, ap_e
     return AP_OK;
 }
 
-static int xgboost_load(const char *path, void **out, ap_error *err)
+static int xgboost_load(const char *path, const ap_registry_options *opt, void **out,
+                        ap_error *err)
 {
     return forest_load_as(path, "xgboost", out, err);
 }
 
-static int lightgbm_load(const char *path, void **out, ap_error *err)
+static int lightgbm_load(const char *path, const ap_registry_options *opt, void **out,
+                         ap_error *err)
 {
     return forest_load_as(path, "lightgbm", out, err);
 }
@@ -58,16 +60,12 @@ static const char *forest_feature_name(const void *impl, int i)
     return ap_forest_feature_name(impl, i);
 }
 
-/* ONNX graphs: backend chosen by ONNX_ENABLED / ONNXRUNTIME_LIB (docs/ONNX.md). */
-static int onnx_load(const char *path, void **out, ap_error *err)
+/* ONNX graphs: backend from the registry's options (docs/ONNX.md). */
+static int onnx_load(const char *path, const ap_registry_options *opt, void **out, ap_error *err)
 {
-    ap_onnx_options opt;
     *out = NULL;
-    int rc = ap_onnx_options_from_env(&opt, err);
-    if (rc != AP_OK)
-        return rc;
     ap_onnx *m;
-    rc = ap_onnx_load(path, &opt, &m, err);
+    int rc = ap_onnx_load(path, &opt->onnx, &m, err);
     if (rc == AP_OK)
         *out = m;
     return rc;

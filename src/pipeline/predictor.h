@@ -9,7 +9,7 @@
 #define AP_PIPELINE_PREDICTOR_H
 
 #include <stddef.h>
-#include "alphapulse/common.h"
+#include "alphapulse/registry.h"
 
 typedef struct ap_predictor_desc {
     int num_features;     /* row width predict reads */
@@ -20,7 +20,8 @@ typedef struct ap_predictor_desc {
 
 typedef struct ap_predictor_ops {
     const char *format;   /* the manifest's "format" value */
-    int (*load)(const char *path, void **out, ap_error *err);
+    /* opt: the registry's options (the ONNX backend, ...) */
+    int (*load)(const char *path, const ap_registry_options *opt, void **out, ap_error *err);
     /* X: nrows * num_features; out: nrows * num_outputs. Returns AP_OK, or
        an error with err filled (ONNX Runtime failing at run time; forests
        cannot fail); out then holds no prediction. */

@@ -7,6 +7,7 @@
 #include "registry/registry_internal.h"
 #include "alphapulse/features.h"
 #include "common/error.h"
+#include "common/clock.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -240,21 +241,14 @@ int ap_model_predict_impl(const ap_model *m, const double *X, size_t nrows, int 
     return predict_single(m, X, nrows, full, pred, conf, outputs, err);
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static int predict_timed(const ap_model *m, const double *X, size_t nrows, int full,
                          double *pred, double *conf, double *outputs, ap_error *err)
 {
     if (!m || (!X && nrows) || (!pred && nrows))
         return ap_error_set(err, AP_EINVAL, "predict: NULL model, input or output");
-    uint64_t t0 = now_ns();
+    uint64_t t0 = ap_clock_ns();
     int rc = ap_model_predict_impl(m, X, nrows, full, pred, conf, outputs, err);
-    ap_stats_record_predict(&m->entry->stats, now_ns() - t0, nrows, rc == AP_OK);
+    ap_stats_record_predict(&m->entry->stats, ap_clock_ns() - t0, nrows, rc == AP_OK);
     return rc;
 }
 

@@ -8,6 +8,7 @@
 #include "alphapulse/features.h"
 #include "common/csv.h"
 #include "common/error.h"
+#include "common/clock.h"
 
 #include <dirent.h>
 #include <math.h>
@@ -62,7 +63,13 @@ static void entry_swap(ap_entry *e, ap_model *m)
 
 /* ---- registry and entries ----------------------------------------------- */
 
-int ap_registry_open(const char *root, ap_registry **out, ap_error *err)
+void ap_registry_options_default(ap_registry_options *o)
+{
+    ap_onnx_options_default(&o->onnx);
+}
+
+int ap_registry_open(const char *root, const ap_registry_options *opt, ap_registry **out,
+                     ap_error *err)
 {
     struct stat st;
     *out = NULL;
@@ -76,6 +83,19 @@ int ap_registry_open(const char *root, ap_registry **out, ap_error *err)
             free(reg->root);
         free(reg);
         return ap_error_set(err, AP_ENOMEM, "registry: %s: cannot resolve the folder", root);
+    }
+    if (opt)
+        reg->opt = *opt;
+    else
+        ap_registry_options_default(&reg->opt);
+    if (reg->opt.onnx.ort_library) {
+        if (!(reg->ort_library = strdup(reg->opt.onnx.ort_library))) {
+            free(reg->root);
+            free(reg->real_root);
+            free(reg);
+            return ap_error_set(err, AP_ENOMEM, "registry: out of memory");
+        }
+        reg->opt.onnx.ort_library = reg->ort_library;
     }
     pthread_mutex_init(&reg->admin, NULL);
     pthread_mutex_init(&reg->fail_mu, NULL);
@@ -98,6 +118,7 @@ void ap_registry_free(ap_registry *reg)
     pthread_mutex_destroy(&reg->fail_mu);
     free(reg->root);
     free(reg->real_root);
+    free(reg->ort_library);
     free(reg);
 }
 
@@ -352,7 +373,7 @@ static int attach_predictor(const ap_registry *reg, ap_model *m, const char *dir
     if (rc == AP_OK)
         rc = inside(reg, path, what, err);
     if (rc == AP_OK)
-        rc = m->ops->load(path, &m->impl, err);
+        rc = m->ops->load(path, &reg->opt, &m->impl, err);
     if (rc != AP_OK) {
         m->ops = NULL;
         return rc;
@@ -429,13 +450,6 @@ static int warm_up(const ap_model *m, const char *what, ap_error *err)
     free(row);
     free(outs);
     return rc;
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Under admin: build version `version` (0: by policy) of `name` completely. */
@@ -526,7 +540,7 @@ static int load_locked(ap_registry *reg, const char *name, uint32_t version, ap_
         failure_set(reg, name, err ? err->msg : "cannot load");
         return rc;
     }
-    uint64_t t0 = now_ns();
+    uint64_t t0 = ap_clock_ns();
     ap_model *m;
     rc = build_version(reg, name, version, e, &m, err);
     const char *user = rc == AP_OK && m->man.kind != AP_MODEL_PATTERN &&
@@ -551,7 +565,7 @@ static int load_locked(ap_registry *reg, const char *name, uint32_t version, ap_
     if (fresh)
         publish_entry(reg, e);
     failure_clear(reg, name);
-    atomic_store_explicit(&e->stats.load_time_ns, now_ns() - t0, memory_order_relaxed);
+    atomic_store_explicit(&e->stats.load_time_ns, ap_clock_ns() - t0, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->stats.loads, 1, memory_order_relaxed);
     entry_swap(e, m);
     return AP_OK;

@@ -34,6 +34,8 @@ typedef struct ap_failure {
 } ap_failure;
 
 struct ap_registry {
+    ap_registry_options opt; /* onnx.ort_library points to ort_library */
+    char *ort_library;
     char *root;
     char *real_root;        /* realpath(root): files must resolve inside it */
     pthread_mutex_t admin;  /* serialises load, unload, load_all; never taken by readers */

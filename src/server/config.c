@@ -60,6 +60,9 @@ static const setting settings[] = {
     {"onnx_enabled", "AP_ONNX_ENABLED", "ONNX_ENABLED", T_ONNX, F(onnx_enabled), 0, 0, 0, "auto",
      "ONNX models: auto (native import, ONNX Runtime for what it lacks; also true/1), "
      "native (also false/0) or ort (docs/ONNX.md)"},
+    {"onnxruntime_lib", "AP_ONNXRUNTIME_LIB", "ONNXRUNTIME_LIB", T_STR, F(onnxruntime_lib),
+     S(onnxruntime_lib), 0, 0, "", "ONNX Runtime library for ONNX models that need it (empty: "
+     "libonnxruntime.so.1 from the library path)"},
     {"mixed_precision_enabled", "AP_MIXED_PRECISION_ENABLED", "MIXED_PRECISION_ENABLED", T_BOOL, F(mixed_precision_enabled),
      0, 0, 1, "false", "accepted for compatibility, not used (trees predict in the "
      "training library's precision)"},

@@ -46,6 +46,7 @@ typedef struct ap_server_config {
     int max_async_results;       /* async results kept */
     double result_ttl;           /* seconds */
     char onnx_enabled[8];        /* ONNX_ENABLED: "auto", "native" or "ort" (docs/ONNX.md) */
+    char onnxruntime_lib[AP_CONFIG_PATH_MAX]; /* ONNXRUNTIME_LIB; "": the default */
     int mixed_precision_enabled; /* MIXED_PRECISION_ENABLED (accepted, unused) */
     int history;                 /* bars kept per series */
     int max_series;

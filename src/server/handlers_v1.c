@@ -12,6 +12,7 @@
 
 #include "server/server_internal.h"
 #include "server/http.h"
+#include "common/clock.h"
 
 /* ---- request helpers ------------------------------------------------------- */
 
@@ -339,7 +340,7 @@ void ap_srv_results_on_done(void *user, const ap_batch_completion *c)
     if (e && e->state == RES_PENDING) {
         e->status = c->status;
         e->state = c->status == AP_ECANCELLED ? RES_CANCELLED : RES_DONE;
-        e->t_done_ns = ap_srv_now_ns();
+        e->t_done_ns = ap_clock_ns();
         e->queue_us = c->queue_us;
         e->compute_us = c->compute_us;
         if (c->status == AP_OK) {
@@ -477,7 +478,7 @@ static enum MHD_Result predict(ap_srv_req *r)
     if (o.timeout_us && o.timeout_us < budget_us)
         budget_us = o.timeout_us;
     r->deadline_ns = r->t0_ns + budget_us * 1000;
-    uint64_t now = ap_srv_now_ns();
+    uint64_t now = ap_clock_ns();
     if (ap_srv_past_deadline(r, now)) {
         pthread_rwlock_unlock(&m->lock);
         ret = ap_srv_deadline_error(r, "before");
@@ -541,14 +542,14 @@ enum MHD_Result ap_srv_v1_finish(ap_srv_req *r)
 {
     if (r->status == AP_ETIMEDOUT)
         return ap_srv_deadline_error(r, "before");
-    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_srv_now_ns()))
+    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_clock_ns()))
         return ap_srv_deadline_error(r, "after");
     if (r->status)
         return ap_srv_error(r, ap_srv_compute_status(r->status), "%s", r->msg);
     char store[1024];
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
-    uint64_t lat = (ap_srv_now_ns() - r->t0_ns) / 1000;
+    uint64_t lat = (ap_clock_ns() - r->t0_ns) / 1000;
     prediction_json(&b, r->id, r->symbol, r->timeframe, r->ver, r->out[0], r->out[1],
                     r->out + 2, (int)r->nout - 2, r->bar_time, r->undefined, r->bars, lat,
                     r->queue_us,
@@ -576,7 +577,7 @@ static enum MHD_Result result_get(ap_srv_req *r)
         return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
     ap_srv_result e;
     pthread_mutex_lock(&s->results.mu);
-    ap_srv_result *p = ap_srv_results_find_locked(&s->results, id, ap_srv_now_ns());
+    ap_srv_result *p = ap_srv_results_find_locked(&s->results, id, ap_clock_ns());
     if (p) {
         e = *p;
         ap_srv_version_ref(e.ver);
@@ -616,7 +617,7 @@ static enum MHD_Result result_delete(ap_srv_req *r)
     if (parse_id(r->arg, &id))
         return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
     pthread_mutex_lock(&rs->mu);
-    ap_srv_result *p = ap_srv_results_find_locked(rs, id, ap_srv_now_ns());
+    ap_srv_result *p = ap_srv_results_find_locked(rs, id, ap_clock_ns());
     int state = p ? p->state : RES_FREE, model = p ? p->model : -1;
     uint64_t batch_id = p ? p->batch_id : 0;
     ap_batcher *b = p ? p->batcher : NULL;
@@ -635,7 +636,7 @@ static enum MHD_Result result_delete(ap_srv_req *r)
         pthread_rwlock_unlock(&m->lock);
     }
     pthread_mutex_lock(&rs->mu);
-    p = ap_srv_results_find_locked(rs, id, ap_srv_now_ns());
+    p = ap_srv_results_find_locked(rs, id, ap_clock_ns());
     if (p)
         ap_srv_results_remove_locked(rs, p);
     pthread_mutex_unlock(&rs->mu);
@@ -751,7 +752,7 @@ static enum MHD_Result stats(ap_srv_req *r)
     ap_jb_init(&b, NULL, 0);
     ap_jb_printf(&b, "{\"version\": \"%s\", \"uptime_s\": %.3f, \"models_loaded\": %d, "
               "\"requests\": %" PRIu64 ", \"in_flight\": %ld, \"predictions\": %" PRIu64,
-              ap_version(), (double)(ap_srv_now_ns() - s->start_ns) / 1e9,
+              ap_version(), (double)(ap_clock_ns() - s->start_ns) / 1e9,
               ap_server_models_loaded(s), requests, atomic_load(&s->inflight), predictions);
     ap_jb_printf(&b, ", \"batching\": {\"submitted\": %" PRIu64 ", \"rejected\": %" PRIu64
               ", \"completed\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"timed_out\": %" PRIu64

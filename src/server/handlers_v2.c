@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "server/server_internal.h"
+#include "common/clock.h"
 
 enum { OUT_PRED = 1, OUT_CONF = 2, OUT_OUTS = 4 };
 
@@ -314,7 +315,7 @@ static enum MHD_Result infer(ap_srv_req *r)
     /* the server's deadline, from the request's arrival; a request that
        already waited past it is refused before its body is parsed */
     r->deadline_ns = r->t0_ns + (uint64_t)(r->srv->cfg.inference_timeout * 1e9);
-    if (ap_srv_past_deadline(r, ap_srv_now_ns()))
+    if (ap_srv_past_deadline(r, ap_clock_ns()))
         return ap_srv_deadline_error(r, "before");
     json_error_t je;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
@@ -373,7 +374,7 @@ enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
 {
     if (r->status == AP_ETIMEDOUT)
         return ap_srv_deadline_error(r, "before");
-    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_srv_now_ns()))
+    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_clock_ns()))
         return ap_srv_deadline_error(r, "after");
     if (r->status)
         return ap_srv_error(r, ap_srv_compute_status(r->status), "%s", r->msg);

@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
+#include "common/clock.h"
 
 #define SRV_TICK_NS 250000000ull          /* connection guard period */
 #define SRV_RESERVE_TIMEOUT_NS 1000000000ull /* request time of a reserve connection */
@@ -235,7 +236,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
         cr->L = L;
         cr->fd = ci ? ci->connect_fd : -1;
         cr->state = CR_RECV;
-        cr->since_ns = ap_srv_now_ns();
+        cr->since_ns = ap_clock_ns();
         cr->reserve = open > h->max_connections;
         if (cr->reserve)
             atomic_fetch_add_explicit(&h->reserve_used, 1, memory_order_relaxed);
@@ -303,7 +304,7 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *u
     ap_srv_req *r = *con_cls;
     if (!r) {
         conn_rec *cr = rec_of(conn);
-        uint64_t now = ap_srv_now_ns();
+        uint64_t now = ap_clock_ns();
         if (cr && cr->state == CR_AWAIT) { /* a pipelined request: in our buffer already */
             cr->state = CR_RECV;
             cr->since_ns = now;
@@ -348,7 +349,7 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_rec *cr = rec_of(conn);
     if (cr && cr->state != CR_DEAD) {
         cr->state = CR_AWAIT;
-        cr->since_ns = ap_srv_now_ns();
+        cr->since_ns = ap_clock_ns();
     }
     ap_srv_req *r = *con_cls;
     *con_cls = NULL;
@@ -369,13 +370,13 @@ static void *loop_main(void *arg)
 {
     loop *L = arg;
     ap_server *s = L->h->s;
-    L->next_tick = ap_srv_now_ns() + SRV_TICK_NS;
+    L->next_tick = ap_clock_ns() + SRV_TICK_NS;
     while (!atomic_load(&L->stop)) {
         if (atomic_load(&L->quiesce) && !atomic_load(&L->quiesced)) {
             MHD_quiesce_daemon(L->d); /* returns the shared socket: closed by stop */
             atomic_store(&L->quiesced, 1);
         }
-        uint64_t now = ap_srv_now_ns();
+        uint64_t now = ap_clock_ns();
         int64_t ms = now >= L->next_tick ? 0 : (int64_t)((L->next_tick - now) / 1000000u) + 1;
         MHD_UNSIGNED_LONG_LONG to;
         if (MHD_get_timeout(L->d, &to) == MHD_YES && (int64_t)to < ms)
@@ -403,7 +404,7 @@ static void *loop_main(void *arg)
             L->pass.n = 0;
             ap_workers_run_queued(s->workers, L->pass.b, k, &L->pass);
         }
-        now = ap_srv_now_ns();
+        now = ap_clock_ns();
         if (now >= L->next_tick) {
             guard_tick(L, now);
             L->next_tick = now + SRV_TICK_NS;

@@ -5,6 +5,7 @@
  */
 #include "server/server_internal.h"
 #include "server/http.h"
+#include "common/clock.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -251,7 +252,7 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
                  "# TYPE alphapulse_build_info gauge\n"
                  "alphapulse_build_info{version=\"%s\"} 1\n", ap_version());
     head(b, "alphapulse_uptime_seconds", "gauge", "seconds since start");
-    ap_jb_printf(b, "alphapulse_uptime_seconds %.3f\n", (double)(ap_srv_now_ns() - s->start_ns) / 1e9);
+    ap_jb_printf(b, "alphapulse_uptime_seconds %.3f\n", (double)(ap_clock_ns() - s->start_ns) / 1e9);
 
     head(b, "alphapulse_http_requests_total", "counter",
          "HTTP requests answered, by endpoint, model and status code");

@@ -18,6 +18,7 @@
 #include <sys/random.h>
 
 #include "common/error.h"
+#include "common/clock.h"
 
 int ap_srv_results_init(ap_srv_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
 {
@@ -101,7 +102,7 @@ static uint64_t random_id(void)
 {
     uint64_t v = 0;
     if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-        v = ap_srv_now_ns() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&v;
+        v = ap_clock_ns() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&v;
     return v;
 }
 

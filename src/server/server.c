@@ -32,13 +32,7 @@
 #include <unistd.h>
 
 #include "common/error.h"
-
-uint64_t ap_srv_now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+#include "common/clock.h"
 
 void ap_srv_log(ap_server *s, const char *fmt, ...)
 {
@@ -100,7 +94,7 @@ enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *
     enum MHD_Result ret = r->io->respond(r->conn, (unsigned)code, body, ctype, close);
     if (failed)
         code = MHD_HTTP_INTERNAL_SERVER_ERROR;
-    uint64_t now = ap_srv_now_ns();
+    uint64_t now = ap_clock_ns();
     uint64_t lat = now > r->t0_ns ? now - r->t0_ns : 0;
     ap_srv_metrics_record(s->metrics, r->model, r->ep, code, lat);
     if (s->cfg.access_log)
@@ -161,7 +155,7 @@ int ap_srv_past_deadline(const ap_srv_req *r, uint64_t now)
 
 enum MHD_Result ap_srv_deadline_error(ap_srv_req *r, const char *when)
 {
-    uint64_t now = ap_srv_now_ns();
+    uint64_t now = ap_clock_ns();
     double waited = (double)(now - r->t0_ns) / 1e6,
            budget = (double)(r->deadline_ns - r->t0_ns) / 1e6;
     int before = !strcmp(when, "before");
@@ -194,7 +188,7 @@ int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, cons
 {
     ap_error err;
     r->phase = PH_WAIT;
-    uint64_t now = ap_srv_now_ns();
+    uint64_t now = ap_clock_ns();
     if (ap_srv_past_deadline(r, now)) {
         r->status = AP_ETIMEDOUT;
         r->msg[0] = 0; /* answered by the finish's deadline check */
@@ -204,10 +198,10 @@ int ap_srv_start_inference(ap_srv_req *r, ap_batcher *b, ap_srv_version *v, cons
         size_t nout = (size_t)v->nout, ncols = raw ? (size_t)v->info.num_inputs
                                                    : (size_t)ap_feature_count();
         double *o = n * nout <= SRV_SMALL_OUT ? r->out_small : malloc(n * nout * sizeof *o);
-        uint64_t t0 = ap_srv_now_ns();
+        uint64_t t0 = ap_clock_ns();
         int rc = o ? ap_srv_run_rows(v, X, n, ncols, o, nout, &err, raw)
                    : ap_error_set(&err, AP_ENOMEM, "out of memory for %zu outputs", n * nout);
-        r->compute_us = (ap_srv_now_ns() - t0) / 1000;
+        r->compute_us = (ap_clock_ns() - t0) / 1000;
         r->status = rc;
         if (rc) {
             snprintf(r->msg, sizeof r->msg, "%s", err.msg);
@@ -432,7 +426,7 @@ ap_srv_req *ap_srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_s
     r->url = url;
     r->model = -1;
     r->reserve = reserve;
-    uint64_t now = ap_srv_now_ns();
+    uint64_t now = ap_clock_ns();
     r->t0_ns = t_arrival && t_arrival <= now ? t_arrival : now;
     r->body = r->body_small;
     r->cap = sizeof r->body_small;
@@ -616,7 +610,7 @@ int ap_srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_c
     s->cfg = *cfg;
     s->log = log;
     s->log_ctx = log_ctx;
-    s->start_ns = ap_srv_now_ns();
+    s->start_ns = ap_clock_ns();
     /* ids of inline inferences: like the batcher's, a 62-bit counter from a
        start that differs across runs (never 0) */
     atomic_init(&s->inline_ids, ((s->start_ns * 0x9e3779b97f4a7c15ULL) >> 2) | 1);
@@ -634,11 +628,13 @@ int ap_srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_c
     if (cfg->mixed_precision_enabled)
         ap_srv_log(s, "mixed_precision_enabled: accepted, not used");
     ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history};
+    ap_registry_options ropt; /* ort_library points into s->cfg: lives as long as s */
     if ((rc = ap_srv_results_init(&s->results, (size_t)cfg->max_async_results,
                                (uint64_t)(cfg->result_ttl * 1e9), err)) ||
         (rc = ap_series_store_new(&sc, &s->store, err)) ||
         (rc = ap_workers_create((unsigned)cfg->workers, &s->workers, err)) ||
-        (rc = ap_registry_open(cfg->repository, &s->reg, err)) ||
+        (rc = ap_onnx_options_parse(&ropt.onnx, s->cfg.onnx_enabled, s->cfg.onnxruntime_lib, err)) ||
+        (rc = ap_registry_open(cfg->repository, &ropt, &s->reg, err)) ||
         (rc = ap_srv_models_load_all(s, err)) || (rc = ap_srv_replay_start(s, err)) ||
         (http && (rc = ap_srv_http_start(s, &s->http, err))))
         goto fail;
@@ -674,9 +670,9 @@ void ap_server_shutdown(ap_server *s)
     atomic_store(&s->draining, 1);
     if (s->http) {
         ap_srv_http_quiesce(s->http); /* stop accepting; open connections go on */
-        uint64_t until = ap_srv_now_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
+        uint64_t until = ap_clock_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
         pthread_mutex_lock(&s->drain_mu);
-        while (atomic_load(&s->inflight) > 0 && ap_srv_now_ns() < until) {
+        while (atomic_load(&s->inflight) > 0 && ap_clock_ns() < until) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 20000000;

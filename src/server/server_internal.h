@@ -16,7 +16,6 @@
 #define SRV_MAX_MODELS AP_REGISTRY_MAX_MODELS
 #define SRV_NAME_MAX 65
 
-uint64_t ap_srv_now_ns(void);
 void ap_srv_log(ap_server *s, const char *fmt, ...) AP_PRINTF(2, 3);
 
 /* ---- endpoints and metrics ------------------------------------------------ */

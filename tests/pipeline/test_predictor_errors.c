@@ -182,8 +182,6 @@ static int setup(void **state)
         ort_lib[0] = '\0';
         return 0;
     }
-    setenv("ONNXRUNTIME_LIB", ort_lib, 1);
-    setenv("ONNX_ENABLED", "auto", 1);
     const char *tmp = getenv("TMPDIR");
     snprintf(dir, sizeof dir, "%s/ap_pred_err_XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(dir))
@@ -257,7 +255,10 @@ static void test_predictor_ops(void **state)
     snprintf(path, sizeof path, "%s/lookraw/1/model.onnx", dir);
     void *impl = NULL;
     ap_error err = {0};
-    if (ops->load(path, &impl, &err) != AP_OK)
+    ap_registry_options opt;
+    ap_registry_options_default(&opt);
+    opt.onnx.ort_library = ort_lib;
+    if (ops->load(path, &opt, &impl, &err) != AP_OK)
         fail_msg("load: %s", err.msg);
     ap_predictor_desc d;
     ops->describe(impl, &d);
@@ -280,7 +281,7 @@ static void test_predictor_ops(void **state)
     const char *root = getenv("AP_ROOT");
     snprintf(path, sizeof path, "%s/tests/fuzz/corpus/xgboost_json/tiny.json",
              root ? root : ".");
-    if (xgb->load(path, &impl, &err) != AP_OK)
+    if (xgb->load(path, &opt, &impl, &err) != AP_OK)
         fail_msg("load: %s", err.msg);
     double row[2] = {0, 0.2}, p;
     assert_int_equal(xgb->predict(impl, row, 1, &p, &err), AP_OK);
@@ -298,7 +299,11 @@ static void test_registry_predict(void **state)
     need_ort();
     ap_registry *reg;
     ap_error err = {0};
-    if (ap_registry_open(dir, &reg, &err) != AP_OK)
+    ap_registry_options opt;
+    ap_registry_options_default(&opt);
+    opt.onnx.backend = AP_ONNX_AUTO;
+    opt.onnx.ort_library = ort_lib;
+    if (ap_registry_open(dir, &opt, &reg, &err) != AP_OK)
         fail_msg("open: %s", err.msg);
     int failed = ap_registry_load_all(reg, NULL, NULL, &err);
     if (failed != 0)

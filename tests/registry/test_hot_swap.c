@@ -86,7 +86,7 @@ static void test_swap_under_load(void **state)
     const char *root = getenv("AP_ROOT");
     snprintf(repo, sizeof repo, "%s/examples/models", root ? root : ".");
     ap_error err;
-    assert_int_equal(ap_registry_open(repo, &reg, &err), AP_OK);
+    assert_int_equal(ap_registry_open(repo, NULL, &reg, &err), AP_OK);
     assert_int_equal(ap_registry_load_all(reg, NULL, NULL, &err), 0);
     for (int j = 0; j < AP_FEATURE_COUNT; j++)
         row[j] = 0.01 * (j + 1);

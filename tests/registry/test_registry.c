@@ -20,7 +20,7 @@ static ap_registry *open_demo(void)
 {
     ap_registry *reg;
     ap_error err;
-    if (ap_registry_open(repo, &reg, &err) != AP_OK)
+    if (ap_registry_open(repo, NULL, &reg, &err) != AP_OK)
         fail_msg("%s", err.msg);
     assert_int_equal(ap_registry_load_all(reg, NULL, NULL, &err), 0);
     return reg;
@@ -222,7 +222,7 @@ static void test_failed_loads_take_no_room(void **state)
     write_text(path, "{\"name\": \"broken\", \"kind\": \"regime\"");
     ap_registry *reg;
     ap_error err;
-    assert_int_equal(ap_registry_open(dir, &reg, &err), AP_OK);
+    assert_int_equal(ap_registry_open(dir, NULL, &reg, &err), AP_OK);
     for (int i = 0; i < 2 * AP_REGISTRY_MAX_MODELS; i++) {
         char name[32];
         snprintf(name, sizeof name, "ghost_%d", i);
@@ -268,7 +268,7 @@ static void test_fifo_device_symlink(void **state)
     ap_error err;
     alarm(20); /* a blocking open of the FIFO would hang here */
     make_repo(dir, sizeof dir, "m");
-    assert_int_equal(ap_registry_open(dir, &reg, &err), AP_OK);
+    assert_int_equal(ap_registry_open(dir, NULL, &reg, &err), AP_OK);
     snprintf(path, sizeof path, "%s/m/1/model.json", dir);
     snprintf(target, sizeof target, "%s/m/1/real.json", dir);
     assert_int_equal(rename(path, target), 0);
