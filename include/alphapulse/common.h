@@ -31,7 +31,9 @@ typedef enum ap_status {
     AP_EOVERLOAD = -7,  /* queue full: rejected at once */
     AP_ECANCELLED = -8, /* cancelled by the caller */
     AP_ERANGE = -9,     /* value or size out of the allowed range */
-    AP_EUNSUPPORTED = -10 /* valid input using a feature we do not support */
+    AP_EUNSUPPORTED = -10, /* valid input using a feature we do not support */
+    AP_EFULL = -11,       /* no room: a store or cache is at its capacity */
+    AP_ECONFLICT = -12    /* not now: the state of what it names forbids it */
 } ap_status;
 
 #define AP_ERROR_MSG_MAX 512

@@ -157,7 +157,7 @@ AP_API int ap_series_append(ap_series *s, const ap_bar *bar, ap_error *err);
 AP_API int ap_series_latest(const ap_series *s, double *out, int64_t *t, ap_error *err);
 
 /*
- * Drop a base series and its roll-ups (a rolled-up series alone: AP_EINVAL
+ * Drop a base series and its roll-ups (a rolled-up series alone: AP_ECONFLICT
  * naming its base; unknown: AP_ENOTFOUND). Pointers other threads hold stay
  * valid: append and latest on them answer AP_ENOTFOUND "was deleted".
  * Opening the key again starts it afresh. A deleted key keeps its table

@@ -166,6 +166,9 @@ AP_API int ap_registry_failure(ap_registry *reg, const char *name, char *msg, si
 /* The version now served, held: release it with ap_model_release. */
 AP_API int ap_registry_acquire(ap_registry *reg, const char *name, ap_model **out, ap_error *err);
 AP_API void ap_model_release(ap_model *m);
+/* One more reference to a version the caller already holds (one atomic
+   increment, no lock: for batchers' per-request hooks). NULL is ignored. */
+AP_API void ap_model_retain(ap_model *m);
 
 AP_API int ap_registry_stats(const ap_registry *reg, const char *name, ap_model_stats *out,
                       ap_error *err);

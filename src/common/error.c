@@ -49,6 +49,8 @@ const char *ap_status_name(int code)
     case AP_ECANCELLED: return "ECANCELLED";
     case AP_ERANGE: return "ERANGE";
     case AP_EUNSUPPORTED: return "EUNSUPPORTED";
+    case AP_EFULL: return "EFULL";
+    case AP_ECONFLICT: return "ECONFLICT";
     default: return "EUNKNOWN";
     }
 }

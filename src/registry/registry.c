@@ -40,6 +40,12 @@ void ap_model_release(ap_model *m)
         ap_model_free_now(m);
 }
 
+void ap_model_retain(ap_model *m)
+{
+    if (m)
+        atomic_fetch_add_explicit(&m->refs, 1, memory_order_relaxed);
+}
+
 ap_model *ap_entry_acquire(ap_entry *e)
 {
     pthread_mutex_lock(&e->mu);

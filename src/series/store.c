@@ -265,7 +265,7 @@ static int open_locked(ap_series_store *st, const char *symbol, int64_t tf, unsi
             kids[nk++] = rollup_tfs[i];
     size_t count = atomic_load_explicit(&st->count, memory_order_relaxed);
     if (count + 1 + (size_t)nk > st->max_series)
-        return ap_error_set(err, AP_ERANGE,
+        return ap_error_set(err, AP_EFULL,
                             "series store is full (%zu series, room for %zu): cannot add %s/%llds",
                             count, st->max_series, symbol, (long long)tf);
     ap_series *all[1 + MAX_CHILDREN] = {0};
@@ -278,7 +278,7 @@ static int open_locked(ap_series_store *st, const char *symbol, int64_t tf, unsi
         fresh += !reused[i];
     }
     if (st->keys + fresh > 2 * st->max_series)
-        return ap_error_set(err, AP_ERANGE,
+        return ap_error_set(err, AP_EFULL,
                             "series store: %zu keys used (live and deleted series; room for "
                             "%zu): cannot add %s/%llds (a deleted series keeps its slot until "
                             "restart; re-create a deleted one instead)",
@@ -529,7 +529,7 @@ int ap_series_delete(ap_series_store *st, const char *symbol, int64_t tf, ap_err
     if (!s) {
         rc = ap_error_set(err, AP_ENOTFOUND, "unknown series %s/%llds", symbol, (long long)tf);
     } else if (s->parent) {
-        rc = ap_error_set(err, AP_EINVAL,
+        rc = ap_error_set(err, AP_ECONFLICT,
                           "series %s/%llds is rolled up from %s/%llds: delete that one (its "
                           "roll-ups go with it)", symbol, (long long)tf, s->parent->symbol,
                           (long long)s->parent->tf);

@@ -1,6 +1,7 @@
 /*
  * The AlphaPulse JSON API (/v1): bars in, predictions on a series' latest
- * bar out (sync or async), results, models, stats. docs/SERVER.md.
+ * bar out (sync or async), results. Views (models, stats) are in
+ * handlers_info.c. docs/SERVER.md.
  */
 #include <jansson.h>
 #include <inttypes.h>
@@ -11,71 +12,9 @@
 #include <time.h>
 
 #include "server/server_internal.h"
-#include "server/http.h"
+#include "server/handlers.h"
+#include "server/json.h"
 #include "common/clock.h"
-
-/* ---- request helpers ------------------------------------------------------- */
-
-/* Parse the body as a JSON object; on failure the error response is queued
-   (*ret) and NULL returned. */
-static json_t *body_object(ap_srv_req *r, enum MHD_Result *ret)
-{
-    json_error_t je;
-    json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
-    if (!j) {
-        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
-                         je.line, je.column, je.text);
-        return NULL;
-    }
-    if (!json_is_object(j)) {
-        json_decref(j);
-        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
-        return NULL;
-    }
-    return j;
-}
-
-/* Refuse keys not in allowed (typos are errors); 0 when all are known. */
-static int unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed, enum MHD_Result *ret)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(o, k, v) {
-        int ok = 0;
-        for (const char *const *a = allowed; *a && !ok; a++)
-            ok = !strcmp(k, *a);
-        if (!ok) {
-            *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "unknown field '%s'", k);
-            return 1;
-        }
-    }
-    return 0;
-}
-
-/* A string field: NULL when absent (and not required); on a type error the
-   response is queued and *bad set. */
-static const char *str_field(ap_srv_req *r, json_t *o, const char *key, int required, int *bad,
-                             enum MHD_Result *ret)
-{
-    json_t *v = json_object_get(o, key);
-    if (!v && !required)
-        return NULL;
-    if (!v || !json_is_string(v) || !json_string_length(v)) {
-        *bad = 1;
-        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field '%s' %s", key,
-                         v ? "must be a non-empty string" : "is required");
-        return NULL;
-    }
-    return json_string_value(v);
-}
-
-static void put_time(jbuf *b, const char *key, int64_t t_us)
-{
-    char t[40];
-    ap_jb_printf(b, "\"%s\": ", key);
-    ap_jb_str(b, ap_format_timestamp(t_us, t, sizeof t));
-    ap_jb_printf(b, ", \"%s_ms\": %" PRId64, key, t_us / 1000);
-}
 
 /* ---- POST /v1/candles --------------------------------------------------------- */
 
@@ -119,19 +58,19 @@ static int bar_time_ok(const ap_server *s, int64_t t, ap_error *err)
     return AP_OK;
 }
 
-static enum MHD_Result candles(ap_srv_req *r)
+enum MHD_Result ap_srv_h_candles(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "candles", NULL};
     ap_server *s = r->srv;
     enum MHD_Result ret = MHD_YES;
     int bad = 0;
-    json_t *j = body_object(r, &ret);
+    json_t *j = ap_srv_json_body(r, &ret);
     if (!j)
         return ret;
-    const char *sym = str_field(r, j, "symbol", 1, &bad, &ret);
-    const char *tfs = bad ? NULL : str_field(r, j, "timeframe", 1, &bad, &ret);
+    const char *sym = ap_srv_json_str(r, j, "symbol", 1, &bad, &ret);
+    const char *tfs = bad ? NULL : ap_srv_json_str(r, j, "timeframe", 1, &bad, &ret);
     json_t *arr = json_object_get(j, "candles");
-    if (bad || unknown_key(r, j, keys, &ret))
+    if (bad || ap_srv_json_unknown_key(r, j, keys, &ret))
         goto done;
     if (!json_is_array(arr)) {
         ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'candles' %s",
@@ -146,8 +85,7 @@ static enum MHD_Result candles(ap_srv_req *r)
         goto done;
     }
     if (ap_series_open(s->store, sym, tf, AP_SERIES_ROLLUP, &series, &err) != AP_OK) {
-        ret = ap_srv_error(r, err.code == AP_ERANGE ? MHD_HTTP_INSUFFICIENT_STORAGE
-                                                 : MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+        ret = ap_srv_fail(r, &err);
         goto done;
     }
     size_t n = json_array_size(arr), stored = 0;
@@ -199,7 +137,7 @@ static enum MHD_Result candles(ap_srv_req *r)
     ap_jb_printf(&b, ", \"bars\": %zu, \"total\": %" PRIu64, in.length, in.total);
     if (in.total > 0) {
         ap_jb_puts(&b, ", ");
-        put_time(&b, "last_bar_time", in.last_t);
+        ap_srv_json_time(&b, "last_bar_time", in.last_t);
     }
     ap_jb_puts(&b, "}\n");
     ret = ap_srv_respond(r, rc ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK, &b, NULL);
@@ -212,7 +150,7 @@ done:
    load/unload): drops a base series and its roll-ups, so that a series
    poisoned by a wrong feed can start again. A rolled-up series alone is
    refused (409, naming its base); predictions in flight on it answer 404. */
-static enum MHD_Result series_delete(ap_srv_req *r)
+enum MHD_Result ap_srv_h_series_delete(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     ap_error err;
@@ -223,10 +161,8 @@ static enum MHD_Result series_delete(ap_srv_req *r)
     ap_series_info_t in = {0};
     if (series)
         ap_series_info(series, &in);
-    int rc = ap_series_delete(s->store, r->arg, tf, &err);
-    if (rc != AP_OK)
-        return ap_srv_error(r, rc == AP_ENOTFOUND ? MHD_HTTP_NOT_FOUND : MHD_HTTP_CONFLICT, "%s",
-                            err.msg);
+    if (ap_series_delete(s->store, r->arg, tf, &err) != AP_OK)
+        return ap_srv_fail(r, &err);
     ap_srv_log(s, "series %s/%s deleted (%" PRIu64 " bars)", r->arg, r->arg2, in.total);
     char store[512];
     jbuf b;
@@ -245,119 +181,11 @@ static enum MHD_Result series_delete(ap_srv_req *r)
 static const int ep_kind[] = {[EP_PRED_PATTERN] = AP_MODEL_PATTERN,
                               [EP_PRED_REGIME] = AP_MODEL_REGIME,
                               [EP_PRED_ENSEMBLE] = AP_MODEL_ENSEMBLE};
-static const char *const kind_names[] = {"pattern", "regime", "ensemble", "raw"};
-
-/* A resident model for the request, read-locked, or NULL (and *bad set
-   when the named model is resident but does not fit). */
-static ap_srv_model *find_resident(ap_server *s, int kind, const char *target, const char *name,
-                                   char *why, size_t whysize, int *bad)
-{
-    if (name) {
-        ap_srv_model *m = ap_srv_model_find(s, name);
-        if (!m)
-            return NULL;
-        pthread_rwlock_rdlock(&m->lock);
-        if (m->cur && (int)m->cur->info.kind == kind && m->feat &&
-            (!target || !strcmp(target, m->cur->info.target)))
-            return m;
-        if (m->cur) {
-            *bad = 1;
-            snprintf(why, whysize, "model '%s' is %s", name,
-                     (int)m->cur->info.kind != kind ? "of another kind" : "for another target");
-        }
-        pthread_rwlock_unlock(&m->lock);
-        return NULL;
-    }
-    int n = atomic_load_explicit(&s->nmodels, memory_order_acquire);
-    for (int i = 0; i < n; i++) {
-        ap_srv_model *m = s->models[i];
-        pthread_rwlock_rdlock(&m->lock);
-        if (m->cur && (int)m->cur->info.kind == kind && m->feat &&
-            (!target || !strcmp(target, m->cur->info.target)))
-            return m;
-        pthread_rwlock_unlock(&m->lock);
-    }
-    return NULL;
-}
-
-/* The model for a request, read-locked (unlock after submitting), or NULL
-   with the reason in why and the HTTP status in *code. A repository model
-   that is not resident is loaded on demand (the model cache). */
-static ap_srv_model *pick_model(ap_server *s, int kind, const char *target, const char *name,
-                                char *why, size_t whysize, int *code)
-{
-    int bad = 0;
-    *code = MHD_HTTP_NOT_FOUND;
-    ap_srv_model *m = find_resident(s, kind, target, name, why, whysize, &bad);
-    if (m || bad) {
-        if (m)
-            ap_srv_model_touch(s, m);
-        return m;
-    }
-    char pick[72];
-    if (name ? ap_srv_catalog_has(s, name)
-             : ap_srv_catalog_match(s, kind, target, pick, sizeof pick)) {
-        ap_error err;
-        if (ap_srv_model_ensure(s, name ? name : pick, &err) != AP_OK) {
-            snprintf(why, whysize, "%s", err.msg);
-            /* the cache cannot take it now (overload) or ever (too small): 503 */
-            *code = err.code == AP_EOVERLOAD || err.code == AP_ERANGE ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                             : MHD_HTTP_INTERNAL_SERVER_ERROR;
-            return NULL;
-        }
-        m = find_resident(s, kind, target, name ? name : pick, why, whysize, &bad);
-        if (m || bad)
-            return m;
-    }
-    if (name && ap_srv_model_find(s, name)) /* a slot, not resident: held out */
-        snprintf(why, whysize, "model '%s' is not loaded (unloaded, or gone from the "
-                 "repository; POST /v2/repository/models/%s/load serves it again)", name, name);
-    else if (name)
-        snprintf(why, whysize, "unknown model '%s'", name);
-    else if (target)
-        snprintf(why, whysize, "no %s model for target '%s' in the repository",
-                 kind_names[kind], target);
-    else
-        snprintf(why, whysize, "no %s model in the repository", kind_names[kind]);
-    return NULL;
-}
-
-/* Keep what the response will need from the version served. */
-static void hold_version(ap_srv_req *r, ap_srv_model *m)
-{
-    ap_srv_version_ref(m->cur);
-    r->ver = m->cur;
-    r->model = m->index;
-    r->version = m->cur->info.version;
-}
-
-void ap_srv_results_on_done(void *user, const ap_batch_completion *c)
-{
-    ap_server *s = user;
-    ap_srv_results *rs = &s->results;
-    pthread_mutex_lock(&rs->mu);
-    ap_srv_result *e = ap_srv_results_find_batch_locked(rs, c->id);
-    if (e && e->state == RES_PENDING) {
-        e->status = c->status;
-        e->state = c->status == AP_ECANCELLED ? RES_CANCELLED : RES_DONE;
-        e->t_done_ns = ap_clock_ns();
-        e->queue_us = c->queue_us;
-        e->compute_us = c->compute_us;
-        if (c->status == AP_OK) {
-            e->pred = c->out[0];
-            e->conf = c->out[1];
-            size_t k = c->nout - 2;
-            e->nouts = (int)(k < SRV_RESULT_OUTS ? k : SRV_RESULT_OUTS);
-            memcpy(e->outs, c->out + 2, (size_t)e->nouts * sizeof *e->outs);
-        } else
-            snprintf(e->msg, sizeof e->msg, "%s", c->message);
-    }
-    pthread_mutex_unlock(&rs->mu);
-}
 
 /* The prediction object (without the closing brace). */
 static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,
-                            const ap_srv_version *v, double pred, double conf, const double *outs,
+                            const ap_model *m, const ap_model_info *in, double pred, double conf,
+                            const double *outs,
                             int nouts, int64_t bar_time, int undefined, uint64_t bars,
                             uint64_t latency_us, uint64_t queue_us, uint64_t compute_us)
 {
@@ -366,24 +194,24 @@ static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char
     ap_jb_puts(b, ", \"timeframe\": ");
     ap_jb_str(b, tf);
     ap_jb_puts(b, ", \"model\": ");
-    ap_jb_str(b, v->info.name);
-    ap_jb_printf(b, ", \"kind\": \"%s\", \"target\": ", v->info.kind_name);
-    ap_jb_str(b, v->info.target);
-    ap_jb_printf(b, ", \"version\": %u, \"prediction\": ", v->info.version);
+    ap_jb_str(b, in->name);
+    ap_jb_printf(b, ", \"kind\": \"%s\", \"target\": ", in->kind_name);
+    ap_jb_str(b, in->target);
+    ap_jb_printf(b, ", \"version\": %u, \"prediction\": ", in->version);
     ap_jb_num(b, pred);
     ap_jb_puts(b, ", \"confidence\": ");
     ap_jb_num(b, conf);
     ap_jb_puts(b, ", ");
-    put_time(b, "bar_time", bar_time);
+    ap_srv_json_time(b, "bar_time", bar_time);
     /* warm: every feature the model reads is past its warm-up (docs/FEATURES.md) */
     ap_jb_printf(b, ", \"bars\": %" PRIu64 ", \"warm\": %s, \"undefined_features\": %d", bars,
                  undefined ? "false" : "true", undefined);
     ap_jb_printf(b, ", \"latency_us\": %" PRIu64 ", \"queue_us\": %" PRIu64 ", \"compute_us\": %"
               PRIu64, latency_us, queue_us, compute_us);
-    if (v->info.kind == AP_MODEL_ENSEMBLE) {
+    if (in->kind == AP_MODEL_ENSEMBLE) {
         ap_jb_puts(b, ", \"members\": {");
         for (int i = 0; i < nouts; i++) {
-            const char *name = ap_model_input_name(v->m, i);
+            const char *name = ap_model_input_name(m, i);
             ap_jb_str(b, name ? name : "?");
             ap_jb_puts(b, ": ");
             ap_jb_num(b, outs[i]);
@@ -394,7 +222,7 @@ static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char
     }
 }
 
-static enum MHD_Result predict(ap_srv_req *r)
+enum MHD_Result ap_srv_h_predict(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "target", "model",
                                        "async",  "timeout_ms", NULL};
@@ -402,16 +230,16 @@ static enum MHD_Result predict(ap_srv_req *r)
     int kind = ep_kind[r->ep];
     enum MHD_Result ret = MHD_YES;
     int bad = 0;
-    json_t *j = body_object(r, &ret);
+    json_t *j = ap_srv_json_body(r, &ret);
     if (!j)
         return ret;
-    const char *sym = str_field(r, j, "symbol", 1, &bad, &ret);
-    const char *tfs = bad ? NULL : str_field(r, j, "timeframe", 1, &bad, &ret);
+    const char *sym = ap_srv_json_str(r, j, "symbol", 1, &bad, &ret);
+    const char *tfs = bad ? NULL : ap_srv_json_str(r, j, "timeframe", 1, &bad, &ret);
     const char *target =
-        bad ? NULL : str_field(r, j, "target", kind != AP_MODEL_ENSEMBLE, &bad, &ret);
-    const char *model = bad ? NULL : str_field(r, j, "model", 0, &bad, &ret);
+        bad ? NULL : ap_srv_json_str(r, j, "target", kind != AP_MODEL_ENSEMBLE, &bad, &ret);
+    const char *model = bad ? NULL : ap_srv_json_str(r, j, "model", 0, &bad, &ret);
     json_t *async = json_object_get(j, "async"), *tmo = json_object_get(j, "timeout_ms");
-    if (bad || unknown_key(r, j, keys, &ret))
+    if (bad || ap_srv_json_unknown_key(r, j, keys, &ret))
         goto done;
     if (async && !json_is_boolean(async)) {
         ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'async' must be true or false");
@@ -440,82 +268,53 @@ static enum MHD_Result predict(ap_srv_req *r)
         ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "%s", err.msg);
         goto done;
     }
-    char why[AP_ERROR_MSG_MAX];
-    int code;
-    ap_srv_model *m = pick_model(s, kind, target, model, why, sizeof why, &code);
-    if (!m) {
-        ret = ap_srv_error(r, code, "%s", why);
+    ap_selector sel = {model, kind, target, 0, 0, 1};
+    ap_lease l;
+    if (ap_service_pick(s->svc, &sel, &l, &err) != AP_OK) {
+        r->model = l.index;
+        ret = ap_srv_fail(r, &err);
         goto done;
     }
     /* warm-up: count the features this model reads that are still undefined,
        and refuse when the manifest asks for more bars than the series has */
-    {
-        unsigned char used[AP_FEATURE_COUNT];
-        ap_model_features_used(m->cur->m, used);
-        r->undefined = 0;
-        for (int f = 0; f < AP_FEATURE_COUNT; f++)
-            r->undefined += used[f] && isnan(row[f]);
-        ap_series_info_t si;
-        r->bars = ap_series_info(series, &si) == AP_OK ? si.total : 0;
-        if (m->cur->info.min_bars && r->bars < m->cur->info.min_bars) {
-            uint32_t need = m->cur->info.min_bars;
-            pthread_rwlock_unlock(&m->lock);
-            ret = ap_srv_error(r, MHD_HTTP_CONFLICT, "series %s/%s has %" PRIu64 " bar(s); model "
-                               "'%s' needs min_bars = %u before it predicts (%d of its features "
-                               "are still undefined)", sym, tfs, r->bars, m->name, need,
-                               r->undefined);
-            goto done;
-        }
+    unsigned char used[AP_FEATURE_COUNT];
+    ap_model_features_used(l.model, used);
+    r->undefined = 0;
+    for (int f = 0; f < AP_FEATURE_COUNT; f++)
+        r->undefined += used[f] && isnan(row[f]);
+    ap_series_info_t si;
+    r->bars = ap_series_info(series, &si) == AP_OK ? si.total : 0;
+    if (l.info.min_bars && r->bars < l.info.min_bars) {
+        ap_error_set(&err, AP_ECONFLICT, "series %s/%s has %" PRIu64 " bar(s); model '%s' "
+                     "needs min_bars = %u before it predicts (%d of its features are still "
+                     "undefined)", sym, tfs, r->bars, l.info.name, l.info.min_bars, r->undefined);
+        r->model = l.index;
+        ap_service_release(&l);
+        ret = ap_srv_fail(r, &err);
+        goto done;
     }
-    hold_version(r, m);
+    ap_srv_req_hold(r, &l);
     snprintf(r->symbol, sizeof r->symbol, "%s", sym);
     snprintf(r->timeframe, sizeof r->timeframe, "%s", tfs);
-    ap_batch_submit_opts o = {0};
-    o.timeout_us = tmo ? (uint64_t)(json_number_value(tmo) * 1000) : 0;
-    o.model_ctx = m->cur;
     /* the deadline runs from the request's arrival, not from this moment */
     uint64_t budget_us = (uint64_t)(s->cfg.inference_timeout * 1e6);
-    if (o.timeout_us && o.timeout_us < budget_us)
-        budget_us = o.timeout_us;
+    uint64_t asked_us = tmo ? (uint64_t)(json_number_value(tmo) * 1000) : 0;
+    if (asked_us && asked_us < budget_us)
+        budget_us = asked_us;
     r->deadline_ns = r->t0_ns + budget_us * 1000;
-    uint64_t now = ap_clock_ns();
-    if (ap_srv_past_deadline(r, now)) {
-        pthread_rwlock_unlock(&m->lock);
+    if (ap_srv_past_deadline(r, ap_clock_ns())) {
+        ap_service_release(&l);
         ret = ap_srv_deadline_error(r, "before");
         goto done;
     }
-    o.timeout_us = (r->deadline_ns - now + 999) / 1000;
     if (async && json_is_true(async)) {
+        ap_async_meta meta = {.ep = r->ep, .bar_time = r->bar_time, .undefined = r->undefined,
+                              .bars = r->bars, .t_submit_ns = r->t0_ns};
+        snprintf(meta.symbol, sizeof meta.symbol, "%s", sym);
+        snprintf(meta.timeframe, sizeof meta.timeframe, "%s", tfs);
         uint64_t id;
-        int rc;
-        ap_srv_results *rs = &s->results;
-        o.on_done = ap_srv_results_on_done;
-        o.user = s;
-        /* the store lock is held across the submit so that the completion
-           (on another thread) finds the entry; it takes that lock, so the
-           batch must not run inside this submit */
-        o.queue_only = 1;
-        pthread_mutex_lock(&rs->mu);
-        rc = ap_batch_submit(m->feat, row, 1, &o, &id, &err);
-        if (rc == AP_OK) {
-            ap_srv_result *e = ap_srv_results_insert_locked(rs, id);
-            id = e->id; /* the client gets the public id */
-            e->ep = r->ep;
-            e->model = m->index;
-            ap_srv_version_ref(m->cur);
-            e->ver = m->cur;
-            snprintf(e->symbol, sizeof e->symbol, "%s", sym);
-            snprintf(e->timeframe, sizeof e->timeframe, "%s", tfs);
-            e->bar_time = r->bar_time;
-            e->undefined = r->undefined;
-            e->bars = r->bars;
-            e->t_submit_ns = r->t0_ns;
-            e->batcher = m->feat;
-        }
-        pthread_mutex_unlock(&rs->mu);
-        pthread_rwlock_unlock(&m->lock);
-        if (rc)
-            ret = ap_srv_error(r, ap_srv_http_status(rc), "%s", err.msg);
+        if (ap_service_submit_async(s->svc, &l, row, r->deadline_ns, &meta, &id, &err) != AP_OK)
+            ret = ap_srv_fail(r, &err);
         else {
             char store[256];
             jbuf b;
@@ -525,11 +324,7 @@ static enum MHD_Result predict(ap_srv_req *r)
         }
         goto done;
     }
-    int answered = ap_srv_start_inference(r, m->feat, m->cur, row, 1, 0);
-    pthread_rwlock_unlock(&m->lock);
-    if (answered) {
-        if (s->cfg.inline_inference)
-            r->id = atomic_fetch_add_explicit(&s->inline_ids, 1, memory_order_relaxed);
+    if (ap_srv_start_inference(r, &l, row, 1)) {
         r->phase = PH_DONE;
         ret = ap_srv_v1_finish(r);
     }
@@ -550,7 +345,7 @@ enum MHD_Result ap_srv_v1_finish(ap_srv_req *r)
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
     uint64_t lat = (ap_clock_ns() - r->t0_ns) / 1000;
-    prediction_json(&b, r->id, r->symbol, r->timeframe, r->ver, r->out[0], r->out[1],
+    prediction_json(&b, r->id, r->symbol, r->timeframe, r->held, &r->info, r->out[0], r->out[1],
                     r->out + 2, (int)r->nout - 2, r->bar_time, r->undefined, r->bars, lat,
                     r->queue_us,
                     r->compute_us);
@@ -569,260 +364,57 @@ static int parse_id(const char *s, uint64_t *id)
     return *end || !*id ? -1 : 0;
 }
 
-static enum MHD_Result result_get(ap_srv_req *r)
+enum MHD_Result ap_srv_h_result_get(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     uint64_t id;
+    ap_error err;
     if (parse_id(r->arg, &id))
         return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
-    ap_srv_result e;
-    pthread_mutex_lock(&s->results.mu);
-    ap_srv_result *p = ap_srv_results_find_locked(&s->results, id, ap_clock_ns());
-    if (p) {
-        e = *p;
-        ap_srv_version_ref(e.ver);
-    }
-    pthread_mutex_unlock(&s->results.mu);
-    if (!p)
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND,
-                         "unknown request id %" PRIu64 " (never issued, deleted or expired)", id);
-    r->model = e.model;
+    ap_async_result e;
+    if (ap_service_result_get(s->svc, id, &e, &err) != AP_OK)
+        return ap_srv_fail(r, &err);
+    r->model = e.index;
     char store[1024];
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
-    if (e.state == RES_PENDING)
+    if (e.state == AP_ASYNC_PENDING)
         ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"", id);
-    else if (e.state == RES_CANCELLED)
+    else if (e.state == AP_ASYNC_CANCELLED)
         ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"cancelled\"", id);
     else if (e.status != AP_OK) {
         ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"failed\", \"code\": "
                   "\"%s\", \"error\": ", id, ap_status_name(e.status));
         ap_jb_str(&b, e.msg);
     } else {
-        prediction_json(&b, id, e.symbol, e.timeframe, e.ver, e.pred, e.conf, e.outs, e.nouts,
-                        e.bar_time, e.undefined, e.bars, (e.t_done_ns - e.t_submit_ns) / 1000, e.queue_us,
-                        e.compute_us);
+        ap_model_info in;
+        ap_model_describe(e.model, &in);
+        const ap_async_meta *m = &e.meta;
+        prediction_json(&b, id, m->symbol, m->timeframe, e.model, &in, e.pred, e.conf, e.outs,
+                        e.nouts, m->bar_time, m->undefined, m->bars,
+                        (e.t_done_ns - m->t_submit_ns) / 1000, e.queue_us, e.compute_us);
         ap_jb_puts(&b, ", \"status\": \"done\"");
     }
     ap_jb_puts(&b, "}\n");
-    ap_srv_version_unref(e.ver);
+    ap_model_release(e.model);
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-static enum MHD_Result result_delete(ap_srv_req *r)
+enum MHD_Result ap_srv_h_result_delete(ap_srv_req *r)
 {
     ap_server *s = r->srv;
-    ap_srv_results *rs = &s->results;
     uint64_t id;
+    ap_error err;
     if (parse_id(r->arg, &id))
         return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
-    pthread_mutex_lock(&rs->mu);
-    ap_srv_result *p = ap_srv_results_find_locked(rs, id, ap_clock_ns());
-    int state = p ? p->state : RES_FREE, model = p ? p->model : -1;
-    uint64_t batch_id = p ? p->batch_id : 0;
-    ap_batcher *b = p ? p->batcher : NULL;
-    pthread_mutex_unlock(&rs->mu);
-    if (!p)
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND,
-                         "unknown request id %" PRIu64 " (never issued, deleted or expired)", id);
-    r->model = model;
-    if (state == RES_PENDING) {
-        /* Cancel outside the store lock (a queued request's completion runs on
-           this thread and takes it); the slot lock keeps the batcher alive. */
-        ap_srv_model *m = s->models[model];
-        pthread_rwlock_rdlock(&m->lock);
-        if (m->feat == b)
-            ap_batch_cancel(b, batch_id, NULL);
-        pthread_rwlock_unlock(&m->lock);
-    }
-    pthread_mutex_lock(&rs->mu);
-    p = ap_srv_results_find_locked(rs, id, ap_clock_ns());
-    if (p)
-        ap_srv_results_remove_locked(rs, p);
-    pthread_mutex_unlock(&rs->mu);
+    int pending;
+    if (ap_service_result_delete(s->svc, id, &pending, &r->model, &err) != AP_OK)
+        return ap_srv_fail(r, &err);
     char store[128];
     jbuf o;
     ap_jb_init(&o, store, sizeof store);
     ap_jb_printf(&o, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"%s\"}\n", id,
-              state == RES_PENDING ? "cancelled" : "deleted");
+              pending ? "cancelled" : "deleted");
     return ap_srv_respond(r, MHD_HTTP_OK, &o, NULL);
 }
 
-/* ---- /v1/models and /v1/stats ---------------------------------------------------------- */
-
-/* Describe the version served by m (or that it is not loaded). */
-static void model_json(ap_server *s, jbuf *b, ap_srv_model *m)
-{
-    pthread_rwlock_rdlock(&m->lock);
-    ap_srv_version *v = m->cur;
-    if (v)
-        ap_srv_version_ref(v);
-    pthread_rwlock_unlock(&m->lock);
-    ap_jb_puts(b, "{\"name\": ");
-    ap_jb_str(b, m->name);
-    ap_model_stats st;
-    int have = ap_registry_stats(s->reg, m->name, &st, NULL) == AP_OK;
-    if (!v) {
-        ap_jb_puts(b, ", \"loaded\": false}");
-        return;
-    }
-    const ap_model_info *in = &v->info;
-    ap_jb_printf(b, ", \"loaded\": true, \"kind\": \"%s\", \"target\": ", in->kind_name);
-    ap_jb_str(b, in->target);
-    ap_jb_printf(b, ", \"version\": %u, \"format\": ", in->version);
-    ap_jb_str(b, in->format);
-    ap_jb_printf(b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
-    for (int i = 0; i < in->num_inputs; i++) {
-        const char *nm = ap_model_input_name(v->m, i);
-        if (nm)
-            ap_jb_str(b, nm);
-        else
-            ap_jb_printf(b, "\"input_%d\"", i);
-        ap_jb_puts(b, ",");
-    }
-    ap_jb_uncomma(b);
-    ap_jb_printf(b, "], \"num_inputs\": %d, \"num_outputs\": %d, \"trees\": %d, \"pipeline\": ",
-              in->num_inputs, in->num_outputs, in->num_trees);
-    ap_jb_str(b, in->pipeline);
-    ap_jb_puts(b, ", \"confidence\": ");
-    ap_jb_str(b, in->confidence);
-    ap_jb_printf(b, ", \"batching\": {\"max_batch_size\": %d, \"max_queue_delay_us\": %u}",
-              in->max_batch_size, in->max_queue_delay_us);
-    if (have)
-        ap_jb_printf(b, ", \"stats\": {\"loads\": %" PRIu64 ", \"predictions\": %" PRIu64
-                  ", \"errors\": %" PRIu64 ", \"predict_calls\": %" PRIu64
-                  ", \"latency_mean_us\": %.3f, \"latency_max_us\": %.3f}",
-                  st.loads, st.predictions, st.errors, st.latency_count,
-                  st.latency_count ? (double)st.latency_sum_ns / 1e3 / (double)st.latency_count
-                                   : 0.0,
-                  (double)st.latency_max_ns / 1e3);
-    ap_jb_puts(b, "}");
-    ap_srv_version_unref(v);
-}
-
-static enum MHD_Result models(ap_srv_req *r)
-{
-    ap_server *s = r->srv;
-    jbuf b;
-    ap_jb_init(&b, NULL, 0);
-    ap_jb_puts(&b, "{\"models\": [");
-    int n = atomic_load(&s->nmodels);
-    for (int i = 0; i < n; i++) {
-        model_json(s, &b, s->models[i]);
-        ap_jb_puts(&b, ",");
-    }
-    /* repository models never loaded (the model cache loads them on use) */
-    pthread_mutex_lock(&s->catalog_mu);
-    for (int i = 0; i < s->ncatalog; i++) {
-        const ap_repo_model *c = &s->catalog[i];
-        if (ap_srv_model_find(s, c->name))
-            continue;
-        ap_jb_puts(&b, "{\"name\": ");
-        ap_jb_str(&b, c->name);
-        ap_jb_puts(&b, ", \"loaded\": false");
-        if (c->ok) {
-            ap_jb_printf(&b, ", \"kind\": \"%s\", \"target\": ", kind_names[c->kind]);
-            ap_jb_str(&b, c->target);
-        }
-        ap_jb_puts(&b, "},");
-    }
-    pthread_mutex_unlock(&s->catalog_mu);
-    ap_jb_uncomma(&b);
-    ap_jb_puts(&b, "]}\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
-}
-
-static enum MHD_Result stats(ap_srv_req *r)
-{
-    ap_server *s = r->srv;
-    ap_srv_metrics *mt = s->metrics;
-    uint64_t requests = 0, predictions = 0;
-    int n = atomic_load(&s->nmodels);
-    for (int ep = 0; ep < EP_COUNT; ep++)
-        requests += atomic_load_explicit(&mt->lat_count[ep], memory_order_relaxed);
-    for (int i = 0; i < n; i++) {
-        ap_model_stats st;
-        if (ap_registry_stats(s->reg, s->models[i]->name, &st, NULL) == AP_OK)
-            predictions += st.predictions;
-    }
-    ap_batch_stats bs;
-    memset(&bs, 0, sizeof bs);
-    ap_workers_stats(s->workers, &bs);
-    jbuf b;
-    ap_jb_init(&b, NULL, 0);
-    ap_jb_printf(&b, "{\"version\": \"%s\", \"uptime_s\": %.3f, \"models_loaded\": %d, "
-              "\"requests\": %" PRIu64 ", \"in_flight\": %ld, \"predictions\": %" PRIu64,
-              ap_version(), (double)(ap_clock_ns() - s->start_ns) / 1e9,
-              ap_server_models_loaded(s), requests, atomic_load(&s->inflight), predictions);
-    ap_jb_printf(&b, ", \"batching\": {\"submitted\": %" PRIu64 ", \"rejected\": %" PRIu64
-              ", \"completed\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"timed_out\": %" PRIu64
-              ", \"cancelled\": %" PRIu64 ", \"batches\": %" PRIu64 ", \"rows\": %" PRIu64
-              ", \"mean_batch_rows\": %.3f, \"queue_depth\": %" PRIu64 "}",
-              bs.submitted, bs.rejected, bs.completed, bs.failed, bs.timed_out, bs.cancelled,
-              bs.batches, bs.rows, bs.batches ? (double)bs.rows / (double)bs.batches : 0.0,
-              bs.queue_depth);
-    ap_jb_printf(&b, ", \"series\": %zu, \"bars_ingested\": %" PRIu64 ", \"bars_rejected\": %"
-              PRIu64, ap_series_store_count(s->store),
-              atomic_load_explicit(&mt->bars_ingested, memory_order_relaxed),
-              atomic_load_explicit(&mt->bars_rejected, memory_order_relaxed));
-    pthread_mutex_lock(&s->results.mu);
-    uint64_t evicted = s->results.evicted;
-    pthread_mutex_unlock(&s->results.mu);
-    ap_jb_printf(&b, ", \"async_results\": %zu, \"async_evicted\": %" PRIu64,
-              ap_srv_results_count(&s->results), evicted);
-    ap_jb_printf(&b, ", \"model_cache\": {\"capacity\": %d, \"resident\": %d, \"hits\": %" PRIu64
-              ", \"misses\": %" PRIu64 ", \"evictions\": %" PRIu64 ", \"load_failures\": %" PRIu64 "}",
-              s->cfg.model_cache_size, ap_srv_models_resident(s),
-              atomic_load_explicit(&s->cache_hits, memory_order_relaxed),
-              atomic_load_explicit(&s->cache_misses, memory_order_relaxed),
-              atomic_load_explicit(&s->cache_evictions, memory_order_relaxed),
-              atomic_load_explicit(&s->cache_load_failures, memory_order_relaxed));
-    ap_jb_printf(&b, ", \"deadlines\": {\"refused_before\": %" PRIu64 ", \"late_after\": %" PRIu64 "}",
-              atomic_load_explicit(&mt->deadline_before, memory_order_relaxed),
-              atomic_load_explicit(&mt->deadline_after, memory_order_relaxed));
-    if (s->http) {
-        ap_srv_http_stats hs;
-        ap_srv_http_get_stats(s->http, &hs);
-        ap_jb_printf(&b, ", \"connections\": {\"open\": %ld, \"timed_out\": %" PRIu64
-                  ", \"reserve_used\": %" PRIu64 ", \"reserve_refused\": %" PRIu64 "}",
-                  hs.open, hs.timed_out, hs.reserve_used, hs.reserve_refused);
-    }
-    ap_jb_puts(&b, ", \"replay\": ");
-    ap_srv_replay_json(s, &b);
-    ap_jb_puts(&b, ", \"config\": {");
-    for (int i = 0; i < ap_server_config_count(); i++) {
-        ap_config_setting_info in;
-        char val[AP_CONFIG_PATH_MAX * 2];
-        ap_server_config_info(i, &in);
-        ap_server_config_value(&s->cfg, i, val, sizeof val);
-        ap_jb_str(&b, in.key);
-        ap_jb_puts(&b, ": ");
-        ap_jb_str(&b, val);
-        ap_jb_puts(&b, ",");
-    }
-    ap_jb_uncomma(&b);
-    ap_jb_puts(&b, "}}\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
-}
-
-enum MHD_Result ap_srv_v1_dispatch(ap_srv_req *r)
-{
-    switch (r->ep) {
-    case EP_CANDLES:
-        return candles(r);
-    case EP_PRED_PATTERN:
-    case EP_PRED_REGIME:
-    case EP_PRED_ENSEMBLE:
-        return predict(r);
-    case EP_RESULT_GET:
-        return result_get(r);
-    case EP_RESULT_DELETE:
-        return result_delete(r);
-    case EP_MODELS:
-        return models(r);
-    case EP_SERIES_DELETE:
-        return series_delete(r);
-    default:
-        return stats(r);
-    }
-}

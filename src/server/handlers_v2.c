@@ -14,58 +14,26 @@
 #include <string.h>
 
 #include "server/server_internal.h"
+#include "server/handlers.h"
 #include "common/clock.h"
 
 enum { OUT_PRED = 1, OUT_CONF = 2, OUT_OUTS = 4 };
 
-/* The slot named in the URL, read-locked and serving (loaded on first use
-   when on_demand and not resident; the version matching
-   /versions/{v} when given); NULL with the error response queued. */
-static ap_srv_model *served(ap_srv_req *r, enum MHD_Result *ret, int on_demand)
+/* Pick the model named in the URL (loaded on first use when on_demand;
+   the version of /versions/{v} when given); on failure the error is
+   answered (*ret) and the status returned. */
+static int served(ap_srv_req *r, ap_lease *l, enum MHD_Result *ret, int on_demand)
 {
-    ap_server *s = r->srv;
-    ap_srv_model *m = ap_srv_model_find(s, r->arg);
-    int loaded = 0;
-    if (m) {
-        pthread_rwlock_rdlock(&m->lock);
-        loaded = m->cur != NULL;
-        pthread_rwlock_unlock(&m->lock);
-    }
-    if (!loaded && on_demand && ap_srv_catalog_has(s, r->arg)) { /* the model cache: load on first use */
-        ap_error err;
-        if (ap_srv_model_ensure(s, r->arg, &err) != AP_OK) {
-            *ret = ap_srv_error(r, err.code == AP_EOVERLOAD || err.code == AP_ERANGE
-                                    ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                                            : MHD_HTTP_INTERNAL_SERVER_ERROR,
-                                "%s", err.msg);
-            return NULL;
-        }
-        m = ap_srv_model_find(s, r->arg);
-    } else if (m && loaded) {
-        ap_srv_model_touch(s, m);
-    }
-    if (!m) {
-        *ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
-        return NULL;
-    }
-    r->model = m->index;
-    pthread_rwlock_rdlock(&m->lock);
-    if (!m->cur) {
-        pthread_rwlock_unlock(&m->lock);
-        *ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' is not loaded", r->arg);
-        return NULL;
-    }
-    if (r->want_version && r->want_version != m->cur->info.version) {
-        uint32_t v = m->cur->info.version;
-        pthread_rwlock_unlock(&m->lock);
-        *ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "model '%s' version %u is not served (serving "
-                         "version %u)", r->arg, r->want_version, v);
-        return NULL;
-    }
-    return m;
+    ap_selector sel = {r->arg, AP_KIND_ANY, NULL, 1, r->want_version, on_demand};
+    ap_error err;
+    int rc = ap_service_pick(r->srv->svc, &sel, l, &err);
+    r->model = l->index;
+    if (rc)
+        *ret = ap_srv_fail(r, &err);
+    return rc;
 }
 
-static enum MHD_Result server_meta(ap_srv_req *r)
+enum MHD_Result ap_srv_h_v2_server(ap_srv_req *r)
 {
     char store[256];
     jbuf b;
@@ -86,36 +54,37 @@ static enum MHD_Result health(ap_srv_req *r, int ready)
     return ap_srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
 }
 
-static enum MHD_Result model_ready(ap_srv_req *r)
+enum MHD_Result ap_srv_h_v2_live(ap_srv_req *r) { return health(r, 0); }
+enum MHD_Result ap_srv_h_v2_ready(ap_srv_req *r) { return health(r, 1); }
+
+enum MHD_Result ap_srv_h_v2_model_ready(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
-    ap_srv_model *m = served(r, &ret, 0); /* readiness never loads a model */
-    if (!m)
+    ap_lease l;
+    if (served(r, &l, &ret, 0)) /* readiness never loads a model */
         return ret;
-    pthread_rwlock_unlock(&m->lock);
+    ap_service_release(&l);
     char store[160];
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
     ap_jb_puts(&b, "{\"name\": ");
-    ap_jb_str(&b, m->name);
+    ap_jb_str(&b, r->arg);
     ap_jb_puts(&b, ", \"ready\": true}\n");
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-static enum MHD_Result model_meta(ap_srv_req *r)
+enum MHD_Result ap_srv_h_v2_model(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
-    ap_srv_model *m = served(r, &ret, 1);
-    if (!m)
+    ap_lease l;
+    if (served(r, &l, &ret, 1))
         return ret;
-    ap_srv_version *v = m->cur;
-    ap_srv_version_ref(v);
-    pthread_rwlock_unlock(&m->lock);
-    const ap_model_info *in = &v->info;
+    ap_service_unlock(&l);
+    const ap_model_info *in = &l.info;
     jbuf b;
     ap_jb_init(&b, NULL, 0);
     ap_jb_puts(&b, "{\"name\": ");
-    ap_jb_str(&b, m->name);
+    ap_jb_str(&b, in->name);
     ap_jb_printf(&b, ", \"versions\": [\"%u\"], \"platform\": \"alphapulse_%s\", \"inputs\": "
               "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": [-1, %d]}], "
               "\"outputs\": [{\"name\": \"prediction\", \"datatype\": \"FP64\", \"shape\": [-1]}, "
@@ -126,7 +95,7 @@ static enum MHD_Result model_meta(ap_srv_req *r)
     ap_jb_str(&b, in->target);
     ap_jb_printf(&b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
     for (int i = 0; i < in->num_inputs; i++) {
-        const char *nm = ap_model_input_name(v->m, i);
+        const char *nm = ap_model_input_name(l.model, i);
         if (nm)
             ap_jb_str(&b, nm);
         else
@@ -137,7 +106,7 @@ static enum MHD_Result model_meta(ap_srv_req *r)
     ap_jb_puts(&b, "], \"pipeline\": ");
     ap_jb_str(&b, in->pipeline);
     ap_jb_puts(&b, "}}\n");
-    ap_srv_version_unref(v);
+    ap_service_release(&l);
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
@@ -309,7 +278,7 @@ static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t sm
     return 0;
 }
 
-static enum MHD_Result infer(ap_srv_req *r)
+enum MHD_Result ap_srv_h_v2_infer(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
     /* the server's deadline, from the request's arrival; a request that
@@ -326,25 +295,22 @@ static enum MHD_Result infer(ap_srv_req *r)
         json_decref(j);
         return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
     }
-    ap_srv_model *m = served(r, &ret, 1);
-    if (!m) {
+    ap_lease l;
+    if (served(r, &l, &ret, 1)) {
         json_decref(j);
         return ret;
     }
     double small[256], *X = NULL;
     size_t n = 0;
     char why[256];
-    if (parse_infer(r, j, m->cur->info.num_inputs, small, 256, &X, &n, why, sizeof why)) {
-        pthread_rwlock_unlock(&m->lock);
+    if (parse_infer(r, j, l.info.num_inputs, small, 256, &X, &n, why, sizeof why)) {
+        ap_service_release(&l);
         json_decref(j);
         return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
     }
     json_decref(j);
-    ap_srv_version_ref(m->cur);
-    r->ver = m->cur;
-    r->version = m->cur->info.version;
-    int answered = ap_srv_start_inference(r, m->raw, m->cur, X, n, 1);
-    pthread_rwlock_unlock(&m->lock);
+    ap_srv_req_hold(r, &l);
+    int answered = ap_srv_start_inference(r, &l, X, n);
     if (X != small)
         free(X);
     if (answered) {
@@ -382,7 +348,7 @@ enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
     ap_jb_puts(&b, "{\"model_name\": ");
-    ap_jb_str(&b, r->ver->info.name);
+    ap_jb_str(&b, r->info.name);
     ap_jb_printf(&b, ", \"model_version\": \"%u\"", r->version);
     if (r->client_id[0]) {
         ap_jb_puts(&b, ", \"id\": ");
@@ -406,7 +372,7 @@ enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
    READY with its version, or UNAVAILABLE with the reason (the last failed
    load, "not loaded" when none was tried or it was unloaded). The body may
    be {"ready": true}: only the ready ones. */
-static enum MHD_Result repo_index(ap_srv_req *r)
+enum MHD_Result ap_srv_h_v2_repo_index(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     int only_ready = 0;
@@ -422,34 +388,36 @@ static enum MHD_Result repo_index(ap_srv_req *r)
             return ap_srv_error(r, MHD_HTTP_BAD_REQUEST,
                                 "index body must be {} or {\"ready\": true|false}");
     }
-    pthread_mutex_lock(&s->admin);
-    ap_srv_catalog_refresh(s);
-    pthread_mutex_unlock(&s->admin);
+    ap_repo_model *cat = NULL;
+    int nc = 0;
+    ap_error err;
+    if (ap_service_catalog(s->svc, 1, &cat, &nc, &err) != AP_OK)
+        return ap_srv_fail(r, &err);
+    ap_registry *reg = ap_service_registry(s->svc);
     jbuf b;
     ap_jb_init(&b, NULL, 0);
     ap_jb_puts(&b, "[");
-    pthread_mutex_lock(&s->catalog_mu);
-    int nc = s->ncatalog;
-    for (int i = 0; i <= nc + atomic_load(&s->nmodels); i++) {
+    int nslots = ap_service_slots(s->svc);
+    for (int i = 0; i < nc + nslots; i++) {
         /* the catalog, then served models no longer in the repository */
         const char *name;
         if (i < nc)
-            name = s->catalog[i].name;
-        else if (i - nc < atomic_load(&s->nmodels)) {
-            name = s->models[i - nc]->name;
+            name = cat[i].name;
+        else {
+            name = ap_service_slot_name(s->svc, i - nc);
             int seen = 0;
             for (int k = 0; k < nc && !seen; k++)
-                seen = !strcmp(s->catalog[k].name, name);
+                seen = !strcmp(cat[k].name, name);
             if (seen)
                 continue;
-        } else
-            break;
-        ap_srv_model *m = ap_srv_model_find(s, name);
+        }
+        ap_model *m = ap_service_slot_model(s->svc, ap_service_slot_find(s->svc, name));
         uint32_t v = 0;
         if (m) {
-            pthread_rwlock_rdlock(&m->lock);
-            v = m->cur ? m->cur->info.version : 0;
-            pthread_rwlock_unlock(&m->lock);
+            ap_model_info in;
+            ap_model_describe(m, &in);
+            v = in.version;
+            ap_model_release(m);
         }
         if (only_ready && !v)
             continue;
@@ -460,15 +428,15 @@ static enum MHD_Result repo_index(ap_srv_req *r)
             continue;
         }
         char why[AP_ERROR_MSG_MAX];
-        if (!ap_registry_failure(s->reg, name, why, sizeof why))
-            snprintf(why, sizeof why, "%s", i < nc && !s->catalog[i].ok
+        if (!ap_registry_failure(reg, name, why, sizeof why))
+            snprintf(why, sizeof why, "%s", i < nc && !cat[i].ok
                                                 ? "manifest.json cannot be read or parsed"
                                                 : "not loaded");
         ap_jb_puts(&b, ", \"state\": \"UNAVAILABLE\", \"reason\": ");
         ap_jb_str(&b, why);
         ap_jb_puts(&b, "},");
     }
-    pthread_mutex_unlock(&s->catalog_mu);
+    ap_registry_listing_free(cat);
     ap_jb_uncomma(&b);
     ap_jb_puts(&b, "]\n");
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
@@ -476,7 +444,7 @@ static enum MHD_Result repo_index(ap_srv_req *r)
 
 static int name_ok(const char *s)
 {
-    if (!*s || *s == '.' || strlen(s) >= SRV_NAME_MAX)
+    if (!*s || *s == '.' || strlen(s) >= 65)
         return 0;
     for (; *s; s++)
         if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
@@ -506,52 +474,26 @@ static enum MHD_Result repo_load(ap_srv_req *r, int load)
                              "{\"version\": N}} with N >= 1");
     }
     ap_error err;
-    int rc = load ? ap_srv_model_load(s, r->arg, version, &err) : ap_srv_model_unload(s, r->arg, &err);
-    ap_srv_model *m = ap_srv_model_find(s, r->arg);
-    r->model = m ? m->index : -1;
-    if (rc) {
-        int code = rc == AP_ENOTFOUND || rc == AP_EIO ? MHD_HTTP_NOT_FOUND
-                   : rc == AP_EOVERLOAD || rc == AP_ERANGE ? MHD_HTTP_SERVICE_UNAVAILABLE
-                                                       : MHD_HTTP_BAD_REQUEST;
-        return ap_srv_error(r, code, "%s", err.msg);
-    }
+    int rc = load ? ap_service_load(s->svc, r->arg, version, &err)
+                  : ap_service_unload(s->svc, r->arg, &err);
+    r->model = ap_service_slot_find(s->svc, r->arg);
+    if (rc)
+        return ap_srv_fail(r, &err);
     char store[160];
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
     ap_jb_puts(&b, "{\"name\": ");
     ap_jb_str(&b, r->arg);
-    if (load && m) {
-        pthread_rwlock_rdlock(&m->lock);
-        uint32_t v = m->cur ? m->cur->info.version : 0;
-        pthread_rwlock_unlock(&m->lock);
-        ap_jb_printf(&b, ", \"version\": \"%u\"", v);
+    ap_model *m = load ? ap_service_slot_model(s->svc, r->model) : NULL;
+    if (m) {
+        ap_model_info in;
+        ap_model_describe(m, &in);
+        ap_jb_printf(&b, ", \"version\": \"%u\"", in.version);
+        ap_model_release(m);
     }
     ap_jb_printf(&b, ", \"state\": \"%s\"}\n", load ? "READY" : "UNAVAILABLE");
     return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-enum MHD_Result ap_srv_v2_dispatch(ap_srv_req *r)
-{
-    switch (r->ep) {
-    case EP_V2_LIVE:
-        return health(r, 0);
-    case EP_V2_READY:
-        return health(r, 1);
-    case EP_V2_SERVER:
-        return server_meta(r);
-    case EP_V2_MODEL:
-        return model_meta(r);
-    case EP_V2_MODEL_READY:
-        return model_ready(r);
-    case EP_V2_INFER:
-        return infer(r);
-    case EP_V2_REPO_INDEX:
-        return repo_index(r);
-    case EP_V2_LOAD:
-        return repo_load(r, 1);
-    case EP_V2_UNLOAD:
-        return repo_load(r, 0);
-    default:
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint");
-    }
-}
+enum MHD_Result ap_srv_h_v2_load(ap_srv_req *r) { return repo_load(r, 1); }
+enum MHD_Result ap_srv_h_v2_unload(ap_srv_req *r) { return repo_load(r, 0); }

@@ -10,7 +10,7 @@
  * eventfd, then calls MHD_run. A pass of MHD_run handles every connection
  * that is ready. The first prediction of a pass runs at once (caller runs);
  * later ones are deferred (ap_batch_submit_opts.defer) and, when the pass is
- * over, the thread runs what queued (ap_workers_run_queued): the requests
+ * over, the thread runs what queued (ap_service_pass_end): the requests
  * that arrived together become one batch, on this thread, with no hand-off
  * to another thread. Their connections are parked, not suspended
  * (suspend/resume costs two epoll_ctl calls each): libmicrohttpd calls the
@@ -94,7 +94,7 @@ struct loop {
     int again;        /* this thread resumed a connection: run MHD again at once */
     atomic_int stop, quiesce, quiesced;
     conn_rec *conns;
-    ap_srv_pass pass;
+    ap_service_pass pass;
     uint64_t next_tick;
 };
 
@@ -105,8 +105,6 @@ struct ap_srv_http {
     loop *loops;
     uint64_t request_timeout_ns;
     long max_connections;
-    atomic_long open;
-    _Atomic uint64_t timed_out, reserve_used, reserve_refused;
 };
 
 /* ---- the transport for server.c ---------------------------------------------- */
@@ -225,7 +223,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
     ap_srv_http *h = L->h;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         conn_rec *cr = calloc(1, sizeof *cr);
-        long open = atomic_fetch_add(&h->open, 1) + 1;
+        long open = atomic_fetch_add(&h->s->conn.open, 1) + 1;
         if (!cr) { /* no guard for this one: it still has the idle timeout */
             *socket_context = NULL;
             return;
@@ -239,7 +237,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
         cr->since_ns = ap_clock_ns();
         cr->reserve = open > h->max_connections;
         if (cr->reserve)
-            atomic_fetch_add_explicit(&h->reserve_used, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&h->s->conn.reserve_used, 1, memory_order_relaxed);
         cr->next = L->conns;
         if (L->conns)
             L->conns->prev = cr;
@@ -248,7 +246,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
         return;
     }
     conn_rec *cr = *socket_context;
-    atomic_fetch_sub(&h->open, 1);
+    atomic_fetch_sub(&h->s->conn.open, 1);
     if (!cr)
         return;
     if (cr->prev)
@@ -277,7 +275,7 @@ static void guard_tick(loop *L, uint64_t now)
                to shut down until then */
             shutdown(cr->fd, SHUT_RDWR);
             cr->state = CR_DEAD;
-            atomic_fetch_add_explicit(&h->timed_out, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&h->s->conn.timed_out, 1, memory_order_relaxed);
         }
     }
 }
@@ -315,13 +313,13 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *u
             return MHD_NO;
         *con_cls = r;
         if (cr && cr->state == CR_RECV && now - cr->since_ns > limit_of(h, cr)) {
-            atomic_fetch_add_explicit(&h->timed_out, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&h->s->conn.timed_out, 1, memory_order_relaxed);
             return ap_srv_req_refuse(r, MHD_HTTP_REQUEST_TIMEOUT,
                                      "request headers took more than %.3g s to arrive",
                                      (double)limit_of(h, cr) / 1e9);
         }
         if (cr && cr->reserve && !ap_srv_req_reserve_ok(r)) {
-            atomic_fetch_add_explicit(&h->reserve_refused, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&h->s->conn.reserve_refused, 1, memory_order_relaxed);
             return ap_srv_req_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                                      "server is at max_connections (%ld); the reserve "
                                      "connections answer health checks and metrics only",
@@ -396,14 +394,9 @@ static void *loop_main(void *arg)
                 (void)rd;
             }
         L->again = 0;
-        L->pass.immediate = 1; /* the first prediction of a pass runs at once */
         MHD_run(L->d);
-        if (L->pass.n) {
-            /* the batch of this pass: everything deferred runs together */
-            size_t k = L->pass.n;
-            L->pass.n = 0;
-            ap_workers_run_queued(s->workers, L->pass.b, k, &L->pass);
-        }
+        /* the batch of this pass: everything deferred runs together */
+        ap_service_pass_end(s->svc, &L->pass);
         now = ap_clock_ns();
         if (now >= L->next_tick) {
             guard_tick(L, now);
@@ -460,6 +453,7 @@ static int loop_init(ap_srv_http *h, loop *L, unsigned limit, ap_error *err)
     ap_server *s = h->s;
     const ap_server_config *cfg = &s->cfg;
     L->h = h;
+    L->pass.immediate = 1; /* the first prediction of a pass runs at once */
     L->epfd = L->wake_fd = -1;
     /* TURBO: read/write/accept optimistically before asking epoll */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
@@ -589,13 +583,3 @@ void ap_srv_http_free(ap_srv_http *h)
     free(h);
 }
 
-void ap_srv_http_get_stats(ap_srv_http *h, ap_srv_http_stats *st)
-{
-    memset(st, 0, sizeof *st);
-    if (!h)
-        return;
-    st->open = atomic_load(&h->open);
-    st->timed_out = atomic_load_explicit(&h->timed_out, memory_order_relaxed);
-    st->reserve_used = atomic_load_explicit(&h->reserve_used, memory_order_relaxed);
-    st->reserve_refused = atomic_load_explicit(&h->reserve_refused, memory_order_relaxed);
-}

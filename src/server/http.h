@@ -10,12 +10,6 @@
 
 typedef struct ap_srv_http ap_srv_http;
 
-typedef struct ap_srv_http_stats {
-    long open;                /* connections open now */
-    uint64_t timed_out;       /* requests cut off: headers/body too slow */
-    uint64_t reserve_used;    /* connections accepted beyond max_connections */
-    uint64_t reserve_refused; /* requests on those refused (not health/metrics) */
-} ap_srv_http_stats;
 
 /* Bind host:port and start the http_threads event loops. */
 int ap_srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err);
@@ -26,6 +20,5 @@ void ap_srv_http_quiesce(ap_srv_http *h);
    suspended connection must have been resumed (the batchers freed). */
 void ap_srv_http_stop(ap_srv_http *h);
 void ap_srv_http_free(ap_srv_http *h);
-void ap_srv_http_get_stats(ap_srv_http *h, ap_srv_http_stats *st);
 
 #endif

@@ -4,7 +4,6 @@
  * batchers' and the registry's own statistics read at scrape time.
  */
 #include "server/server_internal.h"
-#include "server/http.h"
 #include "common/clock.h"
 
 #include <math.h>
@@ -20,19 +19,10 @@ static const double lat_bounds[SRV_LAT_BUCKETS] = {
     50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
     25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0,  5.0,  INFINITY};
 
-static const char *ep_names[EP_COUNT] = {
-    "root",          "candles",       "predict_pattern", "predict_regime", "predict_ensemble",
-    "results_get",   "results_delete", "models",         "stats",          "v2_health_live",
-    "v2_health_ready", "v2_server",   "v2_model_metadata", "v2_model_ready", "v2_infer",
-    "v2_repository_index", "v2_repository_load", "v2_repository_unload", "metrics", "series_delete", "unknown"};
-
-const char *ap_srv_endpoint_name(int ep)
-{
-    return ep >= 0 && ep < EP_COUNT ? ep_names[ep] : "unknown";
-}
-
 void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, int code, uint64_t latency_ns)
 {
+    if (ep < 0 || ep >= EP_COUNT)
+        ep = EP_UNKNOWN;
     int ci = SRV_NCODES - 1;
     for (int i = 0; i < SRV_NCODES - 1; i++)
         if (codes[i] == code)
@@ -99,7 +89,7 @@ typedef struct bstat {
     ap_batch_stats st;
 } bstat;
 
-static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
+static void batcher_metrics(jbuf *b, int n, const char *const *name, bstat (*bs)[2])
 {
     static const char *kinds[2] = {"features", "raw"};
     struct {
@@ -137,7 +127,7 @@ static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
                 uint64_t v;
                 memcpy(&v, (const char *)&bs[i][j].st + scalars[k].off, sizeof v);
                 ap_jb_printf(b, "%s{model=\"%s\",batcher=\"%s\"} %llu\n", scalars[k].name,
-                          s->models[i]->name, kinds[j], (unsigned long long)v);
+                          name[i], kinds[j], (unsigned long long)v);
             }
     }
     double lb[AP_BATCH_LAT_BUCKETS], sb[AP_BATCH_SIZE_BUCKETS];
@@ -155,7 +145,7 @@ static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
         for (int j = 0; j < 2; j++)
             if (bs[i][j].ok) {
                 char lab[128];
-                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", s->models[i]->name,
+                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", name[i],
                          kinds[j]);
                 const ap_batch_hist *h = &bs[i][j].st.queue_time;
                 histogram(b, "alphapulse_batch_queue_time_seconds", lab, h->bucket, lb,
@@ -167,7 +157,7 @@ static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
         for (int j = 0; j < 2; j++)
             if (bs[i][j].ok) {
                 char lab[128];
-                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", s->models[i]->name,
+                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", name[i],
                          kinds[j]);
                 const ap_batch_hist *h = &bs[i][j].st.compute_time;
                 histogram(b, "alphapulse_batch_compute_time_seconds", lab, h->bucket, lb,
@@ -178,7 +168,7 @@ static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
         for (int j = 0; j < 2; j++)
             if (bs[i][j].ok) {
                 char lab[128];
-                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", s->models[i]->name,
+                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", name[i],
                          kinds[j]);
                 histogram(b, "alphapulse_batch_size_rows", lab, bs[i][j].st.batch_size, sb,
                           AP_BATCH_SIZE_BUCKETS, (double)bs[i][j].st.rows,
@@ -186,12 +176,12 @@ static void batcher_metrics(jbuf *b, ap_server *s, int n, bstat (*bs)[2])
             }
 }
 
-static void model_metrics(jbuf *b, ap_server *s, int n)
+static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
 {
     ap_model_stats st[SRV_MAX_MODELS];
     int have[SRV_MAX_MODELS];
     for (int i = 0; i < n; i++)
-        have[i] = ap_registry_stats(s->reg, s->models[i]->name, &st[i], NULL) == AP_OK;
+        have[i] = ap_registry_stats(ap_service_registry(s->svc), name[i], &st[i], NULL) == AP_OK;
     struct {
         const char *name, *help;
         size_t off;
@@ -209,14 +199,14 @@ static void model_metrics(jbuf *b, ap_server *s, int n)
     head(b, "alphapulse_model_version", "gauge", "version served (0: not loaded)");
     for (int i = 0; i < n; i++)
         if (have[i])
-            ap_jb_printf(b, "alphapulse_model_version{model=\"%s\"} %u\n", s->models[i]->name,
+            ap_jb_printf(b, "alphapulse_model_version{model=\"%s\"} %u\n", name[i],
                       st[i].version);
     head(b, "alphapulse_model_load_duration_seconds", "gauge",
          "duration of the last successful load");
     for (int i = 0; i < n; i++)
         if (have[i])
             ap_jb_printf(b, "alphapulse_model_load_duration_seconds{model=\"%s\"} %.9g\n",
-                      s->models[i]->name, (double)st[i].load_time_ns / 1e9);
+                      name[i], (double)st[i].load_time_ns / 1e9);
     for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++) {
         head(b, scalars[k].name, "counter", scalars[k].help);
         for (int i = 0; i < n; i++) {
@@ -224,7 +214,7 @@ static void model_metrics(jbuf *b, ap_server *s, int n)
                 continue;
             uint64_t v;
             memcpy(&v, (const char *)&st[i] + scalars[k].off, sizeof v);
-            ap_jb_printf(b, "%s{model=\"%s\"} %llu\n", scalars[k].name, s->models[i]->name,
+            ap_jb_printf(b, "%s{model=\"%s\"} %llu\n", scalars[k].name, name[i],
                       (unsigned long long)v);
         }
     }
@@ -236,7 +226,7 @@ static void model_metrics(jbuf *b, ap_server *s, int n)
     for (int i = 0; i < n; i++)
         if (have[i]) {
             char lab[96];
-            snprintf(lab, sizeof lab, "model=\"%s\"", s->models[i]->name);
+            snprintf(lab, sizeof lab, "model=\"%s\"", name[i]);
             histogram(b, "alphapulse_model_predict_duration_seconds", lab,
                       st[i].latency_buckets, lb, AP_LATENCY_BUCKETS,
                       (double)st[i].latency_sum_ns / 1e9, st[i].latency_count);
@@ -246,7 +236,10 @@ static void model_metrics(jbuf *b, ap_server *s, int n)
 void ap_srv_metrics_render(ap_server *s, jbuf *b)
 {
     ap_srv_metrics *m = s->metrics;
-    int n = atomic_load(&s->nmodels);
+    int n = ap_service_slots(s->svc);
+    const char *name[SRV_MAX_MODELS];
+    for (int i = 0; i < n; i++)
+        name[i] = ap_service_slot_name(s->svc, i);
 
     ap_jb_printf(b, "# HELP alphapulse_build_info alphapulse version\n"
                  "# TYPE alphapulse_build_info gauge\n"
@@ -263,7 +256,7 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
                 if (!v)
                     continue;
                 ap_jb_printf(b, "alphapulse_http_requests_total{endpoint=\"%s\",model=\"%s\",",
-                          ep_names[ep], mi ? s->models[mi - 1]->name : "");
+                          ap_srv_endpoint_name(ep), mi ? name[mi - 1] : "");
                 if (codes[ci])
                     ap_jb_printf(b, "code=\"%d\"} %llu\n", codes[ci], (unsigned long long)v);
                 else
@@ -279,7 +272,7 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
         for (int i = 0; i < SRV_LAT_BUCKETS; i++)
             bk[i] = ld(&m->lat_bucket[ep][i]);
         char lab[64];
-        snprintf(lab, sizeof lab, "endpoint=\"%s\"", ep_names[ep]);
+        snprintf(lab, sizeof lab, "endpoint=\"%s\"", ap_srv_endpoint_name(ep));
         histogram(b, "alphapulse_http_request_duration_seconds", lab, bk, lat_bounds,
                   SRV_LAT_BUCKETS, (double)ld(&m->lat_sum_ns[ep]) / 1e9, cnt);
     }
@@ -291,23 +284,23 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
 
     head(b, "alphapulse_model_cache_capacity", "gauge", "model_cache_size: models kept loaded");
     ap_jb_printf(b, "alphapulse_model_cache_capacity %d\n", s->cfg.model_cache_size);
-    static const struct {
+    ap_cache_stats cs;
+    ap_service_cache_stats(s->svc, &cs);
+    const struct {
         const char *name, *help;
-        size_t off;
+        uint64_t v;
     } cache[] = {
-        {"alphapulse_model_cache_hits_total", "requests that found their model loaded",
-         offsetof(ap_server, cache_hits)},
+        {"alphapulse_model_cache_hits_total", "requests that found their model loaded", cs.hits},
         {"alphapulse_model_cache_misses_total", "requests that loaded their model on first use",
-         offsetof(ap_server, cache_misses)},
+         cs.misses},
         {"alphapulse_model_cache_evictions_total", "models unloaded to make room (least recently used)",
-         offsetof(ap_server, cache_evictions)},
+         cs.evictions},
         {"alphapulse_model_cache_load_failures_total", "loads on first use that failed",
-         offsetof(ap_server, cache_load_failures)},
+         cs.load_failures},
     };
     for (size_t k = 0; k < sizeof cache / sizeof cache[0]; k++) {
         head(b, cache[k].name, "counter", cache[k].help);
-        ap_jb_printf(b, "%s %llu\n", cache[k].name,
-                     (unsigned long long)ld((_Atomic uint64_t *)((char *)s + cache[k].off)));
+        ap_jb_printf(b, "%s %llu\n", cache[k].name, (unsigned long long)cache[k].v);
     }
     head(b, "alphapulse_deadline_exceeded_total", "counter",
          "inference requests answered 504: deadline passed before they ran, or they finished late");
@@ -316,8 +309,12 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
                  (unsigned long long)ld(&m->deadline_before),
                  (unsigned long long)ld(&m->deadline_after));
     if (s->http) {
-        ap_srv_http_stats hs;
-        ap_srv_http_get_stats(s->http, &hs);
+        const ap_srv_conn_counters *cc = &s->conn;
+        struct {
+            long open;
+            uint64_t timed_out, reserve_used, reserve_refused;
+        } hs = {atomic_load(&cc->open), atomic_load(&cc->timed_out), atomic_load(&cc->reserve_used),
+                atomic_load(&cc->reserve_refused)};
         head(b, "alphapulse_http_connections", "gauge", "connections open now");
         ap_jb_printf(b, "alphapulse_http_connections %ld\n", hs.open);
         head(b, "alphapulse_http_request_receive_timeouts_total", "counter",
@@ -336,20 +333,14 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
 
     head(b, "alphapulse_models_loaded", "gauge", "models served now");
     ap_jb_printf(b, "alphapulse_models_loaded %d\n", ap_server_models_loaded(s));
-    model_metrics(b, s, n);
+    model_metrics(b, s, n, name);
 
     bstat(*bs)[2] = calloc(n ? (size_t)n : 1, sizeof *bs);
     if (bs) {
-        for (int i = 0; i < n; i++) {
-            ap_srv_model *md = s->models[i];
-            pthread_rwlock_rdlock(&md->lock);
-            if (md->feat)
-                bs[i][0].ok = ap_batcher_stats(md->feat, &bs[i][0].st) == AP_OK;
-            if (md->raw)
-                bs[i][1].ok = ap_batcher_stats(md->raw, &bs[i][1].st) == AP_OK;
-            pthread_rwlock_unlock(&md->lock);
-        }
-        batcher_metrics(b, s, n, bs);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < 2; j++)
+                bs[i][j].ok = ap_service_batch_stats(s->svc, i, j, &bs[i][j].st) == AP_OK;
+        batcher_metrics(b, n, name, bs);
         free(bs);
     } else
         b->failed = 1;
@@ -363,7 +354,10 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
     ap_jb_printf(b, "alphapulse_bars_rejected_total %llu\n",
               (unsigned long long)ld(&m->bars_rejected));
     head(b, "alphapulse_async_results", "gauge", "async results kept (pending or done)");
-    ap_jb_printf(b, "alphapulse_async_results %zu\n", ap_srv_results_count(&s->results));
+    size_t held;
+    uint64_t evicted;
+    ap_service_result_counts(s->svc, &held, &evicted);
+    ap_jb_printf(b, "alphapulse_async_results %zu\n", held);
 
     head(b, "alphapulse_replay_bars_total", "counter", "bars fed by the replay, per source");
     pthread_mutex_lock(&s->replay.mu);

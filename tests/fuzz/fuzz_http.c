@@ -68,7 +68,7 @@ static void f_resume(void *c) { atomic_store(&((fake_conn *)c)->resumed, 1); }
 static const ap_srv_io fake_io = {f_header, f_header_count, f_respond, f_suspend, f_resume};
 
 static ap_server *srv;
-static ap_srv_pass pass;
+static ap_service_pass pass;
 
 static int unhex(int c)
 {
@@ -90,8 +90,7 @@ static unsigned one_request(const char *method, const char *url, fake_conn *fc,
         ap_srv_req_body(r, body + off, len - off < 4096 ? len - off : 4096);
     if (!fc->responses)
         ap_srv_req_complete(r);
-    if (pass.n) /* the end of the event loop's pass */
-        ap_workers_run_queued(srv->workers, pass.b, pass.n, &pass);
+    ap_service_pass_end(srv->svc, &pass); /* the end of the event loop's pass */
     for (long spins = 0; !fc->responses && ap_srv_req_waiting(r); spins++) {
         if (atomic_load(&fc->suspended) && !atomic_load(&fc->resumed)) {
             if (spins > 100000000L)

@@ -142,7 +142,7 @@ static void delete_and_recreate(void **state)
     held5m = ap_series_find(st, "P", 300);
     assert_non_null(held5m);
     /* a rolled-up series alone cannot be dropped */
-    assert_int_equal(ap_series_delete(st, "P", 300, &err), AP_EINVAL);
+    assert_int_equal(ap_series_delete(st, "P", 300, &err), AP_ECONFLICT);
     assert_non_null(strstr(err.msg, "rolled up from"));
     assert_int_equal(ap_series_delete(st, "P", 60, &err), 0);
     assert_int_equal((int)ap_series_store_count(st), 0);
@@ -206,14 +206,14 @@ static void tombstones_and_capacity(void **state)
     }
     assert_int_equal((int)ap_series_store_count(st), 0);
     /* a 9th new key: refused, saying why */
-    assert_int_equal(ap_series_open(st, "K8", 60, 0, &s, &err), AP_ERANGE);
+    assert_int_equal(ap_series_open(st, "K8", 60, 0, &s, &err), AP_EFULL);
     assert_non_null(strstr(err.msg, "deleted series keeps its slot"));
     /* deleted keys come back, up to max_series live */
     for (int i = 0; i < 4; i++) {
         snprintf(name, sizeof name, "K%d", i);
         assert_int_equal(ap_series_open(st, name, 60, 0, &s, &err), 0);
     }
-    assert_int_equal(ap_series_open(st, "K4", 60, 0, &s, &err), AP_ERANGE);
+    assert_int_equal(ap_series_open(st, "K4", 60, 0, &s, &err), AP_EFULL);
     assert_non_null(strstr(err.msg, "full"));
     assert_int_equal((int)ap_series_store_count(st), 4);
     ap_series_store_free(st);

@@ -332,7 +332,7 @@ static void rollup_open_rules(void **state)
     assert_int_equal(ap_series_latest(s, v, NULL, &err), AP_ENOTFOUND); /* fed alone */
     assert_int_equal(ap_series_append(s, &b, &err), 0);                 /* still takes bars */
     /* room for 1 + 5 series is needed at once */
-    assert_int_equal(ap_series_open(st, "Y", 60, AP_SERIES_ROLLUP, &s, &err), AP_ERANGE);
+    assert_int_equal(ap_series_open(st, "Y", 60, AP_SERIES_ROLLUP, &s, &err), AP_EFULL);
     assert_non_null(strstr(err.msg, "full"));
     assert_int_equal((int)ap_series_store_count(st), 6);
     assert_int_equal(ap_series_delete(st, "X", 60, &err), 0);
@@ -407,7 +407,7 @@ static void thousands_of_series(void **state)
     assert_null(ap_series_find(st, "SYM99999", 60));
     assert_null(ap_series_find(st, "SYM00001", 120));
     ap_series *s;
-    assert_int_equal(ap_series_open(st, "ONE-TOO-MANY", 60, 0, &s, &err), AP_ERANGE);
+    assert_int_equal(ap_series_open(st, "ONE-TOO-MANY", 60, 0, &s, &err), AP_EFULL);
     /* O(1): a lookup among 12000 series costs about what it costs among 20
        (loose bound: shared CI machines are noisy) */
     ap_series_store *small = mkstore(64, 4);

@@ -9,10 +9,11 @@
  * Public ids are unguessable: 64 random bits from getrandom(2), never 0 and
  * never the id of an entry the store holds (drawn again on a clash), so a
  * client cannot read or delete another client's result by counting. The
- * batcher's ids, which do count up, never leave the server on this path.
+ * batcher's ids, which do count up, never leave the service on this path.
  */
-#include "server/server_internal.h"
+#include "serve/serve_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -20,7 +21,7 @@
 #include "common/error.h"
 #include "common/clock.h"
 
-int ap_srv_results_init(ap_srv_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
+int ap_results_init(ap_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
 {
     memset(rs, 0, sizeof *rs);
     size_t nb = 16;
@@ -45,12 +46,12 @@ int ap_srv_results_init(ap_srv_results *rs, size_t cap, uint64_t ttl_ns, ap_erro
     return AP_OK;
 }
 
-void ap_srv_results_free(ap_srv_results *rs)
+void ap_results_free(ap_results *rs)
 {
     if (!rs->e)
         return;
     for (size_t i = 0; i < rs->cap; i++)
-        ap_srv_version_unref(rs->e[i].ver);
+        ap_model_release(rs->e[i].r.model);
     pthread_mutex_destroy(&rs->mu);
     free(rs->e);
     free(rs->buckets);
@@ -58,7 +59,7 @@ void ap_srv_results_free(ap_srv_results *rs)
     rs->e = NULL;
 }
 
-static size_t bucket_of(const ap_srv_results *rs, uint64_t id)
+static size_t bucket_of(const ap_results *rs, uint64_t id)
 {
     id ^= id >> 33;
     id *= 0xff51afd7ed558ccdULL;
@@ -66,7 +67,7 @@ static size_t bucket_of(const ap_srv_results *rs, uint64_t id)
     return (size_t)(id & (rs->nbuckets - 1));
 }
 
-static void unlink_chain(ap_srv_results *rs, int32_t *head, int32_t idx, int by_batch)
+static void unlink_chain(ap_results *rs, int32_t *head, int32_t idx, int by_batch)
 {
     int32_t *p = head;
     while (*p != -1 && *p != idx)
@@ -75,23 +76,23 @@ static void unlink_chain(ap_srv_results *rs, int32_t *head, int32_t idx, int by_
         *p = by_batch ? rs->e[idx].bnext : rs->e[idx].next;
 }
 
-void ap_srv_results_remove_locked(ap_srv_results *rs, ap_srv_result *e)
+void ap_results_remove_locked(ap_results *rs, ap_async_entry *e)
 {
-    if (e->state == RES_FREE)
+    if (!e->r.state)
         return;
     int32_t idx = (int32_t)(e - rs->e);
-    unlink_chain(rs, &rs->buckets[bucket_of(rs, e->id)], idx, 0);
+    unlink_chain(rs, &rs->buckets[bucket_of(rs, e->r.id)], idx, 0);
     unlink_chain(rs, &rs->bbuckets[bucket_of(rs, e->batch_id)], idx, 1);
-    e->state = RES_FREE;
-    ap_srv_version_unref(e->ver);
-    e->ver = NULL;
+    e->r.state = 0;
+    ap_model_release(e->r.model);
+    e->r.model = NULL;
 }
 
 /* A live entry with public id `id`, expired or not. */
-static ap_srv_result *lookup(ap_srv_results *rs, uint64_t id)
+static ap_async_entry *lookup(ap_results *rs, uint64_t id)
 {
     for (int32_t i = rs->buckets[bucket_of(rs, id)]; i != -1; i = rs->e[i].next)
-        if (rs->e[i].id == id)
+        if (rs->e[i].r.id == id)
             return &rs->e[i];
     return NULL;
 }
@@ -106,21 +107,21 @@ static uint64_t random_id(void)
     return v;
 }
 
-ap_srv_result *ap_srv_results_insert_locked(ap_srv_results *rs, uint64_t batch_id)
+ap_async_entry *ap_results_insert_locked(ap_results *rs, uint64_t batch_id)
 {
-    ap_srv_result *e = &rs->e[rs->head++ % rs->cap];
-    if (e->state != RES_FREE) {
+    ap_async_entry *e = &rs->e[rs->head++ % rs->cap];
+    if (e->r.state) {
         rs->evicted++;
-        ap_srv_results_remove_locked(rs, e);
+        ap_results_remove_locked(rs, e);
     }
     uint64_t id;
     do
         id = random_id();
     while (id == 0 || lookup(rs, id));
     memset(e, 0, sizeof *e);
-    e->id = id;
+    e->r.id = id;
     e->batch_id = batch_id;
-    e->state = RES_PENDING;
+    e->r.state = AP_ASYNC_PENDING;
     int32_t idx = (int32_t)(e - rs->e);
     size_t b = bucket_of(rs, id);
     e->next = rs->buckets[b];
@@ -131,17 +132,17 @@ ap_srv_result *ap_srv_results_insert_locked(ap_srv_results *rs, uint64_t batch_i
     return e;
 }
 
-ap_srv_result *ap_srv_results_find_locked(ap_srv_results *rs, uint64_t id, uint64_t now_ns)
+ap_async_entry *ap_results_find_locked(ap_results *rs, uint64_t id, uint64_t now_ns)
 {
-    ap_srv_result *e = lookup(rs, id);
-    if (e && e->state != RES_PENDING && now_ns - e->t_done_ns > rs->ttl_ns) {
-        ap_srv_results_remove_locked(rs, e);
+    ap_async_entry *e = lookup(rs, id);
+    if (e && e->r.state != AP_ASYNC_PENDING && now_ns - e->r.t_done_ns > rs->ttl_ns) {
+        ap_results_remove_locked(rs, e);
         return NULL;
     }
     return e;
 }
 
-ap_srv_result *ap_srv_results_find_batch_locked(ap_srv_results *rs, uint64_t batch_id)
+static ap_async_entry *ap_results_find_batch_locked(ap_results *rs, uint64_t batch_id)
 {
     for (int32_t i = rs->bbuckets[bucket_of(rs, batch_id)]; i != -1; i = rs->e[i].bnext)
         if (rs->e[i].batch_id == batch_id)
@@ -149,12 +150,38 @@ ap_srv_result *ap_srv_results_find_batch_locked(ap_srv_results *rs, uint64_t bat
     return NULL;
 }
 
-size_t ap_srv_results_count(ap_srv_results *rs)
+void ap_results_on_done(void *user, const ap_batch_completion *c)
 {
+    ap_results *rs = user;
+    pthread_mutex_lock(&rs->mu);
+    ap_async_entry *e = ap_results_find_batch_locked(rs, c->id);
+    if (e && e->r.state == AP_ASYNC_PENDING) {
+        ap_async_result *r = &e->r;
+        r->status = c->status;
+        r->state = c->status == AP_ECANCELLED ? AP_ASYNC_CANCELLED : AP_ASYNC_DONE;
+        r->t_done_ns = ap_clock_ns();
+        r->queue_us = c->queue_us;
+        r->compute_us = c->compute_us;
+        if (c->status == AP_OK) {
+            r->pred = c->out[0];
+            r->conf = c->out[1];
+            size_t k = c->nout - 2;
+            r->nouts = (int)(k < AP_ASYNC_OUTS ? k : AP_ASYNC_OUTS);
+            memcpy(r->outs, c->out + 2, (size_t)r->nouts * sizeof *r->outs);
+        } else
+            snprintf(r->msg, sizeof r->msg, "%s", c->message);
+    }
+    pthread_mutex_unlock(&rs->mu);
+}
+
+void ap_service_result_counts(ap_service *svc, size_t *held, uint64_t *evicted)
+{
+    ap_results *rs = &svc->results;
     size_t n = 0;
     pthread_mutex_lock(&rs->mu);
     for (size_t i = 0; i < rs->cap; i++)
-        n += rs->e[i].state != RES_FREE;
+        n += rs->e[i].r.state != 0;
+    *evicted = rs->evicted;
     pthread_mutex_unlock(&rs->mu);
-    return n;
+    *held = n;
 }

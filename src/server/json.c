@@ -1,0 +1,68 @@
+/* JSON request helpers of the handlers: the body as an object, unknown
+   keys refused, string fields, timestamps in answers. */
+#include "server/json.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+
+/* Parse the body as a JSON object; on failure the error response is queued
+   (*ret) and NULL returned. */
+json_t *ap_srv_json_body(ap_srv_req *r, enum MHD_Result *ret)
+{
+    json_error_t je;
+    json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
+    if (!j) {
+        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
+                         je.line, je.column, je.text);
+        return NULL;
+    }
+    if (!json_is_object(j)) {
+        json_decref(j);
+        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        return NULL;
+    }
+    return j;
+}
+
+/* Refuse keys not in allowed (typos are errors); 0 when all are known. */
+int ap_srv_json_unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed, enum MHD_Result *ret)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(o, k, v) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++)
+            ok = !strcmp(k, *a);
+        if (!ok) {
+            *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "unknown field '%s'", k);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* A string field: NULL when absent (and not required); on a type error the
+   response is queued and *bad set. */
+const char *ap_srv_json_str(ap_srv_req *r, json_t *o, const char *key, int required, int *bad,
+                             enum MHD_Result *ret)
+{
+    json_t *v = json_object_get(o, key);
+    if (!v && !required)
+        return NULL;
+    if (!v || !json_is_string(v) || !json_string_length(v)) {
+        *bad = 1;
+        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field '%s' %s", key,
+                         v ? "must be a non-empty string" : "is required");
+        return NULL;
+    }
+    return json_string_value(v);
+}
+
+void ap_srv_json_time(jbuf *b, const char *key, int64_t t_us)
+{
+    char t[40];
+    ap_jb_printf(b, "\"%s\": ", key);
+    ap_jb_str(b, ap_format_timestamp(t_us, t, sizeof t));
+    ap_jb_printf(b, ", \"%s_ms\": %" PRId64, key, t_us / 1000);
+}
