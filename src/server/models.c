@@ -102,8 +102,6 @@ static void batch_config(const ap_server *s, const ap_srv_version *v, int raw, c
                                                         : (uint64_t)c->max_queue_delay_us;
     bc->max_queue_rows = (size_t)c->max_queue_rows;
     bc->default_timeout_us = (uint64_t)(c->inference_timeout * 1e6);
-    /* results are delivered by callback, never kept in the batcher */
-    bc->result_capacity = 1;
     bc->adaptive_target_us = (uint64_t)c->adaptive_target_us;
     bc->caller_runs = c->caller_runs;
 }
