@@ -12,12 +12,11 @@
  *   ap_batch_model m = { .run = my_batch_fn, .ctx = my_model };
  *   ap_batcher *b;  ap_batcher_create(w, &cfg, &m, &b, &err);
  *
- *   // synchronous
+ *   // synchronous: submit and block until the result is in out
  *   ap_batch_run(b, x, 1, out, 1, 0, &err);
- *   // asynchronous, result by id
- *   uint64_t id;  ap_batch_submit(b, x, 1, NULL, &id, &err);
- *   ap_batch_wait(b, id, 1000, out, 1, &err);   // wait up to 1 ms
- *   // asynchronous, completion callback on a worker thread
+ *   // asynchronous: the completion callback gets the result (on a worker
+ *   // thread); the batcher keeps no results, on_done is required
+ *   uint64_t id;
  *   ap_batch_submit_opts o = { .on_done = resume_connection, .user = conn };
  *   ap_batch_submit(b, x, 1, &o, &id, &err);
  *   // caller runs (cfg.caller_runs = 1, no queue delay): when b is idle,
@@ -47,7 +46,7 @@
  * below) forms the batch itself, on the submitting thread: the head's model
  * context, FIFO, up to max_batch_rows — its own request plus whatever queued
  * — runs the batch function and delivers every request of the batch
- * (callbacks, kept results) before ap_batch_submit returns. A submit that
+ * (calls their callbacks) before ap_batch_submit returns. A submit that
  * finds a batch running queues its request without waking the pool: the
  * thread running that batch (worker or caller) takes what queued meanwhile
  * as its next batch, so concurrent requests still batch together. One submit
@@ -62,14 +61,16 @@
  * ap_batch_submit_opts.queue_only opts one request out. Deadlines, cancel,
  * stats and model references behave as on a worker.
  *
- * Every request completes exactly once, with one status: AP_OK, the batch
- * function's error, AP_ETIMEDOUT (its deadline passed before its batch
- * started), or AP_ECANCELLED (ap_batch_cancel, or ap_batcher_free while it
- * was queued). Nothing is dropped silently.
+ * Every request completes exactly once, through its on_done callback, with
+ * one status: AP_OK, the batch function's error, AP_ETIMEDOUT (its deadline
+ * passed before its batch started), or AP_ECANCELLED (ap_batch_cancel, or
+ * ap_batcher_free while it was queued). Nothing is dropped silently. The
+ * batcher keeps no completed results: a caller that wants to look a result
+ * up later by id stores it from its callback (the server does).
  *
  * Thread safety: every call may be made from any thread at once, except the
  * _free calls, which must be the last call on their object (threads already
- * blocked in ap_batch_wait / ap_batch_run on it return first).
+ * blocked in ap_batch_run on it return first).
  */
 #ifndef ALPHAPULSE_BATCH_H
 #define ALPHAPULSE_BATCH_H
@@ -103,7 +104,7 @@ typedef struct ap_batch_model {
      * current one), with the batcher's lock held: it must be quick (an atomic
      * increment) and must not call into this batcher. release(ctx) is called
      * once per acquire, with no batcher lock held, when the request is
-     * complete (before its callback / before its result becomes visible).
+     * complete (before its callback is called).
      */
     void (*acquire)(void *ctx);
     void (*release)(void *ctx);
@@ -117,8 +118,6 @@ typedef struct ap_batcher_config {
     uint64_t max_queue_delay_us; /* ...or when the oldest request waited this long */
     size_t max_queue_rows;       /* bound on queued rows; beyond: AP_EOVERLOAD */
     uint64_t default_timeout_us; /* request deadline = submit + this (or less) */
-    size_t result_capacity;      /* completed results kept for ap_batch_wait */
-    uint64_t result_ttl_us;      /* a kept result not taken within this expires */
     /*
      * Adaptive delay: when > 0, the batcher waits for companions only while
      * that pays: the delay used is at most max_queue_delay_us and at most
@@ -143,9 +142,8 @@ typedef struct ap_batcher_config {
 /*
  * Defaults: max_batch_rows 64, max_queue_delay_us 200, max_queue_rows 4096,
  * default_timeout_us 1 s (INFERENCE_TIMEOUT of the original service),
- * result_capacity 4096, result_ttl_us 60 s, adaptive off, caller_runs off
- * (ap_batch_submit never runs a model unless asked to); ncols / nout 0
- * (must be set).
+ * adaptive off, caller_runs off (ap_batch_submit never runs a model unless
+ * asked to); ncols / nout 0 (must be set).
  */
 AP_API void ap_batcher_config_default(ap_batcher_config *cfg);
 
@@ -163,7 +161,8 @@ AP_API int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const 
                       ap_batcher **out, ap_error *err);
 /*
  * Shutdown: queued requests complete as AP_ECANCELLED (their callbacks run on
- * the calling thread), running batches are waited for, kept results freed.
+ * the calling thread), running batches are waited for (their requests
+ * delivered).
  */
 AP_API void ap_batcher_free(ap_batcher *b);
 
@@ -188,10 +187,11 @@ typedef struct ap_batch_completion {
 } ap_batch_completion;
 
 /*
- * Called exactly once per request submitted with it: on a worker thread, on
- * a thread inside ap_batch_submit that ran the batch (caller_runs; this may
- * be the request's own submit, before it returns), or on the thread calling
- * ap_batch_cancel / ap_batcher_free for requests cancelled while queued. No
+ * Called exactly once per request accepted by ap_batch_submit: on a worker
+ * thread, on a thread inside ap_batch_submit or ap_workers_run_queued that
+ * ran the batch (caller_runs; this may be the request's own submit, before
+ * it returns), or on the thread calling ap_batch_cancel / ap_batcher_free
+ * for requests cancelled while queued. No
  * batcher lock is held; it may submit new requests (with caller_runs such a
  * submit queues, and the running thread takes it next); it should be quick
  * (it occupies a worker or a submitter).
@@ -203,7 +203,7 @@ typedef struct ap_batch_submit_opts {
     uint64_t timeout_us;
     /* NULL = the batcher's current model context */
     void *model_ctx;
-    /* NULL = keep the result for ap_batch_wait; else deliver it here */
+    /* required: where the request's result is delivered (see above) */
     ap_batch_done_fn on_done;
     void *user;
     /* 1 = never run on the submitting thread, whatever caller_runs says: for
@@ -228,43 +228,34 @@ AP_API int ap_batcher_flushable(const ap_batcher *b);
 /*
  * Queue nrows rows (X: nrows * ncols doubles, copied). On success *id is the
  * request id: unique for the process lifetime (a 63-bit counter starting at a
- * random point, so ids also differ across restarts; never 0). Fails at once
- * with AP_EOVERLOAD (counted) when the queue is full, AP_ERANGE when nrows
- * exceeds max_queue_rows, AP_EINVAL on bad arguments, AP_ECANCELLED when the
- * batcher is shutting down. opts may be NULL. With caller_runs the request
- * may be complete (its callback called, its result kept) on return.
+ * random point, so ids also differ across restarts; never 0). opts and
+ * opts->on_done are required: the result goes to on_done, exactly once, and
+ * only if the submit returned AP_OK. Fails at once with AP_EOVERLOAD
+ * (counted) when the queue is full, AP_ERANGE when nrows is 0 or exceeds
+ * max_queue_rows, AP_EINVAL on bad arguments (NULL opts or on_done
+ * included), AP_ECANCELLED when the batcher is shutting down. With
+ * caller_runs the request may be complete (its callback called) on return.
  */
 AP_API int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
                     const ap_batch_submit_opts *opts, uint64_t *id, ap_error *err);
 
-/* ap_batch_wait: the request is not complete yet (not an error). */
-#define AP_BATCH_PENDING 1
-/* Wait for ever (bounded in practice by the request's deadline). */
-#define AP_BATCH_FOREVER UINT64_MAX
-
 /*
- * Take the result of a request submitted without on_done, waiting up to
- * timeout_us (0 = poll). Returns the request's status (AP_OK: out holds its
- * nrows * nout outputs, out_len must be at least that), AP_BATCH_PENDING if
- * still queued or running after the wait, or AP_ENOTFOUND if the id is
- * unknown, already taken, cancelled after completion, expired or evicted.
- * Taking a result removes it. A waiter also enforces its request's deadline
- * (it fails the request with AP_ETIMEDOUT if it is still queued then).
- */
-AP_API int ap_batch_wait(ap_batcher *b, uint64_t id, uint64_t timeout_us, double *out, size_t out_len,
-                  ap_error *err);
-
-/*
- * Cancel: a queued request is removed and completes as AP_ECANCELLED; a
+ * Cancel: a queued request is removed and completes as AP_ECANCELLED at once
+ * (its on_done called on this thread, before ap_batch_cancel returns); a
  * running one finishes its batch, its output is discarded and it completes
- * as AP_ECANCELLED; a completed result still kept is dropped. Returns AP_OK,
- * or AP_ENOTFOUND if the id is unknown or already delivered.
+ * as AP_ECANCELLED (on the thread that ran the batch). Returns AP_OK, or
+ * AP_ENOTFOUND if the id is unknown or the request is already being
+ * delivered or delivered.
  */
 AP_API int ap_batch_cancel(ap_batcher *b, uint64_t id, ap_error *err);
 
 /*
  * Synchronous: submit and wait for completion (timeout_us as in
- * ap_batch_submit_opts; out_len >= nrows * nout). Returns the request status.
+ * ap_batch_submit_opts; out_len >= nrows * nout). Returns the request status
+ * (AP_OK: out holds the nrows * nout outputs; else err says why). The
+ * caller enforces the deadline itself: a request still queued when it
+ * passes fails with AP_ETIMEDOUT even when no worker is free to notice.
+ * Built on an on_done callback into the caller's stack frame.
  */
 AP_API int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size_t out_len,
                  uint64_t timeout_us, ap_error *err);
@@ -312,14 +303,11 @@ typedef struct ap_batch_stats {
     uint64_t failed;     /* ran, the batch function failed */
     uint64_t timed_out;  /* deadline passed before the batch started */
     uint64_t cancelled;  /* ap_batch_cancel / shutdown */
-    uint64_t expired;    /* kept results dropped after result_ttl_us */
-    uint64_t evicted;    /* kept results dropped because the store was full */
     uint64_t batches;    /* batch-function calls */
     uint64_t rows;       /* rows in those calls */
     uint64_t queue_depth;   /* requests queued now */
     uint64_t queue_rows;    /* rows queued now */
     uint64_t running;       /* requests in running batches now */
-    uint64_t results_kept;  /* completed results waiting to be taken now */
     uint64_t current_delay_us; /* delay in use (differs from config if adaptive) */
     ap_batch_hist queue_time;   /* per request: submit -> batch start */
     ap_batch_hist compute_time; /* per batch: the batch-function call */

@@ -1,7 +1,15 @@
-/* Fixed-bucket histograms for the batcher statistics (Prometheus-friendly). */
+/*
+ * Batcher statistics: the fixed-bucket histograms (Prometheus-friendly) the
+ * batcher fills, and the snapshots of one batcher (ap_batcher_stats) or of
+ * every batcher attached to a pool (ap_workers_stats). Reads batcher fields
+ * under b->mu; calls nothing of the other batch files but the pool's
+ * ap_pool_for_each.
+ */
+#include "batch/stats.h"
 #include "batch/batch_internal.h"
+#include "batch/pool.h"
 
-#include <time.h>
+#include <string.h>
 
 /* Bucket bounds chosen for an inference service: 10 us .. 1 s, roughly 1-2.5-5 steps. */
 static const uint64_t lat_bounds_us[AP_BATCH_LAT_BUCKETS - 1] = {
@@ -56,4 +64,61 @@ void ap_batch_size_add(uint64_t bucket[AP_BATCH_SIZE_BUCKETS], uint64_t rows)
     while (i < AP_BATCH_SIZE_BUCKETS - 1 && rows > ((uint64_t)1 << i))
         i++;
     bucket[i]++;
+}
+
+/* ---- snapshots ----------------------------------------------------------- */
+
+static void snapshot_locked(const ap_batcher *b, ap_batch_stats *o)
+{
+    *o = b->st;
+    o->queue_depth = b->qlen;
+    o->queue_rows = b->qrows;
+    o->running = b->running;
+    o->current_delay_us = current_delay(b) / 1000;
+}
+
+int ap_batcher_stats(ap_batcher *b, ap_batch_stats *out)
+{
+    if (!b || !out)
+        return AP_EINVAL;
+    pthread_mutex_lock(&b->mu);
+    snapshot_locked(b, out);
+    pthread_mutex_unlock(&b->mu);
+    return AP_OK;
+}
+
+/* ap_pool_for_each callback (pool mutex held, then b->mu: the lock order) */
+static void add_batcher(void *src, void *arg)
+{
+    ap_batcher *b = src;
+    ap_batch_stats *out = arg, s;
+    pthread_mutex_lock(&b->mu);
+    snapshot_locked(b, &s);
+    pthread_mutex_unlock(&b->mu);
+    out->submitted += s.submitted;
+    out->rejected += s.rejected;
+    out->completed += s.completed;
+    out->failed += s.failed;
+    out->timed_out += s.timed_out;
+    out->cancelled += s.cancelled;
+    out->batches += s.batches;
+    out->rows += s.rows;
+    out->queue_depth += s.queue_depth;
+    out->queue_rows += s.queue_rows;
+    out->running += s.running;
+    if (s.current_delay_us > out->current_delay_us)
+        out->current_delay_us = s.current_delay_us;
+    ap_batch_hist_merge(&out->queue_time, &s.queue_time);
+    ap_batch_hist_merge(&out->compute_time, &s.compute_time);
+    for (int k = 0; k < AP_BATCH_SIZE_BUCKETS; k++)
+        out->batch_size[k] += s.batch_size[k];
+}
+
+int ap_workers_stats(ap_workers *w, ap_batch_stats *out)
+{
+    if (!w || !out)
+        return AP_EINVAL;
+    memset(out, 0, sizeof *out);
+    ap_pool_for_each(w, add_batcher, out);
+    return AP_OK;
 }

@@ -95,12 +95,20 @@ static void test_runs_on_submitting_thread(void **state)
     assert_int_equal(s.status, AP_OK);
     assert_true(s.out[0] == 2 * 3 + 1 + 0.5 && s.out[1] == 2 * 4 + 1 + 0.5);
 
-    /* kept result: complete on return, a poll finds it */
+    /* into a collector: complete on return (on this thread), a poll finds it */
+    collector col;
+    collect_init(&col, 16);
+    ap_batch_submit_opts co = collect_opts(&col);
     double X[NCOLS] = {7, 8}, out[NCOLS];
     uint64_t id;
-    assert_int_equal(ap_batch_submit(b, X, 1, NULL, &id, &err), AP_OK);
-    assert_int_equal(ap_batch_wait(b, id, 0, out, NCOLS, &err), AP_OK);
+    assert_int_equal(ap_batch_submit(b, X, 1, &co, &id, &err), AP_OK);
+    collected e = {0};
+    assert_int_equal(collect_peek(&col, id, 0, &e), 1);
+    assert_true(pthread_equal(e.thread, pthread_self()));
+    assert_int_equal(collect_wait(&col, id, 0, out, NCOLS, &err), AP_OK);
     assert_true(out[0] == 15.5 && out[1] == 17.5);
+    assert_int_equal(col.dups, 0);
+    collect_destroy(&col);
 
     /* synchronous call */
     assert_int_equal(ap_batch_run(b, X, 1, out, NCOLS, 0, &err), AP_OK);
@@ -160,9 +168,10 @@ static void test_not_with_a_delay(void **state)
 /*
  * Hold the pool's only worker inside a gated batch of another batcher, so
  * that no worker can take what a test queues (a worker that is just
- * starting, or rescanning after a job, legitimately would).
+ * starting, or rescanning after a job, legitimately would). Its one
+ * request completes into gs.
  */
-static ap_batcher *occupy_worker(ap_workers *w, fake *g)
+static ap_batcher *occupy_worker(ap_workers *w, fake *g, seen *gs)
 {
     ap_batcher_config cfg;
     ap_batcher_config_default(&cfg);
@@ -176,16 +185,19 @@ static ap_batcher *occupy_worker(ap_workers *w, fake *g)
     assert_int_equal(ap_batcher_create(w, &cfg, &m, &gb, &err), AP_OK);
     double X[NCOLS] = {0, 0};
     uint64_t id;
-    assert_int_equal(ap_batch_submit(gb, X, 1, NULL, &id, &err), AP_OK);
+    ap_batch_submit_opts o = {.on_done = on_seen, .user = gs};
+    assert_int_equal(ap_batch_submit(gb, X, 1, &o, &id, &err), AP_OK);
     wait_entered(g, 1);
     assert_int_equal(atomic_load(&g->entered), 1);
     return gb;
 }
 
-static void release_worker(ap_batcher *gb, fake *g)
+static void release_worker(ap_batcher *gb, fake *g, seen *gs)
 {
     fake_open(g);
-    ap_batcher_free(gb);
+    ap_batcher_free(gb); /* waits for the running batch: delivered now */
+    assert_int_equal(atomic_load(&gs->calls), 1);
+    assert_int_equal(gs->status, AP_OK);
     fake_destroy(g);
 }
 
@@ -218,7 +230,8 @@ static void test_running_batch_takes_the_queue(void **state)
     fake f, g;
     fake_init(&f, 0, 1);
     fake_init(&g, 0, 1);
-    ap_batcher *gb = occupy_worker(w, &g);
+    seen gs = {0};
+    ap_batcher *gb = occupy_worker(w, &g, &gs);
     ap_batcher *b = make(w, &f, 0);
 
     runner t = {.b = b, .x = 1};
@@ -265,7 +278,7 @@ static void test_running_batch_takes_the_queue(void **state)
     assert_int_equal(st.batch_size[1], 1); /* le=2 */
     assert_int_equal(ap_batch_cancel(b, ids[0], &err), AP_ENOTFOUND);
     ap_batcher_free(b);
-    release_worker(gb, &g);
+    release_worker(gb, &g, &gs);
     ap_workers_free(w);
     fake_destroy(&f);
 }
@@ -334,7 +347,11 @@ static void test_resubmit_no_recursion_and_limit(void **state)
 /* A model that takes 1 ms per batch (sleeping) and counts its calls. */
 typedef struct slow {
     _Atomic long calls, rows;
-    pthread_t last; /* thread of the latest call */
+    /* thread of the latest call; a lock: a caller's batch and a worker's
+     * batch (of what the caller's batch left queued beyond max_batch_rows)
+     * may run at the same time */
+    pthread_mutex_t mu;
+    pthread_t last;
 } slow;
 
 static int slow_run(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
@@ -343,7 +360,9 @@ static int slow_run(void *ctx, const double *X, size_t nrows, size_t ncols, doub
     slow *s = ctx;
     atomic_fetch_add(&s->calls, 1);
     atomic_fetch_add(&s->rows, (long)nrows);
+    pthread_mutex_lock(&s->mu);
     s->last = pthread_self();
+    pthread_mutex_unlock(&s->mu);
     sleep_us(1000);
     for (size_t i = 0; i < nrows * nout; i++)
         out[i] = 2 * X[i] + 1;
@@ -377,7 +396,7 @@ static void test_saturated_submitter_hands_over(void **state)
     ap_workers *w;
     ap_error err;
     assert_int_equal(ap_workers_create(1, &w, &err), AP_OK);
-    slow sm = {0};
+    slow sm = {.mu = PTHREAD_MUTEX_INITIALIZER};
     ap_batcher_config cfg;
     ap_batcher_config_default(&cfg);
     cfg.ncols = cfg.nout = NCOLS;
@@ -422,7 +441,10 @@ static void test_saturated_submitter_hands_over(void **state)
     assert_true(out[0] == 3 && out[1] == 5);
     assert_true(t_now_us() - t0 >= 1000);
     assert_int_equal(atomic_load(&sm.calls), before + 1);
-    assert_true(pthread_equal(sm.last, pthread_self()));
+    pthread_mutex_lock(&sm.mu);
+    pthread_t last = sm.last;
+    pthread_mutex_unlock(&sm.mu);
+    assert_true(pthread_equal(last, pthread_self()));
     ap_batcher_free(b);
     ap_workers_free(w);
     free(q);
@@ -453,16 +475,20 @@ static void test_cancel_and_shutdown_during_caller_batch(void **state)
     fake f, g;
     fake_init(&f, 0, 1);
     fake_init(&g, 0, 1);
-    ap_batcher *gb = occupy_worker(w, &g);
+    seen gs = {0};
+    ap_batcher *gb = occupy_worker(w, &g, &gs);
     ap_batcher *b = make(w, &f, 0);
 
     /* ids count up by one per submit (from a random start): a probe before
        t's request gives t's id, which its submit only returns at the end */
-    double P[NCOLS] = {0, 0}, out[NCOLS];
+    double P[NCOLS] = {0, 0};
     uint64_t probe;
+    seen ps = {0};
+    ap_batch_submit_opts po = {.on_done = on_seen, .user = &ps};
     fake_open(&f);
-    assert_int_equal(ap_batch_submit(b, P, 1, NULL, &probe, &err), AP_OK);
-    assert_int_equal(ap_batch_wait(b, probe, 0, out, NCOLS, &err), AP_OK);
+    assert_int_equal(ap_batch_submit(b, P, 1, &po, &probe, &err), AP_OK);
+    assert_int_equal(atomic_load(&ps.calls), 1); /* ran in the submit */
+    assert_int_equal(ps.status, AP_OK);
     pthread_mutex_lock(&f.mu);
     f.open = 0;
     pthread_mutex_unlock(&f.mu);
@@ -499,7 +525,7 @@ static void test_cancel_and_shutdown_during_caller_batch(void **state)
     assert_int_equal(atomic_load(&q2.calls), 1);
     assert_int_equal(atomic_load(&f.calls), 2); /* the probe and t's batch only */
     assert_int_equal(atomic_load(&f.refs), 0);
-    release_worker(gb, &g);
+    release_worker(gb, &g, &gs);
     ap_workers_free(w);
     fake_destroy(&f);
 }
