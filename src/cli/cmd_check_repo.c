@@ -113,32 +113,21 @@ static int predict_csv(ap_registry *reg, const char *name, const char *input,
     ap_model_describe(m, &in);
     int width = raw ? in.num_inputs : ap_feature_count(), rc = 1;
     int nout = transform ? ap_model_transform_width(m) : in.num_outputs;
-    int *col_of = malloc((size_t)width * sizeof *col_of);
-    double *X = malloc((size_t)CHUNK * (size_t)width * sizeof *X);
     double *Y = malloc((size_t)CHUNK * (size_t)(nout > 0 ? nout : 1) * sizeof *Y);
     double pred[CHUNK], conf[CHUNK];
     FILE *out = NULL;
-    ap_csv csv;
-    int csv_open = 0, got;
-    if (!col_of || !X || !Y) {
+    ap_csv_rows rows;
+    int rows_open = 0;
+    if (!Y) {
         fprintf(stderr, "alphapulse check-repo: out of memory\n");
         goto done;
     }
-    if (ap_csv_open(&csv, input, &err) != AP_OK) {
+    if (ap_csv_rows_open(&rows, input, width, CHUNK, &err) != AP_OK) {
         fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
         goto done;
     }
-    csv_open = 1;
-    if ((got = ap_csv_next(&csv, &err)) < 0) {
-        fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
-        goto done;
-    }
-    if (got == 0) {
-        fprintf(stderr, "alphapulse check-repo: %s: empty file (expected a header row)\n", input);
-        goto done;
-    }
-    size_t ncols = csv.nfields;
-    if (map_columns(m, &csv, raw, col_of, width, input) != 0)
+    rows_open = 1;
+    if (map_columns(m, &rows.csv, raw, rows.col_of, width, input) != 0)
         goto done;
     out = output ? fopen(output, "w") : stdout;
     if (!out) {
@@ -153,46 +142,32 @@ static int predict_csv(ap_registry *reg, const char *name, const char *input,
     for (int k = 0; !transform && k < nout; k++)
         fprintf(out, ",output_%d", k);
     fputc('\n', out);
-    size_t n = 0;
-    do {
-        if ((got = ap_csv_next(&csv, &err)) < 0) {
+    size_t n;
+    for (;;) {
+        if (ap_csv_rows_next(&rows, &n, &err) != AP_OK) {
             fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
             goto done;
         }
-        if (got == 1) {
-            if (csv.nfields != ncols) {
-                fprintf(stderr, "alphapulse check-repo: %s:%ld: %zu fields, header has %zu\n",
-                        input, csv.line, csv.nfields, ncols);
-                goto done;
-            }
-            for (int i = 0; i < width; i++)
-                if (ap_parse_double(csv.fields[col_of[i]], &X[n * (size_t)width + (size_t)i])) {
-                    fprintf(stderr, "alphapulse check-repo: %s:%ld: column %d: '%s' is not a "
-                            "number\n", input, csv.line, col_of[i] + 1, csv.fields[col_of[i]]);
-                    goto done;
-                }
-            n++;
+        if (n == 0)
+            break;
+        const double *X = rows.X;
+        int prc = transform ? ap_model_transform(m, X, n, !raw, Y, &err)
+                  : raw     ? ap_model_predict_raw(m, X, n, pred, conf, Y, &err)
+                            : ap_model_predict(m, X, n, pred, conf, Y, &err);
+        if (prc != AP_OK) {
+            fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+            goto done;
         }
-        if (n == CHUNK || (got == 0 && n > 0)) {
-            int prc = transform ? ap_model_transform(m, X, n, !raw, Y, &err)
-                      : raw     ? ap_model_predict_raw(m, X, n, pred, conf, Y, &err)
-                                : ap_model_predict(m, X, n, pred, conf, Y, &err);
-            if (prc != AP_OK) {
-                fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
-                goto done;
+        for (size_t r = 0; r < n; r++) {
+            if (!transform) {
+                put(out, pred[r], 1);
+                put(out, conf[r], 0);
             }
-            for (size_t r = 0; r < n; r++) {
-                if (!transform) {
-                    put(out, pred[r], 1);
-                    put(out, conf[r], 0);
-                }
-                for (int k = 0; k < nout; k++)
-                    put(out, Y[r * (size_t)nout + (size_t)k], transform && k == 0);
-                fputc('\n', out);
-            }
-            n = 0;
+            for (int k = 0; k < nout; k++)
+                put(out, Y[r * (size_t)nout + (size_t)k], transform && k == 0);
+            fputc('\n', out);
         }
-    } while (got == 1);
+    }
     if (fflush(out) != 0 || ferror(out)) {
         fprintf(stderr, "alphapulse check-repo: write error\n");
         goto done;
@@ -201,10 +176,8 @@ static int predict_csv(ap_registry *reg, const char *name, const char *input,
 done:
     if (out && out != stdout)
         fclose(out);
-    if (csv_open)
-        ap_csv_close(&csv);
-    free(col_of);
-    free(X);
+    if (rows_open)
+        ap_csv_rows_close(&rows);
     free(Y);
     ap_model_release(m);
     return rc;

@@ -1,4 +1,9 @@
-/* alphapulse predict --model FILE --input X.csv [--output Y.csv] [--raw] */
+/*
+ * alphapulse predict --model FILE --input X.csv [--output Y.csv] [--raw]
+ *   one model file, no repository: its format from its name and content
+ *   (the predictor table, pipeline/predictor.h), rows from a CSV, one output
+ *   row per input row.
+ */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,9 +11,9 @@
 #include <unistd.h>
 
 #include "alphapulse.h"
-#include "alphapulse/onnx.h"
 #include "cli/commands.h"
 #include "common/csv.h"
+#include "pipeline/predictor.h"
 
 #define CHUNK 1024
 
@@ -29,42 +34,20 @@ static void predict_usage(FILE *fp)
             "Runtime) or ort; ONNXRUNTIME_LIB=path of libonnxruntime.so.1 (docs/ONNX.md).\n");
 }
 
-/* A tree model file or an ONNX graph: what predict needs of either. */
+/* A loaded model file: its table entry and what it loaded. */
 typedef struct model {
-    ap_forest *forest;
-    ap_onnx *onnx;
+    const ap_predictor_ops *ops;
+    void *impl;
+    ap_predictor_desc desc;
 } model;
 
-static int model_nf(const model *m)
-{
-    return m->forest ? ap_forest_num_features(m->forest) : ap_onnx_num_features(m->onnx);
-}
-
-static const char *model_feature(const model *m, int i)
-{
-    return m->forest ? ap_forest_feature_name(m->forest, i) : NULL;
-}
-
-static int is_onnx_file(const char *path)
-{
-    size_t n = strlen(path);
-    if (n >= 5 && !strcmp(path + n - 5, ".onnx"))
-        return 1;
-    unsigned char head[2];
-    FILE *fp = fopen(path, "rb");
-    size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
-    if (fp)
-        fclose(fp);
-    return ap_onnx_sniff(head, got);
-}
-
 /* Map CSV columns to model features: col_of[f] = CSV column of feature f. */
-static int map_columns(const model *f, const ap_csv *csv, int *col_of, const char *input)
+static int map_columns(const model *m, const ap_csv *csv, int *col_of, const char *input)
 {
-    int nf = model_nf(f);
-    int by_name = model_feature(f, 0) != NULL;
+    int nf = m->desc.num_features;
+    int by_name = m->ops->feature_name(m->impl, 0) != NULL;
     for (int i = 0; by_name && i < nf; i++) {
-        const char *want = model_feature(f, i);
+        const char *want = m->ops->feature_name(m->impl, i);
         col_of[i] = -1;
         for (size_t c = 0; c < csv->nfields; c++)
             if (!strcmp(csv->fields[c], want)) {
@@ -115,10 +98,96 @@ static void write_rows(FILE *out, const double *y, size_t n, int nout, int f32)
     }
 }
 
+/* The model file through its table entry; 0, or the exit status. */
+static int load_model(const char *path, int raw, model *m)
+{
+    ap_error err;
+    ap_registry_options opt;
+    m->ops = ap_predictor_for_file(path);
+    m->impl = NULL;
+    if (raw && !m->ops->predict_raw) {
+        fprintf(stderr, "alphapulse predict: --raw is not available for %s models\n",
+                m->ops->title);
+        return 2;
+    }
+    ap_registry_options_default(&opt);
+    /* the ONNX setting is read (and checked) only for a format that uses it */
+    if ((m->ops->uses_onnx_options &&
+         ap_onnx_options_parse(&opt.onnx, getenv("ONNX_ENABLED"), getenv("ONNXRUNTIME_LIB"),
+                               &err) != AP_OK) ||
+        m->ops->load(path, &opt, &m->impl, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse predict: %s\n", err.msg);
+        return 1;
+    }
+    m->ops->describe(m->impl, &m->desc);
+    return 0;
+}
+
+/* Rows of input through the model into output (NULL: stdout); 0 or 1. */
+static int predict_rows(const model *m, int raw, const char *input, const char *output)
+{
+    ap_error err;
+    const int nf = m->desc.num_features;
+    const int nout = raw ? m->desc.num_raw_outputs : m->desc.num_outputs;
+    int (*predict)(const void *, const double *, size_t, double *, ap_error *) =
+        raw ? m->ops->predict_raw : m->ops->predict;
+    int rc = 1;
+    double *Y = malloc((size_t)CHUNK * (size_t)nout * sizeof *Y);
+    FILE *out = NULL;
+    ap_csv_rows rows;
+    int rows_open = 0;
+    if (!Y) {
+        fprintf(stderr, "alphapulse predict: out of memory\n");
+        goto done;
+    }
+    if (ap_csv_rows_open(&rows, input, nf, CHUNK, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse predict: %s\n", err.msg);
+        goto done;
+    }
+    rows_open = 1;
+    if (map_columns(m, &rows.csv, rows.col_of, input) != 0)
+        goto done;
+    out = output ? fopen(output, "w") : stdout;
+    if (!out) {
+        fprintf(stderr, "alphapulse predict: %s: cannot open for writing\n", output);
+        goto done;
+    }
+    write_header(out, nout);
+    int tty = isatty(2) && output != NULL;
+    size_t n, total = 0;
+    for (;;) {
+        if (ap_csv_rows_next(&rows, &n, &err) != AP_OK ||
+            (n > 0 && predict(m->impl, rows.X, n, Y, &err) != AP_OK)) {
+            fprintf(stderr, "alphapulse predict: %s\n", err.msg);
+            goto done;
+        }
+        if (n == 0)
+            break;
+        write_rows(out, Y, n, nout, m->desc.float32);
+        total += n;
+        if (tty && total % (CHUNK * 64) == 0)
+            fprintf(stderr, "\rpredicted %zu rows", total);
+    }
+    if (tty)
+        fprintf(stderr, "\rpredicted %zu rows\n", total);
+    if (fflush(out) != 0 || ferror(out)) {
+        fprintf(stderr, "alphapulse predict: write error\n");
+        goto done;
+    }
+    rc = 0;
+done:
+    if (out && out != stdout)
+        fclose(out);
+    if (rows_open)
+        ap_csv_rows_close(&rows);
+    free(Y);
+    return rc;
+}
+
 int ap_cmd_predict(int argc, char **argv)
 {
     const char *model_path = NULL, *input = NULL, *output = NULL;
-    unsigned flags = 0;
+    int raw = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model_path = argv[++i];
@@ -127,7 +196,7 @@ int ap_cmd_predict(int argc, char **argv)
         else if (!strcmp(argv[i], "--output") && i + 1 < argc)
             output = argv[++i];
         else if (!strcmp(argv[i], "--raw"))
-            flags |= AP_PREDICT_RAW;
+            raw = 1;
         else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
             predict_usage(stdout);
             return 0;
@@ -141,119 +210,11 @@ int ap_cmd_predict(int argc, char **argv)
         predict_usage(stderr);
         return 2;
     }
-
-    ap_error err;
-    model mdl = {NULL, NULL}, *f = &mdl;
-    if (is_onnx_file(model_path)) {
-        ap_onnx_options opt;
-        if (flags & AP_PREDICT_RAW) {
-            fprintf(stderr, "alphapulse predict: --raw is not available for ONNX models\n");
-            return 2;
-        }
-        if (ap_onnx_options_parse(&opt, getenv("ONNX_ENABLED"), getenv("ONNXRUNTIME_LIB"), &err) !=
-                AP_OK ||
-            ap_onnx_load(model_path, &opt, &mdl.onnx, &err) != AP_OK) {
-            fprintf(stderr, "alphapulse predict: %s\n", err.msg);
-            return 1;
-        }
-    } else if (ap_forest_load(model_path, AP_FORMAT_AUTO, &mdl.forest, &err) != AP_OK) {
-        fprintf(stderr, "alphapulse predict: %s\n", err.msg);
-        return 1;
-    }
-    int rc = 1;
-    int nf = model_nf(f);
-    int nout = mdl.forest ? ap_forest_num_outputs(mdl.forest, flags) : ap_onnx_num_outputs(mdl.onnx);
-    int f32 = mdl.forest ? ap_forest_is_float32(mdl.forest) : ap_onnx_is_float32(mdl.onnx);
-    int *col_of = malloc((size_t)nf * sizeof *col_of);
-    double *X = malloc((size_t)CHUNK * (size_t)nf * sizeof *X);
-    double *Y = malloc((size_t)CHUNK * (size_t)nout * sizeof *Y);
-    FILE *out = NULL;
-    ap_csv csv;
-    int csv_open = 0;
-    if (!col_of || !X || !Y) {
-        fprintf(stderr, "alphapulse predict: out of memory\n");
-        goto done;
-    }
-    if (ap_csv_open(&csv, input, &err) != AP_OK) {
-        fprintf(stderr, "alphapulse predict: %s\n", err.msg);
-        goto done;
-    }
-    csv_open = 1;
-    int got = ap_csv_next(&csv, &err);
-    if (got < 0) {
-        fprintf(stderr, "alphapulse predict: %s\n", err.msg);
-        goto done;
-    }
-    if (got == 0) {
-        fprintf(stderr, "alphapulse predict: %s: empty file (expected a header row)\n", input);
-        goto done;
-    }
-    size_t ncols = csv.nfields;
-    if (map_columns(f, &csv, col_of, input) != 0)
-        goto done;
-
-    out = output ? fopen(output, "w") : stdout;
-    if (!out) {
-        fprintf(stderr, "alphapulse predict: %s: cannot open for writing\n", output);
-        goto done;
-    }
-    write_header(out, nout);
-    int tty = isatty(2) && output != NULL;
-    size_t n = 0, total = 0;
-    for (;;) {
-        got = ap_csv_next(&csv, &err);
-        if (got < 0) {
-            fprintf(stderr, "alphapulse predict: %s\n", err.msg);
-            goto done;
-        }
-        if (got == 1) {
-            if (csv.nfields != ncols) {
-                fprintf(stderr, "alphapulse predict: %s:%ld: %zu fields, header has %zu\n", input,
-                        csv.line, csv.nfields, ncols);
-                goto done;
-            }
-            double *row = X + n * (size_t)nf;
-            for (int i = 0; i < nf; i++) {
-                if (ap_parse_double(csv.fields[col_of[i]], &row[i]) != AP_OK) {
-                    fprintf(stderr, "alphapulse predict: %s:%ld: column %d: '%s' is not a number\n",
-                            input, csv.line, col_of[i] + 1, csv.fields[col_of[i]]);
-                    goto done;
-                }
-            }
-            n++;
-        }
-        if (n == CHUNK || (got == 0 && n > 0)) {
-            if (mdl.forest) {
-                ap_forest_predict(mdl.forest, X, n, Y, flags);
-            } else if (ap_onnx_predict(mdl.onnx, X, n, Y, &err) != AP_OK) {
-                fprintf(stderr, "alphapulse predict: %s\n", err.msg);
-                goto done;
-            }
-            write_rows(out, Y, n, nout, f32);
-            total += n;
-            n = 0;
-            if (tty && total % (CHUNK * 64) == 0)
-                fprintf(stderr, "\rpredicted %zu rows", total);
-        }
-        if (got == 0)
-            break;
-    }
-    if (tty)
-        fprintf(stderr, "\rpredicted %zu rows\n", total);
-    if (fflush(out) != 0 || ferror(out)) {
-        fprintf(stderr, "alphapulse predict: write error\n");
-        goto done;
-    }
-    rc = 0;
-done:
-    if (out && out != stdout)
-        fclose(out);
-    if (csv_open)
-        ap_csv_close(&csv);
-    free(col_of);
-    free(X);
-    free(Y);
-    ap_forest_free(mdl.forest);
-    ap_onnx_free(mdl.onnx);
+    model m;
+    int rc = load_model(model_path, raw, &m);
+    if (rc == 0)
+        rc = predict_rows(&m, raw, input, output);
+    if (m.impl)
+        m.ops->free(m.impl);
     return rc;
 }

@@ -1,3 +1,8 @@
+/*
+ * Reading files whole or line by line: the streaming CSV reader, numeric
+ * rows under a header (ap_csv_rows), strict number parsing, and bounded
+ * reads of small regular files (see csv.h).
+ */
 #include "common/csv.h"
 #include "common/error.h"
 
@@ -115,6 +120,74 @@ int ap_csv_next(ap_csv *csv, ap_error *err)
         }
         return 1;
     }
+}
+
+/* ---- numeric rows under a header ---------------------------------------- */
+
+int ap_csv_rows_open(ap_csv_rows *r, const char *path, int width, size_t chunk,
+                     ap_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    r->width = width;
+    r->chunk = chunk;
+    r->col_of = malloc((size_t)width * sizeof *r->col_of);
+    r->X = malloc(chunk * (size_t)width * sizeof *r->X);
+    if (!r->col_of || !r->X) {
+        ap_csv_rows_close(r);
+        return ap_error_set(err, AP_ENOMEM, "out of memory");
+    }
+    int rc = ap_csv_open(&r->csv, path, err);
+    if (rc != AP_OK) {
+        ap_csv_rows_close(r);
+        return rc;
+    }
+    int got = ap_csv_next(&r->csv, err);
+    if (got <= 0) {
+        rc = got < 0 ? got
+                     : ap_error_set(err, AP_EFORMAT, "%s: empty file (expected a header row)",
+                                    path);
+        ap_csv_rows_close(r);
+        return rc;
+    }
+    r->ncols = r->csv.nfields;
+    return AP_OK;
+}
+
+int ap_csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err)
+{
+    ap_csv *csv = &r->csv;
+    const size_t w = (size_t)r->width;
+    *n = 0;
+    while (!r->eof && *n < r->chunk) {
+        int got = ap_csv_next(csv, err);
+        if (got < 0)
+            return got;
+        if (got == 0) {
+            r->eof = 1;
+            break;
+        }
+        if (csv->nfields != r->ncols)
+            return ap_error_set(err, AP_EFORMAT, "%s:%ld: %zu fields, header has %zu", r->path,
+                                csv->line, csv->nfields, r->ncols);
+        double *row = r->X + *n * w;
+        for (size_t i = 0; i < w; i++) {
+            const char *field = csv->fields[r->col_of[i]];
+            if (ap_parse_double(field, &row[i]) != AP_OK)
+                return ap_error_set(err, AP_EFORMAT, "%s:%ld: column %d: '%s' is not a number",
+                                    r->path, csv->line, r->col_of[i] + 1, field);
+        }
+        (*n)++;
+    }
+    return AP_OK;
+}
+
+void ap_csv_rows_close(ap_csv_rows *r)
+{
+    ap_csv_close(&r->csv); /* a zeroed ap_csv closes as a no-op */
+    free(r->col_of);
+    free(r->X);
+    memset(r, 0, sizeof *r);
 }
 
 int ap_parse_double(const char *s, double *out)

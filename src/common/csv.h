@@ -32,6 +32,31 @@ int ap_csv_next(ap_csv *csv, ap_error *err);
 void ap_csv_close(ap_csv *csv);
 
 /*
+ * Numeric rows under a header, a chunk at a time (the CLI's predict and
+ * check-repo). open reads the header (an empty file is an error); the caller
+ * then fills col_of[0..width) with the column of each value, looking at the
+ * header in rows.csv.fields; next parses up to `chunk` rows into X. Every
+ * row must have the header's number of fields and numbers in the columns
+ * read. Messages name the file as given (path is not copied: keep it alive).
+ */
+typedef struct ap_csv_rows {
+    ap_csv csv;
+    const char *path;
+    size_t ncols;     /* fields of the header */
+    int width;        /* values per row */
+    int *col_of;      /* col_of[i]: CSV column of value i (filled by the caller) */
+    size_t chunk;     /* most rows per next */
+    double *X;        /* chunk * width values, row-major */
+    int eof;
+} ap_csv_rows;
+
+int ap_csv_rows_open(ap_csv_rows *r, const char *path, int width, size_t chunk,
+                     ap_error *err);
+/* *n rows are in r->X; *n == 0 at the end of the file. AP_OK or an error. */
+int ap_csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err);
+void ap_csv_rows_close(ap_csv_rows *r);
+
+/*
  * Parse a numeric field strictly: the whole field (surrounding spaces
  * allowed) must be a number. Empty, "nan", "NaN", "NAN" give NaN.
  * Returns 0 or AP_EFORMAT.

@@ -1,14 +1,20 @@
-/* The format table: tree ensembles through the forest module. */
+/*
+ * The format table: tree ensembles through the forest module, ONNX graphs
+ * through the onnx module. Owns nothing but the table; each loaded
+ * predictor (impl) is owned by whoever called load and freed with free.
+ */
 #include "pipeline/predictor.h"
 #include "alphapulse/forest.h"
 #include "alphapulse/onnx.h"
 #include "common/error.h"
 
+#include <stdio.h>
 #include <string.h>
 
-/* Both tree formats load by content (XGBoost JSON vs UBJSON is sniffed), then
-   check that the file really is of the format the manifest declares: a
-   LightGBM file named in an "xgboost" manifest is an error, not a surprise. */
+/* ---- tree ensembles ----------------------------------------------------- */
+
+/* A tree file by content (XGBoost JSON vs UBJSON vs LightGBM text is
+   sniffed); source: the library the file must come from, or NULL for any. */
 static int forest_load_as(const char *path, const char *source, void **out, ap_error *err)
 {
     ap_forest *f;
@@ -16,7 +22,8 @@ static int forest_load_as(const char *path, const char *source, void **out, ap_e
     int rc = ap_forest_load(path, AP_FORMAT_AUTO, &f, err);
     if (rc != AP_OK)
         return rc;
-    if (strcmp(ap_forest_source(f), source) != 0) {
+    /* a LightGBM file named in an "xgboost" manifest is an error, not a surprise */
+    if (source && strcmp(ap_forest_source(f), source) != 0) {
         rc = ap_error_set(err, AP_EFORMAT, "%s: is a %s model, but the manifest says %s", path,
                           ap_forest_source(f), source);
         ap_forest_free(f);
@@ -38,10 +45,23 @@ static int lightgbm_load(const char *path, const ap_registry_options *opt, void 
     return forest_load_as(path, "lightgbm", out, err);
 }
 
+static int any_tree_load(const char *path, const ap_registry_options *opt, void **out,
+                         ap_error *err)
+{
+    return forest_load_as(path, NULL, out, err);
+}
+
 static int forest_predict(const void *impl, const double *X, size_t nrows, double *out,
                           ap_error *err)
 {
     ap_forest_predict(impl, X, nrows, out, 0); /* cannot fail */
+    return AP_OK;
+}
+
+static int forest_predict_raw(const void *impl, const double *X, size_t nrows, double *out,
+                              ap_error *err)
+{
+    ap_forest_predict(impl, X, nrows, out, AP_PREDICT_RAW); /* cannot fail */
     return AP_OK;
 }
 
@@ -51,7 +71,9 @@ static void forest_describe(const void *impl, ap_predictor_desc *d)
 {
     d->num_features = ap_forest_num_features(impl);
     d->num_outputs = ap_forest_num_outputs(impl, 0);
+    d->num_raw_outputs = ap_forest_num_outputs(impl, AP_PREDICT_RAW);
     d->num_trees = ap_forest_num_trees(impl);
+    d->float32 = ap_forest_is_float32(impl);
     d->detail = ap_forest_objective(impl);
 }
 
@@ -60,7 +82,8 @@ static const char *forest_feature_name(const void *impl, int i)
     return ap_forest_feature_name(impl, i);
 }
 
-/* ONNX graphs: backend from the registry's options (docs/ONNX.md). */
+/* ---- ONNX graphs: backend from the options (docs/ONNX.md) -------------- */
+
 static int onnx_load(const char *path, const ap_registry_options *opt, void **out, ap_error *err)
 {
     *out = NULL;
@@ -85,25 +108,56 @@ static void onnx_describe(const void *impl, ap_predictor_desc *d)
 {
     d->num_features = ap_onnx_num_features(impl);
     d->num_outputs = ap_onnx_num_outputs(impl);
+    d->num_raw_outputs = 0;
     d->num_trees = ap_onnx_num_trees(impl);
+    d->float32 = ap_onnx_is_float32(impl);
     d->detail = ap_onnx_summary(impl);
 }
 
 static const char *onnx_feature_name(const void *impl, int i) { return NULL; }
 
-static const ap_predictor_ops predictors[] = {
-    {"xgboost", xgboost_load, forest_predict, forest_free, forest_describe, forest_feature_name},
-    {"lightgbm", lightgbm_load, forest_predict, forest_free, forest_describe,
-     forest_feature_name},
-    {"onnx", onnx_load, onnx_predict, onnx_free, onnx_describe, onnx_feature_name},
-};
+/* ---- the table ---------------------------------------------------------- */
+
+/* The hooks both tree formats share (they differ only in the source check). */
+#define TREE_HOOKS                                                     \
+    .predict = forest_predict, .predict_raw = forest_predict_raw,      \
+    .free = forest_free, .describe = forest_describe,                  \
+    .feature_name = forest_feature_name
+
+static const ap_predictor_ops xgboost_ops = {
+    .format = "xgboost", .title = "XGBoost", .load = xgboost_load, TREE_HOOKS};
+static const ap_predictor_ops lightgbm_ops = {
+    .format = "lightgbm", .title = "LightGBM", .load = lightgbm_load, TREE_HOOKS};
+/* Not a manifest format: a tree file of either library, as its content says. */
+static const ap_predictor_ops any_tree_ops = {
+    .format = "tree", .title = "tree", .load = any_tree_load, TREE_HOOKS};
+static const ap_predictor_ops onnx_ops = {
+    .format = "onnx", .title = "ONNX", .uses_onnx_options = 1, .load = onnx_load,
+    .predict = onnx_predict, .predict_raw = NULL, .free = onnx_free,
+    .describe = onnx_describe, .feature_name = onnx_feature_name};
+
+/* The formats a manifest may name. */
+static const ap_predictor_ops *const predictors[] = {&xgboost_ops, &lightgbm_ops, &onnx_ops};
 
 const ap_predictor_ops *ap_predictor_find(const char *format)
 {
     for (size_t i = 0; i < sizeof predictors / sizeof predictors[0]; i++)
-        if (!strcmp(predictors[i].format, format))
-            return &predictors[i];
+        if (!strcmp(predictors[i]->format, format))
+            return predictors[i];
     return NULL;
+}
+
+const ap_predictor_ops *ap_predictor_for_file(const char *path)
+{
+    size_t n = strlen(path);
+    if (n >= 5 && !strcmp(path + n - 5, ".onnx"))
+        return &onnx_ops;
+    unsigned char head[2];
+    FILE *fp = fopen(path, "rb");
+    size_t got = fp ? fread(head, 1, sizeof head, fp) : 0;
+    if (fp)
+        fclose(fp);
+    return ap_onnx_sniff(head, got) ? &onnx_ops : &any_tree_ops;
 }
 
 const char *ap_predictor_formats(void) { return "xgboost, lightgbm, onnx"; }

@@ -1,9 +1,13 @@
 /*
  * Predictors: the last stage of a pipeline, one entry per model format.
  *
- * The registry knows formats only through this table: adding a format (ONNX
- * next) is one more entry in predictor.c, nothing elsewhere. A loaded
+ * The registry and the CLI know formats only through this table: adding a
+ * format is one more entry in predictor.c, nothing elsewhere. A loaded
  * predictor is immutable and safe to call from many threads at once.
+ *
+ * Errors: the hooks that can fail (load, predict, predict_raw) return AP_OK
+ * or a negative ap_status with err filled. free, describe and feature_name
+ * cannot fail: they only read or release what load built.
  */
 #ifndef AP_PIPELINE_PREDICTOR_H
 #define AP_PIPELINE_PREDICTOR_H
@@ -14,26 +18,42 @@
 typedef struct ap_predictor_desc {
     int num_features;     /* row width predict reads */
     int num_outputs;      /* values predict writes per row */
+    int num_raw_outputs;  /* values predict_raw writes per row; 0 without predict_raw */
     int num_trees;        /* 0 where the notion does not apply */
+    int float32;          /* 1: computed in float32, 9 significant digits say it all */
     const char *detail;   /* e.g. the objective, "binary:logistic" */
 } ap_predictor_desc;
 
 typedef struct ap_predictor_ops {
-    const char *format;   /* the manifest's "format" value */
+    const char *format;   /* the manifest's "format" value ("tree" for a file
+                             ap_predictor_for_file reads as a tree file) */
+    const char *title;    /* for messages: "XGBoost", "ONNX", ... */
+    int uses_onnx_options; /* 1: load reads opt->onnx (the CLI parses ONNX_ENABLED then) */
     /* opt: the registry's options (the ONNX backend, ...) */
     int (*load)(const char *path, const ap_registry_options *opt, void **out, ap_error *err);
     /* X: nrows * num_features; out: nrows * num_outputs. Returns AP_OK, or
        an error with err filled (ONNX Runtime failing at run time; forests
        cannot fail); out then holds no prediction. */
     int (*predict)(const void *impl, const double *X, size_t nrows, double *out, ap_error *err);
+    /* Margins before the objective's transform, nrows * num_raw_outputs;
+       NULL where the format has none (ONNX). Errors as predict. */
+    int (*predict_raw)(const void *impl, const double *X, size_t nrows, double *out,
+                       ap_error *err);
     void (*free)(void *impl);
+    /* Cannot fail: copies what load computed. */
     void (*describe)(const void *impl, ap_predictor_desc *d);
-    /* Input column i's name as stored in the model file, or NULL. */
+    /* Input column i's name as stored in the model file, or NULL (no names:
+       not an error). Cannot fail. */
     const char *(*feature_name)(const void *impl, int i);
 } ap_predictor_ops;
 
 /* The entry for a format name, or NULL. */
 const ap_predictor_ops *ap_predictor_find(const char *format);
+/* The entry for a model file given without a manifest (the CLI), by its
+   name and first bytes: ".onnx" or an ONNX header is "onnx"; anything else
+   is a tree file whose load tells XGBoost JSON/UBJSON from LightGBM text by
+   content. Never NULL: a file that is neither fails in load, saying why. */
+const ap_predictor_ops *ap_predictor_for_file(const char *path);
 /* Comma-separated list of the known formats, for messages. */
 const char *ap_predictor_formats(void);
 

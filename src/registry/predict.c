@@ -1,10 +1,12 @@
 /*
- * The predict path of a loaded version: select features -> pipeline ->
- * predictor -> prediction + confidence; ensembles combine their members.
- * No lock is taken here except the short per-member acquire of ensembles,
- * and small batches run in stack scratch (no allocation).
+ * The predict path of an acquired version and its statistics: select
+ * features -> pipeline -> predictor -> prediction + confidence; ensembles
+ * combine their members. Depends only on the model structs (model.h), never
+ * on the registry catalog. No lock is taken here except the short
+ * per-member acquire of ensembles, and small batches run in stack scratch
+ * (no allocation). Latency and counts go to the entry's ap_stats.
  */
-#include "registry/registry_internal.h"
+#include "registry/predict.h"
 #include "alphapulse/features.h"
 #include "common/error.h"
 #include "common/clock.h"
@@ -32,7 +34,7 @@ double ap_latency_bucket_bound(int i)
     return i == AP_LATENCY_BUCKETS - 1 ? INFINITY : (double)bucket_ns[i] / 1e9;
 }
 
-void ap_stats_record_predict(ap_stats *s, uint64_t ns, size_t rows, int ok)
+static void stats_record_predict(ap_stats *s, uint64_t ns, size_t rows, int ok)
 {
     if (!ok) {
         atomic_fetch_add_explicit(&s->errors, 1, memory_order_relaxed);
@@ -248,7 +250,7 @@ static int predict_timed(const ap_model *m, const double *X, size_t nrows, int f
         return ap_error_set(err, AP_EINVAL, "predict: NULL model, input or output");
     uint64_t t0 = ap_clock_ns();
     int rc = ap_model_predict_impl(m, X, nrows, full, pred, conf, outputs, err);
-    ap_stats_record_predict(&m->entry->stats, ap_clock_ns() - t0, nrows, rc == AP_OK);
+    stats_record_predict(&m->entry->stats, ap_clock_ns() - t0, nrows, rc == AP_OK);
     return rc;
 }
 
