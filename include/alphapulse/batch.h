@@ -279,13 +279,10 @@ AP_API void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, si
 
 /* ---- statistics ---------------------------------------------------------- */
 
-/* Latency buckets (upper bounds, microseconds, "le"); the last is +Inf. */
-#define AP_BATCH_LAT_BUCKETS 16
-/* Batch-size buckets (upper bounds in rows: 1, 2, 4, ... 1024); last +Inf. */
+/* Latency histograms use common.h's scheme (AP_LATENCY_BUCKETS,
+   ap_latency_bucket_bound). Batch-size buckets (upper bounds in rows: 1, 2, 4, ... 1024); last +Inf. */
 #define AP_BATCH_SIZE_BUCKETS 12
 
-/* Upper bound of latency bucket i in microseconds (UINT64_MAX for the last). */
-AP_API uint64_t ap_batch_latency_bound_us(int i);
 /* Upper bound of batch-size bucket i in rows (UINT64_MAX for the last). */
 AP_API uint64_t ap_batch_size_bound(int i);
 
@@ -293,7 +290,7 @@ AP_API uint64_t ap_batch_size_bound(int i);
 typedef struct ap_batch_hist {
     uint64_t count;
     uint64_t sum_ns, min_ns, max_ns; /* min_ns is 0 when count is 0 */
-    uint64_t bucket[AP_BATCH_LAT_BUCKETS];
+    uint64_t bucket[AP_LATENCY_BUCKETS];
 } ap_batch_hist;
 
 typedef struct ap_batch_stats {

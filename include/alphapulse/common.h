@@ -38,6 +38,18 @@ typedef enum ap_status {
 
 #define AP_ERROR_MSG_MAX 512
 
+/*
+ * The one latency bucket scheme of every histogram (model predict time,
+ * batch queue and compute time, HTTP request time): bucket i counts values
+ * <= its bound and > the bound of bucket i-1 ("le"); the last is +Inf.
+ * Bounds: 1 2.5 5 10 25 50 100 250 500 us, 1 2.5 5 10 25 100 250 ms, 1 s.
+ */
+#define AP_LATENCY_BUCKETS 18
+/* Bound of bucket i in seconds (INFINITY for the last, NAN out of range). */
+AP_API double ap_latency_bucket_bound(int i);
+/* The bucket of a latency in nanoseconds. */
+AP_API int ap_latency_bucket(uint64_t ns);
+
 /* Caller-owned error. Filled on failure; untouched on success. */
 typedef struct ap_error {
     int code;                   /* an ap_status */

@@ -49,11 +49,6 @@ typedef enum ap_model_kind {
    successful load, and keeps it; a failed load takes no room). */
 #define AP_REGISTRY_MAX_MODELS 256
 
-/* Latency histogram: bucket i counts predict calls with latency <= the
-   bound of bucket i (and > bucket i-1); the last bucket is +Inf. Bounds in
-   seconds from ap_latency_bucket_bound(i) (INFINITY for the last). */
-#define AP_LATENCY_BUCKETS 16
-AP_API double ap_latency_bucket_bound(int i);
 
 /* A snapshot of one model's counters (read from atomics, not a consistent
    cut: counters may be a few calls apart from each other). */
@@ -68,7 +63,8 @@ typedef struct ap_model_stats {
     uint64_t latency_sum_ns;
     uint64_t latency_min_ns;   /* 0 when latency_count is 0 */
     uint64_t latency_max_ns;
-    uint64_t latency_buckets[AP_LATENCY_BUCKETS]; /* per bucket, not cumulative */
+    uint64_t latency_buckets[AP_LATENCY_BUCKETS]; /* per bucket, not cumulative
+                                                     (common.h's scheme) */
 } ap_model_stats;
 
 /* What a loaded version is. Strings belong to the version (valid while held).

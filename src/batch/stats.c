@@ -11,17 +11,6 @@
 
 #include <string.h>
 
-/* Bucket bounds chosen for an inference service: 10 us .. 1 s, roughly 1-2.5-5 steps. */
-static const uint64_t lat_bounds_us[AP_BATCH_LAT_BUCKETS - 1] = {
-    10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000};
-
-uint64_t ap_batch_latency_bound_us(int i)
-{
-    if (i < 0 || i >= AP_BATCH_LAT_BUCKETS - 1)
-        return UINT64_MAX;
-    return lat_bounds_us[i];
-}
-
 uint64_t ap_batch_size_bound(int i)
 {
     if (i < 0 || i >= AP_BATCH_SIZE_BUCKETS - 1)
@@ -37,11 +26,7 @@ void ap_batch_hist_add(ap_batch_hist *h, uint64_t ns)
         h->max_ns = ns;
     h->count++;
     h->sum_ns += ns;
-    int i = 0;
-    /* "le" buckets: a value equal to a bound belongs to that bound's bucket. */
-    while (i < AP_BATCH_LAT_BUCKETS - 1 && ns > lat_bounds_us[i] * 1000u)
-        i++;
-    h->bucket[i]++;
+    h->bucket[ap_latency_bucket(ns)]++;
 }
 
 void ap_batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from)
@@ -54,7 +39,7 @@ void ap_batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from)
         into->max_ns = from->max_ns;
     into->count += from->count;
     into->sum_ns += from->sum_ns;
-    for (int i = 0; i < AP_BATCH_LAT_BUCKETS; i++)
+    for (int i = 0; i < AP_LATENCY_BUCKETS; i++)
         into->bucket[i] += from->bucket[i];
 }
 

@@ -22,18 +22,6 @@
 /* Rows per ensemble chunk: member predictions of a chunk live on the stack. */
 #define ENSEMBLE_CHUNK (STACK_DOUBLES / AP_MAX_MEMBERS)
 
-static const uint64_t bucket_ns[AP_LATENCY_BUCKETS - 1] = {
-    1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
-    1000000, 2500000, 5000000, 10000000, 25000000, 100000000};
-
-double ap_latency_bucket_bound(int i)
-{
-    if (i < 0 || i >= AP_LATENCY_BUCKETS)
-        return NAN;
-    /* divide (not * 1e-9) so that the bounds are exactly 1e-06, 2.5e-06, ... */
-    return i == AP_LATENCY_BUCKETS - 1 ? INFINITY : (double)bucket_ns[i] / 1e9;
-}
-
 static void stats_record_predict(ap_stats *s, uint64_t ns, size_t rows, int ok)
 {
     if (!ok) {
@@ -54,10 +42,7 @@ static void stats_record_predict(ap_stats *s, uint64_t ns, size_t rows, int ok)
            !atomic_compare_exchange_weak_explicit(&s->lat_min_ns, &cur, ns ? ns : 1,
                                                   memory_order_relaxed, memory_order_relaxed))
         ;
-    int b = 0;
-    while (b < AP_LATENCY_BUCKETS - 1 && ns > bucket_ns[b])
-        b++;
-    atomic_fetch_add_explicit(&s->lat_buckets[b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->lat_buckets[ap_latency_bucket(ns)], 1, memory_order_relaxed);
 }
 
 static double confidence_of(const ap_model *m, const double *out, double pred)

@@ -14,26 +14,22 @@
 static const int codes[SRV_NCODES] = {200, 201, 202, 204, 400, 404, 405,
                                       409, 413, 429, 500, 503, 504, 0};
 
-/* seconds; the last is +Inf */
-static const double lat_bounds[SRV_LAT_BUCKETS] = {
-    50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3,
-    25e-3, 50e-3,  100e-3, 250e-3, 500e-3, 1.0,  5.0,  INFINITY};
-
-void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, int code, uint64_t latency_ns)
+void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
+                           uint64_t latency_ns)
 {
     if (ep < 0 || ep >= EP_COUNT)
         ep = EP_UNKNOWN;
+    /* the route's name, kept for the labels (the same pointer every time) */
+    if (ep_name && !atomic_load_explicit(&m->ep_name[ep], memory_order_relaxed))
+        atomic_store_explicit(&m->ep_name[ep], ep_name, memory_order_relaxed);
     int ci = SRV_NCODES - 1;
     for (int i = 0; i < SRV_NCODES - 1; i++)
         if (codes[i] == code)
             ci = i;
     int mi = model >= 0 && model < SRV_MAX_MODELS ? model + 1 : 0;
     atomic_fetch_add_explicit(&m->requests[mi][ep][ci], 1, memory_order_relaxed);
-    double sec = (double)latency_ns / 1e9;
-    int b = 0;
-    while (b < SRV_LAT_BUCKETS - 1 && sec > lat_bounds[b])
-        b++;
-    atomic_fetch_add_explicit(&m->lat_bucket[ep][b], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->lat_bucket[ep][ap_latency_bucket(latency_ns)], 1,
+                              memory_order_relaxed);
     atomic_fetch_add_explicit(&m->lat_sum_ns[ep], latency_ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&m->lat_count[ep], 1, memory_order_relaxed);
 }
@@ -69,10 +65,24 @@ static void bound(jbuf *b, double v)
         ap_jb_printf(b, "%.9g", v);
 }
 
-/* A histogram from non-cumulative buckets; bounds in the metric's unit. */
+static const char *ep_label(ap_srv_metrics *m, int ep)
+{
+    const char *n = atomic_load_explicit(&m->ep_name[ep], memory_order_relaxed);
+    return n ? n : "unknown";
+}
+
+/* A histogram from non-cumulative buckets; bounds in the metric's unit
+   (NULL: the latency scheme, seconds). */
 static void histogram(jbuf *b, const char *name, const char *labels, const uint64_t *bucket,
                       const double *bounds, int n, double sum, uint64_t count)
 {
+    double lat[AP_LATENCY_BUCKETS];
+    if (!bounds) {
+        for (int i = 0; i < AP_LATENCY_BUCKETS; i++)
+            lat[i] = ap_latency_bucket_bound(i);
+        bounds = lat;
+        n = AP_LATENCY_BUCKETS;
+    }
     uint64_t cum = 0;
     for (int i = 0; i < n; i++) {
         cum += bucket[i];
@@ -130,50 +140,38 @@ static void batcher_metrics(jbuf *b, int n, const char *const *name, bstat (*bs)
                           name[i], kinds[j], (unsigned long long)v);
             }
     }
-    double lb[AP_BATCH_LAT_BUCKETS], sb[AP_BATCH_SIZE_BUCKETS];
-    for (int i = 0; i < AP_BATCH_LAT_BUCKETS; i++) {
-        uint64_t u = ap_batch_latency_bound_us(i);
-        lb[i] = u == UINT64_MAX ? INFINITY : (double)u / 1e6;
-    }
+    double sb[AP_BATCH_SIZE_BUCKETS];
     for (int i = 0; i < AP_BATCH_SIZE_BUCKETS; i++) {
         uint64_t u = ap_batch_size_bound(i);
         sb[i] = u == UINT64_MAX ? INFINITY : (double)u;
     }
-    head(b, "alphapulse_batch_queue_time_seconds", "histogram",
-         "per request: submit to batch start");
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++)
-            if (bs[i][j].ok) {
+    static const struct {
+        const char *name, *help;
+        int which; /* 0 queue time, 1 compute time, 2 batch size */
+    } hists[] = {
+        {"alphapulse_batch_queue_time_seconds", "per request: submit to batch start", 0},
+        {"alphapulse_batch_compute_time_seconds", "per batch: duration of the model call", 1},
+        {"alphapulse_batch_size_rows", "per batch: rows", 2},
+    };
+    for (size_t k = 0; k < sizeof hists / sizeof hists[0]; k++) {
+        head(b, hists[k].name, "histogram", hists[k].help);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < 2; j++) {
+                if (!bs[i][j].ok)
+                    continue;
+                const ap_batch_stats *st = &bs[i][j].st;
                 char lab[128];
-                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", name[i],
-                         kinds[j]);
-                const ap_batch_hist *h = &bs[i][j].st.queue_time;
-                histogram(b, "alphapulse_batch_queue_time_seconds", lab, h->bucket, lb,
-                          AP_BATCH_LAT_BUCKETS, (double)h->sum_ns / 1e9, h->count);
+                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", name[i], kinds[j]);
+                if (hists[k].which == 2)
+                    histogram(b, hists[k].name, lab, st->batch_size, sb, AP_BATCH_SIZE_BUCKETS,
+                              (double)st->rows, st->batches);
+                else {
+                    const ap_batch_hist *h = hists[k].which ? &st->compute_time : &st->queue_time;
+                    histogram(b, hists[k].name, lab, h->bucket, NULL, 0, (double)h->sum_ns / 1e9,
+                              h->count);
+                }
             }
-    head(b, "alphapulse_batch_compute_time_seconds", "histogram",
-         "per batch: duration of the model call");
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++)
-            if (bs[i][j].ok) {
-                char lab[128];
-                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", name[i],
-                         kinds[j]);
-                const ap_batch_hist *h = &bs[i][j].st.compute_time;
-                histogram(b, "alphapulse_batch_compute_time_seconds", lab, h->bucket, lb,
-                          AP_BATCH_LAT_BUCKETS, (double)h->sum_ns / 1e9, h->count);
-            }
-    head(b, "alphapulse_batch_size_rows", "histogram", "per batch: rows");
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < 2; j++)
-            if (bs[i][j].ok) {
-                char lab[128];
-                snprintf(lab, sizeof lab, "model=\"%s\",batcher=\"%s\"", name[i],
-                         kinds[j]);
-                histogram(b, "alphapulse_batch_size_rows", lab, bs[i][j].st.batch_size, sb,
-                          AP_BATCH_SIZE_BUCKETS, (double)bs[i][j].st.rows,
-                          bs[i][j].st.batches);
-            }
+    }
 }
 
 static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
@@ -218,9 +216,6 @@ static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
                       (unsigned long long)v);
         }
     }
-    double lb[AP_LATENCY_BUCKETS];
-    for (int i = 0; i < AP_LATENCY_BUCKETS; i++)
-        lb[i] = ap_latency_bucket_bound(i);
     head(b, "alphapulse_model_predict_duration_seconds", "histogram",
          "per predict call (one batch): model evaluation time");
     for (int i = 0; i < n; i++)
@@ -228,7 +223,7 @@ static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
             char lab[96];
             snprintf(lab, sizeof lab, "model=\"%s\"", name[i]);
             histogram(b, "alphapulse_model_predict_duration_seconds", lab,
-                      st[i].latency_buckets, lb, AP_LATENCY_BUCKETS,
+                      st[i].latency_buckets, NULL, 0,
                       (double)st[i].latency_sum_ns / 1e9, st[i].latency_count);
         }
 }
@@ -256,7 +251,7 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
                 if (!v)
                     continue;
                 ap_jb_printf(b, "alphapulse_http_requests_total{endpoint=\"%s\",model=\"%s\",",
-                          ap_srv_endpoint_name(ep), mi ? name[mi - 1] : "");
+                          ep_label(m, ep), mi ? name[mi - 1] : "");
                 if (codes[ci])
                     ap_jb_printf(b, "code=\"%d\"} %llu\n", codes[ci], (unsigned long long)v);
                 else
@@ -268,13 +263,13 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
         uint64_t cnt = ld(&m->lat_count[ep]);
         if (!cnt)
             continue;
-        uint64_t bk[SRV_LAT_BUCKETS];
-        for (int i = 0; i < SRV_LAT_BUCKETS; i++)
+        uint64_t bk[AP_LATENCY_BUCKETS];
+        for (int i = 0; i < AP_LATENCY_BUCKETS; i++)
             bk[i] = ld(&m->lat_bucket[ep][i]);
         char lab[64];
-        snprintf(lab, sizeof lab, "endpoint=\"%s\"", ap_srv_endpoint_name(ep));
-        histogram(b, "alphapulse_http_request_duration_seconds", lab, bk, lat_bounds,
-                  SRV_LAT_BUCKETS, (double)ld(&m->lat_sum_ns[ep]) / 1e9, cnt);
+        snprintf(lab, sizeof lab, "endpoint=\"%s\"", ep_label(m, ep));
+        histogram(b, "alphapulse_http_request_duration_seconds", lab, bk, NULL, 0,
+                  (double)ld(&m->lat_sum_ns[ep]) / 1e9, cnt);
     }
     head(b, "alphapulse_http_requests_in_flight", "gauge", "requests received, not yet answered");
     ap_jb_printf(b, "alphapulse_http_requests_in_flight %ld\n", atomic_load(&s->inflight));

@@ -14,14 +14,14 @@ typedef struct ap_server ap_server;
 
 /* HTTP statuses counted by value; anything else is counted as "other". */
 #define SRV_NCODES 14
-#define SRV_LAT_BUCKETS 16
 
 typedef struct ap_srv_metrics {
     /* [model slot + 1 (0: none)][endpoint][status] */
     _Atomic uint64_t requests[SRV_MAX_MODELS + 1][EP_COUNT][SRV_NCODES];
-    _Atomic uint64_t lat_bucket[EP_COUNT][SRV_LAT_BUCKETS]; /* non-cumulative */
+    _Atomic uint64_t lat_bucket[EP_COUNT][AP_LATENCY_BUCKETS]; /* non-cumulative */
     _Atomic uint64_t lat_sum_ns[EP_COUNT];
     _Atomic uint64_t lat_count[EP_COUNT];
+    const char *_Atomic ep_name[EP_COUNT]; /* labels, from the route table */
     _Atomic uint64_t body_bytes;
     _Atomic uint64_t bars_ingested, bars_rejected;
     /* inference requests answered 504 because of their deadline: before any
@@ -29,7 +29,9 @@ typedef struct ap_srv_metrics {
     _Atomic uint64_t deadline_before, deadline_after;
 } ap_srv_metrics;
 
-void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, int code, uint64_t latency_ns);
+/* Count one answer; ep_name: the route's name (the label; NULL: unknown). */
+void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
+                           uint64_t latency_ns);
 void ap_srv_metrics_render(ap_server *s, jbuf *out);
 
 #endif

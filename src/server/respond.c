@@ -72,7 +72,8 @@ enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *
         code = MHD_HTTP_INTERNAL_SERVER_ERROR;
     uint64_t now = ap_clock_ns();
     uint64_t lat = now > r->t0_ns ? now - r->t0_ns : 0;
-    ap_srv_metrics_record(s->metrics, r->model, r->ep, code, lat);
+    ap_srv_metrics_record(s->metrics, r->model, r->ep, r->route ? r->route->name : NULL, code,
+                          lat);
     if (s->cfg.access_log)
         ap_srv_log(s, "%s %s %d %.3f ms", r->method, r->url, code, (double)lat / 1e6);
     r->phase = PH_DONE;

@@ -211,7 +211,7 @@ static void test_many_producers(void **state)
     assert_int_equal(st.queue_time.count, NPROD * PER_PROD);
     assert_int_equal(st.compute_time.count, st.batches);
     uint64_t hsum = 0, bsum = 0;
-    for (int i = 0; i < AP_BATCH_LAT_BUCKETS; i++)
+    for (int i = 0; i < AP_LATENCY_BUCKETS; i++)
         hsum += st.queue_time.bucket[i];
     for (int i = 0; i < AP_BATCH_SIZE_BUCKETS; i++)
         bsum += st.batch_size[i];
