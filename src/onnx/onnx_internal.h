@@ -1,4 +1,14 @@
-/* Private: the ONNX importer's pieces (protobuf reading, tree ensembles, graph). */
+/*
+ * Private: the ONNX importer's pieces, one section per file. Who calls whom
+ * (no file calls back into one that calls it):
+ *   api.c -> io.c, compile.c, run.c, to_ort.c, pb.c
+ *   compile.c -> op_attrs.c, trees_import.c, trees.c, pb.c, post.c
+ *   run.c -> trees.c, post.c          to_ort.c -> io.c, pb.c
+ *   trees_import.c -> trees_forest.c, trees.c, pb.c, post.c
+ *   trees.c -> post.c                 export.c -> export_walk.c
+ * The plan (compile.c / run.c) is in plan.h, the tree ensemble's layout in
+ * trees.h, the exporter's in export.h.
+ */
 #ifndef AP_ONNX_INTERNAL_H
 #define AP_ONNX_INTERNAL_H
 
@@ -56,7 +66,35 @@ double ap_onnx_logistic_d(double x);
 double ap_onnx_softplus_d(double x);
 void ap_onnx_softmax_d(double *v, int n);
 
-/* ---- tree ensembles (trees.c) ---- */
+/* ---- the graph's input and chosen output (io.c) ---- */
+
+typedef struct ap_onnx_io {
+    const char *input, *output;     /* graph input and chosen output */
+    int elem;                       /* input element type */
+    int nf;
+    const Onnx__NodeProto *zipmap;  /* ZipMap producing the output, if any */
+} ap_onnx_io;
+/* Check the graph's nodes are well formed, find its one [N, F] float or
+   double input and the prediction output (the first float one). */
+int ap_onnx_find_io(const Onnx__ModelProto *mp, const char *name, ap_onnx_io *r, ap_error *err);
+/* element type of a tensor value, -1 if it is not a tensor */
+int ap_onnx_tensor_elem(const Onnx__ValueInfoProto *v);
+
+/* ---- the attributes each natively imported operator may carry (op_attrs.c) ---- */
+
+/* AP_OK, or the error code with msg (size bytes) saying what is wrong with
+   n's attributes; operators not in the table pass (they are refused later). */
+int ap_onnx_check_attrs(const Onnx__NodeProto *n, int ml, char *msg, size_t size);
+
+/* ---- a graph for ONNX Runtime (to_ort.c) ---- */
+
+struct ap_ort;
+/* Serialize mp without the output's ZipMap and open it in ONNX Runtime (mp
+   is changed while it packs and put back). */
+int ap_onnx_open_ort(Onnx__ModelProto *mp, const ap_onnx_io *r, const ap_onnx_options *o,
+                     const char *name, struct ap_ort **out, ap_error *err);
+
+/* ---- tree ensembles (trees_import.c builds, trees.c runs and frees) ---- */
 
 typedef struct ap_onnx_trees ap_onnx_trees;
 /* Build from a TreeEnsembleClassifier/Regressor node reading nf features;

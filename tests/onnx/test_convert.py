@@ -37,7 +37,7 @@ ORT_LIB = os.path.join(ROOT, "build", "ort", "libonnxruntime.so.1")
 LGB = os.path.join(ROOT, "tests", "data", "lightgbm")
 TOL = 1e-5
 
-# graphs whose post-tree operators the native importer (src/onnx/graph.c)
+# graphs whose post-tree operators the native importer (src/onnx/compile.c)
 # does not run yet: the reason its refusal must name
 NATIVE_GAPS = {}
 
