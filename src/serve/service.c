@@ -15,18 +15,6 @@
 #include "common/clock.h"
 #include "common/error.h"
 
-void ap_service_logf(ap_service *svc, const char *fmt, ...)
-{
-    if (!svc->log)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    svc->log(svc->log_ctx, msg);
-}
-
 /* ---- life cycle ------------------------------------------------------------ */
 
 int ap_service_create(const ap_service_config *cfg, ap_service_log_fn log, void *log_ctx,

@@ -13,12 +13,26 @@
  */
 #include "serve/serve_internal.h"
 
+#include <stdarg.h>
+
 #include <stdio.h>
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
+
+void ap_service_logf(ap_service *svc, const char *fmt, ...)
+{
+    if (!svc->log)
+        return;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    svc->log(svc->log_ctx, msg);
+}
 
 static void model_ref(void *m) { ap_model_retain(m); }
 static void model_unref(void *m) { ap_model_release(m); }

@@ -147,7 +147,7 @@ enum MHD_Result ap_srv_h_stats(ap_srv_req *r)
     ap_jb_printf(&b, "{\"version\": \"%s\", \"uptime_s\": %.3f, \"models_loaded\": %d, "
               "\"requests\": %" PRIu64 ", \"in_flight\": %ld, \"predictions\": %" PRIu64,
               ap_version(), (double)(ap_clock_ns() - s->start_ns) / 1e9,
-              ap_server_models_loaded(s), requests, atomic_load(&s->inflight), predictions);
+              ap_service_resident(s->svc), requests, atomic_load(&s->inflight), predictions);
     ap_jb_printf(&b, ", \"batching\": {\"submitted\": %" PRIu64 ", \"rejected\": %" PRIu64
               ", \"completed\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"timed_out\": %" PRIu64
               ", \"cancelled\": %" PRIu64 ", \"batches\": %" PRIu64 ", \"rows\": %" PRIu64

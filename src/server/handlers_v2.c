@@ -49,7 +49,7 @@ static enum MHD_Result health(ap_srv_req *r, int ready)
     jbuf b;
     ap_jb_init(&b, store, sizeof store);
     /* live while the process answers; ready when serving and not draining */
-    int ok = !ready || (!atomic_load(&r->srv->draining) && ap_server_models_loaded(r->srv) > 0);
+    int ok = !ready || (!atomic_load(&r->srv->draining) && ap_service_resident(r->srv->svc) > 0);
     ap_jb_printf(&b, "{\"%s\": %s}\n", ready ? "ready" : "live", ok ? "true" : "false");
     return ap_srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
 }

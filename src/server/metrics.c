@@ -327,7 +327,7 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
     }
 
     head(b, "alphapulse_models_loaded", "gauge", "models served now");
-    ap_jb_printf(b, "alphapulse_models_loaded %d\n", ap_server_models_loaded(s));
+    ap_jb_printf(b, "alphapulse_models_loaded %d\n", ap_service_resident(s->svc));
     model_metrics(b, s, n, name);
 
     bstat(*bs)[2] = calloc(n ? (size_t)n : 1, sizeof *bs);
