@@ -43,6 +43,7 @@
  * objective transform, so the IR must outlive it (ap_forest owns both).
  */
 #include "forest/forest_internal.h"
+#include "forest/transform.h"
 #include "common/error.h"
 
 #include <float.h>
@@ -141,18 +142,14 @@ static inline __attribute__((always_inline)) uint32_t step(const ap_engine *e, u
     return e->right[i] - (x < e->thr[i]);
 }
 
-/* Linear leaf value, exactly as ir.c's leaf_value. */
-static double linear_value(const ap_engine *e, const ap_ir_node *n, const double *row)
+/* A linear leaf's value: ap_ir_leaf_value (ir.h), kept out of line. Inlined
+   into the walks it made every forest slower, linear leaves or not
+   (callgrind: +0.3% instructions on a depth-6 XGBoost forest, +0.7% on a
+   1000-tree LightGBM one), for -1.5% on linear forests only. */
+static __attribute__((noinline)) double linear_value(const ap_engine *e, const ap_ir_node *n,
+                                                     const double *row)
 {
-    const ap_forest_ir *ir = e->ir;
-    double s = n->lin_const;
-    for (uint32_t k = 0; k < n->lin_len; k++) {
-        double x = row[ir->lin_feat[n->lin_off + k]];
-        if (isnan(x))
-            return n->value;
-        s += ir->lin_coeff[n->lin_off + k] * x;
-    }
-    return s;
+    return ap_ir_leaf_value(e->ir, n, row);
 }
 
 /* Add a vector leaf's G contributions to one row's accumulators. */
@@ -463,9 +460,9 @@ void ap_engine_predict(const ap_engine *e, const double *X, size_t nrows, double
             if (raw)
                 memcpy(o, m, (size_t)G * sizeof *m);
             else if (e->prec == AP_PREC_F32)
-                ap_xgboost_transform(e->ir, m, o);
+                ap_transform_xgboost(e->ir, m, o);
             else
-                ap_lightgbm_transform(e->ir, m, o);
+                ap_transform_lightgbm(e->ir, m, o);
         }
     }
 }

@@ -26,13 +26,6 @@ int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir
    of ir's arrays (ir is left empty, also on error), validates, compiles. */
 int ap_forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_error *err);
 
-/* Objective transforms, exactly as each library computes them. m holds the
-   ir->num_groups margins of one row (for XGBoost, float values widened to
-   double); out receives ap_forest_ir_num_outputs(ir) values. out may alias m.
-   Each lives beside its loader: the library's semantics in one place. */
-void ap_xgboost_transform(const ap_forest_ir *ir, const double *m, double *out);
-void ap_lightgbm_transform(const ap_forest_ir *ir, const double *m, double *out);
-
 /* Engine: compile a validated IR into the fast layout; predict from it. */
 int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err);
 void ap_engine_free(ap_engine *e);

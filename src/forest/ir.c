@@ -1,5 +1,9 @@
+/*
+ * Forest IR (ir.h): building it (trees, bitsets, linear terms, vector
+ * leaves), validating it, the split rule and the reference predictor.
+ */
 #include "forest/ir.h"
-#include "forest/forest_internal.h"
+#include "forest/transform.h"
 #include "common/error.h"
 
 #include <math.h>
@@ -317,20 +321,6 @@ int ap_ir_go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x)
     return x <= n->threshold;
 }
 
-static double leaf_value(const ap_forest_ir *ir, const ap_ir_node *n, const double *row)
-{
-    if (n->lin_len == 0)
-        return n->value;
-    double s = n->lin_const;
-    for (uint32_t k = 0; k < n->lin_len; k++) {
-        double x = row[ir->lin_feat[n->lin_off + k]];
-        if (isnan(x))
-            return n->value;
-        s += ir->lin_coeff[n->lin_off + k] * x;
-    }
-    return s;
-}
-
 void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw, double *out)
 {
     int G = ir->num_groups;
@@ -367,7 +357,7 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
             }
             continue;
         }
-        double v = leaf_value(ir, &tr->nodes[i], row);
+        double v = ap_ir_leaf_value(ir, &tr->nodes[i], row);
         if (ir->precision == AP_PREC_F32)
             mf[tr->group] += (float)tr->weight * (float)v;
         else
@@ -389,9 +379,9 @@ void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw
         for (int g = 0; g < G; g++)
             out[g] = m[g];
     } else if (ir->precision == AP_PREC_F32) {
-        ap_xgboost_transform(ir, m, out);
+        ap_transform_xgboost(ir, m, out);
     } else {
-        ap_lightgbm_transform(ir, m, out);
+        ap_transform_lightgbm(ir, m, out);
     }
     free(m);
     free(mf);

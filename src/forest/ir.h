@@ -54,7 +54,7 @@
  *       model is the plain sum: GBDT::PredictRaw does not divide, only
  *       GBDT::Predict does, before ConvertOutput); then margin = s + base_score[g]
  * The objective transform of the source library then runs on the margins
- * (ap_xgboost_transform / ap_lightgbm_transform, forest_internal.h).
+ * (ap_transform_xgboost / ap_transform_lightgbm, transform.h).
  */
 #ifndef AP_FOREST_IR_H
 #define AP_FOREST_IR_H
@@ -175,6 +175,25 @@ int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *er
 /* The split rule above for one node and row value: 1 = left. The engine's
    slow path (categorical, zero-as-missing, NaN) calls this same function. */
 int ap_ir_go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x);
+
+/* The value of leaf n for a row: its value, or a linear leaf's sum as
+   described above (in that order, NaN in a term -> value). One definition
+   for the reference predictor and the engine; inline because the engine
+   calls it per row and leaf of linear forests. */
+static inline double ap_ir_leaf_value(const ap_forest_ir *ir, const ap_ir_node *n,
+                                      const double *row)
+{
+    if (n->lin_len == 0)
+        return n->value;
+    double s = n->lin_const;
+    for (uint32_t k = 0; k < n->lin_len; k++) {
+        double x = row[ir->lin_feat[n->lin_off + k]];
+        if (isnan(x))
+            return n->value;
+        s += ir->lin_coeff[n->lin_off + k] * x;
+    }
+    return s;
+}
 
 /* Reference predictor straight from the IR (slow, obviously correct): used by
    tests to check the compiled engine. out: num_outputs doubles per row. */

@@ -1,6 +1,7 @@
 /*
  * A read-only view of a parsed XGBoost model document, so one walker
- * (xgboost.c) reads both JSON (jansson) and UBJSON (ubjson.c).
+ * (xgboost.c and the files of xgb_load.h) reads both JSON (jansson,
+ * xgb_json.c) and UBJSON (ubjson.c).
  *
  * UBJSON is not converted to jansson: XGBoost writes every per-node array as
  * an optimized typed container ([$d#L<n>), and keeping those as one packed
@@ -40,6 +41,16 @@ typedef struct xgb_doc_ops {
                                size_t *klen, const void **val);
 } xgb_doc_ops;
 
+/* JSON (xgb_json.c): parse with jansson after turning XGBoost's bare NaN /
+   Infinity tokens into null; on error a message prefixed with `name` and
+   the line and column. The root is read through ap_xgb_json_ops. */
+struct json_t;
+int ap_xgb_json_parse(const char *buf, size_t len, const char *name, struct json_t **root,
+                      ap_error *err);
+void ap_xgb_json_free(struct json_t *root);
+extern const xgb_doc_ops ap_xgb_json_ops;
+
+/* UBJSON (ubjson.c) */
 typedef struct ubj_val ubj_val;
 
 /* Parse UBJSON into a tree of values pointing into buf (which must outlive
