@@ -14,9 +14,12 @@
  * What cannot be compiled fails with AP_EUNSUPPORTED naming the node and
  * the reason (api.c may then hand the graph to ONNX Runtime). Also owns
  * freeing a plan (ap_onnx_plan_free), as it owns what a plan allocates.
+ *
+ * The building blocks each operator is compiled with (slots, stages, the
+ * value names, constants, node errors) are compile_util.c's (plan.h);
+ * this file owns which operators compile and how.
  */
 #include "onnx/plan.h"
-#include "forest/ir.h"
 #include "common/error.h"
 
 #include <stdio.h>
@@ -26,239 +29,11 @@
 #define TYPE_FLOAT ONNX__TENSOR_PROTO__DATA_TYPE__FLOAT
 #define TYPE_DOUBLE ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE
 
-/* ---- building context ---- */
-
-typedef struct value {
-    const char *name;
-    int slot;
-} value;
-
-typedef struct ctx {
-    const Onnx__GraphProto *g;
-    const char *name;
-    ap_onnx_plan *p;
-    value *vals;
-    int nvals, capvals;
-    int cap_st, cap_slots;
-} ctx;
-
-static int add_slot(ctx *c, int width, int dbl, ap_error *err)
-{
-    ap_onnx_plan *p = c->p;
-    if (width < 1 || width > AP_PLAN_MAX_WIDTH || p->row_width + width > AP_PLAN_MAX_WIDTH)
-        return ap_error_set(err, AP_EUNSUPPORTED,
-                            "%s: intermediate tensors wider than %d values per row in all are "
-                            "not supported natively", c->name, AP_PLAN_MAX_WIDTH);
-    if (p->nslots == c->cap_slots) {
-        int cap = c->cap_slots ? 2 * c->cap_slots : 16;
-        int *w = realloc(p->width, (size_t)cap * sizeof *w);
-        if (!w)
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-        p->width = w;
-        int *o = realloc(p->off, (size_t)cap * sizeof *o);
-        if (!o)
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-        p->off = o;
-        unsigned char *d = realloc(p->dbl, (size_t)cap * sizeof *d);
-        if (!d)
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-        p->dbl = d;
-        c->cap_slots = cap;
-    }
-    p->dbl[p->nslots] = (unsigned char)dbl;
-    p->width[p->nslots] = width;
-    p->off[p->nslots] = p->row_width;
-    p->row_width += width;
-    return p->nslots++;
-}
-
-static int bind(ctx *c, const char *name, int slot, ap_error *err)
-{
-    if (c->nvals == c->capvals) {
-        int cap = c->capvals ? 2 * c->capvals : 16;
-        value *v = realloc(c->vals, (size_t)cap * sizeof *v);
-        if (!v)
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-        c->vals = v;
-        c->capvals = cap;
-    }
-    c->vals[c->nvals++] = (value){name, slot};
-    return AP_OK;
-}
-
-static int lookup(const ctx *c, const char *name)
-{
-    for (int i = c->nvals - 1; i >= 0; i--)
-        if (!strcmp(c->vals[i].name, name))
-            return c->vals[i].slot;
-    return -1;
-}
-
-static stage *new_stage(ctx *c, int kind, ap_error *err)
-{
-    ap_onnx_plan *p = c->p;
-    if (p->nst == c->cap_st) {
-        int cap = c->cap_st ? 2 * c->cap_st : 8;
-        stage *s = realloc(p->st, (size_t)cap * sizeof *s);
-        if (!s) {
-            ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-            return NULL;
-        }
-        p->st = s;
-        c->cap_st = cap;
-    }
-    stage *s = &p->st[p->nst++];
-    memset(s, 0, sizeof *s);
-    s->kind = kind;
-    s->in = s->in2 = s->out = -1;
-    return s;
-}
-
-/* A constant: an initializer or a Constant node's value. */
-static const Onnx__TensorProto *find_const(const ctx *c, const char *name)
-{
-    for (size_t i = 0; i < c->g->n_initializer; i++)
-        if (c->g->initializer[i]->name && !strcmp(c->g->initializer[i]->name, name))
-            return c->g->initializer[i];
-    for (size_t i = 0; i < c->g->n_node; i++) {
-        const Onnx__NodeProto *n = c->g->node[i];
-        if (n->op_type && !strcmp(n->op_type, "Constant") && n->n_output == 1 &&
-            (!n->domain || !n->domain[0] || !strcmp(n->domain, "ai.onnx")) &&
-            !strcmp(n->output[0], name)) {
-            const Onnx__AttributeProto *a = ap_onnx_attr(n, "value");
-            return a && a->type == ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR ? a->t : NULL;
-        }
-    }
-    return NULL;
-}
-
-static const char *label(const Onnx__NodeProto *n)
-{
-    return n->name && n->name[0] ? n->name : (n->n_output ? n->output[0] : "?");
-}
-
-static int node_err(const ctx *c, const Onnx__NodeProto *n, int code, const char *what,
-                    ap_error *err)
-{
-    return ap_error_set(err, code, "%s: node '%s' (%s): %s", c->name, label(n), n->op_type, what);
-}
-
-/* Input i of node n as a slot; error if it is not a computed value. */
-static int in_slot(const ctx *c, const Onnx__NodeProto *n, size_t i, ap_error *err)
-{
-    if (i >= n->n_input || !n->input[i][0])
-        return node_err(c, n, AP_EFORMAT, "missing input", err);
-    int s = lookup(c, n->input[i]);
-    if (s < 0) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "input '%.200s' is %s", n->input[i],
-                 find_const(c, n->input[i]) ? "a constant where a computed value is expected"
-                                            : "not defined before this node");
-        return node_err(c, n, find_const(c, n->input[i]) ? AP_EUNSUPPORTED : AP_EFORMAT, msg,
-                        err);
-    }
-    return s;
-}
-
-/* d (cnt doubles, malloc'd, consumed) as a malloc'd float vector */
-static int doubles_to_floats(const ctx *c, double *d, size_t cnt, float **v, int *nv,
-                             ap_error *err)
-{
-    *v = malloc((cnt ? cnt : 1) * sizeof **v);
-    if (!*v) {
-        free(d);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
-    }
-    for (size_t i = 0; i < cnt; i++)
-        (*v)[i] = (float)ap_ir_round_f32(d[i]);
-    free(d);
-    *nv = (int)cnt;
-    return AP_OK;
-}
-
-/* constant as a float vector: *v malloc'd */
-static int const_floats(const ctx *c, const Onnx__NodeProto *n, const char *name, float **v,
-                        int *nv, int64_t dims[4], int *nd, ap_error *err)
-{
-    const Onnx__TensorProto *t = find_const(c, name);
-    if (!t)
-        return node_err(c, n, AP_EUNSUPPORTED, "operand must be a constant", err);
-    double *d;
-    size_t cnt;
-    int rc = ap_onnx_tensor_values(t, &d, &cnt, dims, nd, c->name, err);
-    if (rc != AP_OK)
-        return rc;
-    return doubles_to_floats(c, d, cnt, v, nv, err);
-}
-
-/* constant as doubles, rounded to float unless dbl: *v malloc'd */
-static int const_reals(const ctx *c, const Onnx__NodeProto *n, const char *name, int dbl,
-                       double **v, int *nv, ap_error *err)
-{
-    const Onnx__TensorProto *t = find_const(c, name);
-    if (!t)
-        return node_err(c, n, AP_EUNSUPPORTED, "operand must be a constant", err);
-    size_t cnt;
-    int64_t dims[4];
-    int nd;
-    int rc = ap_onnx_tensor_values(t, v, &cnt, dims, &nd, c->name, err);
-    if (rc != AP_OK)
-        return rc;
-    if (!dbl)
-        for (size_t i = 0; i < cnt; i++)
-            (*v)[i] = ap_ir_round_f32((*v)[i]);
-    *nv = (int)cnt;
-    return AP_OK;
-}
-
-static int reals_as_floats(const ctx *c, const Onnx__NodeProto *n, const char *attr, float **v,
-                           int *nv, ap_error *err)
-{
-    double *d;
-    size_t cnt;
-    int rc = ap_onnx_attr_reals(n, attr, &d, &cnt, NULL, c->name, err);
-    if (rc != AP_OK)
-        return rc;
-    return doubles_to_floats(c, d, cnt, v, nv, err);
-}
-
-/* a new slot of `width` values (dbl: a double tensor) for output i */
-static int out_slot(ctx *c, const Onnx__NodeProto *n, size_t i, int width, int dbl,
-                    ap_error *err)
-{
-    if (i >= n->n_output || !n->output[i][0])
-        return node_err(c, n, AP_EFORMAT, "missing output", err);
-    int s = add_slot(c, width, dbl, err);
-    if (s < 0)
-        return s;
-    int rc = bind(c, n->output[i], s, err);
-    return rc < 0 ? rc : s;
-}
-
 static int is_op(const Onnx__NodeProto *n, const char *op) { return !strcmp(n->op_type, op); }
-
-/* Operators whose kernels here are float-only: ORT runs them on double
-   tensors in double (or with float attributes on double rows), which these
-   kernels do not reproduce, so such graphs go to ORT. */
-static int float_only(const ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
-{
-    if (c->p->dbl[x])
-        return node_err(c, n, AP_EUNSUPPORTED,
-                        "operator on a double tensor is not supported natively", err);
-    return AP_OK;
-}
-
-/* n's attributes against its operator's list (op_attrs.c) */
-static int check_attrs(const ctx *c, const Onnx__NodeProto *n, int ml, ap_error *err)
-{
-    char msg[200];
-    int code = ap_onnx_check_attrs(n, ml, msg, sizeof msg);
-    return code == AP_OK ? AP_OK : node_err(c, n, code, msg, err);
-}
 
 /* ---- one node ---- */
 
-static int compile_gemm(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
+static int compile_gemm(ap_onnx_ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
 {
     int gemm = is_op(n, "Gemm");
     int64_t ta = 0, tb = 0;
@@ -270,23 +45,24 @@ static int compile_gemm(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
                  (rc = ap_onnx_attr_float(n, "beta", &beta, c->name, err))))
         return rc;
     if (ta)
-        return node_err(c, n, AP_EUNSUPPORTED, "transA=1 is not supported natively", err);
-    if ((rc = float_only(c, n, x, err)))
+        return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "transA=1 is not supported natively", err);
+    if ((rc = ap_onnx_float_only(c, n, x, err)))
         return rc;
     if (n->n_input < 2)
-        return node_err(c, n, AP_EFORMAT, "needs 2 inputs", err);
+        return ap_onnx_node_err(c, n, AP_EFORMAT, "needs 2 inputs", err);
     float *B;
     int nb, nd;
     int64_t dims[4];
-    if ((rc = const_floats(c, n, n->input[1], &B, &nb, dims, &nd, err)))
+    if ((rc = ap_onnx_const_floats(c, n, n->input[1], &B, &nb, dims, &nd, err)))
         return rc;
     int K = c->p->width[x];
     if (nd != 2 || dims[tb ? 1 : 0] != K) {
         free(B);
-        return node_err(c, n, AP_EFORMAT, "weight shape does not match the input width", err);
+        return ap_onnx_node_err(c, n, AP_EFORMAT, "weight shape does not match the input width",
+                                err);
     }
     int M = (int)dims[tb ? 0 : 1];
-    stage *s = new_stage(c, ST_DENSE, err);
+    stage *s = ap_onnx_new_stage(c, ST_DENSE, err);
     if (!s) {
         free(B);
         return AP_ENOMEM;
@@ -304,47 +80,47 @@ static int compile_gemm(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
     if (gemm && n->n_input >= 3 && n->input[2][0]) {
         float *C;
         int ncv;
-        if ((rc = const_floats(c, n, n->input[2], &C, &ncv, dims, &nd, err)))
+        if ((rc = ap_onnx_const_floats(c, n, n->input[2], &C, &ncv, dims, &nd, err)))
             return rc;
         if (ncv != 1 && ncv != M) {
             free(C);
-            return node_err(c, n, AP_EUNSUPPORTED, "C must broadcast over rows ([M] or [1, M])",
-                            err);
+            return ap_onnx_node_err(c, n, AP_EUNSUPPORTED,
+                                    "C must broadcast over rows ([M] or [1, M])", err);
         }
         for (int o = 0; o < M; o++)
             s->dense.b[o] = beta * C[ncv == 1 ? 0 : o];
         free(C);
     }
-    int o = out_slot(c, n, 0, M, 0, err);
+    int o = ap_onnx_output_slot(c, n, 0, M, 0, err);
     if (o < 0)
         return o;
     c->p->st[c->p->nst - 1].out = o;
     return AP_OK;
 }
 
-static int compile_linear(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
+static int compile_linear(ap_onnx_ctx *c, const Onnx__NodeProto *n, int x, ap_error *err)
 {
     int cls = is_op(n, "LinearClassifier");
     float *coef = NULL, *icpt = NULL;
     int ncoef, nicpt;
     char post[32] = "NONE";
     int rc;
-    if ((rc = float_only(c, n, x, err)) ||
-        (rc = reals_as_floats(c, n, "coefficients", &coef, &ncoef, err)))
+    if ((rc = ap_onnx_float_only(c, n, x, err)) ||
+        (rc = ap_onnx_reals_as_floats(c, n, "coefficients", &coef, &ncoef, err)))
         return rc;
-    if ((rc = reals_as_floats(c, n, "intercepts", &icpt, &nicpt, err)) ||
+    if ((rc = ap_onnx_reals_as_floats(c, n, "intercepts", &icpt, &nicpt, err)) ||
         (rc = ap_onnx_attr_string(n, "post_transform", post, sizeof post, c->name, err)))
         goto out;
     int K = c->p->width[x];
     int T = ncoef / K;
     int postv;
     if (ap_onnx_post_parse(post, &postv)) {
-        rc = node_err(c, n, AP_EFORMAT, "unknown post_transform", err);
+        rc = ap_onnx_node_err(c, n, AP_EFORMAT, "unknown post_transform", err);
         goto out;
     }
     if (T < 1 || T * K != ncoef || (nicpt != 0 && nicpt != T)) {
-        rc = node_err(c, n, AP_EFORMAT,
-                      "coefficients/intercepts do not match the input width", err);
+        rc = ap_onnx_node_err(c, n, AP_EFORMAT,
+                              "coefficients/intercepts do not match the input width", err);
         goto out;
     }
     int ncls = T;
@@ -354,8 +130,9 @@ static int compile_linear(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err
         if ((rc = ap_onnx_attr_int(n, "targets", &targets, c->name, err)))
             goto out;
         if (targets != T) {
-            rc = node_err(c, n, AP_EFORMAT,
-                          "targets does not match the coefficients and the input width", err);
+            rc = ap_onnx_node_err(c, n, AP_EFORMAT,
+                                  "targets does not match the coefficients and the input width",
+                                  err);
             goto out;
         }
     }
@@ -368,11 +145,12 @@ static int compile_linear(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err
             goto out;
         ncls = (int)(nli + nls);
         if (!(ncls == T || (ncls == 2 && T == 1))) {
-            rc = node_err(c, n, AP_EFORMAT, "class labels do not match the coefficients", err);
+            rc = ap_onnx_node_err(c, n, AP_EFORMAT, "class labels do not match the coefficients",
+                                  err);
             goto out;
         }
     }
-    stage *s = new_stage(c, ST_LINCLS, err);
+    stage *s = ap_onnx_new_stage(c, ST_LINCLS, err);
     if (!s) {
         rc = AP_ENOMEM;
         goto out;
@@ -386,7 +164,7 @@ static int compile_linear(ctx *c, const Onnx__NodeProto *n, int x, ap_error *err
     memcpy(s->dense.w, coef, (size_t)ncoef * sizeof *coef);
     if (nicpt)
         memcpy(s->dense.b, icpt, (size_t)T * sizeof *icpt);
-    int o = out_slot(c, n, cls ? 1 : 0, ncls, 0, err);
+    int o = ap_onnx_output_slot(c, n, cls ? 1 : 0, ncls, 0, err);
     if (o < 0) {
         rc = o;
         goto out;
@@ -398,25 +176,25 @@ out:
     return rc;
 }
 
-static int compile_binop(ctx *c, const Onnx__NodeProto *n, ap_error *err)
+static int compile_binop(ap_onnx_ctx *c, const Onnx__NodeProto *n, ap_error *err)
 {
     int op = is_op(n, "Add") ? OP_ADD : is_op(n, "Sub") ? OP_SUB : is_op(n, "Mul") ? OP_MUL : OP_DIV;
     if (n->n_input != 2)
-        return node_err(c, n, AP_EFORMAT, "needs 2 inputs", err);
-    int a = lookup(c, n->input[0]), b = lookup(c, n->input[1]);
+        return ap_onnx_node_err(c, n, AP_EFORMAT, "needs 2 inputs", err);
+    int a = ap_onnx_lookup_value(c, n->input[0]), b = ap_onnx_lookup_value(c, n->input[1]);
     int rc;
     if (a >= 0 && b >= 0) {
         if (c->p->width[a] != c->p->width[b])
-            return node_err(c, n, AP_EUNSUPPORTED, "operands of different widths", err);
+            return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "operands of different widths", err);
         if (c->p->dbl[a] != c->p->dbl[b])
-            return node_err(c, n, AP_EFORMAT, "operands of different types", err);
-        stage *s = new_stage(c, ST_BIN2, err);
+            return ap_onnx_node_err(c, n, AP_EFORMAT, "operands of different types", err);
+        stage *s = ap_onnx_new_stage(c, ST_BIN2, err);
         if (!s)
             return AP_ENOMEM;
         s->in = a;
         s->in2 = b;
         s->sub = op;
-        int o = out_slot(c, n, 0, c->p->width[a], c->p->dbl[a], err);
+        int o = ap_onnx_output_slot(c, n, 0, c->p->width[a], c->p->dbl[a], err);
         if (o < 0)
             return o;
         c->p->st[c->p->nst - 1].out = o;
@@ -424,17 +202,17 @@ static int compile_binop(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     }
     int x = a >= 0 ? a : b;
     if (x < 0)
-        return node_err(c, n, AP_EUNSUPPORTED, "no computed operand (constant folding is not "
-                        "supported)", err);
+        return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "no computed operand (constant folding "
+                                "is not supported)", err);
     double *v;
     int nv = 0;
-    if ((rc = const_reals(c, n, n->input[a >= 0 ? 1 : 0], c->p->dbl[x], &v, &nv, err)))
+    if ((rc = ap_onnx_const_reals(c, n, n->input[a >= 0 ? 1 : 0], c->p->dbl[x], &v, &nv, err)))
         return rc;
     if (nv != 1 && nv != c->p->width[x]) {
         free(v);
-        return node_err(c, n, AP_EUNSUPPORTED, "constant must broadcast over rows", err);
+        return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "constant must broadcast over rows", err);
     }
-    stage *s = new_stage(c, ST_BINC, err);
+    stage *s = ap_onnx_new_stage(c, ST_BINC, err);
     if (!s) {
         free(v);
         return AP_ENOMEM;
@@ -444,29 +222,30 @@ static int compile_binop(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     s->const_left = a < 0;
     s->cd = v;
     s->nc = nv;
-    int o = out_slot(c, n, 0, c->p->width[x], c->p->dbl[x], err);
+    int o = ap_onnx_output_slot(c, n, 0, c->p->width[x], c->p->dbl[x], err);
     if (o < 0)
         return o;
     c->p->st[c->p->nst - 1].out = o;
     return AP_OK;
 }
 
-static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
+static int compile_node(ap_onnx_ctx *c, const Onnx__NodeProto *n, ap_error *err)
 {
     ap_onnx_plan *p = c->p;
     const char *dom = n->domain ? n->domain : "";
     int ml = !strcmp(dom, "ai.onnx.ml");
     if (!ml && dom[0] && strcmp(dom, "ai.onnx"))
         return ap_error_set(err, AP_EUNSUPPORTED, "%s: node '%s': operator %s of domain '%s' is "
-                            "not supported natively", c->name, label(n), n->op_type, dom);
+                            "not supported natively", c->name, ap_onnx_node_label(n), n->op_type,
+                            dom);
     int rc;
-    if ((rc = check_attrs(c, n, ml, err)))
+    if ((rc = ap_onnx_node_check_attrs(c, n, ml, err)))
         return rc;
     if (ml && (is_op(n, "TreeEnsembleClassifier") || is_op(n, "TreeEnsembleRegressor"))) {
-        int x = in_slot(c, n, 0, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
         if (x < 0)
             return x;
-        stage *s = new_stage(c, ST_TREES, err);
+        stage *s = ap_onnx_new_stage(c, ST_TREES, err);
         if (!s)
             return AP_ENOMEM;
         s->in = x;
@@ -477,50 +256,50 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
                                       err)))
             return rc;
         p->ntrees += ap_onnx_trees_count(s->trees);
-        int o = out_slot(c, n, is_op(n, "TreeEnsembleClassifier") ? 1 : 0, nout, 0, err);
+        int o = ap_onnx_output_slot(c, n, is_op(n, "TreeEnsembleClassifier") ? 1 : 0, nout, 0, err);
         if (o < 0)
             return o;
         p->st[p->nst - 1].out = o;
         return AP_OK;
     }
     if (ml && (is_op(n, "LinearClassifier") || is_op(n, "LinearRegressor"))) {
-        int x = in_slot(c, n, 0, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
         return x < 0 ? x : compile_linear(c, n, x, err);
     }
     if (ml && is_op(n, "ZipMap")) {
-        int x = in_slot(c, n, 0, err);
-        return x < 0 ? x : bind(c, n->output[0], x, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
+        return x < 0 ? x : ap_onnx_bind_value(c, n->output[0], x, err);
     }
     if (ml && is_op(n, "Scaler")) {
-        int x = in_slot(c, n, 0, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
         if (x < 0)
             return x;
-        if ((rc = float_only(c, n, x, err)))
+        if ((rc = ap_onnx_float_only(c, n, x, err)))
             return rc;
-        stage *s = new_stage(c, ST_SCALER, err);
+        stage *s = ap_onnx_new_stage(c, ST_SCALER, err);
         if (!s)
             return AP_ENOMEM;
         s->in = x;
-        if ((rc = reals_as_floats(c, n, "offset", &s->c, &s->nc, err)) ||
-            (rc = reals_as_floats(c, n, "scale", &s->c2, &s->nc2, err)))
+        if ((rc = ap_onnx_reals_as_floats(c, n, "offset", &s->c, &s->nc, err)) ||
+            (rc = ap_onnx_reals_as_floats(c, n, "scale", &s->c2, &s->nc2, err)))
             return rc;
         if ((s->nc != 1 && s->nc != p->width[x]) || (s->nc2 != 1 && s->nc2 != p->width[x]))
-            return node_err(c, n, AP_EFORMAT, "offset/scale must have 1 or W values", err);
-        int o = out_slot(c, n, 0, p->width[x], 0, err);
+            return ap_onnx_node_err(c, n, AP_EFORMAT, "offset/scale must have 1 or W values", err);
+        int o = ap_onnx_output_slot(c, n, 0, p->width[x], 0, err);
         if (o < 0)
             return o;
         p->st[p->nst - 1].out = o;
         return AP_OK;
     }
     if (ml && is_op(n, "Normalizer")) {
-        int x = in_slot(c, n, 0, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
         if (x < 0)
             return x;
         char norm[16] = "MAX";
-        if ((rc = float_only(c, n, x, err)) ||
+        if ((rc = ap_onnx_float_only(c, n, x, err)) ||
             (rc = ap_onnx_attr_string(n, "norm", norm, sizeof norm, c->name, err)))
             return rc;
-        stage *s = new_stage(c, ST_NORM, err);
+        stage *s = ap_onnx_new_stage(c, ST_NORM, err);
         if (!s)
             return AP_ENOMEM;
         s->in = x;
@@ -531,8 +310,8 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
         else if (!strcmp(norm, "L2"))
             s->sub = NORM_L2;
         else
-            return node_err(c, n, AP_EFORMAT, "norm must be MAX, L1 or L2", err);
-        int o = out_slot(c, n, 0, p->width[x], 0, err);
+            return ap_onnx_node_err(c, n, AP_EFORMAT, "norm must be MAX, L1 or L2", err);
+        int o = ap_onnx_output_slot(c, n, 0, p->width[x], 0, err);
         if (o < 0)
             return o;
         p->st[p->nst - 1].out = o;
@@ -540,9 +319,9 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     }
     if (ml)
         return ap_error_set(err, AP_EUNSUPPORTED, "%s: node '%s': operator ai.onnx.ml.%s is not "
-                            "supported natively", c->name, label(n), n->op_type);
+                            "supported natively", c->name, ap_onnx_node_label(n), n->op_type);
     if (is_op(n, "Gemm") || is_op(n, "MatMul")) {
-        int x = in_slot(c, n, 0, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
         return x < 0 ? x : compile_gemm(c, n, x, err);
     }
     if (is_op(n, "Add") || is_op(n, "Sub") || is_op(n, "Mul") || is_op(n, "Div"))
@@ -554,7 +333,7 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
         if (is_op(n, acts[i]))
             act_kind = i;
     if (act_kind >= 0) {
-        int x = in_slot(c, n, 0, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
         if (x < 0)
             return x;
         if (is_op(n, "Softmax")) {
@@ -562,14 +341,15 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             if ((rc = ap_onnx_attr_int(n, "axis", &axis, c->name, err)))
                 return rc;
             if (axis != 1 && axis != -1)
-                return node_err(c, n, AP_EUNSUPPORTED, "only axis 1 / -1 is supported", err);
+                return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "only axis 1 / -1 is supported",
+                                        err);
         }
-        stage *s = new_stage(c, ST_ACT, err);
+        stage *s = ap_onnx_new_stage(c, ST_ACT, err);
         if (!s)
             return AP_ENOMEM;
         s->in = x;
         s->sub = act_kind;
-        int o = out_slot(c, n, 0, p->width[x], p->dbl[x], err);
+        int o = ap_onnx_output_slot(c, n, 0, p->width[x], p->dbl[x], err);
         if (o < 0)
             return o;
         p->st[p->nst - 1].out = o;
@@ -577,7 +357,7 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
     }
     if (is_op(n, "Identity") || is_op(n, "Flatten") || is_op(n, "Reshape") ||
         is_op(n, "Cast")) {
-        int x = in_slot(c, n, 0, err);
+        int x = ap_onnx_input_slot(c, n, 0, err);
         if (x < 0)
             return x;
         if (is_op(n, "Flatten")) {
@@ -585,7 +365,7 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             if ((rc = ap_onnx_attr_int(n, "axis", &axis, c->name, err)))
                 return rc;
             if (axis != 1)
-                return node_err(c, n, AP_EUNSUPPORTED, "only axis 1 is supported", err);
+                return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "only axis 1 is supported", err);
         }
         if (is_op(n, "Reshape")) {
             float *shape;
@@ -596,18 +376,18 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             if ((rc = ap_onnx_attr_int(n, "allowzero", &allowzero, c->name, err)))
                 return rc;
             if (allowzero != 0)
-                return node_err(c, n, AP_EUNSUPPORTED, "allowzero=1 is not supported natively",
-                                err);
+                return ap_onnx_node_err(c, n, AP_EUNSUPPORTED,
+                                        "allowzero=1 is not supported natively", err);
             if (n->n_input < 2)
-                return node_err(c, n, AP_EFORMAT, "needs a shape input", err);
-            if ((rc = const_floats(c, n, n->input[1], &shape, &ns, dims, &nd, err)))
+                return ap_onnx_node_err(c, n, AP_EFORMAT, "needs a shape input", err);
+            if ((rc = ap_onnx_const_floats(c, n, n->input[1], &shape, &ns, dims, &nd, err)))
                 return rc;
             int ok = ns == 2 && (shape[0] == -1 || shape[0] == 0) &&
                      (shape[1] == p->width[x] || (shape[1] == -1 && shape[0] == 0));
             free(shape);
             if (!ok)
-                return node_err(c, n, AP_EUNSUPPORTED, "only reshapes to [N, W] are supported",
-                                err);
+                return ap_onnx_node_err(c, n, AP_EUNSUPPORTED,
+                                        "only reshapes to [N, W] are supported", err);
         }
         if (is_op(n, "Cast")) {
             int64_t to = 0, saturate = 1;
@@ -617,36 +397,37 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             /* saturate only concerns float8 targets; anything but its
                default is refused rather than assumed harmless */
             if (saturate != 1)
-                return node_err(c, n, AP_EUNSUPPORTED, "saturate=0 is not supported natively",
-                                err);
+                return ap_onnx_node_err(c, n, AP_EUNSUPPORTED,
+                                        "saturate=0 is not supported natively", err);
             if (to != TYPE_FLOAT && to != TYPE_DOUBLE)
-                return node_err(c, n, AP_EUNSUPPORTED, "only casts to float or double", err);
+                return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "only casts to float or double",
+                                        err);
             int dbl = to == TYPE_DOUBLE;
             if (dbl != p->dbl[x]) {
                 /* a new slot, not an alias: the type decides how later
                    operators compute (double -> float rounds) */
-                stage *s = new_stage(c, ST_CAST, err);
+                stage *s = ap_onnx_new_stage(c, ST_CAST, err);
                 if (!s)
                     return AP_ENOMEM;
                 s->in = x;
-                int o = out_slot(c, n, 0, p->width[x], dbl, err);
+                int o = ap_onnx_output_slot(c, n, 0, p->width[x], dbl, err);
                 if (o < 0)
                     return o;
                 p->st[p->nst - 1].out = o;
                 return AP_OK;
             }
         }
-        return bind(c, n->output[0], x, err);
+        return ap_onnx_bind_value(c, n->output[0], x, err);
     }
     if (is_op(n, "Concat")) {
         int64_t axis = 0;
         if ((rc = ap_onnx_attr_int(n, "axis", &axis, c->name, err)))
             return rc;
         if (axis != 1 && axis != -1)
-            return node_err(c, n, AP_EUNSUPPORTED, "only axis 1 / -1 is supported", err);
+            return ap_onnx_node_err(c, n, AP_EUNSUPPORTED, "only axis 1 / -1 is supported", err);
         if (n->n_input < 1 || n->n_input > 1024)
-            return node_err(c, n, AP_EFORMAT, "needs 1..1024 inputs", err);
-        stage *s = new_stage(c, ST_CONCAT, err);
+            return ap_onnx_node_err(c, n, AP_EFORMAT, "needs 1..1024 inputs", err);
+        stage *s = ap_onnx_new_stage(c, ST_CONCAT, err);
         if (!s)
             return AP_ENOMEM;
         s->ins = malloc(n->n_input * sizeof *s->ins);
@@ -654,22 +435,22 @@ static int compile_node(ctx *c, const Onnx__NodeProto *n, ap_error *err)
             return ap_error_set(err, AP_ENOMEM, "%s: out of memory", c->name);
         int w = 0;
         for (size_t i = 0; i < n->n_input; i++) {
-            int x = in_slot(c, n, i, err);
+            int x = ap_onnx_input_slot(c, n, i, err);
             if (x < 0)
                 return x;
             if (i > 0 && p->dbl[x] != p->dbl[s->ins[0]])
-                return node_err(c, n, AP_EFORMAT, "inputs of different types", err);
+                return ap_onnx_node_err(c, n, AP_EFORMAT, "inputs of different types", err);
             s->ins[s->nins++] = x;
             w += p->width[x];
         }
-        int o = out_slot(c, n, 0, w, p->dbl[s->ins[0]], err);
+        int o = ap_onnx_output_slot(c, n, 0, w, p->dbl[s->ins[0]], err);
         if (o < 0)
             return o;
         p->st[p->nst - 1].out = o;
         return AP_OK;
     }
     return ap_error_set(err, AP_EUNSUPPORTED, "%s: node '%s': operator %s is not supported "
-                        "natively", c->name, label(n), n->op_type);
+                        "natively", c->name, ap_onnx_node_label(n), n->op_type);
 }
 
 /* ---- the graph ---- */
@@ -678,7 +459,7 @@ int ap_onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_o
                          const char *name, ap_error *err)
 {
     const Onnx__GraphProto *g = mp->graph;
-    ctx c = {.g = g, .name = name, .p = p};
+    ap_onnx_ctx c = {.g = g, .name = name, .p = p};
     p->nf = r->nf;
     p->f64 = r->elem == TYPE_DOUBLE;
     int rc = AP_OK;
@@ -706,8 +487,8 @@ int ap_onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_o
         for (size_t k = 0; k < n->n_input; k++)
             want[nwant++] = n->input[k];  /* capwant counts every input once */
     }
-    int x = add_slot(&c, r->nf, p->f64, err);
-    if (x < 0 || (rc = bind(&c, r->input, x, err))) {
+    int x = ap_onnx_add_slot(&c, r->nf, p->f64, err);
+    if (x < 0 || (rc = ap_onnx_bind_value(&c, r->input, x, err))) {
         rc = x < 0 ? x : rc;
         goto out;
     }
@@ -717,10 +498,10 @@ int ap_onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_o
         if (!need[i])
             continue;
         if (!strcmp(g->node[i]->op_type, "Constant")) {
-            /* read by find_const when an operator needs it: only `value` */
+            /* read by ap_onnx_find_const when an operator needs it: only `value` */
             const char *dom = g->node[i]->domain ? g->node[i]->domain : "";
             if ((!dom[0] || !strcmp(dom, "ai.onnx")) &&
-                (rc = check_attrs(&c, g->node[i], 0, err)))
+                (rc = ap_onnx_node_check_attrs(&c, g->node[i], 0, err)))
                 goto out;
             continue;
         }
@@ -731,7 +512,7 @@ int ap_onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_o
         if (pos >= sizeof p->summary)
             pos = sizeof p->summary;
     }
-    p->out_slot = lookup(&c, r->output);
+    p->out_slot = ap_onnx_lookup_value(&c, r->output);
     if (p->out_slot < 0) {
         rc = ap_error_set(err, AP_EFORMAT, "%s: output '%s' is not computed by any node", name,
                           r->output);

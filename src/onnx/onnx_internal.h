@@ -2,7 +2,8 @@
  * Private: the ONNX importer's pieces, one section per file. Who calls whom
  * (no file calls back into one that calls it):
  *   api.c -> io.c, compile.c, run.c, to_ort.c, pb.c
- *   compile.c -> op_attrs.c, trees_import.c, trees.c, pb.c, post.c
+ *   compile.c -> compile_util.c, trees_import.c, trees.c, pb.c, post.c
+ *   compile_util.c -> op_attrs.c, pb.c
  *   run.c -> trees.c, post.c          to_ort.c -> io.c, pb.c
  *   trees_import.c -> trees_forest.c, trees.c, pb.c, post.c
  *   trees.c -> post.c                 export.c -> export_walk.c
