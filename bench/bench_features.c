@@ -46,14 +46,14 @@ int main(int argc, char **argv)
     ap_error err = {0};
     ap_bars_csv rd;
     size_t have = 0;
-    if (ap_bars_csv_open(&rd, path, &err)) {
+    if (ap__bars_csv_open(&rd, path, &err)) {
         fprintf(stderr, "bench_features: %s\n", err.msg);
         return 1;
     }
     int r;
-    while (have < n && (r = ap_bars_csv_next(&rd, &bars[have], &err)) == 1)
+    while (have < n && (r = ap__bars_csv_next(&rd, &bars[have], &err)) == 1)
         have++;
-    ap_bars_csv_close(&rd);
+    ap__bars_csv_close(&rd);
     /* continue as a 1-minute random walk with occasional jumps */
     double px = have ? bars[have - 1].close : 100.0;
     int64_t t = have ? bars[have - 1].t : 0;

@@ -8,6 +8,9 @@
    references too: the rule counts them.
 2. No include circles between the headers and sources of src/.
 3. No file of src/ over MAX_LINES lines (generated code lives in build/gen).
+4. Names: every global symbol of the library is either public (ap_*, and
+   exported by libalphapulse.so: AP_API in include/) or internal (ap__*,
+   hidden), or generated (onnx__*, protobuf-c).
 
 Usage: tools/check_layers.py [BUILD_DIR]   (default build; needs `make lib`)
 Prints every violation and exits 1 if there is one.
@@ -60,9 +63,7 @@ def nm(args):
 
 def call_graph(build):
     objdir = os.path.join(ROOT, build, "obj", "src")
-    objs = []
-    for d, _, files in os.walk(objdir):
-        objs += [os.path.join(d, f) for f in files if f.endswith(".o")]
+    objs = live_objects(objdir)
     if not objs:
         sys.exit("check_layers: no objects under %s (run make lib first)" % objdir)
     defined, undefined = {}, {}
@@ -84,6 +85,33 @@ def call_graph(build):
                 graph[f].add(g)
                 why.setdefault((f, g), []).append(s)
     return graph, why
+
+
+def defined_by(build):
+    """Global symbols of the library's objects (not the CLI's)."""
+    objdir = os.path.join(ROOT, build, "obj", "src")
+    out = {}
+    for o in live_objects(objdir):
+        rel = os.path.relpath(o, objdir)
+        if rel.startswith("cli/"):
+            continue
+        out["src/" + rel[:-2] + ".c"] = set(
+            l.split()[2] for l in nm(["--defined-only", "-g", o]).splitlines()
+            if len(l.split()) == 3)
+    return out
+
+
+def live_objects(objdir):
+    """The objects under objdir whose source file still exists (a build
+    directory keeps the objects of deleted files)."""
+    objs = []
+    for d, _, files in os.walk(objdir):
+        for f in files:
+            o = os.path.join(d, f)
+            src = os.path.join(ROOT, "src", os.path.relpath(o, objdir)[:-2] + ".c")
+            if f.endswith(".o") and os.path.exists(src):
+                objs.append(o)
+    return sorted(objs)
 
 
 def include_graph():
@@ -126,6 +154,22 @@ def main():
             bad += 1
             long_files += 1
             print("%s: %d lines (more than %d)" % (f, n, MAX_LINES))
+    so = os.path.join(ROOT, build, "libalphapulse.so")
+    if os.path.exists(so):
+        exported = set(l.split()[-1] for l in nm(["-D", "--defined-only", so]).splitlines())
+        for f, syms in sorted(defined_by(build).items()):
+            for sym in sorted(syms):
+                public = sym.startswith("ap_") and not sym.startswith("ap__")
+                if public and sym not in exported:
+                    bad += 1
+                    print("%s: %s is named like public API but not exported (AP_API), "
+                          "or internal without the ap__ prefix" % (f, sym))
+                elif sym in exported and not public:
+                    bad += 1
+                    print("%s: %s is exported but not public API" % (f, sym))
+                elif not public and not sym.startswith(("ap__", "onnx__")):
+                    bad += 1
+                    print("%s: global symbol %s has neither the ap_ nor the ap__ prefix" % (f, sym))
     print("check_layers: %d files, %d call edges, %d include edges: %s" %
           (len(graph), edges, sum(len(v) for v in inc.values()),
            "ok" if not bad else "%d problem(s)" % bad))

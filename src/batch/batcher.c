@@ -11,10 +11,10 @@
  *
  * Caller runs (cfg.caller_runs): a submit with no delay to wait, no batch
  * of its batcher running (b->runners == 0) and a lightly loaded batcher
- * takes the batch and runs it on its own thread (ap_batcher_caller_run), as
+ * takes the batch and runs it on its own thread (ap__batcher_caller_run), as
  * a worker would. b->runners counts batches taken and not yet delivered;
  * every such runner re-checks the queue when it is done (a worker by
- * rescanning, a caller in ap_batcher_caller_run), so a submit that sees
+ * rescanning, a caller in ap__batcher_caller_run), so a submit that sees
  * runners > 0 may queue without waking the pool: the requests that queue
  * during a batch become the next batch of the same thread, and the hand-off
  * to a worker is saved. The runner's decrement and its re-check are under
@@ -54,7 +54,7 @@
  * request sends nothing meanwhile, however high its rate looks); one head
  * in 32 still waits, as a probe, so a change in load is noticed.
  */
-void ap_batcher_decide_delay_locked(ap_batcher *b)
+void ap__batcher_decide_delay_locked(ap_batcher *b)
 {
     if (!b->cfg.adaptive_target_us)
         return;
@@ -76,7 +76,7 @@ static void time_out_locked(ap_batcher *b, job *j, rec *r, uint64_t now)
     rl_append(&j->dead, r);
 }
 
-void ap_batcher_take_locked(ap_batcher *b, job *j, uint64_t now)
+void ap__batcher_take_locked(ap_batcher *b, job *j, uint64_t now)
 {
     /* expired heads first, so the batch's context is that of a live request */
     while (b->q.head && b->q.head->deadline <= now)
@@ -106,7 +106,7 @@ void ap_batcher_take_locked(ap_batcher *b, job *j, uint64_t now)
         queue_remove(b, r);
         r->state = ST_RUNNING;
         r->t_start = now;
-        ap_batch_hist_add(&b->st.queue_time, now - r->t_submit);
+        ap__batch_hist_add(&b->st.queue_time, now - r->t_submit);
         rl_append(&j->batch, r);
         rows += r->nrows;
         j->nreq++;
@@ -117,7 +117,7 @@ void ap_batcher_take_locked(ap_batcher *b, job *j, uint64_t now)
     if (j->batch.head)
         b->runners++;
     if (b->q.head)
-        ap_batcher_decide_delay_locked(b);
+        ap__batcher_decide_delay_locked(b);
 }
 
 /*
@@ -134,7 +134,7 @@ static int pool_take(void *src, void *jobp, uint64_t *wake, int *more)
     pthread_mutex_lock(&b->mu);
     /* read the clock under the lock: a request submitted a moment ago must
      * not look younger than "now" (it would wait for a timer needlessly) */
-    uint64_t now = ap_clock_ns();
+    uint64_t now = ap__clock_ns();
     /* expired heads first, so readiness is judged on a live request */
     while (b->q.head && b->q.head->deadline <= now)
         time_out_locked(b, j, b->q.head, now);
@@ -158,7 +158,7 @@ static int pool_take(void *src, void *jobp, uint64_t *wake, int *more)
                 *wake = close_at;
         }
         if (ready) {
-            ap_batcher_take_locked(b, j, now);
+            ap__batcher_take_locked(b, j, now);
             if (by_time && b->cfg.adaptive_target_us && b->cur_delay_ns)
                 b->ewma_joined = 0.8 * b->ewma_joined + 0.2 * (double)(j->nreq - 1);
             if (b->q.head)
@@ -177,7 +177,7 @@ static int pool_take(void *src, void *jobp, uint64_t *wake, int *more)
 /* ---- running a batch ----------------------------------------------------- */
 
 /*
- * Run a job taken by pool_take / ap_batcher_take_locked and deliver it. end:
+ * Run a job taken by pool_take / ap__batcher_take_locked and deliver it. end:
  * the END_* counts dropped at delivery (a job with a batch holds a runner
  * count besides its active count).
  */
@@ -185,11 +185,11 @@ static void run_job(job *j, ap_scratch *s, int end)
 {
     ap_batcher *b = j->b;
     if (!j->batch.head) {
-        ap_rec_deliver(b, j->dead.head, end);
+        ap__rec_deliver(b, j->dead.head, end);
         return;
     }
     if (j->dead.head)
-        ap_rec_deliver(b, j->dead.head, END_NONE);
+        ap__rec_deliver(b, j->dead.head, END_NONE);
 
     size_t nc = b->cfg.ncols, no = b->cfg.nout, rows = j->rows;
     const double *X;
@@ -204,7 +204,7 @@ static void run_job(job *j, ap_scratch *s, int end)
         if (need > s->cap) {
             void *nb = realloc(s->heap ? s->buf : NULL, need);
             if (!nb) {
-                rc = ap_error_set(&e, AP_ENOMEM, "no memory for a batch of %zu rows", rows);
+                rc = ap__error_set(&e, AP_ENOMEM, "no memory for a batch of %zu rows", rows);
             } else {
                 s->buf = nb;
                 s->cap = need;
@@ -220,14 +220,14 @@ static void run_job(job *j, ap_scratch *s, int end)
         X = s->buf;
         out = s->buf ? (double *)s->buf + rows * nc : NULL;
     }
-    uint64_t t0 = ap_clock_ns(), t1 = t0;
+    uint64_t t0 = ap__clock_ns(), t1 = t0;
     if (rc == AP_OK) {
         rc = b->run(j->model, X, rows, nc, out, no, &e);
-        t1 = ap_clock_ns();
+        t1 = ap__clock_ns();
         if (rc > 0) /* the contract says negative; do not report success */
-            rc = ap_error_set(&e, AP_EINVAL, "batch function returned %d", rc);
+            rc = ap__error_set(&e, AP_EINVAL, "batch function returned %d", rc);
         else if (rc < 0 && e.msg[0] == '\0')
-            ap_error_set(&e, rc, "batch function failed with %s", ap_status_name(rc));
+            ap__error_set(&e, rc, "batch function failed with %s", ap_status_name(rc));
     }
     for (rec *r = j->batch.head; r; r = r->link) {
         r->compute_ns = t1 - t0;
@@ -241,8 +241,8 @@ static void run_job(job *j, ap_scratch *s, int end)
     pthread_mutex_lock(&b->mu);
     b->st.batches++;
     b->st.rows += rows;
-    ap_batch_hist_add(&b->st.compute_time, t1 - t0);
-    ap_batch_size_add(b->st.batch_size, rows);
+    ap__batch_hist_add(&b->st.compute_time, t1 - t0);
+    ap__batch_size_add(b->st.batch_size, rows);
     if (rc == AP_OK) {
         double cost = (double)(t1 - t0);
         b->ewma_cost_ns = b->ewma_cost_ns ? 0.8 * b->ewma_cost_ns + 0.2 * cost : cost;
@@ -253,7 +253,7 @@ static void run_job(job *j, ap_scratch *s, int end)
     for (rec *r = j->batch.head; r; r = r->link)
         finalize_locked(b, r, r->cancel_req ? AP_ECANCELLED : rc);
     pthread_mutex_unlock(&b->mu);
-    ap_rec_deliver(b, j->batch.head, end);
+    ap__rec_deliver(b, j->batch.head, end);
 }
 
 /* The pool's run: a worker ends its job's active (and runner) count. */
@@ -269,7 +269,7 @@ static void pool_free(void *src) { ap_batcher_free(src); }
 static const ap_pool_ops batcher_ops = {pool_take, pool_run, pool_free};
 _Static_assert(sizeof(job) <= AP_POOL_JOB_MAX, "a job must fit the pool's job buffer");
 
-void ap_batcher_caller_run(ap_batcher *b, job *j)
+void ap__batcher_caller_run(ap_batcher *b, job *j)
 {
     double stack[512]; /* batches up to this many doubles need no allocation */
     ap_scratch s = {stack, sizeof stack, 0};
@@ -284,7 +284,7 @@ void ap_batcher_caller_run(ap_batcher *b, job *j)
         if (b->q.head && !b->closing) {
             if (n < AP_BATCH_CALLER_MAX_BATCHES && b->runners == 0 && current_delay(b) == 0) {
                 memset(j, 0, sizeof *j);
-                ap_batcher_take_locked(b, j, ap_clock_ns());
+                ap__batcher_take_locked(b, j, ap__clock_ns());
                 again = j->batch.head || j->dead.head;
                 if (again) {
                     j->b = b;
@@ -298,7 +298,7 @@ void ap_batcher_caller_run(ap_batcher *b, job *j)
             pthread_cond_broadcast(&b->idle_cv);
         pthread_mutex_unlock(&b->mu);
         if (wake)
-            ap_pool_wake(b->w);
+            ap__pool_wake(b->w);
         if (!again)
             break;
     }
@@ -322,8 +322,8 @@ void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
         memset(&j, 0, sizeof j);
         /* pool mutex then b->mu: a batcher attached to w is not freed before
            its b->active count, taken here, drops again */
-        ap_pool_lock(w);
-        if (ap_pool_has_locked(w, b)) {
+        ap__pool_lock(w);
+        if (ap__pool_has_locked(w, b)) {
             pthread_mutex_lock(&b->mu);
             /* unlike a submit, a flush runs its batch even while another
                batch of b runs: each event loop runs what its own pass
@@ -331,7 +331,7 @@ void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
             if (b->q.head && !b->closing) {
                 if (b->cfg.caller_runs && current_delay(b) == 0) {
                     j.owner = owner;
-                    ap_batcher_take_locked(b, &j, ap_clock_ns());
+                    ap__batcher_take_locked(b, &j, ap__clock_ns());
                     j.owner = NULL;
                     run = j.batch.head || j.dead.head;
                     if (run) {
@@ -343,11 +343,11 @@ void ap_workers_run_queued(ap_workers *w, ap_batcher *const *batchers, size_t n,
             }
             pthread_mutex_unlock(&b->mu);
             if (wake)
-                ap_pool_signal_locked(w);
+                ap__pool_signal_locked(w);
         }
-        ap_pool_unlock(w);
+        ap__pool_unlock(w);
         if (run)
-            ap_batcher_caller_run(b, &j);
+            ap__batcher_caller_run(b, &j);
     }
 }
 
@@ -370,29 +370,29 @@ int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batc
                       ap_batcher **out, ap_error *err)
 {
     if (!out)
-        return ap_error_set(err, AP_EINVAL, "ap_batcher_create: out is NULL");
+        return ap__error_set(err, AP_EINVAL, "ap_batcher_create: out is NULL");
     *out = NULL;
     if (!w || !cfg || !model || !model->run)
-        return ap_error_set(err, AP_EINVAL,
+        return ap__error_set(err, AP_EINVAL,
                             "ap_batcher_create: workers, config, model and model->run are required");
     const char *name = cfg->name ? cfg->name : "model";
     if (!!model->acquire != !!model->release)
-        return ap_error_set(err, AP_EINVAL, "%s: give both acquire and release hooks, or neither",
+        return ap__error_set(err, AP_EINVAL, "%s: give both acquire and release hooks, or neither",
                             name);
     if (cfg->ncols == 0 || cfg->ncols > MAX_COLS || cfg->nout == 0 || cfg->nout > MAX_COLS)
-        return ap_error_set(err, AP_ERANGE, "%s: ncols %zu / nout %zu out of range 1..%zu", name,
+        return ap__error_set(err, AP_ERANGE, "%s: ncols %zu / nout %zu out of range 1..%zu", name,
                             cfg->ncols, cfg->nout, MAX_COLS);
     if (cfg->max_batch_rows == 0 || cfg->max_batch_rows > MAX_ROWS || cfg->max_queue_rows == 0 ||
         cfg->max_queue_rows > MAX_ROWS)
-        return ap_error_set(err, AP_ERANGE,
+        return ap__error_set(err, AP_ERANGE,
                             "%s: max_batch_rows %zu / max_queue_rows %zu out of range 1..%zu",
                             name, cfg->max_batch_rows, cfg->max_queue_rows, MAX_ROWS);
     if (cfg->max_queue_rows * cfg->ncols > ((size_t)1 << 32))
-        return ap_error_set(err, AP_ERANGE,
+        return ap__error_set(err, AP_ERANGE,
                             "%s: max_queue_rows %zu * ncols %zu exceeds 2^32 queued doubles", name,
                             cfg->max_queue_rows, cfg->ncols);
     if (cfg->default_timeout_us == 0)
-        return ap_error_set(err, AP_ERANGE, "%s: default_timeout_us must be > 0", name);
+        return ap__error_set(err, AP_ERANGE, "%s: default_timeout_us must be > 0", name);
 
     ap_batcher *b = calloc(1, sizeof *b);
     size_t slots = 64;
@@ -400,7 +400,7 @@ int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batc
         slots <<= 1;
     if (!b || !(b->table = calloc(slots, sizeof *b->table))) {
         free(b);
-        return ap_error_set(err, AP_ENOMEM, "%s: no memory for the batcher", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: no memory for the batcher", name);
     }
     b->tmask = slots - 1;
     b->w = w;
@@ -414,7 +414,7 @@ int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batc
     b->ewma_joined = 1; /* optimistic until measured */
     b->ewma_idle_ns = 1e9; /* idle until measured */
     pthread_mutex_init(&b->mu, NULL);
-    ap_cond_init_mono(&b->idle_cv);
+    ap__cond_init_mono(&b->idle_cv);
     /* the batcher's own reference to its current model (taken before the
        pool can see b; under b->mu, as the hooks' contract says) */
     pthread_mutex_lock(&b->mu);
@@ -422,14 +422,14 @@ int ap_batcher_create(ap_workers *w, const ap_batcher_config *cfg, const ap_batc
     if (b->acquire && b->model)
         b->acquire(b->model);
     pthread_mutex_unlock(&b->mu);
-    if (ap_pool_attach(w, b, &batcher_ops) != AP_OK) {
+    if (ap__pool_attach(w, b, &batcher_ops) != AP_OK) {
         if (b->release && b->model)
             b->release(b->model);
         pthread_cond_destroy(&b->idle_cv);
         pthread_mutex_destroy(&b->mu);
         free(b->table);
         free(b);
-        return ap_error_set(err, AP_ENOMEM, "%s: no memory to attach the batcher", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: no memory to attach the batcher", name);
     }
     *out = b;
     return AP_OK;
@@ -441,8 +441,8 @@ void ap_batcher_free(ap_batcher *b)
         return;
     ap_workers *w = b->w;
     rlist gone = {0};
-    ap_pool_lock(w);
-    ap_pool_detach_locked(w, b);
+    ap__pool_lock(w);
+    ap__pool_detach_locked(w, b);
     pthread_mutex_lock(&b->mu);
     b->closing = 1;
     while (b->q.head) {
@@ -450,14 +450,14 @@ void ap_batcher_free(ap_batcher *b)
         queue_remove(b, r);
         r->shutdown = 1;
         finalize_locked(b, r, AP_ECANCELLED);
-        r->t_done = ap_clock_ns();
+        r->t_done = ap__clock_ns();
         rl_append(&gone, r);
     }
     b->active++;
     pthread_mutex_unlock(&b->mu);
-    ap_pool_unlock(w);
+    ap__pool_unlock(w);
 
-    ap_rec_deliver(b, gone.head, END_ACTIVE);
+    ap__rec_deliver(b, gone.head, END_ACTIVE);
 
     /* running batches (workers, callers) deliver their requests and drop
        their counts; then no request of b is left anywhere */
@@ -476,7 +476,7 @@ void ap_batcher_free(ap_batcher *b)
 int ap_batcher_set_model(ap_batcher *b, void *ctx, ap_error *err)
 {
     if (!b)
-        return ap_error_set(err, AP_EINVAL, "ap_batcher_set_model: batcher is NULL");
+        return ap__error_set(err, AP_EINVAL, "ap_batcher_set_model: batcher is NULL");
     pthread_mutex_lock(&b->mu);
     void *old = b->model;
     if (b->acquire && ctx)

@@ -11,7 +11,7 @@
  * Adaptive delay of a new head (b->mu held): call when a request becomes
  * the oldest queued one, so that rescans of the same head agree.
  */
-void ap_batcher_decide_delay_locked(ap_batcher *b);
+void ap__batcher_decide_delay_locked(ap_batcher *b);
 
 /*
  * Take the batch at the head of the queue into j (b->mu held, j zeroed, the
@@ -20,7 +20,7 @@ void ap_batcher_decide_delay_locked(ap_batcher *b);
  * timed out into j->dead. A non-empty batch counts one runner (b->runners).
  * The caller sets j->b and counts b->active when j holds anything.
  */
-void ap_batcher_take_locked(ap_batcher *b, job *j, uint64_t now);
+void ap__batcher_take_locked(ap_batcher *b, job *j, uint64_t now);
 
 /*
  * Caller runs: run the job j taken on this thread (no lock held; one
@@ -29,6 +29,6 @@ void ap_batcher_take_locked(ap_batcher *b, job *j, uint64_t now);
  * batches, up to AP_BATCH_CALLER_MAX_BATCHES in all; what is left goes to
  * the pool.
  */
-void ap_batcher_caller_run(ap_batcher *b, job *j);
+void ap__batcher_caller_run(ap_batcher *b, job *j);
 
 #endif

@@ -79,7 +79,7 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&w->cv, &w->mu);
         } else {
             w->timer_at = wake;
-            ap_cond_wait_until(&w->cv, &w->mu, wake);
+            ap__cond_wait_until(&w->cv, &w->mu, wake);
             if (w->timer_at == wake)
                 w->timer_at = 0;
         }
@@ -104,7 +104,7 @@ static uint64_t id_salt(void)
     return (v >> 2) | 1;
 }
 
-uint64_t ap_pool_next_id(ap_workers *w)
+uint64_t ap__pool_next_id(ap_workers *w)
 {
     return atomic_fetch_add_explicit(&w->next_id, 1, memory_order_relaxed);
 }
@@ -112,29 +112,29 @@ uint64_t ap_pool_next_id(ap_workers *w)
 int ap_workers_create(unsigned nthreads, ap_workers **out, ap_error *err)
 {
     if (!out)
-        return ap_error_set(err, AP_EINVAL, "ap_workers_create: out is NULL");
+        return ap__error_set(err, AP_EINVAL, "ap_workers_create: out is NULL");
     *out = NULL;
     if (nthreads == 0) {
         long c = sysconf(_SC_NPROCESSORS_ONLN);
         nthreads = c > 0 ? (unsigned)c : 1;
     }
     if (nthreads > 1024)
-        return ap_error_set(err, AP_ERANGE, "ap_workers_create: %u threads (at most 1024)",
+        return ap__error_set(err, AP_ERANGE, "ap_workers_create: %u threads (at most 1024)",
                             nthreads);
     ap_workers *w = calloc(1, sizeof *w);
     if (!w || !(w->th = calloc(nthreads, sizeof *w->th))) {
         free(w);
-        return ap_error_set(err, AP_ENOMEM, "ap_workers_create: no memory");
+        return ap__error_set(err, AP_ENOMEM, "ap_workers_create: no memory");
     }
     pthread_mutex_init(&w->mu, NULL);
-    ap_cond_init_mono(&w->cv);
+    ap__cond_init_mono(&w->cv);
     atomic_init(&w->next_id, id_salt());
     for (unsigned i = 0; i < nthreads; i++) {
         int e = pthread_create(&w->th[i], NULL, worker_main, w);
         if (e) {
             w->nth = i;
             ap_workers_free(w);
-            return ap_error_set(err, AP_ENOMEM, "ap_workers_create: thread %u of %u: %s", i,
+            return ap__error_set(err, AP_ENOMEM, "ap_workers_create: thread %u of %u: %s", i,
                                 nthreads, strerror(e));
         }
         w->nth = i + 1;
@@ -171,7 +171,7 @@ void ap_workers_free(ap_workers *w)
     free(w);
 }
 
-int ap_pool_attach(ap_workers *w, void *src, const ap_pool_ops *ops)
+int ap__pool_attach(ap_workers *w, void *src, const ap_pool_ops *ops)
 {
     pthread_mutex_lock(&w->mu);
     if (w->nsrc == w->capsrc) {
@@ -189,10 +189,10 @@ int ap_pool_attach(ap_workers *w, void *src, const ap_pool_ops *ops)
     return AP_OK;
 }
 
-void ap_pool_lock(ap_workers *w) { pthread_mutex_lock(&w->mu); }
-void ap_pool_unlock(ap_workers *w) { pthread_mutex_unlock(&w->mu); }
+void ap__pool_lock(ap_workers *w) { pthread_mutex_lock(&w->mu); }
+void ap__pool_unlock(ap_workers *w) { pthread_mutex_unlock(&w->mu); }
 
-void ap_pool_detach_locked(ap_workers *w, const void *src)
+void ap__pool_detach_locked(ap_workers *w, const void *src)
 {
     for (size_t i = 0; i < w->nsrc; i++)
         if (w->srcs[i].src == src) {
@@ -202,7 +202,7 @@ void ap_pool_detach_locked(ap_workers *w, const void *src)
     w->rr = 0;
 }
 
-int ap_pool_has_locked(const ap_workers *w, const void *src)
+int ap__pool_has_locked(const ap_workers *w, const void *src)
 {
     for (size_t i = 0; i < w->nsrc; i++)
         if (w->srcs[i].src == src)
@@ -210,13 +210,13 @@ int ap_pool_has_locked(const ap_workers *w, const void *src)
     return 0;
 }
 
-void ap_pool_signal_locked(ap_workers *w)
+void ap__pool_signal_locked(ap_workers *w)
 {
     if (w->idle > 0)
         pthread_cond_signal(&w->cv);
 }
 
-void ap_pool_wake(ap_workers *w)
+void ap__pool_wake(ap_workers *w)
 {
     pthread_mutex_lock(&w->mu);
     if (w->idle > 0)
@@ -224,7 +224,7 @@ void ap_pool_wake(ap_workers *w)
     pthread_mutex_unlock(&w->mu);
 }
 
-void ap_pool_for_each(ap_workers *w, void (*fn)(void *src, void *arg), void *arg)
+void ap__pool_for_each(ap_workers *w, void (*fn)(void *src, void *arg), void *arg)
 {
     pthread_mutex_lock(&w->mu);
     for (size_t i = 0; i < w->nsrc; i++)

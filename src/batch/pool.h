@@ -36,35 +36,35 @@ typedef struct ap_pool_ops {
     /* Called with no pool lock: run a job take() filled, to its end. */
     void (*run)(void *job, ap_scratch *s);
     /* ap_workers_free: free a source still attached; it must detach itself
-     * (ap_pool_detach_locked) before it returns. */
+     * (ap__pool_detach_locked) before it returns. */
     void (*free)(void *src);
 } ap_pool_ops;
 
 /* Attach a source (its ops must outlive it). AP_OK or AP_ENOMEM. */
-int ap_pool_attach(ap_workers *w, void *src, const ap_pool_ops *ops);
+int ap__pool_attach(ap_workers *w, void *src, const ap_pool_ops *ops);
 
 /* The pool mutex: held around the _locked calls (first in the lock order). */
-void ap_pool_lock(ap_workers *w);
-void ap_pool_unlock(ap_workers *w);
+void ap__pool_lock(ap_workers *w);
+void ap__pool_unlock(ap_workers *w);
 /* Detach src (no worker reaches it once the pool mutex is released). */
-void ap_pool_detach_locked(ap_workers *w, const void *src);
+void ap__pool_detach_locked(ap_workers *w, const void *src);
 /* 1 if src is attached now. */
-int ap_pool_has_locked(const ap_workers *w, const void *src);
+int ap__pool_has_locked(const ap_workers *w, const void *src);
 /* Wake one idle worker, if any, to look at the sources. */
-void ap_pool_signal_locked(ap_workers *w);
+void ap__pool_signal_locked(ap_workers *w);
 /* The same, taking the pool mutex. */
-void ap_pool_wake(ap_workers *w);
+void ap__pool_wake(ap_workers *w);
 
 /* Call fn on every attached source, the pool mutex held. */
-void ap_pool_for_each(ap_workers *w, void (*fn)(void *src, void *arg), void *arg);
+void ap__pool_for_each(ap_workers *w, void (*fn)(void *src, void *arg), void *arg);
 
 /* A fresh id: unique for the process lifetime, one counter per pool (63-bit,
  * starting at a random point, never 0). Lock-free. */
-uint64_t ap_pool_next_id(ap_workers *w);
+uint64_t ap__pool_next_id(ap_workers *w);
 
 /* ---- condition variables on the monotonic clock (shared with the batcher) ---- */
 
-static inline void ap_cond_init_mono(pthread_cond_t *cv)
+static inline void ap__cond_init_mono(pthread_cond_t *cv)
 {
     pthread_condattr_t a;
     pthread_condattr_init(&a);
@@ -74,7 +74,7 @@ static inline void ap_cond_init_mono(pthread_cond_t *cv)
 }
 
 /* Wait on cv until t_ns (monotonic; UINT64_MAX = no time limit). */
-static inline void ap_cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t t_ns)
+static inline void ap__cond_wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, uint64_t t_ns)
 {
     if (t_ns == UINT64_MAX) {
         pthread_cond_wait(cv, mu);

@@ -15,7 +15,7 @@
 #include <stdio.h>
 #include <string.h>
 
-rec *ap_rec_new(const double *X, size_t nrows, size_t ncols, size_t nout)
+rec *ap__rec_new(const double *X, size_t nrows, size_t ncols, size_t nout)
 {
     rec *r = malloc(sizeof *r + nrows * (ncols + nout) * sizeof(double));
     if (!r)
@@ -49,7 +49,7 @@ static void describe(const ap_batcher *b, const rec *r, char *buf, size_t n)
     }
 }
 
-void ap_rec_deliver(ap_batcher *b, rec *list, int end_job)
+void ap__rec_deliver(ap_batcher *b, rec *list, int end_job)
 {
     char msg[AP_ERROR_MSG_MAX];
     for (rec *r = list, *nx; r; r = nx) {
@@ -83,13 +83,13 @@ void ap_rec_deliver(ap_batcher *b, rec *list, int end_job)
     pthread_mutex_unlock(&b->mu);
 }
 
-void ap_rec_abort_queued_locked(ap_batcher *b, rec *r, int status)
+void ap__rec_abort_queued_locked(ap_batcher *b, rec *r, int status)
 {
     queue_remove(b, r);
     finalize_locked(b, r, status);
-    r->t_done = ap_clock_ns();
+    r->t_done = ap__clock_ns();
     r->link = NULL;
     b->active++; /* a shutdown waits for this delivery */
     pthread_mutex_unlock(&b->mu);
-    ap_rec_deliver(b, r, END_ACTIVE);
+    ap__rec_deliver(b, r, END_ACTIVE);
 }

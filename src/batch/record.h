@@ -114,9 +114,9 @@ static inline void rec_free(rec *r)
 
 /* A zeroed record for nrows rows of ncols inputs (copied from X) and nout
  * outputs each; NULL on no memory. */
-rec *ap_rec_new(const double *X, size_t nrows, size_t ncols, size_t nout);
+rec *ap__rec_new(const double *X, size_t nrows, size_t ncols, size_t nout);
 
-/* What ap_rec_deliver ends: the caller's b->active count, its b->runners count. */
+/* What ap__rec_deliver ends: the caller's b->active count, its b->runners count. */
 enum { END_NONE = 0, END_ACTIVE = 1, END_RUNNER = 2 };
 
 /*
@@ -125,13 +125,13 @@ enum { END_NONE = 0, END_ACTIVE = 1, END_RUNNER = 2 };
  * counts the caller holds, dropped afterwards under b->mu (waking a
  * shutdown waiting for them).
  */
-void ap_rec_deliver(ap_batcher *b, rec *list, int end_job);
+void ap__rec_deliver(ap_batcher *b, rec *list, int end_job);
 
 /*
  * r is QUEUED (b->mu held): take it out of the queue, finish it with status
  * (AP_ECANCELLED, AP_ETIMEDOUT) and deliver it on this thread. Returns with
  * b->mu released.
  */
-void ap_rec_abort_queued_locked(ap_batcher *b, rec *r, int status);
+void ap__rec_abort_queued_locked(ap_batcher *b, rec *r, int status);
 
 #endif

@@ -23,19 +23,19 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
                   uint64_t *id, ap_error *err, int will_wait)
 {
     if (!b || !X || !id)
-        return ap_error_set(err, AP_EINVAL, "ap_batch_submit: batcher, X and id are required");
+        return ap__error_set(err, AP_EINVAL, "ap_batch_submit: batcher, X and id are required");
     *id = 0;
     if (!opts || !opts->on_done)
-        return ap_error_set(err, AP_EINVAL,
+        return ap__error_set(err, AP_EINVAL,
                             "%s: ap_batch_submit needs opts->on_done: every result is delivered "
                             "to its callback (ap_batch_run waits for one)",
                             b->name);
     if (nrows == 0 || nrows > b->cfg.max_queue_rows)
-        return ap_error_set(err, AP_ERANGE, "%s: request of %zu rows (allowed 1..%zu)", b->name,
+        return ap__error_set(err, AP_ERANGE, "%s: request of %zu rows (allowed 1..%zu)", b->name,
                             nrows, b->cfg.max_queue_rows);
-    rec *r = ap_rec_new(X, nrows, b->cfg.ncols, b->cfg.nout);
+    rec *r = ap__rec_new(X, nrows, b->cfg.ncols, b->cfg.nout);
     if (!r)
-        return ap_error_set(err, AP_ENOMEM, "%s: no memory for a request of %zu rows", b->name,
+        return ap__error_set(err, AP_ENOMEM, "%s: no memory for a request of %zu rows", b->name,
                             nrows);
     r->on_done = opts->on_done;
     r->user = opts->user;
@@ -44,24 +44,24 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
     uint64_t timeout = b->cfg.default_timeout_us;
     if (opts->timeout_us && opts->timeout_us < timeout)
         timeout = opts->timeout_us; /* may shorten, never lengthen */
-    r->id = ap_pool_next_id(b->w);
+    r->id = ap__pool_next_id(b->w);
 
     pthread_mutex_lock(&b->mu);
     if (b->closing) {
         pthread_mutex_unlock(&b->mu);
         rec_free(r);
-        return ap_error_set(err, AP_ECANCELLED, "%s: batcher is shutting down", b->name);
+        return ap__error_set(err, AP_ECANCELLED, "%s: batcher is shutting down", b->name);
     }
     if (b->qrows + nrows > b->cfg.max_queue_rows) {
         b->st.rejected++;
         size_t q = b->qrows;
         pthread_mutex_unlock(&b->mu);
         rec_free(r);
-        return ap_error_set(err, AP_EOVERLOAD,
+        return ap__error_set(err, AP_EOVERLOAD,
                             "%s: overloaded: %zu rows queued, %zu more would exceed %zu", b->name,
                             q, nrows, b->cfg.max_queue_rows);
     }
-    uint64_t now = ap_clock_ns();
+    uint64_t now = ap__clock_ns();
     r->t_submit = now;
     r->deadline = add_sat(now, us_to_ns(timeout));
     r->close_by = now + (r->deadline - now) / 2;
@@ -80,7 +80,7 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
     int filled = b->qrows < b->cfg.max_batch_rows && b->qrows + nrows >= b->cfg.max_batch_rows;
     list_push(&b->q, r);
     if (was_empty)
-        ap_batcher_decide_delay_locked(b);
+        ap__batcher_decide_delay_locked(b);
     b->qlen++;
     b->qrows += nrows;
     table_insert(b, r);
@@ -110,15 +110,15 @@ static int submit(ap_batcher *b, const double *X, size_t nrows, const ap_batch_s
     job j;
     if (run_here) {
         memset(&j, 0, sizeof j);
-        ap_batcher_take_locked(b, &j, now);
+        ap__batcher_take_locked(b, &j, now);
         j.b = b;
         b->active++;
     }
     pthread_mutex_unlock(&b->mu);
     if (run_here)
-        ap_batcher_caller_run(b, &j);
+        ap__batcher_caller_run(b, &j);
     else if (wake)
-        ap_pool_wake(b->w);
+        ap__pool_wake(b->w);
     return AP_OK;
 }
 
@@ -131,16 +131,16 @@ int ap_batch_submit(ap_batcher *b, const double *X, size_t nrows,
 int ap_batch_cancel(ap_batcher *b, uint64_t id, ap_error *err)
 {
     if (!b)
-        return ap_error_set(err, AP_EINVAL, "ap_batch_cancel: batcher is NULL");
+        return ap__error_set(err, AP_EINVAL, "ap_batch_cancel: batcher is NULL");
     pthread_mutex_lock(&b->mu);
     rec *r = table_find(b, id); /* queued or running; delivered ones left the table */
     if (!r) {
         pthread_mutex_unlock(&b->mu);
-        return ap_error_set(err, AP_ENOTFOUND,
+        return ap__error_set(err, AP_ENOTFOUND,
                             "%s: request %" PRIu64 ": unknown or already delivered", b->name, id);
     }
     if (r->state == ST_QUEUED) {
-        ap_rec_abort_queued_locked(b, r, AP_ECANCELLED); /* unlocks, calls on_done */
+        ap__rec_abort_queued_locked(b, r, AP_ECANCELLED); /* unlocks, calls on_done */
         return AP_OK;
     }
     r->cancel_req = 1; /* running: its batch finishes, the output is discarded */
@@ -165,7 +165,7 @@ static void sync_done(void *user, const ap_batch_completion *c)
     if (c->status == AP_OK)
         memcpy(s->out, c->out, c->nrows * c->nout * sizeof *s->out);
     else
-        ap_error_set(s->err, c->status, "%s", c->message);
+        ap__error_set(s->err, c->status, "%s", c->message);
     s->done = 1;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -175,13 +175,13 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
                  uint64_t timeout_us, ap_error *err)
 {
     if (!b || !out)
-        return ap_error_set(err, AP_EINVAL, "ap_batch_run: batcher and out are required");
+        return ap__error_set(err, AP_EINVAL, "ap_batch_run: batcher and out are required");
     if (out_len / b->cfg.nout < nrows)
-        return ap_error_set(err, AP_ERANGE, "%s: %zu rows need %zu outputs, buffer holds %zu",
+        return ap__error_set(err, AP_ERANGE, "%s: %zu rows need %zu outputs, buffer holds %zu",
                             b->name, nrows, nrows * b->cfg.nout, out_len);
     sync_wait s = {.out = out, .err = err};
     pthread_mutex_init(&s.mu, NULL);
-    ap_cond_init_mono(&s.cv);
+    ap__cond_init_mono(&s.cv);
     ap_batch_submit_opts o = {.timeout_us = timeout_us, .on_done = sync_done, .user = &s};
     uint64_t id;
     int rc = submit(b, X, nrows, &o, &id, err, 1);
@@ -189,10 +189,10 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
         uint64_t t = b->cfg.default_timeout_us;
         if (timeout_us && timeout_us < t)
             t = timeout_us;
-        uint64_t deadline = add_sat(ap_clock_ns(), us_to_ns(t));
+        uint64_t deadline = add_sat(ap__clock_ns(), us_to_ns(t));
         pthread_mutex_lock(&s.mu);
         while (!s.done) {
-            if (ap_clock_ns() >= deadline) {
+            if (ap__clock_ns() >= deadline) {
                 /* Past our deadline and maybe no worker free to notice: fail
                  * the request ourselves if still queued, else its batch is
                  * running (or it is being delivered): wait for it. */
@@ -200,7 +200,7 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
                 pthread_mutex_lock(&b->mu);
                 rec *r = table_find(b, id);
                 if (r && r->state == ST_QUEUED)
-                    ap_rec_abort_queued_locked(b, r, AP_ETIMEDOUT); /* unlocks */
+                    ap__rec_abort_queued_locked(b, r, AP_ETIMEDOUT); /* unlocks */
                 else
                     pthread_mutex_unlock(&b->mu);
                 pthread_mutex_lock(&s.mu);
@@ -208,7 +208,7 @@ int ap_batch_run(ap_batcher *b, const double *X, size_t nrows, double *out, size
                     pthread_cond_wait(&s.cv, &s.mu);
                 break;
             }
-            ap_cond_wait_until(&s.cv, &s.mu, deadline);
+            ap__cond_wait_until(&s.cv, &s.mu, deadline);
         }
         rc = s.status;
         pthread_mutex_unlock(&s.mu);

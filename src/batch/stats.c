@@ -3,7 +3,7 @@
  * batcher fills, and the snapshots of one batcher (ap_batcher_stats) or of
  * every batcher attached to a pool (ap_workers_stats). Reads batcher fields
  * under b->mu; calls nothing of the other batch files but the pool's
- * ap_pool_for_each.
+ * ap__pool_for_each.
  */
 #include "batch/stats.h"
 #include "batch/batch_internal.h"
@@ -18,7 +18,7 @@ uint64_t ap_batch_size_bound(int i)
     return (uint64_t)1 << i;
 }
 
-void ap_batch_hist_add(ap_batch_hist *h, uint64_t ns)
+void ap__batch_hist_add(ap_batch_hist *h, uint64_t ns)
 {
     if (h->count == 0 || ns < h->min_ns)
         h->min_ns = ns;
@@ -29,7 +29,7 @@ void ap_batch_hist_add(ap_batch_hist *h, uint64_t ns)
     h->bucket[ap_latency_bucket(ns)]++;
 }
 
-void ap_batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from)
+void ap__batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from)
 {
     if (from->count == 0)
         return;
@@ -43,7 +43,7 @@ void ap_batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from)
         into->bucket[i] += from->bucket[i];
 }
 
-void ap_batch_size_add(uint64_t bucket[AP_BATCH_SIZE_BUCKETS], uint64_t rows)
+void ap__batch_size_add(uint64_t bucket[AP_BATCH_SIZE_BUCKETS], uint64_t rows)
 {
     int i = 0;
     while (i < AP_BATCH_SIZE_BUCKETS - 1 && rows > ((uint64_t)1 << i))
@@ -72,7 +72,7 @@ int ap_batcher_stats(ap_batcher *b, ap_batch_stats *out)
     return AP_OK;
 }
 
-/* ap_pool_for_each callback (pool mutex held, then b->mu: the lock order) */
+/* ap__pool_for_each callback (pool mutex held, then b->mu: the lock order) */
 static void add_batcher(void *src, void *arg)
 {
     ap_batcher *b = src;
@@ -93,8 +93,8 @@ static void add_batcher(void *src, void *arg)
     out->running += s.running;
     if (s.current_delay_us > out->current_delay_us)
         out->current_delay_us = s.current_delay_us;
-    ap_batch_hist_merge(&out->queue_time, &s.queue_time);
-    ap_batch_hist_merge(&out->compute_time, &s.compute_time);
+    ap__batch_hist_merge(&out->queue_time, &s.queue_time);
+    ap__batch_hist_merge(&out->compute_time, &s.compute_time);
     for (int k = 0; k < AP_BATCH_SIZE_BUCKETS; k++)
         out->batch_size[k] += s.batch_size[k];
 }
@@ -104,6 +104,6 @@ int ap_workers_stats(ap_workers *w, ap_batch_stats *out)
     if (!w || !out)
         return AP_EINVAL;
     memset(out, 0, sizeof *out);
-    ap_pool_for_each(w, add_batcher, out);
+    ap__pool_for_each(w, add_batcher, out);
     return AP_OK;
 }

@@ -6,8 +6,8 @@
 
 #include <stdint.h>
 
-void ap_batch_hist_add(ap_batch_hist *h, uint64_t ns);
-void ap_batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from);
-void ap_batch_size_add(uint64_t bucket[AP_BATCH_SIZE_BUCKETS], uint64_t rows);
+void ap__batch_hist_add(ap_batch_hist *h, uint64_t ns);
+void ap__batch_hist_merge(ap_batch_hist *into, const ap_batch_hist *from);
+void ap__batch_size_add(uint64_t bucket[AP_BATCH_SIZE_BUCKETS], uint64_t rows);
 
 #endif

@@ -122,7 +122,7 @@ static int predict_csv(ap_registry *reg, const char *name, const char *input,
         fprintf(stderr, "alphapulse check-repo: out of memory\n");
         goto done;
     }
-    if (ap_csv_rows_open(&rows, input, width, CHUNK, &err) != AP_OK) {
+    if (ap__csv_rows_open(&rows, input, width, CHUNK, &err) != AP_OK) {
         fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
         goto done;
     }
@@ -144,7 +144,7 @@ static int predict_csv(ap_registry *reg, const char *name, const char *input,
     fputc('\n', out);
     size_t n;
     for (;;) {
-        if (ap_csv_rows_next(&rows, &n, &err) != AP_OK) {
+        if (ap__csv_rows_next(&rows, &n, &err) != AP_OK) {
             fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
             goto done;
         }
@@ -177,7 +177,7 @@ done:
     if (out && out != stdout)
         fclose(out);
     if (rows_open)
-        ap_csv_rows_close(&rows);
+        ap__csv_rows_close(&rows);
     free(Y);
     ap_model_release(m);
     return rc;

@@ -30,7 +30,7 @@ static void features_usage(FILE *fp)
             ap_feature_count());
 }
 
-static double now_s(void) { return (double)ap_clock_ns() / 1e9; }
+static double now_s(void) { return (double)ap__clock_ns() / 1e9; }
 
 static void write_row(FILE *out, const char *ts, const double *v)
 {
@@ -69,21 +69,21 @@ int ap_cmd_features(int argc, char **argv)
 
     ap_error err = {0};
     ap_bars_csv rd;
-    if (ap_bars_csv_open(&rd, input, &err)) {
+    if (ap__bars_csv_open(&rd, input, &err)) {
         fprintf(stderr, "alphapulse features: %s\n", err.msg);
         return 1;
     }
     ap_features *eng = NULL;
     if (ap_features_new(&eng, &err)) {
         fprintf(stderr, "alphapulse features: %s\n", err.msg);
-        ap_bars_csv_close(&rd);
+        ap__bars_csv_close(&rd);
         return 1;
     }
     FILE *out = stdout;
     if (output && !(out = fopen(output, "w"))) {
         fprintf(stderr, "alphapulse features: %s: cannot create: %s\n", output, strerror(errno));
         ap_features_free(eng);
-        ap_bars_csv_close(&rd);
+        ap__bars_csv_close(&rd);
         return 1;
     }
 
@@ -100,7 +100,7 @@ int ap_cmd_features(int argc, char **argv)
     double v[AP_FEATURE_COUNT];
     ap_bar bar;
     int r;
-    while ((r = ap_bars_csv_next(&rd, &bar, &err)) == 1) {
+    while ((r = ap__bars_csv_next(&rd, &bar, &err)) == 1) {
         if (ap_features_push(eng, &bar, v, &err)) {
             fprintf(stderr, "alphapulse features: %s:%ld: %s\n", input, rd.csv.line, err.msg);
             rc = 1;
@@ -129,6 +129,6 @@ int ap_cmd_features(int argc, char **argv)
     if (out != stdout)
         fclose(out);
     ap_features_free(eng);
-    ap_bars_csv_close(&rd);
+    ap__bars_csv_close(&rd);
     return rc;
 }

@@ -103,7 +103,7 @@ static int load_model(const char *path, int raw, model *m)
 {
     ap_error err;
     ap_registry_options opt;
-    m->ops = ap_predictor_for_file(path);
+    m->ops = ap__predictor_for_file(path);
     m->impl = NULL;
     if (raw && !m->ops->predict_raw) {
         fprintf(stderr, "alphapulse predict: --raw is not available for %s models\n",
@@ -140,7 +140,7 @@ static int predict_rows(const model *m, int raw, const char *input, const char *
         fprintf(stderr, "alphapulse predict: out of memory\n");
         goto done;
     }
-    if (ap_csv_rows_open(&rows, input, nf, CHUNK, &err) != AP_OK) {
+    if (ap__csv_rows_open(&rows, input, nf, CHUNK, &err) != AP_OK) {
         fprintf(stderr, "alphapulse predict: %s\n", err.msg);
         goto done;
     }
@@ -156,7 +156,7 @@ static int predict_rows(const model *m, int raw, const char *input, const char *
     int tty = isatty(2) && output != NULL;
     size_t n, total = 0;
     for (;;) {
-        if (ap_csv_rows_next(&rows, &n, &err) != AP_OK ||
+        if (ap__csv_rows_next(&rows, &n, &err) != AP_OK ||
             (n > 0 && predict(m->impl, rows.X, n, Y, &err) != AP_OK)) {
             fprintf(stderr, "alphapulse predict: %s\n", err.msg);
             goto done;
@@ -179,7 +179,7 @@ done:
     if (out && out != stdout)
         fclose(out);
     if (rows_open)
-        ap_csv_rows_close(&rows);
+        ap__csv_rows_close(&rows);
     free(Y);
     return rc;
 }

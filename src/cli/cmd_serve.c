@@ -24,9 +24,9 @@ static void usage(FILE *fp)
             "  command line. Config file lines: key = value (# comments).\n"
             "\n"
             "  %-24s %-18s %-30s %s\n", "setting (--option)", "default", "environment", "");
-    for (int i = 0; i < ap_server_config_count(); i++) {
+    for (int i = 0; i < ap__server_config_count(); i++) {
         ap_config_setting_info in;
-        ap_server_config_info(i, &in);
+        ap__server_config_info(i, &in);
         char env[64];
         snprintf(env, sizeof env, "%s%s%s", in.env, in.env_alt ? ", " : "",
                  in.env_alt ? in.env_alt : "");
@@ -62,12 +62,12 @@ int ap_cmd_serve(int argc, char **argv)
     }
     ap_server_config cfg;
     ap_error err;
-    ap_server_config_default(&cfg);
-    if (config && ap_server_config_load_file(&cfg, config, &err) != AP_OK) {
+    ap__server_config_default(&cfg);
+    if (config && ap__server_config_load_file(&cfg, config, &err) != AP_OK) {
         fprintf(stderr, "alphapulse serve: %s\n", err.msg);
         return 2;
     }
-    if (ap_server_config_load_env(&cfg, env_get, &err) != AP_OK) {
+    if (ap__server_config_load_env(&cfg, env_get, &err) != AP_OK) {
         fprintf(stderr, "alphapulse serve: %s\n", err.msg);
         return 2;
     }
@@ -102,7 +102,7 @@ int ap_cmd_serve(int argc, char **argv)
             return 2;
         }
         snprintf(where, sizeof where, "option --%s", key);
-        if (ap_server_config_set(&cfg, key, val, where, &err) != AP_OK) {
+        if (ap__server_config_set(&cfg, key, val, where, &err) != AP_OK) {
             fprintf(stderr, "alphapulse serve: %s\n", err.msg);
             return 2;
         }
@@ -118,19 +118,19 @@ int ap_cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     ap_server *srv;
-    if (ap_server_create(&cfg, log_line, NULL, &srv, &err) != AP_OK) {
+    if (ap__server_create(&cfg, log_line, NULL, &srv, &err) != AP_OK) {
         fprintf(stderr, "alphapulse serve: %s\n", err.msg);
         return 1;
     }
     fprintf(stderr, "alphapulse serve: %d model(s) from %s; listening on http://%s:%d\n",
-            ap_server_models_loaded(srv), cfg.repository,
-            strchr(cfg.host, ':') ? "[::1]" : cfg.host, ap_server_port(srv));
+            ap__server_models_loaded(srv), cfg.repository,
+            strchr(cfg.host, ':') ? "[::1]" : cfg.host, ap__server_port(srv));
     fflush(stderr);
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "alphapulse serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    ap_server_shutdown(srv);
-    ap_server_free(srv);
+    ap__server_shutdown(srv);
+    ap__server_free(srv);
     fprintf(stderr, "alphapulse serve: stopped\n");
     return 0;
 }

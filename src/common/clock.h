@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <time.h>
 
-static inline uint64_t ap_clock_ns(void)
+static inline uint64_t ap__clock_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ap_csv_open(ap_csv *csv, const char *path, ap_error *err)
+int ap__csv_open(ap_csv *csv, const char *path, ap_error *err)
 {
     memset(csv, 0, sizeof *csv);
     snprintf(csv->path, sizeof csv->path, "%s", path);
@@ -23,7 +23,7 @@ int ap_csv_open(ap_csv *csv, const char *path, ap_error *err)
     } else {
         csv->fp = fopen(path, "rb");
         if (!csv->fp)
-            return ap_error_set(err, AP_EIO, "%s: cannot open: %s", path, strerror(errno));
+            return ap__error_set(err, AP_EIO, "%s: cannot open: %s", path, strerror(errno));
         csv->owns_fp = 1;
     }
     csv->cap = 4096;
@@ -31,13 +31,13 @@ int ap_csv_open(ap_csv *csv, const char *path, ap_error *err)
     csv->fields_cap = 64;
     csv->fields = malloc(csv->fields_cap * sizeof *csv->fields);
     if (!csv->buf || !csv->fields) {
-        ap_csv_close(csv);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", path);
+        ap__csv_close(csv);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", path);
     }
     return AP_OK;
 }
 
-void ap_csv_close(ap_csv *csv)
+void ap__csv_close(ap_csv *csv)
 {
     if (csv->owns_fp && csv->fp)
         fclose(csv->fp);
@@ -57,23 +57,23 @@ static int read_line(ap_csv *csv, size_t *len_out, ap_error *err)
         if (c == '\n')
             break;
         if (c == '\0')
-            return ap_error_set(err, AP_EFORMAT, "%s:%ld: NUL byte in line", csv->path,
+            return ap__error_set(err, AP_EFORMAT, "%s:%ld: NUL byte in line", csv->path,
                                 csv->line + 1);
         if (len + 1 >= csv->cap) {
             if (csv->cap >= AP_CSV_MAX_LINE)
-                return ap_error_set(err, AP_ERANGE, "%s:%ld: line longer than %u bytes",
+                return ap__error_set(err, AP_ERANGE, "%s:%ld: line longer than %u bytes",
                                     csv->path, csv->line + 1, AP_CSV_MAX_LINE);
             size_t ncap = csv->cap * 2;
             char *nb = realloc(csv->buf, ncap);
             if (!nb)
-                return ap_error_set(err, AP_ENOMEM, "%s: out of memory", csv->path);
+                return ap__error_set(err, AP_ENOMEM, "%s: out of memory", csv->path);
             csv->buf = nb;
             csv->cap = ncap;
         }
         csv->buf[len++] = (char)c;
     }
     if (ferror(csv->fp))
-        return ap_error_set(err, AP_EIO, "%s:%ld: read error", csv->path, csv->line + 1);
+        return ap__error_set(err, AP_EIO, "%s:%ld: read error", csv->path, csv->line + 1);
     if (!any)
         return 0;
     if (len > 0 && csv->buf[len - 1] == '\r')
@@ -84,7 +84,7 @@ static int read_line(ap_csv *csv, size_t *len_out, ap_error *err)
     return 1;
 }
 
-int ap_csv_next(ap_csv *csv, ap_error *err)
+int ap__csv_next(ap_csv *csv, ap_error *err)
 {
     for (;;) {
         size_t len = 0;
@@ -98,19 +98,19 @@ int ap_csv_next(ap_csv *csv, ap_error *err)
         for (;;) {
             if (csv->nfields == csv->fields_cap) {
                 if (csv->fields_cap >= AP_CSV_MAX_FIELDS)
-                    return ap_error_set(err, AP_ERANGE, "%s:%ld: more than %u fields",
+                    return ap__error_set(err, AP_ERANGE, "%s:%ld: more than %u fields",
                                         csv->path, csv->line, AP_CSV_MAX_FIELDS);
                 size_t ncap = csv->fields_cap * 2;
                 char **nf = realloc(csv->fields, ncap * sizeof *nf);
                 if (!nf)
-                    return ap_error_set(err, AP_ENOMEM, "%s: out of memory", csv->path);
+                    return ap__error_set(err, AP_ENOMEM, "%s: out of memory", csv->path);
                 csv->fields = nf;
                 csv->fields_cap = ncap;
             }
             csv->fields[csv->nfields++] = p;
             char *comma = strchr(p, ',');
             if (strchr(p, '"') && (!comma || strchr(p, '"') < comma))
-                return ap_error_set(err, AP_EFORMAT,
+                return ap__error_set(err, AP_EFORMAT,
                                     "%s:%ld: field %zu: quoted fields are not supported",
                                     csv->path, csv->line, csv->nfields);
             if (!comma)
@@ -124,7 +124,7 @@ int ap_csv_next(ap_csv *csv, ap_error *err)
 
 /* ---- numeric rows under a header ---------------------------------------- */
 
-int ap_csv_rows_open(ap_csv_rows *r, const char *path, int width, size_t chunk,
+int ap__csv_rows_open(ap_csv_rows *r, const char *path, int width, size_t chunk,
                      ap_error *err)
 {
     memset(r, 0, sizeof *r);
@@ -134,33 +134,33 @@ int ap_csv_rows_open(ap_csv_rows *r, const char *path, int width, size_t chunk,
     r->col_of = malloc((size_t)width * sizeof *r->col_of);
     r->X = malloc(chunk * (size_t)width * sizeof *r->X);
     if (!r->col_of || !r->X) {
-        ap_csv_rows_close(r);
-        return ap_error_set(err, AP_ENOMEM, "out of memory");
+        ap__csv_rows_close(r);
+        return ap__error_set(err, AP_ENOMEM, "out of memory");
     }
-    int rc = ap_csv_open(&r->csv, path, err);
+    int rc = ap__csv_open(&r->csv, path, err);
     if (rc != AP_OK) {
-        ap_csv_rows_close(r);
+        ap__csv_rows_close(r);
         return rc;
     }
-    int got = ap_csv_next(&r->csv, err);
+    int got = ap__csv_next(&r->csv, err);
     if (got <= 0) {
         rc = got < 0 ? got
-                     : ap_error_set(err, AP_EFORMAT, "%s: empty file (expected a header row)",
+                     : ap__error_set(err, AP_EFORMAT, "%s: empty file (expected a header row)",
                                     path);
-        ap_csv_rows_close(r);
+        ap__csv_rows_close(r);
         return rc;
     }
     r->ncols = r->csv.nfields;
     return AP_OK;
 }
 
-int ap_csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err)
+int ap__csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err)
 {
     ap_csv *csv = &r->csv;
     const size_t w = (size_t)r->width;
     *n = 0;
     while (!r->eof && *n < r->chunk) {
-        int got = ap_csv_next(csv, err);
+        int got = ap__csv_next(csv, err);
         if (got < 0)
             return got;
         if (got == 0) {
@@ -168,13 +168,13 @@ int ap_csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err)
             break;
         }
         if (csv->nfields != r->ncols)
-            return ap_error_set(err, AP_EFORMAT, "%s:%ld: %zu fields, header has %zu", r->path,
+            return ap__error_set(err, AP_EFORMAT, "%s:%ld: %zu fields, header has %zu", r->path,
                                 csv->line, csv->nfields, r->ncols);
         double *row = r->X + *n * w;
         for (size_t i = 0; i < w; i++) {
             const char *field = csv->fields[r->col_of[i]];
-            if (ap_parse_double(field, &row[i]) != AP_OK)
-                return ap_error_set(err, AP_EFORMAT, "%s:%ld: column %d: '%s' is not a number",
+            if (ap__parse_double(field, &row[i]) != AP_OK)
+                return ap__error_set(err, AP_EFORMAT, "%s:%ld: column %d: '%s' is not a number",
                                     r->path, csv->line, r->col_of[i] + 1, field);
         }
         (*n)++;
@@ -182,15 +182,15 @@ int ap_csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err)
     return AP_OK;
 }
 
-void ap_csv_rows_close(ap_csv_rows *r)
+void ap__csv_rows_close(ap_csv_rows *r)
 {
-    ap_csv_close(&r->csv); /* a zeroed ap_csv closes as a no-op */
+    ap__csv_close(&r->csv); /* a zeroed ap_csv closes as a no-op */
     free(r->col_of);
     free(r->X);
     memset(r, 0, sizeof *r);
 }
 
-int ap_parse_double(const char *s, double *out)
+int ap__parse_double(const char *s, double *out)
 {
     while (*s == ' ' || *s == '\t')
         s++;
@@ -220,17 +220,17 @@ int ap_parse_double(const char *s, double *out)
     return AP_OK;
 }
 
-int ap_read_file(const char *path, size_t max, char **out, size_t *len, ap_error *err)
+int ap__read_file(const char *path, size_t max, char **out, size_t *len, ap_error *err)
 {
     /* O_NONBLOCK: opening a FIFO must not wait for a writer; then only a
        regular file is read (a device such as /dev/zero never ends) */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0)
-        return ap_error_set(err, AP_EIO, "%s: cannot open: %s", path, strerror(errno));
+        return ap__error_set(err, AP_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return ap_error_set(err, AP_EIO, "%s: not a regular file (%s)", path,
+        return ap__error_set(err, AP_EIO, "%s: not a regular file (%s)", path,
                             S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISDIR(st.st_mode) ? "a folder"
                             : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
                                                                         : "not a plain file");
@@ -241,27 +241,27 @@ int ap_read_file(const char *path, size_t max, char **out, size_t *len, ap_error
     FILE *fp = fdopen(fd, "rb");
     if (!fp) {
         close(fd);
-        return ap_error_set(err, AP_ENOMEM, "%s: cannot open: %s", path, strerror(errno));
+        return ap__error_set(err, AP_ENOMEM, "%s: cannot open: %s", path, strerror(errno));
     }
     size_t cap = 65536, n = 0;
     char *buf = malloc(cap + 1);
     if (!buf) {
         fclose(fp);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", path);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", path);
     }
     for (;;) {
         if (n == cap) {
             if (cap >= max) {
                 free(buf);
                 fclose(fp);
-                return ap_error_set(err, AP_ERANGE, "%s: file larger than %zu bytes", path, max);
+                return ap__error_set(err, AP_ERANGE, "%s: file larger than %zu bytes", path, max);
             }
             size_t ncap = cap * 2 > max ? max : cap * 2;
             char *nb = realloc(buf, ncap + 1);
             if (!nb) {
                 free(buf);
                 fclose(fp);
-                return ap_error_set(err, AP_ENOMEM, "%s: out of memory", path);
+                return ap__error_set(err, AP_ENOMEM, "%s: out of memory", path);
             }
             buf = nb;
             cap = ncap;
@@ -275,7 +275,7 @@ int ap_read_file(const char *path, size_t max, char **out, size_t *len, ap_error
     fclose(fp);
     if (bad) {
         free(buf);
-        return ap_error_set(err, AP_EIO, "%s: read error", path);
+        return ap__error_set(err, AP_EIO, "%s: read error", path);
     }
     buf[n] = '\0';
     *out = buf;

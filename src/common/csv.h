@@ -26,10 +26,10 @@ typedef struct ap_csv {
 } ap_csv;
 
 /* Open path ("-" = stdin). */
-int ap_csv_open(ap_csv *csv, const char *path, ap_error *err);
+int ap__csv_open(ap_csv *csv, const char *path, ap_error *err);
 /* Read the next non-empty line. Returns 1 with fields set, 0 at EOF, <0 on error. */
-int ap_csv_next(ap_csv *csv, ap_error *err);
-void ap_csv_close(ap_csv *csv);
+int ap__csv_next(ap_csv *csv, ap_error *err);
+void ap__csv_close(ap_csv *csv);
 
 /*
  * Numeric rows under a header, a chunk at a time (the CLI's predict and
@@ -50,21 +50,21 @@ typedef struct ap_csv_rows {
     int eof;
 } ap_csv_rows;
 
-int ap_csv_rows_open(ap_csv_rows *r, const char *path, int width, size_t chunk,
+int ap__csv_rows_open(ap_csv_rows *r, const char *path, int width, size_t chunk,
                      ap_error *err);
 /* *n rows are in r->X; *n == 0 at the end of the file. AP_OK or an error. */
-int ap_csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err);
-void ap_csv_rows_close(ap_csv_rows *r);
+int ap__csv_rows_next(ap_csv_rows *r, size_t *n, ap_error *err);
+void ap__csv_rows_close(ap_csv_rows *r);
 
 /*
  * Parse a numeric field strictly: the whole field (surrounding spaces
  * allowed) must be a number. Empty, "nan", "NaN", "NAN" give NaN.
  * Returns 0 or AP_EFORMAT.
  */
-int ap_parse_double(const char *s, double *out);
+int ap__parse_double(const char *s, double *out);
 
 /* Read a whole regular file into a malloc'd buffer (NUL-terminated), at most max
    bytes. FIFOs, devices and folders are refused (opened without blocking). */
-int ap_read_file(const char *path, size_t max, char **out, size_t *len, ap_error *err);
+int ap__read_file(const char *path, size_t max, char **out, size_t *len, ap_error *err);
 
 #endif

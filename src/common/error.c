@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-int ap_error_set(ap_error *err, int code, const char *fmt, ...)
+int ap__error_set(ap_error *err, int code, const char *fmt, ...)
 {
     if (err) {
         va_list ap;
@@ -16,7 +16,7 @@ int ap_error_set(ap_error *err, int code, const char *fmt, ...)
     return code;
 }
 
-int ap_error_prefix(ap_error *err, const char *fmt, ...)
+int ap__error_prefix(ap_error *err, const char *fmt, ...)
 {
     if (!err)
         return AP_EINVAL;

@@ -11,9 +11,9 @@
 #endif
 
 /* Fill err (may be NULL) with code and a formatted message; returns code. */
-int ap_error_set(ap_error *err, int code, const char *fmt, ...) AP_PRINTF(3, 4);
+int ap__error_set(ap_error *err, int code, const char *fmt, ...) AP_PRINTF(3, 4);
 
 /* Prepend a context prefix ("file.json: ") to an already-set message. */
-int ap_error_prefix(ap_error *err, const char *fmt, ...) AP_PRINTF(2, 3);
+int ap__error_prefix(ap_error *err, const char *fmt, ...) AP_PRINTF(2, 3);
 
 #endif

@@ -5,20 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-int ap_dense_init(ap_dense *d, int in, int out, ap_error *err)
+int ap__dense_init(ap_dense *d, int in, int out, ap_error *err)
 {
     d->in = in;
     d->out = out;
     d->w = calloc((size_t)in * (size_t)out, sizeof *d->w);
     d->b = calloc((size_t)out, sizeof *d->b);
     if (!d->w || !d->b) {
-        ap_dense_free(d);
-        return ap_error_set(err, AP_ENOMEM, "dense layer %dx%d: out of memory", out, in);
+        ap__dense_free(d);
+        return ap__error_set(err, AP_ENOMEM, "dense layer %dx%d: out of memory", out, in);
     }
     return AP_OK;
 }
 
-void ap_dense_free(ap_dense *d)
+void ap__dense_free(ap_dense *d)
 {
     free(d->w);
     free(d->b);
@@ -38,7 +38,7 @@ static float dot(const float *a, const float *b, int n)
     return s;
 }
 
-void ap_dense_forward(const ap_dense *d, const double *x, size_t n, double *y, float *xf)
+void ap__dense_forward(const ap_dense *d, const double *x, size_t n, double *y, float *xf)
 {
     for (size_t r = 0; r < n; r++) {
         const double *xr = x + r * (size_t)d->in;

@@ -21,11 +21,11 @@ typedef struct ap_dense {
 } ap_dense;
 
 /* Allocate a zeroed layer. */
-int ap_dense_init(ap_dense *d, int in, int out, ap_error *err);
-void ap_dense_free(ap_dense *d);
+int ap__dense_init(ap_dense *d, int in, int out, ap_error *err);
+void ap__dense_free(ap_dense *d);
 
 /* n rows: x is n * in doubles holding float values, y n * out (float values
    widened). xf: scratch of `in` floats. */
-void ap_dense_forward(const ap_dense *d, const double *x, size_t n, double *y, float *xf);
+void ap__dense_forward(const ap_dense *d, const double *x, size_t n, double *y, float *xf);
 
 #endif

@@ -505,7 +505,7 @@ int ap_features_new(ap_features **out, ap_error *err)
 {
     ap_features *f = calloc(1, sizeof *f);
     if (!f)
-        return ap_error_set(err, AP_ENOMEM, "features: out of memory");
+        return ap__error_set(err, AP_ENOMEM, "features: out of memory");
     *out = f;
     return AP_OK;
 }
@@ -531,12 +531,12 @@ int ap_bar_check(const ap_bar *b, ap_error *err)
     const double p[4] = {b->open, b->high, b->low, b->close};
     for (int i = 0; i < 4; i++)
         if (!isfinite(p[i]) || !(p[i] > 0))
-            return ap_error_set(err, AP_EINVAL, "bar: %s %.17g is not a finite price > 0", pn[i],
+            return ap__error_set(err, AP_EINVAL, "bar: %s %.17g is not a finite price > 0", pn[i],
                                 p[i]);
     if (!isfinite(b->volume) || !(b->volume >= 0))
-        return ap_error_set(err, AP_EINVAL, "bar: volume %.17g is not finite and >= 0", b->volume);
+        return ap__error_set(err, AP_EINVAL, "bar: volume %.17g is not finite and >= 0", b->volume);
     if (b->high < b->low)
-        return ap_error_set(err, AP_EINVAL, "bar: high %.17g is below low %.17g", b->high, b->low);
+        return ap__error_set(err, AP_EINVAL, "bar: high %.17g is below low %.17g", b->high, b->low);
     return AP_OK;
 }
 
@@ -555,7 +555,7 @@ int ap_features_push(ap_features *f, const ap_bar *bar, double *out, ap_error *e
         return rc;
     if (f->st.n > 0 && bar->t < f->st.t_last) {
         char a[40], b[40];
-        return ap_error_set(err, AP_EINVAL, "bar: time %s is older than the last bar's (%s)",
+        return ap__error_set(err, AP_EINVAL, "bar: time %s is older than the last bar's (%s)",
                             ap_format_timestamp(bar->t, a, sizeof a),
                             ap_format_timestamp(f->st.t_last, b, sizeof b));
     }
@@ -573,9 +573,9 @@ int ap_features_compute(const ap_bar *bars, size_t n, double *out, ap_error *err
     if (n == 0)
         return AP_OK;
     if (!bars || !out)
-        return ap_error_set(err, AP_EINVAL, "features: NULL bars or output for %zu bars", n);
+        return ap__error_set(err, AP_EINVAL, "features: NULL bars or output for %zu bars", n);
     if (n > SIZE_MAX / (AP_FEATURE_COUNT * sizeof(double)))
-        return ap_error_set(err, AP_ERANGE, "features: %zu bars overflow the output size", n);
+        return ap__error_set(err, AP_ERANGE, "features: %zu bars overflow the output size", n);
     ap_features *f = NULL;
     int rc = ap_features_new(&f, err);
     if (rc)
@@ -585,7 +585,7 @@ int ap_features_compute(const ap_bar *bars, size_t n, double *out, ap_error *err
         rc = ap_features_push(f, &bars[i], out + i * AP_FEATURE_COUNT, &e);
         if (rc) {
             const char *why = strncmp(e.msg, "bar: ", 5) ? e.msg : e.msg + 5;
-            ap_error_set(err, rc, "bar %zu: %s", i, why);
+            ap__error_set(err, rc, "bar %zu: %s", i, why);
             break;
         }
     }

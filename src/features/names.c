@@ -40,7 +40,7 @@ int ap_feature_resolve(const char *const *want, size_t n, int *idx, ap_error *er
     for (size_t i = 0; i < n; i++) {
         idx[i] = ap_feature_index(want[i]);
         if (idx[i] < 0)
-            return ap_error_set(err, AP_ENOTFOUND,
+            return ap__error_set(err, AP_ENOTFOUND,
                                 "feature '%s' (name %zu of %zu) is not in alphapulse-v1",
                                 want[i] ? want[i] : "(null)", i + 1, n);
     }

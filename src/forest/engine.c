@@ -120,7 +120,7 @@ static __attribute__((noinline)) uint32_t slow_next(const ap_engine *e, uint32_t
     const ap_ir_node *n = e->src[i];
     if (n->kind == AP_SPLIT_LEAF)
         return i;
-    return e->right[i] - (uint32_t)ap_ir_go_left(e->ir, n, x);
+    return e->right[i] - (uint32_t)ap__ir_go_left(e->ir, n, x);
 }
 
 /* Walk modes, a compile-time constant at every call site. */
@@ -142,14 +142,14 @@ static inline __attribute__((always_inline)) uint32_t step(const ap_engine *e, u
     return e->right[i] - (x < e->thr[i]);
 }
 
-/* A linear leaf's value: ap_ir_leaf_value (ir.h), kept out of line. Inlined
+/* A linear leaf's value: ap__ir_leaf_value (ir.h), kept out of line. Inlined
    into the walks it made every forest slower, linear leaves or not
    (callgrind: +0.3% instructions on a depth-6 XGBoost forest, +0.7% on a
    1000-tree LightGBM one), for -1.5% on linear forests only. */
 static __attribute__((noinline)) double linear_value(const ap_engine *e, const ap_ir_node *n,
                                                      const double *row)
 {
-    return ap_ir_leaf_value(e->ir, n, row);
+    return ap__ir_leaf_value(e->ir, n, row);
 }
 
 /* Add a vector leaf's G contributions to one row's accumulators. */
@@ -424,12 +424,12 @@ static void margins(const ap_engine *e, const double *X, int nb, void *acc, void
         rows[vec][mode](e, X, nb, acc);
 }
 
-void ap_engine_predict(const ap_engine *e, const double *X, size_t nrows, double *out,
+void ap__engine_predict(const ap_engine *e, const double *X, size_t nrows, double *out,
                        unsigned flags)
 {
     const int raw = (flags & AP_PREDICT_RAW) != 0;
     const int32_t G = e->G, nf = e->nf;
-    const int nout = raw ? G : ap_forest_ir_num_outputs(e->ir);
+    const int nout = raw ? G : ap__forest_ir_num_outputs(e->ir);
     int bs = e->tiles ? TILE * e->tiles : BLOCK;
     if (ACC_MAX / G < bs)
         bs = ACC_MAX / G;
@@ -460,14 +460,14 @@ void ap_engine_predict(const ap_engine *e, const double *X, size_t nrows, double
             if (raw)
                 memcpy(o, m, (size_t)G * sizeof *m);
             else if (e->prec == AP_PREC_F32)
-                ap_transform_xgboost(e->ir, m, o);
+                ap__transform_xgboost(e->ir, m, o);
             else
-                ap_transform_lightgbm(e->ir, m, o);
+                ap__transform_lightgbm(e->ir, m, o);
         }
     }
 }
 
-void ap_engine_free(ap_engine *e)
+void ap__engine_free(ap_engine *e)
 {
     if (!e)
         return;
@@ -490,11 +490,11 @@ void ap_engine_free(ap_engine *e)
     free(e);
 }
 
-int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
+int ap__engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
 {
     *out = NULL;
     if (ir->num_groups > MAX_GROUPS)
-        return ap_error_set(err, AP_EUNSUPPORTED,
+        return ap__error_set(err, AP_EUNSUPPORTED,
                             "model has %d output groups; the engine supports at most %d",
                             ir->num_groups, MAX_GROUPS);
     uint64_t total = 0, nvec = 0;   /* nodes; vector-leaf values */
@@ -509,10 +509,10 @@ int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
                 nvec += tr->nodes[k].kind == AP_SPLIT_LEAF ? (uint64_t)ir->num_groups : 0;
     }
     if (total > FEAT_MASK)
-        return ap_error_set(err, AP_ERANGE, "model has %llu nodes, more than the engine's %u",
+        return ap__error_set(err, AP_ERANGE, "model has %llu nodes, more than the engine's %u",
                             (unsigned long long)total, FEAT_MASK);
     if (nvec > UINT32_MAX)
-        return ap_error_set(err, AP_ERANGE,
+        return ap__error_set(err, AP_ERANGE,
                             "model has %llu vector leaf values, more than the engine's %u",
                             (unsigned long long)nvec, UINT32_MAX);
     ap_engine *e = calloc(1, sizeof *e);
@@ -656,6 +656,6 @@ int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
 nomem:
     free(queue);
     free(qdepth);
-    ap_engine_free(e);
-    return ap_error_set(err, AP_ENOMEM, "out of memory compiling the model");
+    ap__engine_free(e);
+    return ap__error_set(err, AP_ENOMEM, "out of memory compiling the model");
 }

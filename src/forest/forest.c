@@ -30,46 +30,46 @@ int ap_forest_load_mem(const void *buf, size_t len, ap_forest_format format, con
     if (!name)
         name = "model";
     if (!buf)
-        return ap_error_set(err, AP_EINVAL, "%s: no data", name);
+        return ap__error_set(err, AP_EINVAL, "%s: no data", name);
     if (len == 0)
-        return ap_error_set(err, AP_EFORMAT, "%s: empty model file", name);
+        return ap__error_set(err, AP_EFORMAT, "%s: empty model file", name);
     if (len > AP_FOREST_MAX_FILE)
-        return ap_error_set(err, AP_ERANGE, "%s: model larger than %zu bytes", name,
+        return ap__error_set(err, AP_ERANGE, "%s: model larger than %zu bytes", name,
                             (size_t)AP_FOREST_MAX_FILE);
     /* text loaders want a NUL-terminated buffer: make our own copy */
     char *copy = malloc(len + 1);
     if (!copy)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     memcpy(copy, buf, len);
     copy[len] = '\0';
 
     ap_forest *f = calloc(1, sizeof *f);
     if (!f) {
         free(copy);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     }
-    ap_forest_ir_init(&f->ir);
+    ap__forest_ir_init(&f->ir);
     if (format == AP_FORMAT_AUTO)
         format = sniff((const unsigned char *)copy, len);
     int rc;
     switch (format) {
     case AP_FORMAT_XGBOOST_JSON:
-        rc = ap_xgboost_load_json(copy, len, name, &f->ir, err);
+        rc = ap__xgboost_load_json(copy, len, name, &f->ir, err);
         break;
     case AP_FORMAT_XGBOOST_UBJ:
-        rc = ap_xgboost_load_ubj((const unsigned char *)copy, len, name, &f->ir, err);
+        rc = ap__xgboost_load_ubj((const unsigned char *)copy, len, name, &f->ir, err);
         break;
     case AP_FORMAT_LIGHTGBM:
-        rc = ap_lightgbm_load(copy, len, name, &f->ir, err);
+        rc = ap__lightgbm_load(copy, len, name, &f->ir, err);
         break;
     default:
-        rc = ap_error_set(err, AP_EINVAL, "%s: unknown model format %d", name, (int)format);
+        rc = ap__error_set(err, AP_EINVAL, "%s: unknown model format %d", name, (int)format);
     }
     free(copy);
     if (rc == AP_OK)
-        rc = ap_forest_ir_validate(&f->ir, name, err);
+        rc = ap__forest_ir_validate(&f->ir, name, err);
     if (rc == AP_OK)
-        rc = ap_engine_compile(&f->ir, &f->engine, err);
+        rc = ap__engine_compile(&f->ir, &f->engine, err);
     if (rc != AP_OK) {
         ap_forest_free(f);
         return rc;
@@ -78,19 +78,19 @@ int ap_forest_load_mem(const void *buf, size_t len, ap_forest_format format, con
     return AP_OK;
 }
 
-int ap_forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_error *err)
+int ap__forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_error *err)
 {
     *out = NULL;
     ap_forest *f = calloc(1, sizeof *f);
     if (!f) {
-        ap_forest_ir_free(ir);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        ap__forest_ir_free(ir);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     }
     f->ir = *ir;  /* move: the forest owns the IR's arrays from here on */
-    ap_forest_ir_init(ir);
-    int rc = ap_forest_ir_validate(&f->ir, name, err);
+    ap__forest_ir_init(ir);
+    int rc = ap__forest_ir_validate(&f->ir, name, err);
     if (rc == AP_OK)
-        rc = ap_engine_compile(&f->ir, &f->engine, err);
+        rc = ap__engine_compile(&f->ir, &f->engine, err);
     if (rc != AP_OK) {
         ap_forest_free(f);
         return rc;
@@ -104,7 +104,7 @@ int ap_forest_load(const char *path, ap_forest_format format, ap_forest **out, a
     char *buf;
     size_t len;
     *out = NULL;
-    int rc = ap_read_file(path, AP_FOREST_MAX_FILE, &buf, &len, err);
+    int rc = ap__read_file(path, AP_FOREST_MAX_FILE, &buf, &len, err);
     if (rc != AP_OK)
         return rc;
     rc = ap_forest_load_mem(buf, len, format, path, out, err);
@@ -116,8 +116,8 @@ void ap_forest_free(ap_forest *f)
 {
     if (!f)
         return;
-    ap_engine_free(f->engine);
-    ap_forest_ir_free(&f->ir);
+    ap__engine_free(f->engine);
+    ap__forest_ir_free(&f->ir);
     free(f);
 }
 
@@ -129,7 +129,7 @@ const char *ap_forest_objective(const ap_forest *f) { return f->ir.objective; }
 
 int ap_forest_num_outputs(const ap_forest *f, unsigned flags)
 {
-    return (flags & AP_PREDICT_RAW) ? f->ir.num_groups : ap_forest_ir_num_outputs(&f->ir);
+    return (flags & AP_PREDICT_RAW) ? f->ir.num_groups : ap__forest_ir_num_outputs(&f->ir);
 }
 
 const char *ap_forest_feature_name(const ap_forest *f, int i)
@@ -142,5 +142,5 @@ const char *ap_forest_feature_name(const ap_forest *f, int i)
 void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
                        unsigned flags)
 {
-    ap_engine_predict(f->engine, X, nrows, out, flags);
+    ap__engine_predict(f->engine, X, nrows, out, flags);
 }

@@ -14,22 +14,22 @@ struct ap_forest {
 
 /* Loaders: fill ir from a buffer (NUL-terminated at buf[len] for text formats).
    `name` prefixes every error message. They validate what they read; the
-   caller runs ap_forest_ir_validate afterwards as well. */
-int ap_xgboost_load_json(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
+   caller runs ap__forest_ir_validate afterwards as well. */
+int ap__xgboost_load_json(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
                          ap_error *err);
-int ap_xgboost_load_ubj(const unsigned char *buf, size_t len, const char *name, ap_forest_ir *ir,
+int ap__xgboost_load_ubj(const unsigned char *buf, size_t len, const char *name, ap_forest_ir *ir,
                         ap_error *err);
-int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
+int ap__lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
                      ap_error *err);
 
 /* Build a forest from an IR another importer filled (ONNX): takes ownership
    of ir's arrays (ir is left empty, also on error), validates, compiles. */
-int ap_forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_error *err);
+int ap__forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_error *err);
 
 /* Engine: compile a validated IR into the fast layout; predict from it. */
-int ap_engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err);
-void ap_engine_free(ap_engine *e);
-void ap_engine_predict(const ap_engine *e, const double *X, size_t nrows, double *out,
+int ap__engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err);
+void ap__engine_free(ap_engine *e);
+void ap__engine_predict(const ap_engine *e, const double *X, size_t nrows, double *out,
                        unsigned flags);
 
 #endif

@@ -7,7 +7,7 @@
  *
  * Semantics of one split node (the engine reproduces exactly this). For an
  * AP_PREC_F32 forest (XGBoost) the row value is first rounded to float, as
- * XGBoost's DMatrix stores float32 (ap_ir_round_f32: no UB past FLT_MAX);
+ * XGBoost's DMatrix stores float32 (ap__ir_round_f32: no UB past FLT_MAX);
  * everything below then uses that value.
  *
  *   numeric node (kind AP_SPLIT_NUM), x = row[feature]:
@@ -54,7 +54,7 @@
  *       model is the plain sum: GBDT::PredictRaw does not divide, only
  *       GBDT::Predict does, before ConvertOutput); then margin = s + base_score[g]
  * The objective transform of the source library then runs on the margins
- * (ap_transform_xgboost / ap_transform_lightgbm, transform.h).
+ * (ap__transform_xgboost / ap__transform_lightgbm, transform.h).
  */
 #ifndef AP_FOREST_IR_H
 #define AP_FOREST_IR_H
@@ -73,7 +73,7 @@ enum { AP_PREC_F32 = 0, AP_PREC_F64 = 1 };
    rows. A plain (float) cast is undefined behaviour past FLT_MAX (a CSV may
    hold 1e300): beyond it IEEE rounding gives FLT_MAX up to the midpoint
    0x1.ffffffp127, infinity from there (ties to even: FLT_MAX is odd). */
-static inline double ap_ir_round_f32(double x)
+static inline double ap__ir_round_f32(double x)
 {
     if (!(fabs(x) > FLT_MAX)) /* NaN too */
         return (double)(float)x;
@@ -149,19 +149,19 @@ typedef struct ap_forest_ir {
 #define AP_IR_MAX_GROUPS    (1 << 16)
 #define AP_IR_MAX_CAT_WORDS (1 << 20)   /* per node */
 
-void ap_forest_ir_init(ap_forest_ir *ir);
-void ap_forest_ir_free(ap_forest_ir *ir);
+void ap__forest_ir_init(ap_forest_ir *ir);
+void ap__forest_ir_free(ap_forest_ir *ir);
 /* Append a tree with nnodes zeroed nodes; returns it or NULL on ENOMEM. */
-ap_ir_tree *ap_forest_ir_add_tree(ap_forest_ir *ir, int32_t nnodes, ap_error *err);
+ap_ir_tree *ap__forest_ir_add_tree(ap_forest_ir *ir, int32_t nnodes, ap_error *err);
 /* Append words to cat_words; sets *off. */
-int ap_forest_ir_add_cat(ap_forest_ir *ir, const uint32_t *words, uint32_t n, uint32_t *off,
+int ap__forest_ir_add_cat(ap_forest_ir *ir, const uint32_t *words, uint32_t n, uint32_t *off,
                          ap_error *err);
 /* Append linear terms; sets *off. */
-int ap_forest_ir_add_lin(ap_forest_ir *ir, const int32_t *feat, const double *coeff, uint32_t n,
+int ap__forest_ir_add_lin(ap_forest_ir *ir, const int32_t *feat, const double *coeff, uint32_t n,
                          uint32_t *off, ap_error *err);
 
 /* Append the num_groups values of one vector leaf to leaf_vec; sets *off. */
-int ap_forest_ir_add_vec(ap_forest_ir *ir, const double *v, uint32_t *off, ap_error *err);
+int ap__forest_ir_add_vec(ap_forest_ir *ir, const double *v, uint32_t *off, ap_error *err);
 
 /*
  * Check everything the engine relies on: child indices in range, every node
@@ -170,17 +170,17 @@ int ap_forest_ir_add_vec(ap_forest_ir *ir, const double *v, uint32_t *off, ap_er
  * finite thresholds and leaves.
  * The message names the tree and node. `what` prefixes it (usually the path).
  */
-int ap_forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *err);
+int ap__forest_ir_validate(const ap_forest_ir *ir, const char *what, ap_error *err);
 
 /* The split rule above for one node and row value: 1 = left. The engine's
    slow path (categorical, zero-as-missing, NaN) calls this same function. */
-int ap_ir_go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x);
+int ap__ir_go_left(const ap_forest_ir *ir, const ap_ir_node *n, double x);
 
 /* The value of leaf n for a row: its value, or a linear leaf's sum as
    described above (in that order, NaN in a term -> value). One definition
    for the reference predictor and the engine; inline because the engine
    calls it per row and leaf of linear forests. */
-static inline double ap_ir_leaf_value(const ap_forest_ir *ir, const ap_ir_node *n,
+static inline double ap__ir_leaf_value(const ap_forest_ir *ir, const ap_ir_node *n,
                                       const double *row)
 {
     if (n->lin_len == 0)
@@ -197,7 +197,7 @@ static inline double ap_ir_leaf_value(const ap_forest_ir *ir, const ap_ir_node *
 
 /* Reference predictor straight from the IR (slow, obviously correct): used by
    tests to check the compiled engine. out: num_outputs doubles per row. */
-int ap_forest_ir_num_outputs(const ap_forest_ir *ir);
-void ap_forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw, double *out);
+int ap__forest_ir_num_outputs(const ap_forest_ir *ir);
+void ap__forest_ir_predict_ref(const ap_forest_ir *ir, const double *row, int raw, double *out);
 
 #endif

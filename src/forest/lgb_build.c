@@ -49,43 +49,43 @@ static int read_linear(const lgb_tree *t, long long L, ap_forest_ir *ir, int32_t
 {
     int rc;
     *lin_n_out = NULL;
-    if ((rc = ap_lgb_want_count(t, K_LEAF_CONST, (size_t)L, err)) != AP_OK ||
-        (rc = ap_lgb_want_count(t, K_NUM_FEATURES, (size_t)L, err)) != AP_OK)
+    if ((rc = ap__lgb_want_count(t, K_LEAF_CONST, (size_t)L, err)) != AP_OK ||
+        (rc = ap__lgb_want_count(t, K_NUM_FEATURES, (size_t)L, err)) != AP_OK)
         return rc;
     int32_t *lin_n = malloc((size_t)L * sizeof *lin_n), *lin_feat = NULL;
     double *lin_coeff = NULL;
     size_t nterms = 0;
     if (!lin_n)
-        return ap_lgb_tree_err(t, 0, err, AP_ENOMEM, "out of memory");
+        return ap__lgb_tree_err(t, 0, err, AP_ENOMEM, "out of memory");
     *lin_n_out = lin_n;
     lgb_tokens it = lgb_tokens_of(t->f[K_NUM_FEATURES]);
     for (long long j = 0; j < L && rc == AP_OK; j++) {
         long long v;
-        rc = ap_lgb_tree_int(t, K_NUM_FEATURES, &it, 0, ir->num_features, &v, err);
+        rc = ap__lgb_tree_int(t, K_NUM_FEATURES, &it, 0, ir->num_features, &v, err);
         lin_n[j] = (int32_t)v;
         nterms += (size_t)v;
     }
-    if (rc == AP_OK && (rc = ap_lgb_want_count(t, K_LEAF_FEATURES, nterms, err)) == AP_OK)
-        rc = ap_lgb_want_count(t, K_LEAF_COEFF, nterms, err);
+    if (rc == AP_OK && (rc = ap__lgb_want_count(t, K_LEAF_FEATURES, nterms, err)) == AP_OK)
+        rc = ap__lgb_want_count(t, K_LEAF_COEFF, nterms, err);
     if (rc == AP_OK) {
         lin_feat = malloc((nterms + 1) * sizeof *lin_feat);
         lin_coeff = malloc((nterms + 1) * sizeof *lin_coeff);
         if (!lin_feat || !lin_coeff)
-            rc = ap_lgb_tree_err(t, 0, err, AP_ENOMEM, "out of memory for linear leaves");
+            rc = ap__lgb_tree_err(t, 0, err, AP_ENOMEM, "out of memory for linear leaves");
     }
     lgb_tokens itf = lgb_tokens_of(t->f[K_LEAF_FEATURES]);
     lgb_tokens itc = lgb_tokens_of(t->f[K_LEAF_COEFF]);
     for (size_t i = 0; i < nterms && rc == AP_OK; i++) {
         long long v;
-        rc = ap_lgb_tree_int(t, K_LEAF_FEATURES, &itf, 0, ir->num_features - 1, &v, err);
+        rc = ap__lgb_tree_int(t, K_LEAF_FEATURES, &itf, 0, ir->num_features - 1, &v, err);
         lin_feat[i] = (int32_t)v;
         if (rc == AP_OK)
-            rc = ap_lgb_tree_double(t, K_LEAF_COEFF, &itc, 0, &lin_coeff[i], err);
+            rc = ap__lgb_tree_double(t, K_LEAF_COEFF, &itc, 0, &lin_coeff[i], err);
     }
     if (rc == AP_OK) {
-        rc = ap_forest_ir_add_lin(ir, lin_feat, lin_coeff, (uint32_t)nterms, lin_base, err);
+        rc = ap__forest_ir_add_lin(ir, lin_feat, lin_coeff, (uint32_t)nterms, lin_base, err);
         if (rc != AP_OK)
-            ap_error_prefix(err, "%s: tree %d: ", t->name, t->index);
+            ap__error_prefix(err, "%s: tree %d: ", t->name, t->index);
     }
     free(lin_feat);
     free(lin_coeff);
@@ -106,24 +106,24 @@ static int read_bitsets(const lgb_tree *t, long long ncat, ap_forest_ir *ir, uin
     *bounds_out = bounds;
     uint32_t *words = malloc(nwords * sizeof *words);
     if (!bounds || !words)
-        rc = ap_lgb_tree_err(t, 0, err, AP_ENOMEM, "out of memory for categorical bitsets");
+        rc = ap__lgb_tree_err(t, 0, err, AP_ENOMEM, "out of memory for categorical bitsets");
     lgb_tokens it = lgb_tokens_of(t->f[K_CAT_BOUNDARIES]);
     for (long long i = 0; i <= ncat && rc == AP_OK; i++) {
         long long v;
-        rc = ap_lgb_tree_int(t, K_CAT_BOUNDARIES, &it, i ? bounds[i - 1] : 0, (long long)nwords, &v,
+        rc = ap__lgb_tree_int(t, K_CAT_BOUNDARIES, &it, i ? bounds[i - 1] : 0, (long long)nwords, &v,
                              err);
         bounds[i] = (uint32_t)v;
     }
     it = lgb_tokens_of(t->f[K_CAT_THRESHOLD]);
     for (size_t i = 0; i < nwords && rc == AP_OK; i++) {
         long long v;
-        rc = ap_lgb_tree_int(t, K_CAT_THRESHOLD, &it, 0, UINT32_MAX, &v, err);
+        rc = ap__lgb_tree_int(t, K_CAT_THRESHOLD, &it, 0, UINT32_MAX, &v, err);
         words[i] = (uint32_t)v;
     }
     if (rc == AP_OK) {
-        rc = ap_forest_ir_add_cat(ir, words, (uint32_t)nwords, cat_base, err);
+        rc = ap__forest_ir_add_cat(ir, words, (uint32_t)nwords, cat_base, err);
         if (rc != AP_OK)
-            ap_error_prefix(err, "%s: tree %d: ", t->name, t->index);
+            ap__error_prefix(err, "%s: tree %d: ", t->name, t->index);
     }
     free(words);
     return rc;
@@ -142,17 +142,17 @@ static int build_splits(const lgb_tree *t, long long L, long long ncat, const ui
         ap_ir_node *n = &tr->nodes[i];
         long long feat, d = 0, kid[2];
         double thr;
-        if ((rc = ap_lgb_tree_int(t, K_SPLIT_FEATURE, &sf, 0, ir->num_features - 1, &feat, err)) ||
-            (rc = ap_lgb_tree_double(t, K_THRESHOLD, &th, 1, &thr, err)) ||
+        if ((rc = ap__lgb_tree_int(t, K_SPLIT_FEATURE, &sf, 0, ir->num_features - 1, &feat, err)) ||
+            (rc = ap__lgb_tree_double(t, K_THRESHOLD, &th, 1, &thr, err)) ||
             (t->f[K_DECISION_TYPE].p &&
-             (rc = ap_lgb_tree_int(t, K_DECISION_TYPE, &dt, 0, 15, &d, err))) ||
-            (rc = ap_lgb_tree_int(t, K_LEFT_CHILD, &lc, -L, L - 2, &kid[0], err)) ||
-            (rc = ap_lgb_tree_int(t, K_RIGHT_CHILD, &rcs, -L, L - 2, &kid[1], err)))
+             (rc = ap__lgb_tree_int(t, K_DECISION_TYPE, &dt, 0, 15, &d, err))) ||
+            (rc = ap__lgb_tree_int(t, K_LEFT_CHILD, &lc, -L, L - 2, &kid[0], err)) ||
+            (rc = ap__lgb_tree_int(t, K_RIGHT_CHILD, &rcs, -L, L - 2, &kid[1], err)))
             break;
         n->feature = (int32_t)feat;
         for (int k = 0; k < 2; k++) {
             if (kid[k] == 0) {
-                rc = ap_lgb_tree_err(t, t->f[k ? K_RIGHT_CHILD : K_LEFT_CHILD].line, err,
+                rc = ap__lgb_tree_err(t, t->f[k ? K_RIGHT_CHILD : K_LEFT_CHILD].line, err,
                                      AP_EFORMAT, "node %zu: child 0 is the root (cycle)", i);
                 break;
             }
@@ -175,7 +175,7 @@ static int build_splits(const lgb_tree *t, long long L, long long ncat, const ui
              * are the out of range values), in-set left: no swap.
              */
             if (thr != floor(thr) || thr < 0 || thr >= (double)ncat) {
-                rc = ap_lgb_tree_err(t, t->f[K_THRESHOLD].line, err, AP_EFORMAT,
+                rc = ap__lgb_tree_err(t, t->f[K_THRESHOLD].line, err, AP_EFORMAT,
                                      "node %zu: categorical threshold %.17g is not a category "
                                      "index in [0, num_cat=%lld)",
                                      i, thr, ncat);
@@ -183,7 +183,7 @@ static int build_splits(const lgb_tree *t, long long L, long long ncat, const ui
             }
             uint32_t ci = (uint32_t)thr;
             if (bounds[ci + 1] == bounds[ci]) {
-                rc = ap_lgb_tree_err(t, t->f[K_CAT_BOUNDARIES].line, err, AP_EFORMAT,
+                rc = ap__lgb_tree_err(t, t->f[K_CAT_BOUNDARIES].line, err, AP_EFORMAT,
                                      "node %zu: categorical split %u has an empty bitset", i, ci);
                 break;
             }
@@ -204,7 +204,7 @@ static int build_splits(const lgb_tree *t, long long L, long long ncat, const ui
         static const uint8_t miss_map[3] = {AP_MISS_NONE, AP_MISS_ZERO, AP_MISS_NAN};
         int mt = (int)((d >> 2) & 3);
         if (mt == 3) {
-            rc = ap_lgb_tree_err(t, t->f[K_DECISION_TYPE].line, err, AP_EFORMAT,
+            rc = ap__lgb_tree_err(t, t->f[K_DECISION_TYPE].line, err, AP_EFORMAT,
                                  "node %zu: decision_type %lld has missing type 3 (0 None, 1 Zero, "
                                  "2 NaN)",
                                  i, d);
@@ -229,7 +229,7 @@ static int build_leaves(const lgb_tree *t, long long L, int is_linear, const int
     for (long long j = 0; j < L && rc == AP_OK; j++) {
         ap_ir_node *n = &tr->nodes[ni + (size_t)j];
         n->kind = AP_SPLIT_LEAF;
-        if ((rc = ap_lgb_tree_double(t, K_LEAF_VALUE, &lv, 0, &n->value, err)) != AP_OK)
+        if ((rc = ap__lgb_tree_double(t, K_LEAF_VALUE, &lv, 0, &n->value, err)) != AP_OK)
             break;
         if (!is_linear)
             continue;
@@ -240,7 +240,7 @@ static int build_leaves(const lgb_tree *t, long long L, int is_linear, const int
          * becomes a constant leaf holding leaf_const.
          */
         double c;
-        if ((rc = ap_lgb_tree_double(t, K_LEAF_CONST, &lk, 0, &c, err)) != AP_OK)
+        if ((rc = ap__lgb_tree_double(t, K_LEAF_CONST, &lk, 0, &c, err)) != AP_OK)
             break;
         if (lin_n[j] == 0) {
             n->value = c;
@@ -254,16 +254,16 @@ static int build_leaves(const lgb_tree *t, long long L, int is_linear, const int
     return rc;
 }
 
-int ap_lgb_build_tree(const lgb_tree *t, ap_forest_ir *ir, ap_error *err)
+int ap__lgb_build_tree(const lgb_tree *t, ap_forest_ir *ir, ap_error *err)
 {
     long long L, ncat, is_linear;
-    int rc = ap_lgb_tree_scalar(t, K_NUM_LEAVES, 1, LGB_MAX_LEAVES, 0, &L, err);
+    int rc = ap__lgb_tree_scalar(t, K_NUM_LEAVES, 1, LGB_MAX_LEAVES, 0, &L, err);
     if (rc == AP_OK && !t->f[K_NUM_LEAVES].p)
-        rc = ap_lgb_tree_err(t, 0, err, AP_EFORMAT, "missing num_leaves");
+        rc = ap__lgb_tree_err(t, 0, err, AP_EFORMAT, "missing num_leaves");
     if (rc == AP_OK)
-        rc = ap_lgb_tree_scalar(t, K_NUM_CAT, 0, L - 1, 0, &ncat, err);
+        rc = ap__lgb_tree_scalar(t, K_NUM_CAT, 0, L - 1, 0, &ncat, err);
     if (rc == AP_OK)
-        rc = ap_lgb_tree_scalar(t, K_IS_LINEAR, 0, 1, 0, &is_linear, err);
+        rc = ap__lgb_tree_scalar(t, K_IS_LINEAR, 0, 1, 0, &is_linear, err);
     if (rc != AP_OK)
         return rc;
     size_t ni = (size_t)L - 1;
@@ -272,17 +272,17 @@ int ap_lgb_build_tree(const lgb_tree *t, ap_forest_ir *ir, ap_error *err)
     static const int internal_keys[] = {K_SPLIT_FEATURE, K_THRESHOLD, K_LEFT_CHILD,
                                         K_RIGHT_CHILD};
     for (size_t i = 0; i < sizeof internal_keys / sizeof internal_keys[0]; i++)
-        if ((rc = ap_lgb_want_count(t, internal_keys[i], ni, err)) != AP_OK)
+        if ((rc = ap__lgb_want_count(t, internal_keys[i], ni, err)) != AP_OK)
             return rc;
-    if (t->f[K_DECISION_TYPE].p && (rc = ap_lgb_want_count(t, K_DECISION_TYPE, ni, err)) != AP_OK)
+    if (t->f[K_DECISION_TYPE].p && (rc = ap__lgb_want_count(t, K_DECISION_TYPE, ni, err)) != AP_OK)
         return rc;
-    if ((rc = ap_lgb_want_count(t, K_LEAF_VALUE, (size_t)L, err)) != AP_OK)
+    if ((rc = ap__lgb_want_count(t, K_LEAF_VALUE, (size_t)L, err)) != AP_OK)
         return rc;
     if (ncat > 0) {
-        if ((rc = ap_lgb_want_count(t, K_CAT_BOUNDARIES, (size_t)ncat + 1, err)) != AP_OK)
+        if ((rc = ap__lgb_want_count(t, K_CAT_BOUNDARIES, (size_t)ncat + 1, err)) != AP_OK)
             return rc;
         if (t->cnt[K_CAT_THRESHOLD] == 0)
-            return ap_lgb_tree_err(t, 0, err, AP_EFORMAT, "num_cat=%lld but no cat_threshold",
+            return ap__lgb_tree_err(t, 0, err, AP_EFORMAT, "num_cat=%lld but no cat_threshold",
                                    ncat);
     }
     int32_t *lin_n = NULL;
@@ -294,10 +294,10 @@ int ap_lgb_build_tree(const lgb_tree *t, ap_forest_ir *ir, ap_error *err)
         rc = read_bitsets(t, ncat, ir, &bounds, &cat_base, err);
     ap_ir_tree *tr = NULL;
     if (rc == AP_OK) {
-        tr = ap_forest_ir_add_tree(ir, (int32_t)(2 * L - 1), err);
+        tr = ap__forest_ir_add_tree(ir, (int32_t)(2 * L - 1), err);
         if (!tr) {
             rc = err ? err->code : AP_ENOMEM;
-            ap_error_prefix(err, "%s: ", t->name);
+            ap__error_prefix(err, "%s: ", t->name);
         }
     }
     if (rc == AP_OK) {

@@ -2,7 +2,7 @@
  * Private to the LightGBM loader: the seams between its files.
  *
  *   lightgbm.c       the file: header lines, then the trees in order,
- *                    tree_sizes (ap_lightgbm_load, forest_internal.h)
+ *                    tree_sizes (ap__lightgbm_load, forest_internal.h)
  *   lgb_build.c      one tree's values -> an IR tree (split rules,
  *                    categorical bitsets, linear leaves)
  *   lgb_tree.c       one tree block: its key=value lines, values with messages
@@ -47,13 +47,13 @@ typedef struct lgb_tokens {
 #define TOKARG(t) (int)((t).n > 40 ? 40 : (t).n), (t).p, ((t).n > 40 ? "..." : "")
 
 /* Next line, trimmed of blanks and CR. Returns 0 at the end of the buffer. */
-int ap_lgb_read_line(lgb_reader *r, lgb_span *out);
+int ap__lgb_read_line(lgb_reader *r, lgb_span *out);
 /* Split "key=value" at the first '=' and trim both sides. 0 if no '='. */
-int ap_lgb_split_kv(lgb_span line, lgb_span *key, lgb_span *val);
-size_t ap_lgb_count_tokens(lgb_span v);
+int ap__lgb_split_kv(lgb_span line, lgb_span *key, lgb_span *val);
+size_t ap__lgb_count_tokens(lgb_span v);
 /* The whole token as a number: 1, or 0 if it is not one. */
-int ap_lgb_tok_double(lgb_span tok, double *out);
-int ap_lgb_tok_llong(lgb_span tok, long long *out);
+int ap__lgb_tok_double(lgb_span tok, double *out);
+int ap__lgb_tok_llong(lgb_span tok, long long *out);
 
 /* The small ones, inline: they run once per token of every tree array. */
 static inline int lgb_is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
@@ -96,7 +96,7 @@ static inline int lgb_next_token(lgb_tokens *t, lgb_span *tok)
 
 /* Set ir->transform, ir->sigmoid_scale and ir->objective from the objective
    line's value v; num_class is the header's. */
-int ap_lgb_parse_objective(lgb_span v, int num_class, const char *name, ap_forest_ir *ir,
+int ap__lgb_parse_objective(lgb_span v, int num_class, const char *name, ap_forest_ir *ir,
                            ap_error *err);
 
 /* ---- lgb_tree.c: one tree block ---- */
@@ -118,25 +118,25 @@ typedef struct lgb_tree {
 /* Collect one tree's key=value lines into t (name, index, line set by the
    caller); stops at the next "Tree=" or "end of trees" line, left in *line.
    *done is set at "end of trees". */
-int ap_lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_error *err);
+int ap__lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_error *err);
 /* A message "name:line: tree N: ..." (line 0: the Tree= line); returns code. */
-int ap_lgb_tree_err(const lgb_tree *t, long line, ap_error *err, int code, const char *fmt, ...)
+int ap__lgb_tree_err(const lgb_tree *t, long line, ap_error *err, int code, const char *fmt, ...)
     AP_PRINTF(5, 6);
 /* The key must hold exactly `want` values (absent counts as 0). */
-int ap_lgb_want_count(const lgb_tree *t, int k, size_t want, ap_error *err);
+int ap__lgb_want_count(const lgb_tree *t, int k, size_t want, ap_error *err);
 /* Next value of key k as an integer in [lo, hi]. */
-int ap_lgb_tree_int(const lgb_tree *t, int k, lgb_tokens *it, long long lo, long long hi,
+int ap__lgb_tree_int(const lgb_tree *t, int k, lgb_tokens *it, long long lo, long long hi,
                     long long *out, ap_error *err);
 /* Next value of key k as a double; finite unless allow_inf (never NaN). */
-int ap_lgb_tree_double(const lgb_tree *t, int k, lgb_tokens *it, int allow_inf, double *out,
+int ap__lgb_tree_double(const lgb_tree *t, int k, lgb_tokens *it, int allow_inf, double *out,
                        ap_error *err);
 /* Key k as one integer in [lo, hi]; dflt when absent. */
-int ap_lgb_tree_scalar(const lgb_tree *t, int k, long long lo, long long hi, long long dflt,
+int ap__lgb_tree_scalar(const lgb_tree *t, int k, long long lo, long long hi, long long dflt,
                        long long *out, ap_error *err);
 
 /* ---- lgb_build.c ---- */
 
 /* Append tree t to ir (group t->index % ir->num_groups). */
-int ap_lgb_build_tree(const lgb_tree *t, ap_forest_ir *ir, ap_error *err);
+int ap__lgb_build_tree(const lgb_tree *t, ap_forest_ir *ir, ap_error *err);
 
 #endif

@@ -112,19 +112,19 @@ static const struct lgb_objective {
     {"custom", AP_TF_IDENTITY, 0},
 };
 
-int ap_lgb_parse_objective(lgb_span v, int num_class, const char *name, ap_forest_ir *ir,
+int ap__lgb_parse_objective(lgb_span v, int num_class, const char *name, ap_forest_ir *ir,
                            ap_error *err)
 {
     lgb_tokens t = lgb_tokens_of(v);
     lgb_span tok;
     if (!lgb_next_token(&t, &tok))
-        return ap_error_set(err, AP_EFORMAT, "%s:%ld: empty objective", name, v.line);
+        return ap__error_set(err, AP_EFORMAT, "%s:%ld: empty objective", name, v.line);
     const struct lgb_objective *obj = NULL;
     for (size_t i = 0; i < sizeof lgb_objectives / sizeof lgb_objectives[0]; i++)
         if (lgb_span_eq(tok, lgb_objectives[i].name))
             obj = &lgb_objectives[i];
     if (!obj)
-        return ap_error_set(err, AP_EUNSUPPORTED, "%s:%ld: unknown LightGBM objective " TOKFMT,
+        return ap__error_set(err, AP_EUNSUPPORTED, "%s:%ld: unknown LightGBM objective " TOKFMT,
                             name, v.line, TOKARG(tok));
     ir->transform = obj->tf;
     ir->sigmoid_scale = 1.0;
@@ -137,7 +137,7 @@ int ap_lgb_parse_objective(lgb_span v, int num_class, const char *name, ap_fores
             seen = &have_sigmoid;
             if (!lgb_atof(tok.p + 8, tok.p + tok.n, &ir->sigmoid_scale) ||
                 !isfinite(ir->sigmoid_scale) || ir->sigmoid_scale <= 0)
-                return ap_error_set(err, AP_EFORMAT,
+                return ap__error_set(err, AP_EFORMAT,
                                     "%s:%ld: objective: bad sigmoid " TOKFMT
                                     " (a positive number)",
                                     name, v.line, TOKARG(tok));
@@ -145,31 +145,31 @@ int ap_lgb_parse_objective(lgb_span v, int num_class, const char *name, ap_fores
             long long k;
             lgb_span num = {tok.p + 10, tok.n - 10, v.line};
             seen = &have_nc;
-            if (!ap_lgb_tok_llong(num, &k) || k != num_class)
-                return ap_error_set(err, AP_EFORMAT,
+            if (!ap__lgb_tok_llong(num, &k) || k != num_class)
+                return ap__error_set(err, AP_EFORMAT,
                                     "%s:%ld: objective " TOKFMT " disagrees with num_class=%d",
                                     name, v.line, TOKARG(tok), num_class);
         } else {
             /* not a parameter LightGBM writes for this objective: it may
                mean something to a version we do not know */
-            return ap_error_set(err, AP_EUNSUPPORTED,
+            return ap__error_set(err, AP_EUNSUPPORTED,
                                 "%s:%ld: objective %s: unknown parameter " TOKFMT
                                 " (refusing rather than ignoring it)",
                                 name, v.line, obj->name, TOKARG(tok));
         }
         if (*seen)
-            return ap_error_set(err, AP_EFORMAT, "%s:%ld: objective: " TOKFMT " given twice",
+            return ap__error_set(err, AP_EFORMAT, "%s:%ld: objective: " TOKFMT " given twice",
                                 name, v.line, TOKARG(tok));
         *seen = 1;
     }
     if ((obj->flags & OBJ_SIGMOID) && !have_sigmoid)
-        return ap_error_set(err, AP_EFORMAT, "%s:%ld: objective %s without sigmoid:X", name,
+        return ap__error_set(err, AP_EFORMAT, "%s:%ld: objective %s without sigmoid:X", name,
                             v.line, obj->name);
     if ((obj->flags & OBJ_NUM_CLASS) && !have_nc)
-        return ap_error_set(err, AP_EFORMAT, "%s:%ld: objective %s without num_class:K", name,
+        return ap__error_set(err, AP_EFORMAT, "%s:%ld: objective %s without num_class:K", name,
                             v.line, obj->name);
     if ((obj->flags & OBJ_ONE_OUTPUT) && num_class != 1)
-        return ap_error_set(err, AP_EFORMAT, "%s:%ld: objective %s with num_class=%d (expected 1)",
+        return ap__error_set(err, AP_EFORMAT, "%s:%ld: objective %s with num_class=%d (expected 1)",
                             name, v.line, obj->name, num_class);
     if (use_sqrt && (obj->flags & OBJ_SQRT))
         ir->transform = AP_TF_SQUARE_SIGNED;

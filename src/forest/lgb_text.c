@@ -10,7 +10,7 @@
 #include <string.h>
 
 /* Next line, trimmed of blanks and CR. Returns 0 at the end of the buffer. */
-int ap_lgb_read_line(lgb_reader *r, lgb_span *out)
+int ap__lgb_read_line(lgb_reader *r, lgb_span *out)
 {
     if (r->p >= r->end)
         return 0;
@@ -30,7 +30,7 @@ int ap_lgb_read_line(lgb_reader *r, lgb_span *out)
 }
 
 /* Split "key=value" at the first '=' and trim both sides. 0 if no '='. */
-int ap_lgb_split_kv(lgb_span line, lgb_span *key, lgb_span *val)
+int ap__lgb_split_kv(lgb_span line, lgb_span *key, lgb_span *val)
 {
     const char *eq = memchr(line.p, '=', line.n);
     if (!eq)
@@ -50,7 +50,7 @@ int ap_lgb_split_kv(lgb_span line, lgb_span *key, lgb_span *val)
     return 1;
 }
 
-size_t ap_lgb_count_tokens(lgb_span v)
+size_t ap__lgb_count_tokens(lgb_span v)
 {
     lgb_tokens t = lgb_tokens_of(v);
     lgb_span tok;
@@ -63,14 +63,14 @@ size_t ap_lgb_count_tokens(lgb_span v)
 /* Numbers: the whole token must parse. Tokens are followed by a blank, a
    newline or the buffer's terminating NUL, so strtod/strtoll stop inside the
    buffer; a NUL byte inside a token makes the end check fail. */
-int ap_lgb_tok_double(lgb_span tok, double *out)
+int ap__lgb_tok_double(lgb_span tok, double *out)
 {
     char *end;
     *out = strtod(tok.p, &end);
     return end == tok.p + tok.n && tok.n > 0;
 }
 
-int ap_lgb_tok_llong(lgb_span tok, long long *out)
+int ap__lgb_tok_llong(lgb_span tok, long long *out)
 {
     char *end;
     if (tok.n == 0 || !(tok.p[0] == '-' || tok.p[0] == '+' || (tok.p[0] >= '0' && tok.p[0] <= '9')))

@@ -17,77 +17,77 @@ static const char *const lgb_keys[K_COUNT] = {
     "is_linear", "leaf_const", "num_features", "leaf_features", "leaf_coeff",
 };
 
-int ap_lgb_tree_err(const lgb_tree *t, long line, ap_error *err, int code, const char *fmt, ...)
+int ap__lgb_tree_err(const lgb_tree *t, long line, ap_error *err, int code, const char *fmt, ...)
 {
     char msg[AP_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    return ap_error_set(err, code, "%s:%ld: tree %d: %s", t->name, line ? line : t->line,
+    return ap__error_set(err, code, "%s:%ld: tree %d: %s", t->name, line ? line : t->line,
                         t->index, msg);
 }
 
 /* The key must hold exactly `want` values (absent counts as 0). */
-int ap_lgb_want_count(const lgb_tree *t, int k, size_t want, ap_error *err)
+int ap__lgb_want_count(const lgb_tree *t, int k, size_t want, ap_error *err)
 {
     if (t->cnt[k] == want)
         return AP_OK;
     if (!t->f[k].p)
-        return ap_lgb_tree_err(t, 0, err, AP_EFORMAT, "missing %s (expected %zu values)",
+        return ap__lgb_tree_err(t, 0, err, AP_EFORMAT, "missing %s (expected %zu values)",
                                lgb_keys[k], want);
-    return ap_lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT, "%s has %zu values, expected %zu",
+    return ap__lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT, "%s has %zu values, expected %zu",
                            lgb_keys[k], t->cnt[k], want);
 }
 
 /* Next value of key k as an integer in [lo, hi]. */
-int ap_lgb_tree_int(const lgb_tree *t, int k, lgb_tokens *it, long long lo, long long hi,
+int ap__lgb_tree_int(const lgb_tree *t, int k, lgb_tokens *it, long long lo, long long hi,
                     long long *out, ap_error *err)
 {
     lgb_span tok;
     if (!lgb_next_token(it, &tok))
-        return ap_lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT, "%s ends early", lgb_keys[k]);
-    if (!ap_lgb_tok_llong(tok, out))
-        return ap_lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
+        return ap__lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT, "%s ends early", lgb_keys[k]);
+    if (!ap__lgb_tok_llong(tok, out))
+        return ap__lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
                                "%s value #%zu " TOKFMT " is not an integer", lgb_keys[k],
                                it->idx - 1, TOKARG(tok));
     if (*out < lo || *out > hi)
-        return ap_lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
+        return ap__lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
                                "%s value #%zu = %lld out of range [%lld, %lld]", lgb_keys[k],
                                it->idx - 1, *out, lo, hi);
     return AP_OK;
 }
 
 /* Next value of key k as a double; finite unless allow_inf (never NaN). */
-int ap_lgb_tree_double(const lgb_tree *t, int k, lgb_tokens *it, int allow_inf, double *out,
+int ap__lgb_tree_double(const lgb_tree *t, int k, lgb_tokens *it, int allow_inf, double *out,
                        ap_error *err)
 {
     lgb_span tok;
     if (!lgb_next_token(it, &tok))
-        return ap_lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT, "%s ends early", lgb_keys[k]);
-    if (!ap_lgb_tok_double(tok, out))
-        return ap_lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
+        return ap__lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT, "%s ends early", lgb_keys[k]);
+    if (!ap__lgb_tok_double(tok, out))
+        return ap__lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
                                "%s value #%zu " TOKFMT " is not a number", lgb_keys[k], it->idx - 1,
                                TOKARG(tok));
     if (isnan(*out) || (!allow_inf && !isfinite(*out)))
-        return ap_lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
+        return ap__lgb_tree_err(t, t->f[k].line, err, AP_EFORMAT,
                                "%s value #%zu " TOKFMT " is not finite", lgb_keys[k], it->idx - 1,
                                TOKARG(tok));
     return AP_OK;
 }
 
-int ap_lgb_tree_scalar(const lgb_tree *t, int k, long long lo, long long hi, long long dflt,
+int ap__lgb_tree_scalar(const lgb_tree *t, int k, long long lo, long long hi, long long dflt,
                        long long *out, ap_error *err)
 {
     if (!t->f[k].p) {
         *out = dflt;
         return AP_OK;
     }
-    int rc = ap_lgb_want_count(t, k, 1, err);
+    int rc = ap__lgb_want_count(t, k, 1, err);
     if (rc != AP_OK)
         return rc;
     lgb_tokens it = lgb_tokens_of(t->f[k]);
-    return ap_lgb_tree_int(t, k, &it, lo, hi, out, err);
+    return ap__lgb_tree_int(t, k, &it, lo, hi, out, err);
 }
 
 /* Tree keys LightGBM writes (Tree::ToString) that prediction does not use:
@@ -105,7 +105,7 @@ static const char *const lgb_skip_keys[] = {
    be one LightGBM writes, once. LightGBM stops reading a tree at its first
    blank line (Tree::Tree(const char*)), so nothing but blank lines may
    follow one before the next tree. */
-int ap_lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_error *err)
+int ap__lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_error *err)
 {
     for (int k = 0; k < K_COUNT; k++) {
         t->f[k].p = NULL;
@@ -115,8 +115,8 @@ int ap_lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_e
     int ended = 0; /* a blank line after key lines was seen */
     int nkeys = 0;
     for (;;) {
-        if (!ap_lgb_read_line(r, line))
-            return ap_lgb_tree_err(
+        if (!ap__lgb_read_line(r, line))
+            return ap__lgb_tree_err(
                 t, 0, err, AP_EFORMAT,
                 "truncated LightGBM model: file ends inside the tree (no 'end of "
                 "trees' line)");
@@ -131,13 +131,13 @@ int ap_lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_e
             continue;
         }
         if (ended)
-            return ap_lgb_tree_err(t, line->line, err, AP_EFORMAT,
+            return ap__lgb_tree_err(t, line->line, err, AP_EFORMAT,
                                    "line " TOKFMT " after the blank line that ends the tree "
                                    "(LightGBM would not read it)",
                                    TOKARG(*line));
         lgb_span key, val;
-        if (!ap_lgb_split_kv(*line, &key, &val))
-            return ap_lgb_tree_err(t, line->line, err, AP_EFORMAT, "not a key=value line: " TOKFMT,
+        if (!ap__lgb_split_kv(*line, &key, &val))
+            return ap__lgb_tree_err(t, line->line, err, AP_EFORMAT, "not a key=value line: " TOKFMT,
                                    TOKARG(*line));
         nkeys++;
         int k;
@@ -145,12 +145,12 @@ int ap_lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_e
             ;
         if (k < K_COUNT) {
             if (seen >> k & 1)
-                return ap_lgb_tree_err(t, key.line, err, AP_EFORMAT, "%s appears twice",
+                return ap__lgb_tree_err(t, key.line, err, AP_EFORMAT, "%s appears twice",
                                        lgb_keys[k]);
             seen |= 1u << k;
             if (val.n > 0) { /* "key=" counts as absent */
                 t->f[k] = val;
-                t->cnt[k] = ap_lgb_count_tokens(val);
+                t->cnt[k] = ap__lgb_count_tokens(val);
             }
             continue;
         }
@@ -158,11 +158,11 @@ int ap_lgb_read_tree(lgb_reader *r, lgb_tree *t, lgb_span *line, int *done, ap_e
         for (j = 0; j < N_SKIP_KEYS && !lgb_span_eq(key, lgb_skip_keys[j]); j++)
             ;
         if (j == N_SKIP_KEYS)
-            return ap_lgb_tree_err(t, key.line, err, AP_EUNSUPPORTED,
+            return ap__lgb_tree_err(t, key.line, err, AP_EUNSUPPORTED,
                                    "unknown key " TOKFMT " (refusing rather than ignoring it)",
                                    TOKARG(key));
         if (skip_seen >> j & 1)
-            return ap_lgb_tree_err(t, key.line, err, AP_EFORMAT, "%s appears twice",
+            return ap__lgb_tree_err(t, key.line, err, AP_EFORMAT, "%s appears twice",
                                    lgb_skip_keys[j]);
         skip_seen |= 1u << j;
     }

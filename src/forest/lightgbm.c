@@ -9,7 +9,7 @@
  * bare flag line average_output, ...), then one block per tree starting at
  * "Tree=N" with key=value lines whose values are space-separated arrays, then
  * "end of trees". Only keys LightGBM itself writes are accepted, in the
- * header and in a tree (read_header here, ap_lgb_read_tree in lgb_tree.c):
+ * header and in a tree (read_header here, ap__lgb_read_tree in lgb_tree.c):
  * anything else is refused, naming file:line and the key. What follows
  * "end of trees" (feature importances, "parameters: ... end of parameters",
  * pandas_categorical) is skipped: LightGBM's predictor does not read it
@@ -18,7 +18,7 @@
  *
  * The exact split rules (LightGBM 4.x Tree::NumericalDecision /
  * CategoricalDecision) and how they map onto the IR's are in lgb_build.c;
- * the output transform is transform.c's ap_transform_lightgbm.
+ * the output transform is transform.c's ap__transform_lightgbm.
  */
 #include "forest/forest_internal.h"
 #include "forest/lgb_load.h"
@@ -59,11 +59,11 @@ static int header_int(lgb_span key, lgb_span val, long long lo, long long hi, lo
 {
     lgb_tokens t = lgb_tokens_of(val);
     lgb_span tok;
-    if (!lgb_next_token(&t, &tok) || !ap_lgb_tok_llong(tok, out) || lgb_next_token(&t, &tok))
-        return ap_error_set(err, AP_EFORMAT, "%s:%ld: %.*s=" TOKFMT " is not an integer", name,
+    if (!lgb_next_token(&t, &tok) || !ap__lgb_tok_llong(tok, out) || lgb_next_token(&t, &tok))
+        return ap__error_set(err, AP_EFORMAT, "%s:%ld: %.*s=" TOKFMT " is not an integer", name,
                             key.line, (int)key.n, key.p, TOKARG(val));
     if (*out < lo || *out > hi)
-        return ap_error_set(err, AP_ERANGE, "%s:%ld: %.*s=%lld out of range [%lld, %lld]", name,
+        return ap__error_set(err, AP_ERANGE, "%s:%ld: %.*s=%lld out of range [%lld, %lld]", name,
                             key.line, (int)key.n, key.p, *out, lo, hi);
     return AP_OK;
 }
@@ -75,8 +75,8 @@ static int read_header(lgb_reader *r, lgb_header *h, lgb_span *line, const char 
     int first = 1;
     unsigned seen = 0;
     for (;;) {
-        if (!ap_lgb_read_line(r, line))
-            return ap_error_set(err, AP_EFORMAT,
+        if (!ap__lgb_read_line(r, line))
+            return ap__error_set(err, AP_EFORMAT,
                                 "%s: truncated LightGBM model: no 'Tree=' section after the "
                                 "header (line %ld)",
                                 name, r->line);
@@ -84,7 +84,7 @@ static int read_header(lgb_reader *r, lgb_header *h, lgb_span *line, const char 
             continue;
         if (first) {
             if (!lgb_span_eq(*line, "tree"))
-                return ap_error_set(err, AP_EFORMAT,
+                return ap__error_set(err, AP_EFORMAT,
                                     "%s:%ld: not a LightGBM text model (first line is not 'tree')",
                                     name, line->line);
             first = 0;
@@ -93,17 +93,17 @@ static int read_header(lgb_reader *r, lgb_header *h, lgb_span *line, const char 
         if (lgb_span_starts(*line, "Tree="))
             return AP_OK;
         if (lgb_span_eq(*line, "end of trees"))
-            return ap_error_set(err, AP_EFORMAT, "%s:%ld: model has no trees", name, line->line);
+            return ap__error_set(err, AP_EFORMAT, "%s:%ld: model has no trees", name, line->line);
         if (lgb_span_eq(*line, "average_output")) {
             if (h->average_output)
-                return ap_error_set(err, AP_EFORMAT, "%s:%ld: average_output appears twice",
+                return ap__error_set(err, AP_EFORMAT, "%s:%ld: average_output appears twice",
                                     name, line->line);
             h->average_output = 1;
             continue;
         }
         lgb_span key, val;
-        if (!ap_lgb_split_kv(*line, &key, &val))
-            return ap_error_set(err, AP_EUNSUPPORTED,
+        if (!ap__lgb_split_kv(*line, &key, &val))
+            return ap__error_set(err, AP_EUNSUPPORTED,
                                 "%s:%ld: unknown header line " TOKFMT
                                 " (refusing rather than ignoring it)",
                                 name, line->line, TOKARG(*line));
@@ -111,19 +111,19 @@ static int read_header(lgb_reader *r, lgb_header *h, lgb_span *line, const char 
         for (k = 0; k < H_COUNT && !lgb_span_eq(key, header_keys[k]); k++)
             ;
         if (k == H_COUNT)
-            return ap_error_set(err, AP_EUNSUPPORTED,
+            return ap__error_set(err, AP_EUNSUPPORTED,
                                 "%s:%ld: unknown header key " TOKFMT
                                 " (refusing rather than ignoring it)",
                                 name, key.line, TOKARG(key));
         if (seen >> k & 1)
-            return ap_error_set(err, AP_EFORMAT, "%s:%ld: %s appears twice", name, key.line,
+            return ap__error_set(err, AP_EFORMAT, "%s:%ld: %s appears twice", name, key.line,
                                 header_keys[k]);
         seen |= 1u << k;
         int rc = AP_OK;
         switch (k) {
         case H_VERSION:
             if (!lgb_span_eq(val, "v3") && !lgb_span_eq(val, "v4"))
-                return ap_error_set(err, AP_EUNSUPPORTED,
+                return ap__error_set(err, AP_EUNSUPPORTED,
                                     "%s:%ld: LightGBM model version " TOKFMT
                                     " not supported (v3, v4)",
                                     name, key.line, TOKARG(val));
@@ -154,16 +154,16 @@ static int read_header(lgb_reader *r, lgb_header *h, lgb_span *line, const char 
 static int set_header(const lgb_header *h, const char *name, ap_forest_ir *ir, ap_error *err)
 {
     if (!h->have_version)
-        return ap_error_set(err, AP_EFORMAT, "%s: LightGBM header has no version= line", name);
+        return ap__error_set(err, AP_EFORMAT, "%s: LightGBM header has no version= line", name);
     if (!h->have_num_class)
-        return ap_error_set(err, AP_EFORMAT, "%s: LightGBM header has no num_class= line", name);
+        return ap__error_set(err, AP_EFORMAT, "%s: LightGBM header has no num_class= line", name);
     if (!h->have_mfi)
-        return ap_error_set(err, AP_EFORMAT, "%s: LightGBM header has no max_feature_idx= line",
+        return ap__error_set(err, AP_EFORMAT, "%s: LightGBM header has no max_feature_idx= line",
                             name);
     long long ntpi = h->have_ntpi ? h->ntpi : h->num_class;
     /* LightGBM trains num_class trees per iteration (one per class), or one */
     if (ntpi != h->num_class)
-        return ap_error_set(err, AP_EUNSUPPORTED,
+        return ap__error_set(err, AP_EUNSUPPORTED,
                             "%s: num_tree_per_iteration=%lld differs from num_class=%lld", name,
                             ntpi, h->num_class);
     ir->precision = AP_PREC_F64;
@@ -172,9 +172,9 @@ static int set_header(const lgb_header *h, const char *name, ap_forest_ir *ir, a
     ir->average_output = h->average_output;
     ir->base_score = calloc((size_t)ir->num_groups, sizeof *ir->base_score);
     if (!ir->base_score)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     if (h->objective.p) {
-        int rc = ap_lgb_parse_objective(h->objective, (int)h->num_class, name, ir, err);
+        int rc = ap__lgb_parse_objective(h->objective, (int)h->num_class, name, ir, err);
         if (rc != AP_OK)
             return rc;
     } else {
@@ -184,30 +184,30 @@ static int set_header(const lgb_header *h, const char *name, ap_forest_ir *ir, a
     }
     int32_t nf = (int32_t)h->max_feature_idx + 1;
     if (h->feature_names.p) {
-        size_t cnt = ap_lgb_count_tokens(h->feature_names);
+        size_t cnt = ap__lgb_count_tokens(h->feature_names);
         if (cnt != (size_t)nf)
-            return ap_error_set(err, AP_EFORMAT,
+            return ap__error_set(err, AP_EFORMAT,
                                 "%s:%ld: feature_names has %zu names but max_feature_idx=%d "
                                 "means %d features",
                                 name, h->feature_names.line, cnt, nf - 1, nf);
         ir->feature_names = calloc((size_t)nf, sizeof *ir->feature_names);
         if (!ir->feature_names)
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory for feature names", name);
+            return ap__error_set(err, AP_ENOMEM, "%s: out of memory for feature names", name);
     }
-    ir->num_features = nf; /* from here ap_forest_ir_free frees the names */
+    ir->num_features = nf; /* from here ap__forest_ir_free frees the names */
     if (ir->feature_names) {
         lgb_tokens t = lgb_tokens_of(h->feature_names);
         lgb_span tok;
         for (int32_t i = 0; lgb_next_token(&t, &tok); i++) {
             ir->feature_names[i] = strndup(tok.p, tok.n);
             if (!ir->feature_names[i])
-                return ap_error_set(err, AP_ENOMEM, "%s: out of memory for feature names", name);
+                return ap__error_set(err, AP_ENOMEM, "%s: out of memory for feature names", name);
         }
     }
     return AP_OK;
 }
 
-int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
+int ap__lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir *ir,
                      ap_error *err)
 {
     if (!name)
@@ -235,14 +235,14 @@ int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir
             lgb_span tok;
             long long sz;
             if (!lgb_next_token(&sizes, &tok)) {
-                rc = ap_error_set(err, AP_EFORMAT,
+                rc = ap__error_set(err, AP_EFORMAT,
                                   "%s:%ld: tree_sizes lists %d trees but the file holds more "
                                   "(LightGBM would read only those)",
                                   name, h.tree_sizes.line, idx - 1);
                 break;
             }
-            if (!ap_lgb_tok_llong(tok, &sz) || sz < 0) {
-                rc = ap_error_set(err, AP_EFORMAT,
+            if (!ap__lgb_tok_llong(tok, &sz) || sz < 0) {
+                rc = ap__error_set(err, AP_EFORMAT,
                                   "%s:%ld: tree_sizes value #%d " TOKFMT " is not a size", name,
                                   h.tree_sizes.line, idx - 1, TOKARG(tok));
                 break;
@@ -252,7 +252,7 @@ int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir
                 crlf += scan[0] == '\r' && scan[1] == '\n';
             size_t off = (size_t)(line.p - tree0) - crlf;
             if (at != (unsigned long long)off) {
-                rc = ap_error_set(err, AP_EFORMAT,
+                rc = ap__error_set(err, AP_EFORMAT,
                                   "%s:%ld: tree_sizes puts tree %d at byte %llu after 'Tree=0', "
                                   "but it is at byte %zu (LightGBM locates trees by these "
                                   "sizes)",
@@ -263,35 +263,35 @@ int ap_lightgbm_load(const char *buf, size_t len, const char *name, ap_forest_ir
         /* line is "Tree=N": N must count up from 0 */
         long long n;
         lgb_span num = {line.p + 5, line.n - 5, line.line};
-        if (!ap_lgb_tok_llong(num, &n) || n != idx) {
-            rc = ap_error_set(err, AP_EFORMAT, "%s:%ld: expected 'Tree=%d', found " TOKFMT, name,
+        if (!ap__lgb_tok_llong(num, &n) || n != idx) {
+            rc = ap__error_set(err, AP_EFORMAT, "%s:%ld: expected 'Tree=%d', found " TOKFMT, name,
                               line.line, idx, TOKARG(line));
             break;
         }
         if (idx >= AP_IR_MAX_TREES) {
-            rc = ap_error_set(err, AP_ERANGE, "%s:%ld: more than %d trees", name, line.line,
+            rc = ap__error_set(err, AP_ERANGE, "%s:%ld: more than %d trees", name, line.line,
                               AP_IR_MAX_TREES);
             break;
         }
-        rc = ap_lgb_read_tree(&r, &t, &line, &done, err);
+        rc = ap__lgb_read_tree(&r, &t, &line, &done, err);
         if (rc == AP_OK)
-            rc = ap_lgb_build_tree(&t, ir, err);
+            rc = ap__lgb_build_tree(&t, ir, err);
     }
     if (rc == AP_OK && h.tree_sizes.p) {
         /* the last tree's size (LightGBM does not use it) and nothing more */
         lgb_span tok;
         long long sz;
-        size_t listed = ap_lgb_count_tokens(h.tree_sizes);
+        size_t listed = ap__lgb_count_tokens(h.tree_sizes);
         if (listed != (size_t)idx)
-            rc = ap_error_set(err, AP_EFORMAT,
+            rc = ap__error_set(err, AP_EFORMAT,
                               "%s:%ld: tree_sizes lists %zu trees but the file holds %d",
                               name, h.tree_sizes.line, listed, idx);
-        else if (!lgb_next_token(&sizes, &tok) || !ap_lgb_tok_llong(tok, &sz) || sz < 0)
-            rc = ap_error_set(err, AP_EFORMAT, "%s:%ld: tree_sizes value #%d " TOKFMT
+        else if (!lgb_next_token(&sizes, &tok) || !ap__lgb_tok_llong(tok, &sz) || sz < 0)
+            rc = ap__error_set(err, AP_EFORMAT, "%s:%ld: tree_sizes value #%d " TOKFMT
                               " is not a size", name, h.tree_sizes.line, idx - 1, TOKARG(tok));
     }
     if (rc == AP_OK && ir->ntrees % ir->num_groups != 0)
-        rc = ap_error_set(err, AP_EFORMAT,
+        rc = ap__error_set(err, AP_EFORMAT,
                           "%s: %d trees is not a whole number of iterations of %d trees", name,
                           ir->ntrees, ir->num_groups);
     return rc;

@@ -12,7 +12,7 @@
 
 /* ---- XGBoost: 1.7's PredTransform, in float ---- */
 
-void ap_transform_xgboost(const ap_forest_ir *ir, const double *m, double *out)
+void ap__transform_xgboost(const ap_forest_ir *ir, const double *m, double *out)
 {
     int G = ir->num_groups;
     switch (ir->transform) {
@@ -75,7 +75,7 @@ void ap_transform_xgboost(const ap_forest_ir *ir, const double *m, double *out)
  *   cross_entropy_lambda: SafeLog(1.0 + exp(x)) = log(1.0 + exp(x)) -- the
  *       library's own formula, which is not log1p(exp(x)) to the last bit.
  */
-void ap_transform_lightgbm(const ap_forest_ir *ir, const double *m, double *out)
+void ap__transform_lightgbm(const ap_forest_ir *ir, const double *m, double *out)
 {
     int G = ir->num_groups;
     switch (ir->transform) {

@@ -10,8 +10,8 @@
 
 /* m holds the ir->num_groups margins of one row (for XGBoost, float values
    widened to double; base score and averaging already applied); out
-   receives ap_forest_ir_num_outputs(ir) values. out may alias m. */
-void ap_transform_xgboost(const ap_forest_ir *ir, const double *m, double *out);
-void ap_transform_lightgbm(const ap_forest_ir *ir, const double *m, double *out);
+   receives ap__forest_ir_num_outputs(ir) values. out may alias m. */
+void ap__transform_xgboost(const ap_forest_ir *ir, const double *m, double *out);
+void ap__transform_lightgbm(const ap_forest_ir *ir, const double *m, double *out);
 
 #endif

@@ -43,7 +43,7 @@ static size_t num_size(uint8_t m)
 
 static int fail(ubj_parser *ps, int code, const char *what)
 {
-    return ap_error_set(ps->err, code, "%s: UBJSON byte %zu: %s", ps->name, ps->pos, what);
+    return ap__error_set(ps->err, code, "%s: UBJSON byte %zu: %s", ps->name, ps->pos, what);
 }
 
 static uint64_t be(const unsigned char *p, size_t n)
@@ -194,7 +194,7 @@ static int parse_container(ubj_parser *ps, int is_obj, ubj_val *v, int depth)
             cap = ncap;
         }
         ubj_val *k = &v->kids[i];
-        v->n = i + 1; /* so ap_ubj_free sees what is filled */
+        v->n = i + 1; /* so ap__ubj_free sees what is filled */
         if (is_obj) {
             /* key: m is the marker of its length */
             ps->pos--;
@@ -271,7 +271,7 @@ static void free_kids(ubj_val *v)
     free(v->kids);
 }
 
-void ap_ubj_free(ubj_val *root)
+void ap__ubj_free(ubj_val *root)
 {
     if (!root)
         return;
@@ -279,14 +279,14 @@ void ap_ubj_free(ubj_val *root)
     free(root);
 }
 
-int ap_ubj_parse(const unsigned char *buf, size_t len, const char *name, ubj_val **root,
+int ap__ubj_parse(const unsigned char *buf, size_t len, const char *name, ubj_val **root,
                  ap_error *err)
 {
     ubj_parser ps = {buf, len, 0, name, err};
     *root = NULL;
     ubj_val *v = calloc(1, sizeof *v);
     if (!v)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     uint8_t m = 0;
     int rc = next_marker(&ps, &m);
     if (rc == AP_OK)
@@ -296,7 +296,7 @@ int ap_ubj_parse(const unsigned char *buf, size_t len, const char *name, ubj_val
     if (rc == AP_OK && ps.pos != len)
         rc = fail(&ps, AP_EFORMAT, "trailing data after the document");
     if (rc != AP_OK) {
-        ap_ubj_free(v);
+        ap__ubj_free(v);
         return rc;
     }
     *root = v;
@@ -398,5 +398,5 @@ static const void *u_next_member(const void *obj, const void *it, const char **k
     return k;
 }
 
-const xgb_doc_ops ap_ubj_ops = {u_member,    u_kind,   u_length, u_element,    u_number_at,
+const xgb_doc_ops ap__ubj_ops = {u_member,    u_kind,   u_length, u_element,    u_number_at,
                                 u_number,    u_string, u_boolean, u_next_member};

@@ -43,12 +43,12 @@ typedef struct xgb_doc_ops {
 
 /* JSON (xgb_json.c): parse with jansson after turning XGBoost's bare NaN /
    Infinity tokens into null; on error a message prefixed with `name` and
-   the line and column. The root is read through ap_xgb_json_ops. */
+   the line and column. The root is read through ap__xgb_json_ops. */
 struct json_t;
-int ap_xgb_json_parse(const char *buf, size_t len, const char *name, struct json_t **root,
+int ap__xgb_json_parse(const char *buf, size_t len, const char *name, struct json_t **root,
                       ap_error *err);
-void ap_xgb_json_free(struct json_t *root);
-extern const xgb_doc_ops ap_xgb_json_ops;
+void ap__xgb_json_free(struct json_t *root);
+extern const xgb_doc_ops ap__xgb_json_ops;
 
 /* UBJSON (ubjson.c) */
 typedef struct ubj_val ubj_val;
@@ -57,9 +57,9 @@ typedef struct ubj_val ubj_val;
    it). Counts are checked against the remaining bytes before any allocation;
    nesting is bounded. On error: a message prefixed with `name` and the byte
    offset. */
-int ap_ubj_parse(const unsigned char *buf, size_t len, const char *name, ubj_val **root,
+int ap__ubj_parse(const unsigned char *buf, size_t len, const char *name, ubj_val **root,
                  ap_error *err);
-void ap_ubj_free(ubj_val *root);
-extern const xgb_doc_ops ap_ubj_ops;
+void ap__ubj_free(ubj_val *root);
+extern const xgb_doc_ops ap__ubj_ops;
 
 #endif

@@ -87,7 +87,7 @@ static const void *j_next_member(const void *obj, const void *it, const char **k
     return i;
 }
 
-const xgb_doc_ops ap_xgb_json_ops = {j_member, j_kind,   j_length,  j_element,    j_number_at,
+const xgb_doc_ops ap__xgb_json_ops = {j_member, j_kind,   j_length,  j_element,    j_number_at,
                                      j_number, j_string, j_boolean, j_next_member};
 
 static int is_word(char c)
@@ -144,23 +144,23 @@ static char *nonfinite_to_null(const char *buf, size_t len, size_t *outlen)
     return out;
 }
 
-int ap_xgb_json_parse(const char *buf, size_t len, const char *name, struct json_t **root,
+int ap__xgb_json_parse(const char *buf, size_t len, const char *name, struct json_t **root,
                       ap_error *err)
 {
     size_t clen;
     char *clean = nonfinite_to_null(buf, len, &clen);
     if (!clean)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     json_error_t jerr;
     *root = json_loadb(clean, clen, JSON_REJECT_DUPLICATES, &jerr);
     free(clean);
     if (!*root)
-        return ap_error_set(err, AP_EFORMAT, "%s: JSON line %d column %d: %s", name, jerr.line,
+        return ap__error_set(err, AP_EFORMAT, "%s: JSON line %d column %d: %s", name, jerr.line,
                             jerr.column, jerr.text);
     return AP_OK;
 }
 
-void ap_xgb_json_free(struct json_t *root)
+void ap__xgb_json_free(struct json_t *root)
 {
     json_decref(root);
 }

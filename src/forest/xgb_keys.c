@@ -112,7 +112,7 @@ static int check_known(xgb_ld *L, const void *obj, const char *where, const char
         if (i < nknown) {
             if (seen >> i & 1) {
                 key_text(kt, sizeof kt, k, kn);
-                return ap_error_set(L->err, AP_EFORMAT, "%s: key '%s' appears twice in %s",
+                return ap__error_set(L->err, AP_EFORMAT, "%s: key '%s' appears twice in %s",
                                     L->name, kt, where);
             }
             seen |= 1u << i;
@@ -122,7 +122,7 @@ static int check_known(xgb_ld *L, const void *obj, const char *where, const char
             !memchr(k, '\0', kn) && L->o->kind(val) == XV_OBJ)
             continue;
         key_text(kt, sizeof kt, k, kn);
-        return ap_error_set(L->err, AP_EUNSUPPORTED,
+        return ap__error_set(L->err, AP_EUNSUPPORTED,
                             "%s: unknown key '%s' in %s (refusing rather than ignoring it)",
                             L->name, kt, where);
     }
@@ -148,7 +148,7 @@ static const struct {
     [XGB_KEYS_CATS] = {cats_keys, NKEYS(cats_keys), 0},
 };
 
-int ap_xgb_check_keys(xgb_ld *L, const void *obj, const char *where, xgb_keyset set)
+int ap__xgb_check_keys(xgb_ld *L, const void *obj, const char *where, xgb_keyset set)
 {
     return check_known(L, obj, where, keysets[set].keys, keysets[set].n, keysets[set].flags);
 }
@@ -158,14 +158,14 @@ int ap_xgb_check_keys(xgb_ld *L, const void *obj, const char *where, xgb_keyset 
    With categories recorded, 3.x re-codes each input category through it
    before the trees see it; that is not implemented, so only a container
    that records none (enc and sorted_idx empty, segments all 0) is accepted. */
-int ap_xgb_check_cats(xgb_ld *L, const void *c)
+int ap__xgb_check_cats(xgb_ld *L, const void *c)
 {
     char where[96];
     snprintf(where, sizeof where, "%s.cats", L->model_where);
     if (L->o->kind(c) != XV_OBJ)
-        return ap_error_set(L->err, AP_EFORMAT, "%s: %s: expected object, found %s", L->name, where,
-                            ap_xgb_kind_name(L->o->kind(c)));
-    int rc = ap_xgb_check_keys(L, c, where, XGB_KEYS_CATS);
+        return ap__error_set(L->err, AP_EFORMAT, "%s: %s: expected object, found %s", L->name, where,
+                            ap__xgb_kind_name(L->o->kind(c)));
+    int rc = ap__xgb_check_keys(L, c, where, XGB_KEYS_CATS);
     if (rc != AP_OK)
         return rc;
     int empty = 1;
@@ -174,8 +174,8 @@ int ap_xgb_check_cats(xgb_ld *L, const void *c)
         if (!v)
             continue;
         if (L->o->kind(v) != XV_ARR)
-            return ap_error_set(L->err, AP_EFORMAT, "%s: %s.%s: expected array, found %s", L->name,
-                                where, cats_keys[k], ap_xgb_kind_name(L->o->kind(v)));
+            return ap__error_set(L->err, AP_EFORMAT, "%s: %s.%s: expected array, found %s", L->name,
+                                where, cats_keys[k], ap__xgb_kind_name(L->o->kind(v)));
         size_t n = L->o->length(v);
         for (size_t i = 0; i < n && empty; i++) {
             double x;
@@ -187,7 +187,7 @@ int ap_xgb_check_cats(xgb_ld *L, const void *c)
     }
     const void *enc = L->o->member(c, "enc");
     if (!empty)
-        return ap_error_set(L->err, AP_EUNSUPPORTED,
+        return ap__error_set(L->err, AP_EUNSUPPORTED,
                             "%s: %s records categories (%zu encoded features): XGBoost 3.x "
                             "re-codes category values through it at predict time, which is not "
                             "supported (train with integer category codes instead)",

@@ -2,7 +2,7 @@
  * Private to the XGBoost loader: the seams between its files.
  *
  *   xgboost.c       the model document: learner, booster, weights, trees
- *                   in order (ap_xgboost_load_json / _ubj, forest_internal.h)
+ *                   in order (ap__xgboost_load_json / _ubj, forest_internal.h)
  *   xgb_objective.c supported objectives, base_score -> margin
  *   xgb_tree.c      one tree: reachable nodes, splits, categories -> IR
  *   xgb_keys.c      the keys each object may carry; the rest is refused
@@ -33,21 +33,21 @@ typedef struct xgb_ld {
 /* ---- xgb_fields.c: typed fields ---- */
 
 /* "null", "boolean", ... for an XV_* kind */
-const char *ap_xgb_kind_name(int kind);
+const char *ap__xgb_kind_name(int kind);
 /* obj[key] of the given kind (XV_REAL accepts integers); `where` names obj. */
-int ap_xgb_need(xgb_ld *L, const void *obj, const char *key, int kind, const char *where,
+int ap__xgb_need(xgb_ld *L, const void *obj, const char *key, int kind, const char *where,
                 const void **out);
 /* Integer field written as a string ("42", XGBoost's parameters) or a number,
    in [lo, hi]; dflt when absent and not required. */
-int ap_xgb_int_field(xgb_ld *L, const void *obj, const char *key, const char *where, long lo,
+int ap__xgb_int_field(xgb_ld *L, const void *obj, const char *key, const char *where, long lo,
                      long hi, long dflt, int required, long *out);
 /* A per-node array of tree ti: an array of exactly n elements (n < 0: any). */
-int ap_xgb_node_array(xgb_ld *L, const void *tobj, const char *key, int ti, long n,
+int ap__xgb_node_array(xgb_ld *L, const void *tobj, const char *key, int ti, long n,
                       int required, const void **out);
 /* Integer element i of arr (tree ti's array `key`). */
-int ap_xgb_int_at(xgb_ld *L, const void *arr, long i, int ti, const char *key, double *x);
+int ap__xgb_int_at(xgb_ld *L, const void *arr, long i, int ti, const char *key, double *x);
 /* A double as float, refusing what float cannot hold (the cast would be UB): 0 or -1. */
-int ap_xgb_to_float(double x, float *f);
+int ap__xgb_to_float(double x, float *f);
 
 /* ---- xgb_keys.c: the keys each object may carry ---- */
 
@@ -58,9 +58,9 @@ typedef enum xgb_keyset {
 } xgb_keyset;
 
 /* Refuse a key of obj that is not in the set (or written twice); `where` names obj. */
-int ap_xgb_check_keys(xgb_ld *L, const void *obj, const char *where, xgb_keyset set);
+int ap__xgb_check_keys(xgb_ld *L, const void *obj, const char *where, xgb_keyset set);
 /* XGBoost 3.x's category container: only one that records no category. */
-int ap_xgb_check_cats(xgb_ld *L, const void *cats);
+int ap__xgb_check_cats(xgb_ld *L, const void *cats);
 
 /* ---- xgb_objective.c ---- */
 
@@ -73,15 +73,15 @@ typedef struct xgb_objective {
 } xgb_objective;
 
 /* The supported objective called name[0..n), or NULL. */
-const xgb_objective *ap_xgb_objective(const char *name, size_t n);
+const xgb_objective *ap__xgb_objective(const char *name, size_t n);
 /* ir->base_score (ir->num_groups values, set) from learner_model_param's
    base_score, as margins of objective obj. */
-int ap_xgb_base_margin(xgb_ld *L, const void *lmp, const xgb_objective *obj);
+int ap__xgb_base_margin(xgb_ld *L, const void *lmp, const xgb_objective *obj);
 
 /* ---- xgb_tree.c ---- */
 
 /* Buffers reused from tree to tree; zero-initialise, free with
-   ap_xgb_tree_scratch_free. */
+   ap__xgb_tree_scratch_free. */
 typedef struct xgb_tree_scratch {
     int32_t *order;    /* breadth-first order of reachable file node indices */
     int32_t *newidx;   /* file index -> IR index, -1 unreachable */
@@ -90,8 +90,8 @@ typedef struct xgb_tree_scratch {
 } xgb_tree_scratch;
 
 /* Append tree ti (document value t) to L->ir, adding to `group` with `weight`. */
-int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double weight,
+int ap__xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double weight,
                      xgb_tree_scratch *sc);
-void ap_xgb_tree_scratch_free(xgb_tree_scratch *sc);
+void ap__xgb_tree_scratch_free(xgb_tree_scratch *sc);
 
 #endif

@@ -33,7 +33,7 @@ static const xgb_objective objectives[] = {
     {"rank:map", PTM_IDENTITY, AP_TF_IDENTITY},
 };
 
-const xgb_objective *ap_xgb_objective(const char *s, size_t sn)
+const xgb_objective *ap__xgb_objective(const char *s, size_t sn)
 {
     for (size_t k = 0; k < sizeof objectives / sizeof objectives[0]; k++)
         if (strlen(objectives[k].name) == sn && !memcmp(objectives[k].name, s, sn))
@@ -50,7 +50,7 @@ static int parse_base_score(xgb_ld *L, const void *v, float *vals, int G, int *c
     int is_int;
     *count = 0;
     if (L->o->number(v, &x, &is_int) == 0) {
-        if (ap_xgb_to_float(x, &vals[0]) != 0)
+        if (ap__xgb_to_float(x, &vals[0]) != 0)
             goto bad;
         *count = 1;
         return AP_OK;
@@ -59,7 +59,7 @@ static int parse_base_score(xgb_ld *L, const void *v, float *vals, int G, int *c
         goto bad;
     char *tmp = malloc(n + 1);
     if (!tmp)
-        return ap_error_set(L->err, AP_ENOMEM, "%s: out of memory", L->name);
+        return ap__error_set(L->err, AP_ENOMEM, "%s: out of memory", L->name);
     memcpy(tmp, s, n);
     tmp[n] = '\0';
     char *p = tmp;
@@ -104,43 +104,43 @@ static int parse_base_score(xgb_ld *L, const void *v, float *vals, int G, int *c
     if (rc == 0)
         return AP_OK;
 bad:
-    return ap_error_set(L->err, AP_EFORMAT,
+    return ap__error_set(L->err, AP_EFORMAT,
                         "%s: learner_model_param.base_score: expected a number, or a list of 1 "
                         "or %d numbers",
                         L->name, G);
 }
 
-int ap_xgb_base_margin(xgb_ld *L, const void *lmp, const xgb_objective *obj)
+int ap__xgb_base_margin(xgb_ld *L, const void *lmp, const xgb_objective *obj)
 {
     ap_forest_ir *ir = L->ir;
     const int G = ir->num_groups;
     int rc;
     const void *bs = L->o->member(lmp, "base_score");
     if (!bs)
-        return ap_error_set(L->err, AP_EFORMAT, "%s: learner_model_param: missing base_score",
+        return ap__error_set(L->err, AP_EFORMAT, "%s: learner_model_param: missing base_score",
                             L->name);
     float *bv = malloc((size_t)G * sizeof *bv);
     ir->base_score = malloc((size_t)G * sizeof *ir->base_score);
     if (!bv || !ir->base_score) {
         free(bv);
-        return ap_error_set(L->err, AP_ENOMEM, "%s: out of memory", L->name);
+        return ap__error_set(L->err, AP_ENOMEM, "%s: out of memory", L->name);
     }
     int nb;
     rc = parse_base_score(L, bs, bv, G, &nb);
     if (rc == AP_OK && nb != 1 && nb != G)
-        rc = ap_error_set(L->err, AP_EFORMAT,
+        rc = ap__error_set(L->err, AP_EFORMAT,
                           "%s: base_score has %d values for %d outputs", L->name, nb, G);
     for (int g = 0; rc == AP_OK && g < G; g++) {
         float b = bv[nb == 1 ? 0 : g], m = b;
         if (obj->prob_to_margin == PTM_LOGIT) {
             if (!(b > 0.0f && b < 1.0f))
-                rc = ap_error_set(L->err, AP_EFORMAT,
+                rc = ap__error_set(L->err, AP_EFORMAT,
                                   "%s: base_score %.9g must be in (0, 1) for %s", L->name, b,
                                   obj->name);
             m = -logf(1.0f / b - 1.0f);
         } else if (obj->prob_to_margin == PTM_LOG) {
             if (!(b > 0.0f))
-                rc = ap_error_set(L->err, AP_EFORMAT, "%s: base_score %.9g must be > 0 for %s",
+                rc = ap__error_set(L->err, AP_EFORMAT, "%s: base_score %.9g must be > 0 for %s",
                                   L->name, b, obj->name);
             m = logf(b);
         }

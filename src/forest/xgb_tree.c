@@ -30,12 +30,12 @@ static int load_categorical(xgb_ld *L, int ti, long i, const void *cats, const v
                             uint32_t **words)
 {
     double seg, size;
-    if (ap_xgb_int_at(L, segs, j, ti, "categories_segments", &seg) != AP_OK ||
-        ap_xgb_int_at(L, sizes, j, ti, "categories_sizes", &size) != AP_OK)
+    if (ap__xgb_int_at(L, segs, j, ti, "categories_segments", &seg) != AP_OK ||
+        ap__xgb_int_at(L, sizes, j, ti, "categories_sizes", &size) != AP_OK)
         return L->err->code;
     size_t ncat = L->o->length(cats);
     if (size < 1 || seg < 0 || seg > (double)ncat || size > (double)ncat - seg)
-        return ap_error_set(L->err, AP_EFORMAT,
+        return ap__error_set(L->err, AP_EFORMAT,
                             "%s: tree %d node %ld: categories segment [%.17g, +%.17g) out of "
                             "range (%zu categories in the tree)",
                             L->name, ti, i, seg, size, ncat);
@@ -45,11 +45,11 @@ static int load_categorical(xgb_ld *L, int ti, long i, const void *cats, const v
         double c;
         int is_int;
         if (L->o->number_at(cats, (size_t)k, &c, &is_int) != 0 || !is_int)
-            return ap_error_set(L->err, AP_EFORMAT,
+            return ap__error_set(L->err, AP_EFORMAT,
                                 "%s: tree %d node %ld: categories[%ld] is not an integer",
                                 L->name, ti, i, k);
         if (c < 0 || c >= XGB_MAX_CAT)
-            return ap_error_set(L->err, AP_ERANGE,
+            return ap__error_set(L->err, AP_ERANGE,
                                 "%s: tree %d node %ld: category %.17g out of range [0, %d)",
                                 L->name, ti, i, c, XGB_MAX_CAT);
         if (c > maxc)
@@ -59,12 +59,12 @@ static int load_categorical(xgb_ld *L, int ti, long i, const void *cats, const v
        which values count as out of range. */
     uint32_t nw = (uint32_t)maxc / 32 + 1;
     if (L->ir->ncat_words + (uint64_t)nw > XGB_MAX_TOTAL_CAT_WORDS)
-        return ap_error_set(L->err, AP_ERANGE,
+        return ap__error_set(L->err, AP_ERANGE,
                             "%s: tree %d node %ld: categorical bitsets exceed %u words in total",
                             L->name, ti, i, XGB_MAX_TOTAL_CAT_WORDS);
     uint32_t *w = realloc(*words, nw * sizeof *w);
     if (!w)
-        return ap_error_set(L->err, AP_ENOMEM, "%s: out of memory", L->name);
+        return ap__error_set(L->err, AP_ENOMEM, "%s: out of memory", L->name);
     *words = w;
     memset(w, 0, nw * sizeof *w);
     for (long k = b; k < e; k++) {
@@ -75,38 +75,38 @@ static int load_categorical(xgb_ld *L, int ti, long i, const void *cats, const v
         w[ci / 32] |= 1u << (ci % 32);
     }
     *nwords_out = nw;
-    if (ap_forest_ir_add_cat(L->ir, w, nw, off, L->err) != AP_OK)
-        return ap_error_prefix(L->err, "%s: tree %d node %ld: ", L->name, ti, i);
+    if (ap__forest_ir_add_cat(L->ir, w, nw, off, L->err) != AP_OK)
+        return ap__error_prefix(L->err, "%s: tree %d node %ld: ", L->name, ti, i);
     return AP_OK;
 }
 
-int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double weight,
+int ap__xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double weight,
                      xgb_tree_scratch *sc)
 {
     char where[48];
     snprintf(where, sizeof where, "tree %d", ti);
     if (L->o->kind(t) != XV_OBJ)
-        return ap_error_set(L->err, AP_EFORMAT, "%s: tree %d: expected object, found %s", L->name,
-                            ti, ap_xgb_kind_name(L->o->kind(t)));
+        return ap__error_set(L->err, AP_EFORMAT, "%s: tree %d: expected object, found %s", L->name,
+                            ti, ap__xgb_kind_name(L->o->kind(t)));
     const void *tp;
     long n, slv;
     int rc;
-    if ((rc = ap_xgb_need(L, t, "tree_param", XV_OBJ, where, &tp)) != AP_OK ||
-        (rc = ap_xgb_int_field(L, tp, "num_nodes", where, 1, AP_IR_MAX_NODES, 0, 1, &n)) != AP_OK ||
-        (rc = ap_xgb_int_field(L, tp, "size_leaf_vector", where, 0, INT32_MAX, 0, 0, &slv)) !=
+    if ((rc = ap__xgb_need(L, t, "tree_param", XV_OBJ, where, &tp)) != AP_OK ||
+        (rc = ap__xgb_int_field(L, tp, "num_nodes", where, 1, AP_IR_MAX_NODES, 0, 1, &n)) != AP_OK ||
+        (rc = ap__xgb_int_field(L, tp, "size_leaf_vector", where, 0, INT32_MAX, 0, 0, &slv)) !=
             AP_OK)
         return rc;
     if (slv > 1)
-        return ap_error_set(L->err, AP_EUNSUPPORTED,
+        return ap__error_set(L->err, AP_EUNSUPPORTED,
                             "%s: tree %d: vector leaves (size_leaf_vector %ld, multi_strategy "
                             "multi_output_tree) are not supported",
                             L->name, ti, slv);
     char path[128];
     snprintf(path, sizeof path, "%s.trees[%d]", L->model_where, ti);
-    if ((rc = ap_xgb_check_keys(L, t, path, XGB_KEYS_TREE)) != AP_OK)
+    if ((rc = ap__xgb_check_keys(L, t, path, XGB_KEYS_TREE)) != AP_OK)
         return rc;
     snprintf(path, sizeof path, "%s.trees[%d].tree_param", L->model_where, ti);
-    if ((rc = ap_xgb_check_keys(L, tp, path, XGB_KEYS_TREE_PARAM)) != AP_OK)
+    if ((rc = ap__xgb_check_keys(L, tp, path, XGB_KEYS_TREE_PARAM)) != AP_OK)
         return rc;
     /* 1.x puts tree t at position id (so an id out of order reorders the
        trees against tree_info and weight_drop); 3.x refuses it */
@@ -115,21 +115,21 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
         double id;
         int is_int;
         if (L->o->number(idv, &id, &is_int) != 0 || !is_int || id != ti)
-            return ap_error_set(L->err, AP_EFORMAT,
+            return ap__error_set(L->err, AP_EFORMAT,
                                 "%s: tree %d: id is not %d (trees must be listed in id order)",
                                 L->name, ti, ti);
     }
     const void *lc, *rcx, *si, *cond, *dl, *st, *cats, *cnodes, *segs, *sizes;
-    if ((rc = ap_xgb_node_array(L, t, "left_children", ti, n, 1, &lc)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "right_children", ti, n, 1, &rcx)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "split_indices", ti, n, 1, &si)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "split_conditions", ti, n, 1, &cond)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "default_left", ti, n, 1, &dl)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "split_type", ti, n, 0, &st)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "categories", ti, -1, 0, &cats)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "categories_nodes", ti, -1, 0, &cnodes)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "categories_segments", ti, -1, 0, &segs)) != AP_OK ||
-        (rc = ap_xgb_node_array(L, t, "categories_sizes", ti, -1, 0, &sizes)) != AP_OK)
+    if ((rc = ap__xgb_node_array(L, t, "left_children", ti, n, 1, &lc)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "right_children", ti, n, 1, &rcx)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "split_indices", ti, n, 1, &si)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "split_conditions", ti, n, 1, &cond)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "default_left", ti, n, 1, &dl)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "split_type", ti, n, 0, &st)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "categories", ti, -1, 0, &cats)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "categories_nodes", ti, -1, 0, &cnodes)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "categories_segments", ti, -1, 0, &segs)) != AP_OK ||
+        (rc = ap__xgb_node_array(L, t, "categories_sizes", ti, -1, 0, &sizes)) != AP_OK)
         return rc;
 
     /* n is bounded by AP_IR_MAX_NODES and equals the length of arrays in the
@@ -144,7 +144,7 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
     if (cat_of)
         sc->cat_of = cat_of;
     if (!order || !newidx || !cat_of)
-        return ap_error_set(L->err, AP_ENOMEM, "%s: tree %d: out of memory (%ld nodes)",
+        return ap__error_set(L->err, AP_ENOMEM, "%s: tree %d: out of memory (%ld nodes)",
                             L->name, ti, n);
     for (long i = 0; i < n; i++)
         newidx[i] = cat_of[i] = -1;
@@ -152,7 +152,7 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
     size_t ncn = cnodes ? L->o->length(cnodes) : 0;
     if (ncn && (!cats || !segs || !sizes || L->o->length(segs) != ncn ||
                 L->o->length(sizes) != ncn))
-        return ap_error_set(L->err, AP_EFORMAT,
+        return ap__error_set(L->err, AP_EFORMAT,
                             "%s: tree %d: categories_nodes has %zu entries but "
                             "categories_segments / categories_sizes / categories disagree",
                             L->name, ti, ncn);
@@ -160,12 +160,12 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
         double x;
         int is_int;
         if (L->o->number_at(cnodes, j, &x, &is_int) != 0 || !is_int || x < 0 || x >= (double)n)
-            return ap_error_set(L->err, AP_EFORMAT,
+            return ap__error_set(L->err, AP_EFORMAT,
                                 "%s: tree %d: categories_nodes[%zu] is not a node index in "
                                 "[0, %ld)",
                                 L->name, ti, j, n);
         if (cat_of[(long)x] >= 0)
-            return ap_error_set(L->err, AP_EFORMAT,
+            return ap__error_set(L->err, AP_EFORMAT,
                                 "%s: tree %d node %ld: listed twice in categories_nodes",
                                 L->name, ti, (long)x);
         cat_of[(long)x] = (int32_t)j;
@@ -178,20 +178,20 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
     while (head < tail) {
         int32_t i = order[head++];
         double kid[2];
-        if ((rc = ap_xgb_int_at(L, lc, i, ti, "left_children", &kid[0])) != AP_OK)
+        if ((rc = ap__xgb_int_at(L, lc, i, ti, "left_children", &kid[0])) != AP_OK)
             return rc;
         if (kid[0] == -1)
             continue; /* XGBoost: a node is a leaf iff its left child is -1 */
-        if ((rc = ap_xgb_int_at(L, rcx, i, ti, "right_children", &kid[1])) != AP_OK)
+        if ((rc = ap__xgb_int_at(L, rcx, i, ti, "right_children", &kid[1])) != AP_OK)
             return rc;
         for (int k = 0; k < 2; k++) {
             if (!(kid[k] >= 1 && kid[k] < (double)n))
-                return ap_error_set(L->err, AP_EFORMAT,
+                return ap__error_set(L->err, AP_EFORMAT,
                                     "%s: tree %d node %d: %s child %.17g out of range [1, %ld)",
                                     L->name, ti, i, k ? "right" : "left", kid[k], n);
             int32_t c = (int32_t)kid[k];
             if (newidx[c] >= 0)
-                return ap_error_set(L->err, AP_EFORMAT,
+                return ap__error_set(L->err, AP_EFORMAT,
                                     "%s: tree %d node %d: child %d is reached twice (cycle or "
                                     "shared child)",
                                     L->name, ti, i, c);
@@ -200,9 +200,9 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
         }
     }
 
-    ap_ir_tree *tr = ap_forest_ir_add_tree(L->ir, tail, L->err);
+    ap_ir_tree *tr = ap__forest_ir_add_tree(L->ir, tail, L->err);
     if (!tr)
-        return ap_error_prefix(L->err, "%s: ", L->name);
+        return ap__error_prefix(L->err, "%s: ", L->name);
     tr->group = group;
     tr->weight = weight;
     for (int32_t k = 0; k < tail; k++) {
@@ -211,14 +211,14 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
         double x, l, r;
         int is_int;
         float f = 0;
-        ap_xgb_int_at(L, lc, i, ti, "left_children", &l); /* checked in the walk */
+        ap__xgb_int_at(L, lc, i, ti, "left_children", &l); /* checked in the walk */
         double stype = 0;
-        if (l != -1 && st && (rc = ap_xgb_int_at(L, st, i, ti, "split_type", &stype)) != AP_OK)
+        if (l != -1 && st && (rc = ap__xgb_int_at(L, st, i, ti, "split_type", &stype)) != AP_OK)
             return rc;
         /* categorical splits carry NaN here (written as a bare NaN in JSON) */
         if (stype != 1 &&
-            (L->o->number_at(cond, (size_t)i, &x, &is_int) != 0 || ap_xgb_to_float(x, &f) != 0))
-            return ap_error_set(L->err, AP_EFORMAT,
+            (L->o->number_at(cond, (size_t)i, &x, &is_int) != 0 || ap__xgb_to_float(x, &f) != 0))
+            return ap__error_set(L->err, AP_EFORMAT,
                                 "%s: tree %d node %d: split_conditions is not a finite float",
                                 L->name, ti, i);
         if (l == -1) {
@@ -226,12 +226,12 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
             nd->value = f;
             continue;
         }
-        ap_xgb_int_at(L, rcx, i, ti, "right_children", &r);
+        ap__xgb_int_at(L, rcx, i, ti, "right_children", &r);
         double feat;
-        if ((rc = ap_xgb_int_at(L, si, i, ti, "split_indices", &feat)) != AP_OK)
+        if ((rc = ap__xgb_int_at(L, si, i, ti, "split_indices", &feat)) != AP_OK)
             return rc;
         if (!(feat >= 0 && feat < L->ir->num_features))
-            return ap_error_set(L->err, AP_EFORMAT,
+            return ap__error_set(L->err, AP_EFORMAT,
                                 "%s: tree %d node %d: split feature %.17g out of range [0, %d) "
                                 "(num_feature)",
                                 L->name, ti, i, feat, L->ir->num_features);
@@ -240,7 +240,7 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
         if (L->o->number_at(dl, (size_t)i, &x, &is_int) == 0 && is_int && (x == 0 || x == 1))
             dleft = x == 1;
         else if (!dle || L->o->boolean(dle, &dleft) != 0)
-            return ap_error_set(L->err, AP_EFORMAT,
+            return ap__error_set(L->err, AP_EFORMAT,
                                 "%s: tree %d node %d: default_left is not 0, 1 or a boolean",
                                 L->name, ti, i);
         nd->feature = (int32_t)feat;
@@ -253,7 +253,7 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
             nd->default_left = (uint8_t)dleft;
         } else if (stype == 1) {
             if (cat_of[i] < 0)
-                return ap_error_set(L->err, AP_EFORMAT,
+                return ap__error_set(L->err, AP_EFORMAT,
                                     "%s: tree %d node %d: categorical split without an entry in "
                                     "categories_nodes",
                                     L->name, ti, i);
@@ -270,14 +270,14 @@ int ap_xgb_load_tree(xgb_ld *L, int ti, const void *t, int32_t group, double wei
                against the library), i.e. IR right */
             nd->cat_oor_left = 0;
         } else {
-            return ap_error_set(L->err, AP_EFORMAT, "%s: tree %d node %d: unknown split_type %.17g",
+            return ap__error_set(L->err, AP_EFORMAT, "%s: tree %d node %d: unknown split_type %.17g",
                                 L->name, ti, i, stype);
         }
     }
     return AP_OK;
 }
 
-void ap_xgb_tree_scratch_free(xgb_tree_scratch *sc)
+void ap__xgb_tree_scratch_free(xgb_tree_scratch *sc)
 {
     free(sc->order);
     free(sc->newidx);

@@ -44,7 +44,7 @@ int ap_onnx_options_parse(ap_onnx_options *o, const char *e, const char *lib, ap
     else if (!strcasecmp(e, "ort"))
         o->backend = AP_ONNX_ORT;
     else
-        return ap_error_set(err, AP_EINVAL,
+        return ap__error_set(err, AP_EINVAL,
                             "ONNX backend '%s': expected 0/off/native, 1/auto or ort", e);
     if (lib && *lib)
         o->ort_library = lib;
@@ -62,20 +62,20 @@ void ap_onnx_free(ap_onnx *m)
 {
     if (!m)
         return;
-    ap_onnx_plan_free(&m->plan);
-    ap_ort_close(m->ort);
+    ap__onnx_plan_free(&m->plan);
+    ap__ort_close(m->ort);
     free(m);
 }
 
 static int open_ort(ap_onnx *m, Onnx__ModelProto *mp, const ap_onnx_io *r,
                     const ap_onnx_options *o, const char *name, ap_error *err)
 {
-    int rc = ap_onnx_open_ort(mp, r, o, name, &m->ort, err);
+    int rc = ap__onnx_open_ort(mp, r, o, name, &m->ort, err);
     if (rc != AP_OK)
         return rc;
     m->nf = r->nf;
-    m->nout = ap_ort_num_outputs(m->ort);
-    snprintf(m->backend, sizeof m->backend, "%s", ap_ort_version(m->ort));
+    m->nout = ap__ort_num_outputs(m->ort);
+    snprintf(m->backend, sizeof m->backend, "%s", ap__ort_version(m->ort));
     return AP_OK;
 }
 
@@ -91,19 +91,19 @@ int ap_onnx_load_mem(const void *buf, size_t len, const char *name, const ap_onn
         opt = &def;
     }
     Onnx__ModelProto *mp;
-    int rc = ap_onnx_pb_parse(buf, len, name, &mp, err);
+    int rc = ap__onnx_pb_parse(buf, len, name, &mp, err);
     if (rc != AP_OK)
         return rc;
     ap_onnx *m = calloc(1, sizeof *m);
     if (!m) {
-        ap_onnx_pb_free(mp);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        ap__onnx_pb_free(mp);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     }
     ap_onnx_io r;
-    rc = ap_onnx_find_io(mp, name, &r, err);
+    rc = ap__onnx_find_io(mp, name, &r, err);
     if (rc == AP_OK && opt->backend != AP_ONNX_ORT) {
         m->nf = r.nf;
-        rc = ap_onnx_plan_compile(&m->plan, mp, &r, name, err);
+        rc = ap__onnx_plan_compile(&m->plan, mp, &r, name, err);
         if (rc == AP_OK) {
             m->nout = m->plan.nout;
             snprintf(m->backend, sizeof m->backend, "native");
@@ -115,20 +115,20 @@ int ap_onnx_load_mem(const void *buf, size_t len, const char *name, const ap_onn
             ap_onnx_free(m);
             m = calloc(1, sizeof *m);
             if (!m) {
-                ap_onnx_pb_free(mp);
-                return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+                ap__onnx_pb_free(mp);
+                return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
             }
             rc = open_ort(m, mp, &r, opt, name, err);
             if (rc != AP_OK) {
                 ap_error ort_why = *err; /* err->msg cannot be read while written */
-                rc = ap_error_set(err, rc, "%s; ONNX Runtime fallback failed: %s", why.msg,
+                rc = ap__error_set(err, rc, "%s; ONNX Runtime fallback failed: %s", why.msg,
                                   ort_why.msg);
             }
         }
     } else if (rc == AP_OK) {
         rc = open_ort(m, mp, &r, opt, name, err);
     }
-    ap_onnx_pb_free(mp);
+    ap__onnx_pb_free(mp);
     if (rc != AP_OK) {
         ap_onnx_free(m);
         return rc;
@@ -142,7 +142,7 @@ int ap_onnx_load(const char *path, const ap_onnx_options *opt, ap_onnx **out, ap
     char *buf;
     size_t len;
     *out = NULL;
-    int rc = ap_read_file(path, AP_ONNX_MAX_FILE, &buf, &len, err);
+    int rc = ap__read_file(path, AP_ONNX_MAX_FILE, &buf, &len, err);
     if (rc != AP_OK)
         return rc;
     rc = ap_onnx_load_mem(buf, len, path, opt, out, err);
@@ -160,7 +160,7 @@ int ap_onnx_num_trees(const ap_onnx *m) { return m->plan.ntrees; }
 int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out, ap_error *err)
 {
     if (m->ort)
-        return ap_ort_run(m->ort, X, nrows, out, err);
-    ap_onnx_plan_run(&m->plan, X, nrows, out);
+        return ap__ort_run(m->ort, X, nrows, out, err);
+    ap__onnx_plan_run(&m->plan, X, nrows, out);
     return AP_OK;
 }

@@ -24,7 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int oom(exporter *x) { return ap_error_set(x->err, AP_ENOMEM, "ONNX export: out of memory"); }
+static int oom(exporter *x) { return ap__error_set(x->err, AP_ENOMEM, "ONNX export: out of memory"); }
 
 /* ---- protobuf assembly ---- */
 
@@ -210,7 +210,7 @@ int ap_onnx_export_forest_mem(const struct ap_forest *f, unsigned char **buf, si
     *len = 0;
     const ap_forest_ir *ir = &f->ir;
     if (ir->transform == AP_TF_ARGMAX)
-        return ap_error_set(err, AP_EUNSUPPORTED,
+        return ap__error_set(err, AP_EUNSUPPORTED,
                             "ONNX export: objective %s predicts a class label (argmax), not a "
                             "score; train with multi:softprob to export probabilities",
                             ir->objective);
@@ -221,7 +221,7 @@ int ap_onnx_export_forest_mem(const struct ap_forest *f, unsigned char **buf, si
     x.err = err;
     graph_parts p;
     memset(&p, 0, sizeof p);
-    int rc = ap_onnx_export_walk(&x);
+    int rc = ap__onnx_export_walk(&x);
     if (rc == AP_OK)
         rc = tree_attrs(&x, &p);
     if (rc != AP_OK)
@@ -317,7 +317,7 @@ int ap_onnx_export_forest_mem(const struct ap_forest *f, unsigned char **buf, si
 
     size_t size = onnx__model_proto__get_packed_size(&model);
     if (size > AP_ONNX_MAX_FILE) {
-        rc = ap_error_set(err, AP_ERANGE, "ONNX export: the graph would take %zu bytes, more "
+        rc = ap__error_set(err, AP_ERANGE, "ONNX export: the graph would take %zu bytes, more "
                           "than the %zu an ONNX model may have here", size,
                           (size_t)AP_ONNX_MAX_FILE);
         goto out;
@@ -332,7 +332,7 @@ out:
     free(p.fvalues);
     free(p.fweights);
     free(p.base);
-    ap_onnx_exporter_free(&x);
+    ap__onnx_exporter_free(&x);
     return rc;
 }
 
@@ -349,19 +349,19 @@ int ap_onnx_export_forest(const struct ap_forest *f, const char *path, ap_error 
     char *tmp = malloc(plen + 8);
     if (!tmp) {
         free(buf);
-        return ap_error_set(err, AP_ENOMEM, "ONNX export: out of memory");
+        return ap__error_set(err, AP_ENOMEM, "ONNX export: out of memory");
     }
     snprintf(tmp, plen + 8, "%s.tmpXX", path);
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
-        rc = ap_error_set(err, AP_EIO, "%s: cannot open for writing: %s", tmp, strerror(errno));
+        rc = ap__error_set(err, AP_EIO, "%s: cannot open for writing: %s", tmp, strerror(errno));
     } else {
         int bad = fwrite(buf, 1, len, fp) != len;
         bad |= fclose(fp) != 0;
         if (bad)
-            rc = ap_error_set(err, AP_EIO, "%s: write failed: %s", tmp, strerror(errno));
+            rc = ap__error_set(err, AP_EIO, "%s: write failed: %s", tmp, strerror(errno));
         else if (rename(tmp, path) != 0)
-            rc = ap_error_set(err, AP_EIO, "%s: cannot rename to %s: %s", tmp, path,
+            rc = ap__error_set(err, AP_EIO, "%s: cannot rename to %s: %s", tmp, path,
                               strerror(errno));
         if (rc != AP_OK)
             remove(tmp);

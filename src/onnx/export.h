@@ -36,8 +36,8 @@ typedef struct exporter {
 
 /* export_walk.c: fill x's nodes and weights from x->ir (x zeroed but for
    ir, f64, err); errors name tree and node. */
-int ap_onnx_export_walk(exporter *x);
+int ap__onnx_export_walk(exporter *x);
 /* export_walk.c: what the walk allocated */
-void ap_onnx_exporter_free(exporter *x);
+void ap__onnx_exporter_free(exporter *x);
 
 #endif

@@ -48,7 +48,7 @@ static const char *const mode_names[] = {"LEAF", "BRANCH_LT", "BRANCH_LEQ"};
 /* LightGBM's kZeroThreshold (ir.h) */
 #define ZERO_BAND ((double)1e-35f)
 
-static int oom(exporter *x) { return ap_error_set(x->err, AP_ENOMEM, "ONNX export: out of memory"); }
+static int oom(exporter *x) { return ap__error_set(x->err, AP_ENOMEM, "ONNX export: out of memory"); }
 
 static int grow(void **p, size_t elem, size_t cap)
 {
@@ -83,7 +83,7 @@ static int64_t add_node(exporter *x, int mode, int32_t feature, double value, in
                         int64_t parent, int side)
 {
     if (x->next_id >= MAX_NODES_TREE || x->nn >= MAX_NODES_TOTAL)
-        return ap_error_set(x->err, AP_ERANGE,
+        return ap__error_set(x->err, AP_ERANGE,
                             "ONNX export: tree %lld needs more than %d nodes (the graph more "
                             "than %d), more than an ONNX importer accepts",
                             (long long)x->tree_id, MAX_NODES_TREE, MAX_NODES_TOTAL);
@@ -217,7 +217,7 @@ static int zero_split(exporter *x, const ap_ir_node *n, const pending *it)
 
 static int refuse(exporter *x, int k, int32_t i, const char *what)
 {
-    return ap_error_set(x->err, AP_EUNSUPPORTED, "ONNX export: tree %d node %d: %s", k, i, what);
+    return ap__error_set(x->err, AP_EUNSUPPORTED, "ONNX export: tree %d node %d: %s", k, i, what);
 }
 
 /* One IR tree, depth first from its root (explicit stack: trees may be
@@ -285,7 +285,7 @@ static int emit_constant_tree(exporter *x, const double *v)
     return AP_OK;
 }
 
-void ap_onnx_exporter_free(exporter *x)
+void ap__onnx_exporter_free(exporter *x)
 {
     free(x->treeids);
     free(x->nodeids);
@@ -304,7 +304,7 @@ void ap_onnx_exporter_free(exporter *x)
 }
 
 /* Fill all nodes and weights from the IR. */
-int ap_onnx_export_walk(exporter *x)
+int ap__onnx_export_walk(exporter *x)
 {
     const ap_forest_ir *ir = x->ir;
     int G = ir->num_groups;
@@ -319,7 +319,7 @@ int ap_onnx_export_walk(exporter *x)
     int rc = AP_OK;
     for (int k = 0; k < ir->ntrees && rc == AP_OK; k++)
         if (ir->trees[k].group < 0)
-            rc = ap_error_set(x->err, AP_EUNSUPPORTED, "ONNX export: tree %d is a vector-leaf "
+            rc = ap__error_set(x->err, AP_EUNSUPPORTED, "ONNX export: tree %d is a vector-leaf "
                               "tree (one value per group), which the exporter does not write",
                               k);
         else

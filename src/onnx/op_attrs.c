@@ -73,7 +73,7 @@ static const op_attrs op_table[] = {
 
 /* n's attributes against its operator's list; operators not in the table
    pass here and are refused later, by name. */
-int ap_onnx_check_attrs(const Onnx__NodeProto *n, int ml, char *msg, size_t size)
+int ap__onnx_check_attrs(const Onnx__NodeProto *n, int ml, char *msg, size_t size)
 {
     const op_attrs *oa = NULL;
     for (size_t i = 0; i < sizeof op_table / sizeof op_table[0] && !oa; i++)

@@ -109,33 +109,33 @@ static void budget_free(void *data, void *p)
     free(p);
 }
 
-int ap_onnx_pb_parse(const uint8_t *buf, size_t len, const char *name, Onnx__ModelProto **out,
+int ap__onnx_pb_parse(const uint8_t *buf, size_t len, const char *name, Onnx__ModelProto **out,
                      ap_error *err)
 {
     *out = NULL;
     if (len == 0)
-        return ap_error_set(err, AP_EFORMAT, "%s: empty ONNX file", name);
+        return ap__error_set(err, AP_EFORMAT, "%s: empty ONNX file", name);
     if (len > AP_ONNX_MAX_FILE)
-        return ap_error_set(err, AP_ERANGE, "%s: ONNX file larger than %zu bytes", name,
+        return ap__error_set(err, AP_ERANGE, "%s: ONNX file larger than %zu bytes", name,
                             (size_t)AP_ONNX_MAX_FILE);
     const char *why = walk(buf, buf + len, &onnx__model_proto__descriptor, 0);
     if (why)
-        return ap_error_set(err, AP_EFORMAT, "%s: not a valid ONNX protobuf: %s", name, why);
+        return ap__error_set(err, AP_EFORMAT, "%s: not a valid ONNX protobuf: %s", name, why);
     budget b = {BUDGET_BASE + BUDGET_PER_BYTE * len};
     ProtobufCAllocator a = {budget_alloc, budget_free, &b};
     Onnx__ModelProto *m = onnx__model_proto__unpack(&a, len, buf);
     if (!m) {
         if (b.left < BUDGET_BASE / 2)
-            return ap_error_set(err, AP_ERANGE, "%s: ONNX file expands past its memory budget",
+            return ap__error_set(err, AP_ERANGE, "%s: ONNX file expands past its memory budget",
                                 name);
-        return ap_error_set(err, AP_EFORMAT,
+        return ap__error_set(err, AP_EFORMAT,
                             "%s: not a valid ONNX protobuf (bad field types or encoding)", name);
     }
     *out = m;
     return AP_OK;
 }
 
-void ap_onnx_pb_free(Onnx__ModelProto *m)
+void ap__onnx_pb_free(Onnx__ModelProto *m)
 {
     if (m)
         onnx__model_proto__free_unpacked(m, NULL);
@@ -143,7 +143,7 @@ void ap_onnx_pb_free(Onnx__ModelProto *m)
 
 /* ---- attributes ---- */
 
-const Onnx__AttributeProto *ap_onnx_attr(const Onnx__NodeProto *n, const char *name)
+const Onnx__AttributeProto *ap__onnx_attr(const Onnx__NodeProto *n, const char *name)
 {
     for (size_t i = 0; i < n->n_attribute; i++)
         if (n->attribute[i]->name && !strcmp(n->attribute[i]->name, name))
@@ -159,14 +159,14 @@ static const char *node_label(const Onnx__NodeProto *n)
 static int wrong_type(const Onnx__NodeProto *n, const char *attr, const char *want,
                       const char *name, ap_error *err)
 {
-    return ap_error_set(err, AP_EFORMAT, "%s: node '%s' (%s): attribute %s must be %s", name,
+    return ap__error_set(err, AP_EFORMAT, "%s: node '%s' (%s): attribute %s must be %s", name,
                         node_label(n), n->op_type ? n->op_type : "?", attr, want);
 }
 
-int ap_onnx_attr_int(const Onnx__NodeProto *n, const char *attr, int64_t *v, const char *name,
+int ap__onnx_attr_int(const Onnx__NodeProto *n, const char *attr, int64_t *v, const char *name,
                      ap_error *err)
 {
-    const Onnx__AttributeProto *a = ap_onnx_attr(n, attr);
+    const Onnx__AttributeProto *a = ap__onnx_attr(n, attr);
     if (!a)
         return AP_OK;
     if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT)
@@ -175,10 +175,10 @@ int ap_onnx_attr_int(const Onnx__NodeProto *n, const char *attr, int64_t *v, con
     return AP_OK;
 }
 
-int ap_onnx_attr_float(const Onnx__NodeProto *n, const char *attr, float *v, const char *name,
+int ap__onnx_attr_float(const Onnx__NodeProto *n, const char *attr, float *v, const char *name,
                        ap_error *err)
 {
-    const Onnx__AttributeProto *a = ap_onnx_attr(n, attr);
+    const Onnx__AttributeProto *a = ap__onnx_attr(n, attr);
     if (!a)
         return AP_OK;
     if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT)
@@ -187,10 +187,10 @@ int ap_onnx_attr_float(const Onnx__NodeProto *n, const char *attr, float *v, con
     return AP_OK;
 }
 
-int ap_onnx_attr_string(const Onnx__NodeProto *n, const char *attr, char *buf, size_t size,
+int ap__onnx_attr_string(const Onnx__NodeProto *n, const char *attr, char *buf, size_t size,
                         const char *name, ap_error *err)
 {
-    const Onnx__AttributeProto *a = ap_onnx_attr(n, attr);
+    const Onnx__AttributeProto *a = ap__onnx_attr(n, attr);
     if (!a)
         return AP_OK;
     if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING || a->s.len >= size ||
@@ -202,12 +202,12 @@ int ap_onnx_attr_string(const Onnx__NodeProto *n, const char *attr, char *buf, s
     return AP_OK;
 }
 
-int ap_onnx_attr_ints(const Onnx__NodeProto *n, const char *attr, const int64_t **v, size_t *len,
+int ap__onnx_attr_ints(const Onnx__NodeProto *n, const char *attr, const int64_t **v, size_t *len,
                       const char *name, ap_error *err)
 {
     *v = NULL;
     *len = 0;
-    const Onnx__AttributeProto *a = ap_onnx_attr(n, attr);
+    const Onnx__AttributeProto *a = ap__onnx_attr(n, attr);
     if (!a)
         return AP_OK;
     if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS)
@@ -217,12 +217,12 @@ int ap_onnx_attr_ints(const Onnx__NodeProto *n, const char *attr, const int64_t 
     return AP_OK;
 }
 
-int ap_onnx_attr_strings(const Onnx__NodeProto *n, const char *attr, const ProtobufCBinaryData **v,
+int ap__onnx_attr_strings(const Onnx__NodeProto *n, const char *attr, const ProtobufCBinaryData **v,
                          size_t *len, const char *name, ap_error *err)
 {
     *v = NULL;
     *len = 0;
-    const Onnx__AttributeProto *a = ap_onnx_attr(n, attr);
+    const Onnx__AttributeProto *a = ap__onnx_attr(n, attr);
     if (!a)
         return AP_OK;
     if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS)
@@ -232,7 +232,7 @@ int ap_onnx_attr_strings(const Onnx__NodeProto *n, const char *attr, const Proto
     return AP_OK;
 }
 
-int ap_onnx_attr_reals(const Onnx__NodeProto *n, const char *attr, double **out, size_t *len,
+int ap__onnx_attr_reals(const Onnx__NodeProto *n, const char *attr, double **out, size_t *len,
                        int *is_double, const char *name, ap_error *err)
 {
     *out = NULL;
@@ -241,10 +241,10 @@ int ap_onnx_attr_reals(const Onnx__NodeProto *n, const char *attr, double **out,
         *is_double = 0;
     char tname[96];
     snprintf(tname, sizeof tname, "%s_as_tensor", attr);
-    const Onnx__AttributeProto *t = ap_onnx_attr(n, tname);
-    if (t && ap_onnx_attr(n, attr))
+    const Onnx__AttributeProto *t = ap__onnx_attr(n, tname);
+    if (t && ap__onnx_attr(n, attr))
         /* which one would count? ONNX Runtime refuses both as well */
-        return ap_error_set(err, AP_EFORMAT, "%s: node '%s' (%s): both %s and %s are given",
+        return ap__error_set(err, AP_EFORMAT, "%s: node '%s' (%s): both %s and %s are given",
                             name, node_label(n), n->op_type ? n->op_type : "?", attr, tname);
     if (t) {
         if (t->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR || !t->t)
@@ -256,16 +256,16 @@ int ap_onnx_attr_reals(const Onnx__NodeProto *n, const char *attr, double **out,
             return wrong_type(n, tname, "a float or double tensor", name, err);
         if (is_double)
             *is_double = t->t->data_type == ONNX__TENSOR_PROTO__DATA_TYPE__DOUBLE;
-        return ap_onnx_tensor_values(t->t, out, len, dims, &nd, name, err);
+        return ap__onnx_tensor_values(t->t, out, len, dims, &nd, name, err);
     }
-    const Onnx__AttributeProto *a = ap_onnx_attr(n, attr);
+    const Onnx__AttributeProto *a = ap__onnx_attr(n, attr);
     if (!a)
         return AP_OK;
     if (a->type != ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS)
         return wrong_type(n, attr, "a list of floats", name, err);
     double *v = malloc((a->n_floats ? a->n_floats : 1) * sizeof *v);
     if (!v)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     for (size_t i = 0; i < a->n_floats; i++)
         v[i] = a->floats[i];
     *out = v;
@@ -275,27 +275,27 @@ int ap_onnx_attr_reals(const Onnx__NodeProto *n, const char *attr, double **out,
 
 /* ---- tensors ---- */
 
-int ap_onnx_tensor_values(const Onnx__TensorProto *t, double **vals, size_t *count,
+int ap__onnx_tensor_values(const Onnx__TensorProto *t, double **vals, size_t *count,
                           int64_t dims[4], int *ndims, const char *name, ap_error *err)
 {
     *vals = NULL;
     *count = 0;
     const char *tn = t->name ? t->name : "(unnamed)";
     if (t->n_dims > 4)
-        return ap_error_set(err, AP_EFORMAT, "%s: tensor '%s' has %zu dimensions (at most 4)",
+        return ap__error_set(err, AP_EFORMAT, "%s: tensor '%s' has %zu dimensions (at most 4)",
                             name, tn, t->n_dims);
     if (t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL || t->n_external_data)
-        return ap_error_set(err, AP_EFORMAT, "%s: tensor '%s' uses external data (unsupported)",
+        return ap__error_set(err, AP_EFORMAT, "%s: tensor '%s' uses external data (unsupported)",
                             name, tn);
     uint64_t n = 1;
     for (size_t i = 0; i < t->n_dims; i++) {
         if (t->dims[i] < 0 || t->dims[i] > (1 << 28))
-            return ap_error_set(err, AP_EFORMAT, "%s: tensor '%s': bad dimension %lld", name, tn,
+            return ap__error_set(err, AP_EFORMAT, "%s: tensor '%s': bad dimension %lld", name, tn,
                                 (long long)t->dims[i]);
         dims[i] = t->dims[i];
         n *= (uint64_t)t->dims[i];
         if (n > (1u << 28))
-            return ap_error_set(err, AP_ERANGE, "%s: tensor '%s' too large", name, tn);
+            return ap__error_set(err, AP_ERANGE, "%s: tensor '%s' too large", name, tn);
     }
     *ndims = (int)t->n_dims;
     size_t esz;
@@ -318,17 +318,17 @@ int ap_onnx_tensor_values(const Onnx__TensorProto *t, double **vals, size_t *cou
         have = t->n_int32_data;
         break;
     default:
-        return ap_error_set(err, AP_EFORMAT, "%s: tensor '%s': element type %d unsupported",
+        return ap__error_set(err, AP_EFORMAT, "%s: tensor '%s': element type %d unsupported",
                             name, tn, (int)t->data_type);
     }
     int raw = t->has_raw_data;
     if (raw ? t->raw_data.len != n * esz : have != n)
-        return ap_error_set(err, AP_EFORMAT,
+        return ap__error_set(err, AP_EFORMAT,
                             "%s: tensor '%s': holds %zu values, its dimensions say %llu", name, tn,
                             raw ? t->raw_data.len / esz : have, (unsigned long long)n);
     double *v = malloc((n ? n : 1) * sizeof *v);
     if (!v)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     const uint8_t *rd = t->raw_data.data;
     for (size_t i = 0; i < n; i++) {
         /* raw_data is little-endian; so is every machine we build for */

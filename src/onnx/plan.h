@@ -55,10 +55,10 @@ typedef struct ap_onnx_plan {
 
 /* compile.c: fill p (zeroed by the caller) from the graph of mp, whose
    input and output r names; on error p may be partly built: free it. */
-int ap_onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_onnx_io *r,
+int ap__onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_onnx_io *r,
                          const char *name, ap_error *err);
 /* compile.c: what compile allocated (p itself is not freed). */
-void ap_onnx_plan_free(ap_onnx_plan *p);
+void ap__onnx_plan_free(ap_onnx_plan *p);
 
 /* ---- building a plan (compile_util.c, for compile.c) ---- */
 
@@ -80,43 +80,43 @@ typedef struct ap_onnx_ctx {
 
 /* A new slot of width values (dbl: a double tensor): its index, or the
    (negative) error code. */
-int ap_onnx_add_slot(ap_onnx_ctx *c, int width, int dbl, ap_error *err);
+int ap__onnx_add_slot(ap_onnx_ctx *c, int width, int dbl, ap_error *err);
 /* name now reads slot (name is not copied: it is the graph's). */
-int ap_onnx_bind_value(ap_onnx_ctx *c, const char *name, int slot, ap_error *err);
+int ap__onnx_bind_value(ap_onnx_ctx *c, const char *name, int slot, ap_error *err);
 /* the slot name is bound to, -1 if none */
-int ap_onnx_lookup_value(const ap_onnx_ctx *c, const char *name);
+int ap__onnx_lookup_value(const ap_onnx_ctx *c, const char *name);
 /* a zeroed stage of kind appended to the plan (slots -1), NULL when out of
    memory (err set) */
-stage *ap_onnx_new_stage(ap_onnx_ctx *c, int kind, ap_error *err);
+stage *ap__onnx_new_stage(ap_onnx_ctx *c, int kind, ap_error *err);
 /* an initializer or a Constant node's tensor of that name, NULL if none */
-const Onnx__TensorProto *ap_onnx_find_const(const ap_onnx_ctx *c, const char *name);
+const Onnx__TensorProto *ap__onnx_find_const(const ap_onnx_ctx *c, const char *name);
 /* a node as errors name it: its name, else its first output */
-const char *ap_onnx_node_label(const Onnx__NodeProto *n);
+const char *ap__onnx_node_label(const Onnx__NodeProto *n);
 /* "<model>: node '<label>' (<op>): <what>" with code */
-int ap_onnx_node_err(const ap_onnx_ctx *c, const Onnx__NodeProto *n, int code, const char *what,
+int ap__onnx_node_err(const ap_onnx_ctx *c, const Onnx__NodeProto *n, int code, const char *what,
                      ap_error *err);
 /* input i of n as a slot, or an error if it is not a computed value */
-int ap_onnx_input_slot(const ap_onnx_ctx *c, const Onnx__NodeProto *n, size_t i, ap_error *err);
+int ap__onnx_input_slot(const ap_onnx_ctx *c, const Onnx__NodeProto *n, size_t i, ap_error *err);
 /* a new slot bound to output i of n: its index or the error code */
-int ap_onnx_output_slot(ap_onnx_ctx *c, const Onnx__NodeProto *n, size_t i, int width, int dbl,
+int ap__onnx_output_slot(ap_onnx_ctx *c, const Onnx__NodeProto *n, size_t i, int width, int dbl,
                         ap_error *err);
 /* constant operand name of n as floats (*v malloc'd, dims copied, at most 4) */
-int ap_onnx_const_floats(const ap_onnx_ctx *c, const Onnx__NodeProto *n, const char *name,
+int ap__onnx_const_floats(const ap_onnx_ctx *c, const Onnx__NodeProto *n, const char *name,
                          float **v, int *nv, int64_t dims[4], int *nd, ap_error *err);
 /* constant operand name of n as doubles, rounded to float unless dbl (*v
    malloc'd) */
-int ap_onnx_const_reals(const ap_onnx_ctx *c, const Onnx__NodeProto *n, const char *name, int dbl,
+int ap__onnx_const_reals(const ap_onnx_ctx *c, const Onnx__NodeProto *n, const char *name, int dbl,
                         double **v, int *nv, ap_error *err);
 /* float-list attribute attr of n as floats (*v malloc'd) */
-int ap_onnx_reals_as_floats(const ap_onnx_ctx *c, const Onnx__NodeProto *n, const char *attr,
+int ap__onnx_reals_as_floats(const ap_onnx_ctx *c, const Onnx__NodeProto *n, const char *attr,
                             float **v, int *nv, ap_error *err);
 /* AP_EUNSUPPORTED if slot x is a double tensor (n's kernel is float-only) */
-int ap_onnx_float_only(const ap_onnx_ctx *c, const Onnx__NodeProto *n, int x, ap_error *err);
+int ap__onnx_float_only(const ap_onnx_ctx *c, const Onnx__NodeProto *n, int x, ap_error *err);
 /* n's attributes against its operator's list (op_attrs.c), as a node error */
-int ap_onnx_node_check_attrs(const ap_onnx_ctx *c, const Onnx__NodeProto *n, int ml,
+int ap__onnx_node_check_attrs(const ap_onnx_ctx *c, const Onnx__NodeProto *n, int ml,
                              ap_error *err);
 
 /* run.c: X is nrows * p->nf doubles, out nrows * p->nout (never fails). */
-void ap_onnx_plan_run(const ap_onnx_plan *p, const double *X, size_t nrows, double *out);
+void ap__onnx_plan_run(const ap_onnx_plan *p, const double *X, size_t nrows, double *out);
 
 #endif

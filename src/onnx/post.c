@@ -10,7 +10,7 @@
 #include <math.h>
 #include <string.h>
 
-int ap_onnx_post_parse(const char *s, int *post)
+int ap__onnx_post_parse(const char *s, int *post)
 {
     static const char *names[] = {"NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"};
     for (int i = 0; i < 5; i++)
@@ -21,7 +21,7 @@ int ap_onnx_post_parse(const char *s, int *post)
     return -1;
 }
 
-float ap_onnx_logistic(float x)
+float ap__onnx_logistic(float x)
 {
     float v = 1.0f / (1.0f + expf(-fabsf(x)));
     return x < 0 ? 1.0f - v : v;
@@ -38,9 +38,9 @@ static float erf_inv(float x)
     return sgn * sqrtf(v3);
 }
 
-float ap_onnx_probit(float x) { return 1.41421356f * erf_inv(x * 2 - 1); }
+float ap__onnx_probit(float x) { return 1.41421356f * erf_inv(x * 2 - 1); }
 
-void ap_onnx_softmax(float *v, int n)
+void ap__onnx_softmax(float *v, int n)
 {
     float vmax = -FLT_MAX;
     for (int i = 0; i < n; i++)
@@ -56,7 +56,7 @@ void ap_onnx_softmax(float *v, int n)
 }
 
 /* softmax that leaves (near-)zero scores at exp(0 - max) * 0 = 0 */
-void ap_onnx_softmax_zero(float *v, int n)
+void ap__onnx_softmax_zero(float *v, int n)
 {
     float vmax = -FLT_MAX;
     for (int i = 0; i < n; i++)
@@ -79,17 +79,17 @@ void ap_onnx_softmax_zero(float *v, int n)
 /* ORT (activations.h): x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)), in the
    tensor's type: no overflow for large |x|, and log1p keeps the small tail
    that log(1 + tiny) would round away. */
-float ap_onnx_softplus(float x)
+float ap__onnx_softplus(float x)
 {
     return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x));
 }
 
-double ap_onnx_softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
+double ap__onnx_softplus_d(double x) { return x > 0 ? x + log1p(exp(-x)) : log1p(exp(x)); }
 
 /* Eigen's scalar_logistic_op for double, which ORT's Sigmoid uses */
-double ap_onnx_logistic_d(double x) { return 1.0 / (1.0 + exp(-x)); }
+double ap__onnx_logistic_d(double x) { return 1.0 / (1.0 + exp(-x)); }
 
-void ap_onnx_softmax_d(double *v, int n)
+void ap__onnx_softmax_d(double *v, int n)
 {
     double vmax = -DBL_MAX;
     for (int i = 0; i < n; i++)

@@ -16,9 +16,9 @@ static float act(int kind, float x)
 {
     switch (kind) {
     case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_SIGMOID: return ap_onnx_logistic(x);
+    case ACT_SIGMOID: return ap__onnx_logistic(x);
     case ACT_EXP: return expf(x);
-    case ACT_SOFTPLUS: return ap_onnx_softplus(x);
+    case ACT_SOFTPLUS: return ap__onnx_softplus(x);
     case ACT_ABS: return fabsf(x);
     case ACT_NEG: return -x;
     default: return tanhf(x);
@@ -30,9 +30,9 @@ static double act_d(int kind, double x)
 {
     switch (kind) {
     case ACT_RELU: return x > 0 ? x : 0;
-    case ACT_SIGMOID: return ap_onnx_logistic_d(x);
+    case ACT_SIGMOID: return ap__onnx_logistic_d(x);
     case ACT_EXP: return exp(x);
-    case ACT_SOFTPLUS: return ap_onnx_softplus_d(x);
+    case ACT_SOFTPLUS: return ap__onnx_softplus_d(x);
     case ACT_ABS: return fabs(x);
     case ACT_NEG: return -x;
     default: return tanh(x);
@@ -66,20 +66,20 @@ static void run_stage(const ap_onnx_plan *p, const stage *s, double *sc, size_t 
     double *out = sc + (size_t)p->off[s->out] * nb;
     switch (s->kind) {
     case ST_TREES:
-        ap_onnx_trees_run(s->trees, in, nb, out);
+        ap__onnx_trees_run(s->trees, in, nb, out);
         return;
     case ST_DENSE:
-        ap_dense_forward(&s->dense, in, nb, out, xf);
+        ap__dense_forward(&s->dense, in, nb, out, xf);
         return;
     case ST_LINCLS: {
-        ap_dense_forward(&s->dense, in, nb, out + (s->binary ? nb : 0), xf);
+        ap__dense_forward(&s->dense, in, nb, out + (s->binary ? nb : 0), xf);
         float v[AP_PLAN_MAX_WIDTH];
         for (size_t r = 0; r < nb; r++) {
             if (s->binary) {
                 /* one score for two classes, as ORT's LinearClassifier */
                 float sc1 = (float)out[nb + r];
-                float pr = s->post == AP_POST_LOGISTIC ? ap_onnx_logistic(sc1)
-                        : s->post == AP_POST_PROBIT ? ap_onnx_probit(sc1) : sc1;
+                float pr = s->post == AP_POST_LOGISTIC ? ap__onnx_logistic(sc1)
+                        : s->post == AP_POST_PROBIT ? ap__onnx_probit(sc1) : sc1;
                 out[r * 2] = s->post == AP_POST_NONE ? -pr : 1.0f - pr;
                 out[r * 2 + 1] = pr;
                 continue;
@@ -88,7 +88,7 @@ static void run_stage(const ap_onnx_plan *p, const stage *s, double *sc, size_t 
             if (!s->sub && wo == 1) {
                 /* LinearRegressor with one target: ORT applies only PROBIT */
                 if (s->post == AP_POST_PROBIT)
-                    o[0] = ap_onnx_probit((float)o[0]);
+                    o[0] = ap__onnx_probit((float)o[0]);
                 continue;
             }
             for (int k = 0; k < wo; k++)
@@ -96,13 +96,13 @@ static void run_stage(const ap_onnx_plan *p, const stage *s, double *sc, size_t 
             switch (s->post) {
             case AP_POST_LOGISTIC:
                 for (int k = 0; k < wo; k++)
-                    v[k] = ap_onnx_logistic(v[k]);
+                    v[k] = ap__onnx_logistic(v[k]);
                 break;
-            case AP_POST_SOFTMAX: ap_onnx_softmax(v, wo); break;
-            case AP_POST_SOFTMAX_ZERO: ap_onnx_softmax_zero(v, wo); break;
+            case AP_POST_SOFTMAX: ap__onnx_softmax(v, wo); break;
+            case AP_POST_SOFTMAX_ZERO: ap__onnx_softmax_zero(v, wo); break;
             case AP_POST_PROBIT:
                 for (int k = 0; k < wo; k++)
-                    v[k] = ap_onnx_probit(v[k]);
+                    v[k] = ap__onnx_probit(v[k]);
                 break;
             default: break;
             }
@@ -143,7 +143,7 @@ static void run_stage(const ap_onnx_plan *p, const stage *s, double *sc, size_t 
                 for (int k = 0; k < wo; k++)
                     y[k] = x[k];
                 if (s->sub == ACT_SOFTMAX)
-                    ap_onnx_softmax_d(y, wo);
+                    ap__onnx_softmax_d(y, wo);
                 else
                     for (int k = 0; k < wo; k++)
                         y[k] = act_d(s->sub, y[k]);
@@ -151,7 +151,7 @@ static void run_stage(const ap_onnx_plan *p, const stage *s, double *sc, size_t 
                 float v[AP_PLAN_MAX_WIDTH];
                 for (int k = 0; k < wo; k++)
                     v[k] = (float)x[k];
-                ap_onnx_softmax(v, wo);
+                ap__onnx_softmax(v, wo);
                 for (int k = 0; k < wo; k++)
                     y[k] = v[k];
             } else {
@@ -162,7 +162,7 @@ static void run_stage(const ap_onnx_plan *p, const stage *s, double *sc, size_t 
         case ST_CAST:
             /* to float rounds; to double, float values are already exact */
             for (int k = 0; k < wo; k++)
-                y[k] = p->dbl[s->out] ? x[k] : ap_ir_round_f32(x[k]);
+                y[k] = p->dbl[s->out] ? x[k] : ap__ir_round_f32(x[k]);
             break;
         case ST_CONCAT: {
             int col = 0;
@@ -195,10 +195,10 @@ static void run_stage(const ap_onnx_plan *p, const stage *s, double *sc, size_t 
     }
 }
 
-void ap_onnx_plan_run(const ap_onnx_plan *p, const double *X, size_t nrows, double *out)
+void ap__onnx_plan_run(const ap_onnx_plan *p, const double *X, size_t nrows, double *out)
 {
     if (p->direct_trees) {
-        ap_onnx_trees_run(p->st[0].trees, X, nrows, out);
+        ap__onnx_trees_run(p->st[0].trees, X, nrows, out);
         return;
     }
     double sc[AP_PLAN_SCRATCH];
@@ -211,7 +211,7 @@ void ap_onnx_plan_run(const ap_onnx_plan *p, const double *X, size_t nrows, doub
         double *in = sc + (size_t)p->off[p->in_slot] * nb;
         const double *Xb = X + r0 * (size_t)p->nf;
         for (size_t i = 0; i < nb * (size_t)p->nf; i++)
-            in[i] = p->f64 ? Xb[i] : ap_ir_round_f32(Xb[i]);
+            in[i] = p->f64 ? Xb[i] : ap__ir_round_f32(Xb[i]);
         for (int i = 0; i < p->nst; i++)
             run_stage(p, &p->st[i], sc, nb, xf);
         memcpy(out + r0 * (size_t)p->nout, sc + (size_t)p->off[p->out_slot] * nb,

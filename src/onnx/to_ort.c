@@ -63,16 +63,16 @@ static int pack_for_ort(Onnx__ModelProto *mp, const ap_onnx_io *r, uint8_t **buf
         g->node[zi] = z;
     }
     if (!*buf)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     return AP_OK;
 }
 
 static int zipmap_width(const ap_onnx_io *r)
 {
-    const Onnx__AttributeProto *a = ap_onnx_attr(r->zipmap, "classlabels_int64s");
+    const Onnx__AttributeProto *a = ap__onnx_attr(r->zipmap, "classlabels_int64s");
     if (a && a->n_ints)
         return (int)a->n_ints;
-    a = ap_onnx_attr(r->zipmap, "classlabels_strings");
+    a = ap__onnx_attr(r->zipmap, "classlabels_strings");
     return a ? (int)a->n_strings : 0;
 }
 
@@ -80,7 +80,7 @@ static int output_width(const Onnx__GraphProto *g, const char *out)
 {
     for (size_t i = 0; i < g->n_output; i++) {
         const Onnx__ValueInfoProto *v = g->output[i];
-        if (strcmp(v->name, out) || ap_onnx_tensor_elem(v) < 0)
+        if (strcmp(v->name, out) || ap__onnx_tensor_elem(v) < 0)
             continue;
         const Onnx__TensorShapeProto *sh = v->type->tensor_type->shape;
         if (sh && sh->n_dim == 1)
@@ -92,7 +92,7 @@ static int output_width(const Onnx__GraphProto *g, const char *out)
     return 0;
 }
 
-int ap_onnx_open_ort(Onnx__ModelProto *mp, const ap_onnx_io *r, const ap_onnx_options *o,
+int ap__onnx_open_ort(Onnx__ModelProto *mp, const ap_onnx_io *r, const ap_onnx_options *o,
                      const char *name, ap_ort **out, ap_error *err)
 {
     uint8_t *buf;
@@ -110,7 +110,7 @@ int ap_onnx_open_ort(Onnx__ModelProto *mp, const ap_onnx_io *r, const ap_onnx_op
         .num_outputs = r->zipmap ? zipmap_width(r) : output_width(mp->graph, r->output),
         .intra_threads = o->ort_threads,
     };
-    rc = ap_ort_open(buf, len, &cfg, name, out, err);
+    rc = ap__ort_open(buf, len, &cfg, name, out, err);
     free(buf);
     return rc;
 }

@@ -28,7 +28,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-void ap_onnx_trees_free(ap_onnx_trees *t)
+void ap__onnx_trees_free(ap_onnx_trees *t)
 {
     if (!t)
         return;
@@ -42,8 +42,8 @@ void ap_onnx_trees_free(ap_onnx_trees *t)
     free(t);
 }
 
-int ap_onnx_trees_count(const ap_onnx_trees *t) { return t->ntrees; }
-int ap_onnx_trees_native(const ap_onnx_trees *t) { return t->forest != NULL; }
+int ap__onnx_trees_count(const ap_onnx_trees *t) { return t->ntrees; }
+int ap__onnx_trees_native(const ap_onnx_trees *t) { return t->forest != NULL; }
 
 /* ---- generic evaluator ---- */
 
@@ -74,7 +74,7 @@ static void generic_row(const ap_onnx_trees *t, const double *row, double *s, un
         while (nd->mode != M_LEAF) {
             double x = row[nd->feature];
             if (!t->f64)
-                x = ap_ir_round_f32(x);
+                x = ap__ir_round_f32(x);
             nd = nodes + (branch_true(nd, x) ? nd->t : nd->f);
         }
         for (uint32_t w = nd->w_off; w < nd->w_off + nd->w_len; w++) {
@@ -102,17 +102,17 @@ static void write_scores(int post, float *v, int n)
     switch (post) {
     case AP_POST_LOGISTIC:
         for (int i = 0; i < n; i++)
-            v[i] = ap_onnx_logistic(v[i]);
+            v[i] = ap__onnx_logistic(v[i]);
         break;
     case AP_POST_SOFTMAX:
-        ap_onnx_softmax(v, n);
+        ap__onnx_softmax(v, n);
         break;
     case AP_POST_SOFTMAX_ZERO:
-        ap_onnx_softmax_zero(v, n);
+        ap__onnx_softmax_zero(v, n);
         break;
     case AP_POST_PROBIT:
         for (int i = 0; i < n; i++)
-            v[i] = ap_onnx_probit(v[i]);
+            v[i] = ap__onnx_probit(v[i]);
         break;
     default:
         break;
@@ -144,15 +144,15 @@ static void finalize(const ap_onnx_trees *t, const double *s, double *out)
             v[0] = 1.0f - sc;
             v[1] = sc;
         } else if (t->post == AP_POST_LOGISTIC) {
-            v[0] = ap_onnx_logistic(-sc);
-            v[1] = ap_onnx_logistic(sc);
+            v[0] = ap__onnx_logistic(-sc);
+            v[1] = ap__onnx_logistic(sc);
         } else {
             v[0] = -sc;
             v[1] = sc;
         }
     } else if (!t->classifier && G == 1) {
         if (t->post == AP_POST_PROBIT)
-            v[0] = ap_onnx_probit(v[0]);
+            v[0] = ap__onnx_probit(v[0]);
     } else {
         write_scores(t->post, v, G);
     }
@@ -160,7 +160,7 @@ static void finalize(const ap_onnx_trees *t, const double *s, double *out)
         out[g] = v[g];
 }
 
-void ap_onnx_trees_run(const ap_onnx_trees *t, const double *X, size_t n, double *out)
+void ap__onnx_trees_run(const ap_onnx_trees *t, const double *X, size_t n, double *out)
 {
     enum { SCRATCH = 8192 };
     double s[SCRATCH];

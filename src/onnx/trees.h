@@ -42,6 +42,6 @@ struct ap_onnx_trees {
 
 /* trees_forest.c: t's trees as t->forest (called when every branch is
    LEQ/LT/GTE/GT, aggregation SUM or AVERAGE, one weight per output per leaf). */
-int ap_onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err);
+int ap__onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err);
 
 #endif

@@ -38,10 +38,10 @@ static int float_threshold(double t, int mode, int f64, double *out)
    to. Vector leaves hold 0 for an output the leaf does not weigh, which adds
    exactly nothing (the sums start at +0 and +0 + -0 is +0), so both forms
    give the scalar trees' sums bit for bit. */
-int ap_onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err)
+int ap__onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err)
 {
     ap_forest_ir ir;
-    ap_forest_ir_init(&ir);
+    ap__forest_ir_init(&ir);
     ir.precision = t->f64 ? AP_PREC_F64 : AP_PREC_F32;
     ir.num_features = t->nf;
     ir.num_groups = t->binary_single ? 2 : t->G;
@@ -55,7 +55,7 @@ int ap_onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err)
     unsigned char *uses = malloc((size_t)t->G);
     double *vec = malloc((size_t)t->G * sizeof *vec);
     if (!ir.base_score || !uses || !vec)
-        rc = ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        rc = ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     for (int k = 0; rc == AP_OK && k < t->ntrees; k++) {
         const tnode *nodes = t->nodes + t->tree_off[k];
         int32_t nn = t->tree_len[k];
@@ -77,7 +77,7 @@ int ap_onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err)
         for (int g = vector ? -1 : 0; rc == AP_OK && g < (vector ? 0 : t->G); g++) {
             if (g >= 0 && !uses[g])
                 continue;
-            ap_ir_tree *tr = ap_forest_ir_add_tree(&ir, nn, err);
+            ap_ir_tree *tr = ap__forest_ir_add_tree(&ir, nn, err);
             if (!tr) {
                 rc = err->code;
                 break;
@@ -94,7 +94,7 @@ int ap_onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err)
                         memset(vec, 0, (size_t)t->G * sizeof *vec);
                         for (uint32_t w = s->w_off; w < s->w_off + s->w_len; w++)
                             vec[t->w_target[w]] = t->w_value[w];
-                        rc = ap_forest_ir_add_vec(&ir, vec, &d->vec_off, err);
+                        rc = ap__forest_ir_add_vec(&ir, vec, &d->vec_off, err);
                         continue;
                     }
                     for (uint32_t w = s->w_off; w < s->w_off + s->w_len; w++)
@@ -112,7 +112,7 @@ int ap_onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err)
                 d->right = swap ? s->t : s->f;
                 d->default_left = swap ? !s->tracks_true : s->tracks_true;
                 if (float_threshold(s->thr, s->mode, t->f64, &d->threshold))
-                    rc = ap_error_set(err, AP_EFORMAT,
+                    rc = ap__error_set(err, AP_EFORMAT,
                                       "%s: tree %d node %d: threshold %g has no finite "
                                       "equivalent for the engine",
                                       name, k, i, s->thr);
@@ -122,8 +122,8 @@ int ap_onnx_trees_to_forest(ap_onnx_trees *t, const char *name, ap_error *err)
     free(uses);
     free(vec);
     if (rc != AP_OK) {
-        ap_forest_ir_free(&ir);
+        ap__forest_ir_free(&ir);
         return rc;
     }
-    return ap_forest_from_ir(&ir, name, &t->forest, err);
+    return ap__forest_from_ir(&ir, name, &t->forest, err);
 }

@@ -78,7 +78,7 @@ typedef struct attrs {
 static int fail(const Onnx__NodeProto *node, const char *name, ap_error *err, int code,
                 const char *what)
 {
-    return ap_error_set(err, code, "%s: %s node '%s': %s", name, node->op_type,
+    return ap__error_set(err, code, "%s: %s node '%s': %s", name, node->op_type,
                         node->name && node->name[0] ? node->name : "(unnamed)", what);
 }
 
@@ -94,21 +94,21 @@ static int read_attrs(const Onnx__NodeProto *node, int classifier, attrs *a, con
     snprintf(b4, sizeof b4, "%s_weights", pre);
     size_t nw[3];
     int rc;
-    if ((rc = ap_onnx_attr_ints(node, "nodes_treeids", &a->treeids, &n[0], name, err)) ||
-        (rc = ap_onnx_attr_ints(node, "nodes_nodeids", &a->nodeids, &n[1], name, err)) ||
-        (rc = ap_onnx_attr_ints(node, "nodes_featureids", &a->featureids, &n[2], name, err)) ||
-        (rc = ap_onnx_attr_ints(node, "nodes_truenodeids", &a->truenodeids, &n[3], name, err)) ||
-        (rc = ap_onnx_attr_ints(node, "nodes_falsenodeids", &a->falsenodeids, &n[4], name,
+    if ((rc = ap__onnx_attr_ints(node, "nodes_treeids", &a->treeids, &n[0], name, err)) ||
+        (rc = ap__onnx_attr_ints(node, "nodes_nodeids", &a->nodeids, &n[1], name, err)) ||
+        (rc = ap__onnx_attr_ints(node, "nodes_featureids", &a->featureids, &n[2], name, err)) ||
+        (rc = ap__onnx_attr_ints(node, "nodes_truenodeids", &a->truenodeids, &n[3], name, err)) ||
+        (rc = ap__onnx_attr_ints(node, "nodes_falsenodeids", &a->falsenodeids, &n[4], name,
                                 err)) ||
-        (rc = ap_onnx_attr_ints(node, "nodes_missing_value_tracks_true", &a->tracks,
+        (rc = ap__onnx_attr_ints(node, "nodes_missing_value_tracks_true", &a->tracks,
                                 &a->ntracks, name, err)) ||
-        (rc = ap_onnx_attr_strings(node, "nodes_modes", &a->modes, &a->nmodes, name, err)) ||
-        (rc = ap_onnx_attr_reals(node, "nodes_values", &a->values, &a->nvalues, NULL, name,
+        (rc = ap__onnx_attr_strings(node, "nodes_modes", &a->modes, &a->nmodes, name, err)) ||
+        (rc = ap__onnx_attr_reals(node, "nodes_values", &a->values, &a->nvalues, NULL, name,
                                  err)) ||
-        (rc = ap_onnx_attr_ints(node, b1, &a->w_tree, &nw[0], name, err)) ||
-        (rc = ap_onnx_attr_ints(node, b2, &a->w_node, &nw[1], name, err)) ||
-        (rc = ap_onnx_attr_ints(node, b3, &a->w_id, &nw[2], name, err)) ||
-        (rc = ap_onnx_attr_reals(node, b4, &a->w_val, &a->nw_val, NULL, name, err)))
+        (rc = ap__onnx_attr_ints(node, b1, &a->w_tree, &nw[0], name, err)) ||
+        (rc = ap__onnx_attr_ints(node, b2, &a->w_node, &nw[1], name, err)) ||
+        (rc = ap__onnx_attr_ints(node, b3, &a->w_id, &nw[2], name, err)) ||
+        (rc = ap__onnx_attr_reals(node, b4, &a->w_val, &a->nw_val, NULL, name, err)))
         return rc;
     a->n = n[0];
     if (a->n == 0)
@@ -128,7 +128,7 @@ static int read_attrs(const Onnx__NodeProto *node, int classifier, attrs *a, con
                     "nodes_missing_value_tracks_true length differs from nodes_treeids");
     a->nw = nw[0];
     if (nw[1] != a->nw || nw[2] != a->nw || a->nw_val != a->nw)
-        return ap_error_set(err, AP_EFORMAT,
+        return ap__error_set(err, AP_EFORMAT,
                             "%s: %s node: %s_treeids/_nodeids/_ids/_weights differ in length",
                             name, node->op_type, pre);
     return AP_OK;
@@ -157,7 +157,7 @@ static int place_nodes(ap_onnx_trees *t, const Onnx__NodeProto *node, const attr
     group *g = malloc(n * sizeof *g);
     t->nodes = calloc(n, sizeof *t->nodes);
     if (!e || !tree_of || !local || !g || !t->nodes) {
-        rc = ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        rc = ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
         goto out;
     }
     for (size_t i = 0; i < n; i++)
@@ -169,7 +169,7 @@ static int place_nodes(ap_onnx_trees *t, const Onnx__NodeProto *node, const attr
         int32_t minpos = e[i].pos;
         for (; j < n && e[j].tree == e[i].tree; j++) {
             if (j > i && e[j].node == e[j - 1].node) {
-                rc = ap_error_set(err, AP_EFORMAT, "%s: %s: tree %lld node %lld is defined twice",
+                rc = ap__error_set(err, AP_EFORMAT, "%s: %s: tree %lld node %lld is defined twice",
                                   name, node->op_type, (long long)e[j].tree,
                                   (long long)e[j].node);
                 goto out;
@@ -189,7 +189,7 @@ static int place_nodes(ap_onnx_trees *t, const Onnx__NodeProto *node, const attr
     t->tree_off = malloc(ng * sizeof *t->tree_off);
     t->tree_len = malloc(ng * sizeof *t->tree_len);
     if (!t->tree_off || !t->tree_len) {
-        rc = ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        rc = ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
         goto out;
     }
     int32_t off = 0;
@@ -207,7 +207,7 @@ static int place_nodes(ap_onnx_trees *t, const Onnx__NodeProto *node, const attr
         int mode = parse_mode(&a->modes[p]);
         long long tid = (long long)a->treeids[p], nid = (long long)a->nodeids[p];
         if (mode < 0) {
-            rc = ap_error_set(err, AP_EFORMAT, "%s: %s: tree %lld node %lld: unknown mode", name,
+            rc = ap__error_set(err, AP_EFORMAT, "%s: %s: tree %lld node %lld: unknown mode", name,
                               node->op_type, tid, nid);
             goto out;
         }
@@ -219,22 +219,22 @@ static int place_nodes(ap_onnx_trees *t, const Onnx__NodeProto *node, const attr
         int32_t ti = find(e, n, a->treeids[p], a->truenodeids[p]);
         int32_t fi = find(e, n, a->treeids[p], a->falsenodeids[p]);
         if (ti < 0 || fi < 0) {
-            rc = ap_error_set(err, AP_EFORMAT,
+            rc = ap__error_set(err, AP_EFORMAT,
                               "%s: %s: tree %lld node %lld: child node %lld is not in the tree",
                               name, node->op_type, tid, nid,
                               (long long)(ti < 0 ? a->truenodeids[p] : a->falsenodeids[p]));
             goto out;
         }
         if (a->featureids[p] < 0 || a->featureids[p] >= nf) {
-            rc = ap_error_set(err, AP_EFORMAT,
+            rc = ap__error_set(err, AP_EFORMAT,
                               "%s: %s: tree %lld node %lld: feature %lld out of range (the "
                               "input has %d)",
                               name, node->op_type, tid, nid, (long long)a->featureids[p], nf);
             goto out;
         }
-        double thr = t->f64 ? a->values[p] : ap_ir_round_f32(a->values[p]);
+        double thr = t->f64 ? a->values[p] : ap__ir_round_f32(a->values[p]);
         if (isnan(thr)) {
-            rc = ap_error_set(err, AP_EFORMAT, "%s: %s: tree %lld node %lld: NaN threshold",
+            rc = ap__error_set(err, AP_EFORMAT, "%s: %s: tree %lld node %lld: NaN threshold",
                               name, node->op_type, tid, nid);
             goto out;
         }
@@ -268,7 +268,7 @@ static int place_weights(ap_onnx_trees *t, const Onnx__NodeProto *node, const at
     t->w_value = malloc((nw ? nw : 1) * sizeof *t->w_value);
     if (!at || !t->w_target || !t->w_value) {
         free(at);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     }
     int used_class = -1, classes_used = 0;
     t->all_positive = 1;
@@ -277,24 +277,24 @@ static int place_weights(ap_onnx_trees *t, const Onnx__NodeProto *node, const at
         long long tid = (long long)a->w_tree[i], nid = (long long)a->w_node[i];
         if (s < 0) {
             free(at);
-            return ap_error_set(err, AP_EFORMAT, "%s: %s: weight %zu names tree %lld node %lld, "
+            return ap__error_set(err, AP_EFORMAT, "%s: %s: weight %zu names tree %lld node %lld, "
                                 "which does not exist", name, node->op_type, i, tid, nid);
         }
         at[i] = ix->pos_index[ix->sorted[s].pos];
         if (t->nodes[at[i]].mode != M_LEAF) {
             free(at);
-            return ap_error_set(err, AP_EFORMAT, "%s: %s: weight %zu on tree %lld node %lld, "
+            return ap__error_set(err, AP_EFORMAT, "%s: %s: weight %zu on tree %lld node %lld, "
                                 "which is not a leaf", name, node->op_type, i, tid, nid);
         }
         if (a->w_id[i] < 0 || a->w_id[i] >= t->G) {
             free(at);
-            return ap_error_set(err, AP_EFORMAT, "%s: %s: weight %zu: %s id %lld out of range "
+            return ap__error_set(err, AP_EFORMAT, "%s: %s: weight %zu: %s id %lld out of range "
                                 "(%d outputs)", name, node->op_type, i,
                                 t->classifier ? "class" : "target", (long long)a->w_id[i], t->G);
         }
         if (!isfinite(a->w_val[i])) {
             free(at);
-            return ap_error_set(err, AP_EFORMAT, "%s: %s: weight %zu is not finite", name,
+            return ap__error_set(err, AP_EFORMAT, "%s: %s: weight %zu is not finite", name,
                                 node->op_type, i);
         }
         if (a->w_val[i] < 0)
@@ -317,7 +317,7 @@ static int place_weights(ap_onnx_trees *t, const Onnx__NodeProto *node, const at
         tnode *nd = &t->nodes[at[i]];
         uint32_t w = nd->w_off + nd->w_len++;
         t->w_target[w] = (int32_t)a->w_id[i];
-        t->w_value[w] = t->f64 ? a->w_val[i] : ap_ir_round_f32(a->w_val[i]);
+        t->w_value[w] = t->f64 ? a->w_val[i] : ap__ir_round_f32(a->w_val[i]);
     }
     free(at);
     t->nout = t->G;
@@ -348,7 +348,7 @@ static int check_trees(ap_onnx_trees *t, const Onnx__NodeProto *node, const char
     if (!stack || !seen) {
         free(stack);
         free(seen);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     }
     int rc = AP_OK;
     for (int k = 0; k < t->ntrees && rc == AP_OK; k++) {
@@ -365,7 +365,7 @@ static int check_trees(ap_onnx_trees *t, const Onnx__NodeProto *node, const char
             int32_t ch[2] = {nd->t, nd->f};
             for (int c = 0; c < 2; c++) {
                 if (seen[ch[c]]) {
-                    rc = ap_error_set(err, AP_EFORMAT, "%s: %s: tree %d: node %d is reached "
+                    rc = ap__error_set(err, AP_EFORMAT, "%s: %s: tree %d: node %d is reached "
                                       "twice (a cycle or a shared subtree)",
                                       name, node->op_type, k, ch[c]);
                     break;
@@ -375,7 +375,7 @@ static int check_trees(ap_onnx_trees *t, const Onnx__NodeProto *node, const char
             }
         }
         if (rc == AP_OK && visited != nn)
-            rc = ap_error_set(err, AP_EFORMAT,
+            rc = ap__error_set(err, AP_EFORMAT,
                               "%s: %s: tree %d: %d of its %d nodes are not reachable from its "
                               "first node", name, node->op_type, k, nn - visited, nn);
     }
@@ -384,14 +384,14 @@ static int check_trees(ap_onnx_trees *t, const Onnx__NodeProto *node, const char
     return rc;
 }
 
-int ap_onnx_trees_build(const Onnx__NodeProto *node, int nf, int input_double, const char *name,
+int ap__onnx_trees_build(const Onnx__NodeProto *node, int nf, int input_double, const char *name,
                         ap_onnx_trees **out, int *nout, ap_error *err)
 {
     *out = NULL;
     int classifier = !strcmp(node->op_type, "TreeEnsembleClassifier");
     ap_onnx_trees *t = calloc(1, sizeof *t);
     if (!t)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     t->classifier = classifier;
     t->f64 = input_double;
     t->nf = nf;
@@ -410,17 +410,17 @@ int ap_onnx_trees_build(const Onnx__NodeProto *node, int nf, int input_double, c
     const ProtobufCBinaryData *lab_s;
     /* each operator's own attributes only (op_attrs.c has refused
        any other): the classifier has no aggregate_function (ORT sums) */
-    if ((rc = ap_onnx_attr_string(node, "post_transform", post, sizeof post, name, err)))
+    if ((rc = ap__onnx_attr_string(node, "post_transform", post, sizeof post, name, err)))
         goto done;
     if (!classifier &&
-        ((rc = ap_onnx_attr_string(node, "aggregate_function", agg, sizeof agg, name, err)) ||
-         (rc = ap_onnx_attr_int(node, "n_targets", &n_targets, name, err))))
+        ((rc = ap__onnx_attr_string(node, "aggregate_function", agg, sizeof agg, name, err)) ||
+         (rc = ap__onnx_attr_int(node, "n_targets", &n_targets, name, err))))
         goto done;
     if (classifier &&
-        ((rc = ap_onnx_attr_ints(node, "classlabels_int64s", &lab_i, &nlab_i, name, err)) ||
-         (rc = ap_onnx_attr_strings(node, "classlabels_strings", &lab_s, &nlab_s, name, err))))
+        ((rc = ap__onnx_attr_ints(node, "classlabels_int64s", &lab_i, &nlab_i, name, err)) ||
+         (rc = ap__onnx_attr_strings(node, "classlabels_strings", &lab_s, &nlab_s, name, err))))
         goto done;
-    if (ap_onnx_post_parse(post, &t->post)) {
+    if (ap__onnx_post_parse(post, &t->post)) {
         rc = fail(node, name, err, AP_EFORMAT, "unknown post_transform");
         goto done;
     }
@@ -449,7 +449,7 @@ int ap_onnx_trees_build(const Onnx__NodeProto *node, int nf, int input_double, c
     }
     t->G = (int)G;
     size_t nbase;
-    if ((rc = ap_onnx_attr_reals(node, "base_values", &t->base, &nbase, NULL, name, err)))
+    if ((rc = ap__onnx_attr_reals(node, "base_values", &t->base, &nbase, NULL, name, err)))
         goto done;
     t->nbase = (int)nbase;
     if (nbase != 0 && nbase != (size_t)G && !(classifier && G == 2 && nbase == 1)) {
@@ -484,14 +484,14 @@ int ap_onnx_trees_build(const Onnx__NodeProto *node, int nf, int input_double, c
     ix.sorted = NULL;
     ix.pos_index = NULL;
     if (!generic)
-        rc = ap_onnx_trees_to_forest(t, name, err);
+        rc = ap__onnx_trees_to_forest(t, name, err);
 done:
     free(ix.sorted);
     free(ix.pos_index);
     free(a.values);
     free(a.w_val);
     if (rc != AP_OK) {
-        ap_onnx_trees_free(t);
+        ap__onnx_trees_free(t);
         return rc;
     }
     *out = t;

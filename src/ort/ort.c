@@ -127,14 +127,14 @@ static int load_api(const char *library, void **dl_out, ort_api *a, char *versio
     void *dl = dlopen(lib, RTLD_NOW | RTLD_LOCAL);
     if (!dl) {
         const char *why = dlerror();
-        return ap_error_set(err, AP_EIO, "onnxruntime: cannot load %s: %s (run "
+        return ap__error_set(err, AP_EIO, "onnxruntime: cannot load %s: %s (run "
                             "tools/fetch-onnxruntime.sh and set ONNXRUNTIME_LIB)",
                             lib, why ? why : "unknown error");
     }
     void *sym = dlsym(dl, "OrtGetApiBase");
     if (!sym) {
         dlclose(dl);
-        return ap_error_set(err, AP_EFORMAT, "onnxruntime: %s has no OrtGetApiBase", lib);
+        return ap__error_set(err, AP_EFORMAT, "onnxruntime: %s has no OrtGetApiBase", lib);
     }
     const OrtApiBase *(*get_base)(void);
     memcpy(&get_base, &sym, sizeof get_base);
@@ -142,7 +142,7 @@ static int load_api(const char *library, void **dl_out, ort_api *a, char *versio
     const ort_fn *tab = base ? base->GetApi(ORT_API_REQUEST) : NULL;
     if (!tab) {
         dlclose(dl);
-        return ap_error_set(err, AP_EFORMAT, "onnxruntime: %s does not provide C API version %u",
+        return ap__error_set(err, AP_EFORMAT, "onnxruntime: %s does not provide C API version %u",
                             lib, ORT_API_REQUEST);
     }
     snprintf(version, vlen, "onnxruntime %s", base->GetVersionString());
@@ -176,14 +176,14 @@ static int load_api(const char *library, void **dl_out, ort_api *a, char *versio
         a->ReleaseStatus(st);
     if (!ok) {
         dlclose(dl);
-        return ap_error_set(err, AP_EFORMAT, "onnxruntime: %s: unexpected C API table layout",
+        return ap__error_set(err, AP_EFORMAT, "onnxruntime: %s: unexpected C API table layout",
                             lib);
     }
     *dl_out = dl;
     return AP_OK;
 }
 
-int ap_ort_available(const char *library)
+int ap__ort_available(const char *library)
 {
     void *dl = dlopen(library ? library : ORT_DEFAULT_LIB, RTLD_NOW | RTLD_LOCAL);
     if (!dl)
@@ -196,7 +196,7 @@ int ap_ort_available(const char *library)
 static int ort_fail(const ort_api *a, OrtStatus *st, const char *name, const char *what,
                     ap_error *err)
 {
-    int rc = ap_error_set(err, AP_EFORMAT, "%s: onnxruntime %s: %s", name, what,
+    int rc = ap__error_set(err, AP_EFORMAT, "%s: onnxruntime %s: %s", name, what,
                           a->GetErrorMessage(st));
     a->ReleaseStatus(st);
     return rc;
@@ -214,13 +214,13 @@ static char *dupstr(const char *s)
 static int run_chunk(const ap_ort *s, const double *X, size_t n, double *out, void *in_buf,
                      int *nout, ap_error *err);
 
-int ap_ort_open(const void *model, size_t len, const ap_ort_config *cfg, const char *name,
+int ap__ort_open(const void *model, size_t len, const ap_ort_config *cfg, const char *name,
                 ap_ort **out, ap_error *err)
 {
     *out = NULL;
     ap_ort *s = calloc(1, sizeof *s);
     if (!s)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     int rc = load_api(cfg->library, &s->dl, &s->api, s->version, sizeof s->version, err);
     if (rc != AP_OK) {
         free(s);
@@ -233,8 +233,8 @@ int ap_ort_open(const void *model, size_t len, const ap_ort_config *cfg, const c
     s->nf = cfg->num_features;
     s->nout = cfg->num_outputs;
     if (!s->input || !s->output) {
-        ap_ort_close(s);
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        ap__ort_close(s);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     }
     OrtSessionOptions *opt = NULL;
     OrtStatus *st = a->CreateEnv(ORT_LOGGING_LEVEL_FATAL, "alphapulse", &s->env);
@@ -252,7 +252,7 @@ int ap_ort_open(const void *model, size_t len, const ap_ort_config *cfg, const c
         a->ReleaseSessionOptions(opt);
     if (st) {
         rc = ort_fail(a, st, name, "session", err);
-        ap_ort_close(s);
+        ap__ort_close(s);
         return rc;
     }
     if (s->nout <= 0) {
@@ -262,14 +262,14 @@ int ap_ort_open(const void *model, size_t len, const ap_ort_config *cfg, const c
         void *buf = malloc((size_t)s->nf * sizeof(double));
         int nout = -1;
         rc = x && y && buf ? run_chunk(s, x, 1, y, buf, &nout, err)
-                           : ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+                           : ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
         if (x != zero_row)
             free(x);
         free(y);
         free(buf);
         if (rc != AP_OK) {
-            ap_error_prefix(err, "%s: ", name);
-            ap_ort_close(s);
+            ap__error_prefix(err, "%s: ", name);
+            ap__ort_close(s);
             return rc;
         }
         s->nout = nout;
@@ -322,7 +322,7 @@ static int run_chunk(const ap_ort *s, const double *X, size_t n, double *out, vo
         *nout = (int)dims[1];
     if (nd < 1 || nd > 2 || dims[0] != (int64_t)n || dims[1] != *nout ||
         (type != ORT_TENSOR_FLOAT && type != ORT_TENSOR_DOUBLE)) {
-        rc = ap_error_set(err, AP_EFORMAT,
+        rc = ap__error_set(err, AP_EFORMAT,
                           "onnxruntime: output '%s' has type %d and %zu dims [%lld, %lld], "
                           "expected float [%zu, %d]",
                           s->output, type, nd, (long long)dims[0], (long long)dims[1], n, *nout);
@@ -350,13 +350,13 @@ done:
     return rc;
 }
 
-int ap_ort_run(const ap_ort *s, const double *X, size_t nrows, double *out, ap_error *err)
+int ap__ort_run(const ap_ort *s, const double *X, size_t nrows, double *out, ap_error *err)
 {
     /* bounded input buffer: large batches go through in chunks */
     const size_t chunk = 4096;
     size_t rows = nrows < chunk ? nrows : chunk;
     void *buf = malloc((rows ? rows : 1) * (size_t)s->nf * sizeof(double));
-    int rc = buf ? AP_OK : ap_error_set(err, AP_ENOMEM, "onnxruntime: out of memory");
+    int rc = buf ? AP_OK : ap__error_set(err, AP_ENOMEM, "onnxruntime: out of memory");
     for (size_t r = 0; rc == AP_OK && r < nrows; r += chunk) {
         size_t n = nrows - r < chunk ? nrows - r : chunk;
         int nout = s->nout;
@@ -369,7 +369,7 @@ int ap_ort_run(const ap_ort *s, const double *X, size_t nrows, double *out, ap_e
     return rc;
 }
 
-void ap_ort_close(ap_ort *s)
+void ap__ort_close(ap_ort *s)
 {
     if (!s)
         return;
@@ -386,6 +386,6 @@ void ap_ort_close(ap_ort *s)
     free(s);
 }
 
-const char *ap_ort_version(const ap_ort *s) { return s->version; }
+const char *ap__ort_version(const ap_ort *s) { return s->version; }
 
-int ap_ort_num_outputs(const ap_ort *s) { return s->nout; }
+int ap__ort_num_outputs(const ap_ort *s) { return s->nout; }

@@ -9,7 +9,7 @@
  * A session takes one tensor input [N, num_features] (float or double) and
  * produces one tensor output [N, num_outputs]; ap_onnx strips ZipMap before
  * handing the model over, so no sequence/map values ever come back.
- * ap_ort_run may be called from several threads at once (OrtSession::Run is
+ * ap__ort_run may be called from several threads at once (OrtSession::Run is
  * thread-safe); each call allocates its input/output tensors.
  */
 #ifndef AP_ORT_ORT_H
@@ -31,18 +31,18 @@ typedef struct ap_ort_config {
 } ap_ort_config;
 
 /* The ORT library named by cfg->library (or the default) can be loaded. */
-int ap_ort_available(const char *library);
+int ap__ort_available(const char *library);
 
 /* Create a session from a serialized ModelProto (the buffer is not kept).
    cfg->num_outputs <= 0: learnt by running one zero row. */
-int ap_ort_open(const void *model, size_t len, const ap_ort_config *cfg, const char *name,
+int ap__ort_open(const void *model, size_t len, const ap_ort_config *cfg, const char *name,
                 ap_ort **out, ap_error *err);
 /* X: nrows * num_features doubles; out: nrows * num_outputs doubles. On
    failure out is filled with NaN and err says why. */
-int ap_ort_run(const ap_ort *s, const double *X, size_t nrows, double *out, ap_error *err);
-void ap_ort_close(ap_ort *s);
-int ap_ort_num_outputs(const ap_ort *s);
+int ap__ort_run(const ap_ort *s, const double *X, size_t nrows, double *out, ap_error *err);
+void ap__ort_close(ap_ort *s);
+int ap__ort_num_outputs(const ap_ort *s);
 /* "onnxruntime <version>" */
-const char *ap_ort_version(const ap_ort *s);
+const char *ap__ort_version(const ap_ort *s);
 
 #endif

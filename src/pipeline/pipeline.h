@@ -28,32 +28,32 @@ typedef struct ap_pipeline ap_pipeline;
 /* Parse `steps` (a JSON array, or NULL for an empty pipeline) for rows of
    in_width columns. Every width is checked against the step before; the
    message names `what` (e.g. "reversal/2/version.json") and the step. */
-int ap_pipeline_parse(const json_t *steps, int in_width, const char *what, ap_pipeline **out,
+int ap__pipeline_parse(const json_t *steps, int in_width, const char *what, ap_pipeline **out,
                       ap_error *err);
-void ap_pipeline_free(ap_pipeline *p);
+void ap__pipeline_free(ap_pipeline *p);
 
-int ap_pipeline_num_steps(const ap_pipeline *p);
-int ap_pipeline_in_width(const ap_pipeline *p);
-int ap_pipeline_out_width(const ap_pipeline *p);
+int ap__pipeline_num_steps(const ap_pipeline *p);
+int ap__pipeline_in_width(const ap_pipeline *p);
+int ap__pipeline_out_width(const ap_pipeline *p);
 /* Widest row at any stage (input included): the scratch a run needs per row. */
-int ap_pipeline_max_width(const ap_pipeline *p);
+int ap__pipeline_max_width(const ap_pipeline *p);
 /* 1 when output column j is input column j, transformed (no select, no pca):
    then the predictor's own feature names can be checked against the inputs. */
-int ap_pipeline_keeps_columns(const ap_pipeline *p);
+int ap__pipeline_keeps_columns(const ap_pipeline *p);
 /* One-line summary, e.g. "fillna(0) -> standard_scaler(12) -> pca(12->5)". */
-const char *ap_pipeline_describe(const ap_pipeline *p);
+const char *ap__pipeline_describe(const ap_pipeline *p);
 
 /*
  * Run nrows rows. a holds the input rows (nrows * in_width, packed); a and b
  * each have room for nrows * max_width doubles and are both overwritten.
  * Returns a or b: the one holding the nrows * out_width result rows.
  */
-double *ap_pipeline_run(const ap_pipeline *p, double *a, double *b, size_t nrows);
+double *ap__pipeline_run(const ap_pipeline *p, double *a, double *b, size_t nrows);
 
 /* Shared by the manifest parsers: a JSON array of finite numbers (of length
    want, or any length 1..max when want < 0) into a malloc'd array; messages
    name `what` and `field`. */
-int ap_json_doubles(const json_t *arr, int want, int max, const char *what, const char *field,
+int ap__json_doubles(const json_t *arr, int want, int max, const char *what, const char *field,
                     double **out, int *n, ap_error *err);
 
 #endif

@@ -24,7 +24,7 @@ static int forest_load_as(const char *path, const char *source, void **out, ap_e
         return rc;
     /* a LightGBM file named in an "xgboost" manifest is an error, not a surprise */
     if (source && strcmp(ap_forest_source(f), source) != 0) {
-        rc = ap_error_set(err, AP_EFORMAT, "%s: is a %s model, but the manifest says %s", path,
+        rc = ap__error_set(err, AP_EFORMAT, "%s: is a %s model, but the manifest says %s", path,
                           ap_forest_source(f), source);
         ap_forest_free(f);
         return rc;
@@ -139,7 +139,7 @@ static const ap_predictor_ops onnx_ops = {
 /* The formats a manifest may name. */
 static const ap_predictor_ops *const predictors[] = {&xgboost_ops, &lightgbm_ops, &onnx_ops};
 
-const ap_predictor_ops *ap_predictor_find(const char *format)
+const ap_predictor_ops *ap__predictor_find(const char *format)
 {
     for (size_t i = 0; i < sizeof predictors / sizeof predictors[0]; i++)
         if (!strcmp(predictors[i]->format, format))
@@ -147,7 +147,7 @@ const ap_predictor_ops *ap_predictor_find(const char *format)
     return NULL;
 }
 
-const ap_predictor_ops *ap_predictor_for_file(const char *path)
+const ap_predictor_ops *ap__predictor_for_file(const char *path)
 {
     size_t n = strlen(path);
     if (n >= 5 && !strcmp(path + n - 5, ".onnx"))
@@ -160,4 +160,4 @@ const ap_predictor_ops *ap_predictor_for_file(const char *path)
     return ap_onnx_sniff(head, got) ? &onnx_ops : &any_tree_ops;
 }
 
-const char *ap_predictor_formats(void) { return "xgboost, lightgbm, onnx"; }
+const char *ap__predictor_formats(void) { return "xgboost, lightgbm, onnx"; }

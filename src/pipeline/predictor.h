@@ -26,7 +26,7 @@ typedef struct ap_predictor_desc {
 
 typedef struct ap_predictor_ops {
     const char *format;   /* the manifest's "format" value ("tree" for a file
-                             ap_predictor_for_file reads as a tree file) */
+                             ap__predictor_for_file reads as a tree file) */
     const char *title;    /* for messages: "XGBoost", "ONNX", ... */
     int uses_onnx_options; /* 1: load reads opt->onnx (the CLI parses ONNX_ENABLED then) */
     /* opt: the registry's options (the ONNX backend, ...) */
@@ -48,13 +48,13 @@ typedef struct ap_predictor_ops {
 } ap_predictor_ops;
 
 /* The entry for a format name, or NULL. */
-const ap_predictor_ops *ap_predictor_find(const char *format);
+const ap_predictor_ops *ap__predictor_find(const char *format);
 /* The entry for a model file given without a manifest (the CLI), by its
    name and first bytes: ".onnx" or an ONNX header is "onnx"; anything else
    is a tree file whose load tells XGBoost JSON/UBJSON from LightGBM text by
    content. Never NULL: a file that is neither fails in load, saying why. */
-const ap_predictor_ops *ap_predictor_for_file(const char *path);
+const ap_predictor_ops *ap__predictor_for_file(const char *path);
 /* Comma-separated list of the known formats, for messages. */
-const char *ap_predictor_formats(void);
+const char *ap__predictor_formats(void);
 
 #endif

@@ -22,16 +22,16 @@ static int attach_predictor(const ap_registry *reg, ap_model *m, const char *dir
 {
     char path[AP_PATH_MAX_LEN];
     const ap_version_spec *s = &m->spec;
-    m->ops = ap_predictor_find(s->format);
+    m->ops = ap__predictor_find(s->format);
     if (!m->ops)
-        return ap_error_set(err, AP_EUNSUPPORTED, "%s: unknown format '%s' (%s)", what,
-                            s->format, ap_predictor_formats());
-    int rc = ap_repo_join(path, what, err, "%s/%s", dir, s->file);
+        return ap__error_set(err, AP_EUNSUPPORTED, "%s: unknown format '%s' (%s)", what,
+                            s->format, ap__predictor_formats());
+    int rc = ap__repo_join(path, what, err, "%s/%s", dir, s->file);
     struct stat st;
     if (rc == AP_OK && stat(path, &st) != 0)
-        rc = ap_error_set(err, AP_EIO, "%s: model file '%s' is missing", what, s->file);
+        rc = ap__error_set(err, AP_EIO, "%s: model file '%s' is missing", what, s->file);
     if (rc == AP_OK)
-        rc = ap_repo_inside(reg->real_root, path, what, err);
+        rc = ap__repo_inside(reg->real_root, path, what, err);
     if (rc == AP_OK)
         rc = m->ops->load(path, &reg->opt, &m->impl, err);
     if (rc != AP_OK) {
@@ -40,22 +40,22 @@ static int attach_predictor(const ap_registry *reg, ap_model *m, const char *dir
     }
     m->ops->describe(m->impl, &m->desc);
     m->num_outputs = m->desc.num_outputs;
-    int width = ap_pipeline_out_width(s->pipeline);
+    int width = ap__pipeline_out_width(s->pipeline);
     if (width != m->desc.num_features)
-        return ap_error_set(err, AP_EFORMAT,
+        return ap__error_set(err, AP_EFORMAT,
                             "%s: width mismatch: %d inputs -> pipeline [%s] gives %d columns, "
                             "but %s reads %d features",
-                            what, s->num_inputs, ap_pipeline_describe(s->pipeline), width,
+                            what, s->num_inputs, ap__pipeline_describe(s->pipeline), width,
                             s->file, m->desc.num_features);
     if (s->output_index >= m->num_outputs)
-        return ap_error_set(err, AP_ERANGE, "%s: output_index %d, but %s has %d output(s)",
+        return ap__error_set(err, AP_ERANGE, "%s: output_index %d, but %s has %d output(s)",
                             what, s->output_index, s->file, m->num_outputs);
     /* when columns pass through unchanged, names stored in the model file
        must be the manifest's features in the same order */
-    for (int j = 0; s->inputs && ap_pipeline_keeps_columns(s->pipeline) && j < width; j++) {
+    for (int j = 0; s->inputs && ap__pipeline_keeps_columns(s->pipeline) && j < width; j++) {
         const char *fn = m->ops->feature_name(m->impl, j);
         if (fn && strcmp(fn, s->inputs[j]))
-            return ap_error_set(err, AP_EFORMAT,
+            return ap__error_set(err, AP_EFORMAT,
                                 "%s: features[%d] is '%s' but %s names its feature %d '%s'",
                                 what, j, s->inputs[j], s->file, j, fn);
     }
@@ -68,17 +68,17 @@ static int attach_members(const ap_registry *reg, ap_model *m, const char *what,
     const ap_version_spec *s = &m->spec;
     m->members = calloc((size_t)s->num_inputs, sizeof *m->members);
     if (!m->members)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", what);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
     for (int k = 0; k < s->num_inputs; k++) {
-        ap_entry *e = ap_registry_find_entry(reg, s->inputs[k]);
+        ap_entry *e = ap__registry_find_entry(reg, s->inputs[k]);
         if (!e || !e->current)
-            return ap_error_set(err, AP_ENOTFOUND, "%s: member '%s' is not a loaded model", what,
+            return ap__error_set(err, AP_ENOTFOUND, "%s: member '%s' is not a loaded model", what,
                                 s->inputs[k]);
         ap_model_kind kind = e->current->man.kind;
         if (kind != AP_MODEL_PATTERN && kind != AP_MODEL_REGIME)
-            return ap_error_set(err, AP_EINVAL,
+            return ap__error_set(err, AP_EINVAL,
                                 "%s: member '%s' is a %s model; members are pattern or regime "
-                                "models", what, s->inputs[k], ap_model_kind_name(kind));
+                                "models", what, s->inputs[k], ap__model_kind_name(kind));
         m->members[k] = e;
     }
     m->num_outputs = s->num_inputs;
@@ -96,14 +96,14 @@ static int warm_up(const ap_model *m, const char *what, ap_error *err)
     int width = full ? F : m->spec.num_inputs;
     double *row = malloc((size_t)width * sizeof *row);
     double *outs = malloc((size_t)m->num_outputs * sizeof *outs);
-    int rc = row && outs ? AP_OK : ap_error_set(err, AP_ENOMEM, "%s: out of memory", what);
+    int rc = row && outs ? AP_OK : ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
     for (int pass = 0; rc == AP_OK && pass < 2; pass++) {
         double pred, conf;
         for (int j = 0; j < width; j++)
             row[j] = pass ? 0.0 : NAN;
-        rc = ap_model_predict_impl(m, row, 1, full, &pred, &conf, outs, err);
+        rc = ap__model_predict_impl(m, row, 1, full, &pred, &conf, outs, err);
         if (rc == AP_OK && (!isfinite(pred) || !isfinite(conf)))
-            rc = ap_error_set(err, AP_EFORMAT,
+            rc = ap__error_set(err, AP_EFORMAT,
                               "%s: warm-up prediction on a %s row is not finite (%g)", what,
                               pass ? "zero" : "NaN", pred);
     }
@@ -112,7 +112,7 @@ static int warm_up(const ap_model *m, const char *what, ap_error *err)
     return rc;
 }
 
-int ap_version_build(const ap_registry *reg, const char *name, uint32_t version, ap_entry *e,
+int ap__version_build(const ap_registry *reg, const char *name, uint32_t version, ap_entry *e,
                      ap_model **out, ap_error *err)
 {
     char dir[AP_PATH_MAX_LEN], path[AP_PATH_MAX_LEN], what[AP_PATH_MAX_LEN];
@@ -121,59 +121,59 @@ int ap_version_build(const ap_registry *reg, const char *name, uint32_t version,
     *out = NULL;
     ap_model *m = calloc(1, sizeof *m);
     if (!m)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     atomic_init(&m->refs, 1);
     m->entry = e;
-    int rc = ap_repo_join(dir, name, err, "%s/%s", reg->root, name);
+    int rc = ap__repo_join(dir, name, err, "%s/%s", reg->root, name);
     if (rc == AP_OK)
-        rc = ap_repo_join(path, name, err, "%s/manifest.json", dir);
+        rc = ap__repo_join(path, name, err, "%s/manifest.json", dir);
     if (rc == AP_OK)
-        rc = ap_repo_join(what, name, err, "%s/manifest.json", name);
+        rc = ap__repo_join(what, name, err, "%s/manifest.json", name);
     if (rc == AP_OK)
-        rc = ap_repo_inside(reg->real_root, path, what, err);
+        rc = ap__repo_inside(reg->real_root, path, what, err);
     if (rc == AP_OK)
-        rc = ap_repo_read_small(path, what, &buf, &len, err);
+        rc = ap__repo_read_small(path, what, &buf, &len, err);
     if (rc == AP_OK)
-        rc = ap_manifest_parse(buf, len, what, &m->man, err);
+        rc = ap__manifest_parse(buf, len, what, &m->man, err);
     free(buf);
     buf = NULL;
     if (rc == AP_OK && strcmp(m->man.name, name))
-        rc = ap_error_set(err, AP_EFORMAT, "%s: name '%s' differs from its folder '%s'", what,
+        rc = ap__error_set(err, AP_EFORMAT, "%s: name '%s' differs from its folder '%s'", what,
                           m->man.name, name);
     if (rc == AP_OK && !version)
         version = m->man.pinned_version;
     if (rc == AP_OK && !version)
-        rc = ap_repo_highest_version(dir, name, &version, err);
+        rc = ap__repo_highest_version(dir, name, &version, err);
     m->version = version;
     if (rc == AP_OK)
-        rc = ap_repo_join(dir, name, err, "%s/%s/%u", reg->root, name, version);
+        rc = ap__repo_join(dir, name, err, "%s/%s/%u", reg->root, name, version);
     if (rc == AP_OK)
-        rc = ap_repo_join(path, name, err, "%s/version.json", dir);
+        rc = ap__repo_join(path, name, err, "%s/version.json", dir);
     if (rc == AP_OK)
-        rc = ap_repo_join(what, name, err, "%s/%u/version.json", name, version);
+        rc = ap__repo_join(what, name, err, "%s/%u/version.json", name, version);
     struct stat st;
     if (rc == AP_OK && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
-        rc = ap_error_set(err, AP_ENOTFOUND, "%s: version %u: no folder %s/%u", name, version,
+        rc = ap__error_set(err, AP_ENOTFOUND, "%s: version %u: no folder %s/%u", name, version,
                           name, version);
     if (rc == AP_OK)
-        rc = ap_repo_inside(reg->real_root, path, what, err);
+        rc = ap__repo_inside(reg->real_root, path, what, err);
     if (rc == AP_OK)
-        rc = ap_repo_read_small(path, what, &buf, &len, err);
+        rc = ap__repo_read_small(path, what, &buf, &len, err);
     if (rc == AP_OK)
-        rc = ap_version_spec_parse(buf, len, m->man.kind, what, &m->spec, err);
+        rc = ap__version_spec_parse(buf, len, m->man.kind, what, &m->spec, err);
     free(buf);
     if (rc == AP_OK && m->man.kind == AP_MODEL_ENSEMBLE) {
         rc = attach_members(reg, m, what, err);
     } else if (rc == AP_OK) {
         rc = attach_predictor(reg, m, dir, what, err);
-        snprintf(m->describe, sizeof m->describe, "%s", ap_pipeline_describe(m->spec.pipeline));
+        snprintf(m->describe, sizeof m->describe, "%s", ap__pipeline_describe(m->spec.pipeline));
     }
     if (rc == AP_OK && m->spec.pipeline)
-        m->scratch_per_row = 2 * ap_pipeline_max_width(m->spec.pipeline) + m->num_outputs;
+        m->scratch_per_row = 2 * ap__pipeline_max_width(m->spec.pipeline) + m->num_outputs;
     if (rc == AP_OK)
         rc = warm_up(m, what, err);
     if (rc != AP_OK) {
-        ap_model_free_now(m);
+        ap__model_free_now(m);
         return rc;
     }
     *out = m;

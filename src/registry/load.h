@@ -11,7 +11,7 @@
 /* Under reg->admin: build version `version` (0: by the manifest's policy)
    of `name` for entry e. *out has one reference (the registry's); on error
    nothing is left. */
-int ap_version_build(const ap_registry *reg, const char *name, uint32_t version, ap_entry *e,
+int ap__version_build(const ap_registry *reg, const char *name, uint32_t version, ap_entry *e,
                      ap_model **out, ap_error *err);
 
 #endif

@@ -12,17 +12,17 @@
 static const char *const kind_names[] = {"pattern", "regime", "ensemble", "raw"};
 static const char *const conf_names[] = {"max_probability", "margin", "member_std"};
 
-const char *ap_model_kind_name(ap_model_kind kind)
+const char *ap__model_kind_name(ap_model_kind kind)
 {
     return (unsigned)kind < 4 ? kind_names[kind] : "?";
 }
 
-const char *ap_confidence_name(int confidence)
+const char *ap__confidence_name(int confidence)
 {
     return (unsigned)confidence < 3 ? conf_names[confidence] : "?";
 }
 
-int ap_model_name_ok(const char *name)
+int ap__model_name_ok(const char *name)
 {
     size_t n = strlen(name);
     if (n == 0 || n > AP_MODEL_NAME_MAX || name[0] == '.')
@@ -41,15 +41,15 @@ static int load_json(const char *buf, size_t len, const char *what, json_t **out
     json_error_t je;
     *out = NULL;
     if (len > AP_MANIFEST_MAX_BYTES)
-        return ap_error_set(err, AP_ERANGE, "%s: larger than %zu bytes", what,
+        return ap__error_set(err, AP_ERANGE, "%s: larger than %zu bytes", what,
                             AP_MANIFEST_MAX_BYTES);
     json_t *root = json_loadb(buf, len, JSON_REJECT_DUPLICATES, &je);
     if (!root)
-        return ap_error_set(err, AP_EFORMAT, "%s: malformed JSON at line %d column %d: %s", what,
+        return ap__error_set(err, AP_EFORMAT, "%s: malformed JSON at line %d column %d: %s", what,
                             je.line, je.column, je.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return ap_error_set(err, AP_EFORMAT, "%s: top level must be a JSON object", what);
+        return ap__error_set(err, AP_EFORMAT, "%s: top level must be a JSON object", what);
     }
     *out = root;
     return AP_OK;
@@ -65,7 +65,7 @@ static int check_keys(const json_t *o, const char *const *allowed, const char *w
         for (const char *const *a = allowed; *a; a++)
             ok |= !strcmp(key, *a);
         if (!ok)
-            return ap_error_set(err, AP_EFORMAT, "%s: unknown key '%s'%s", what, key, where);
+            return ap__error_set(err, AP_EFORMAT, "%s: unknown key '%s'%s", what, key, where);
     }
     return AP_OK;
 }
@@ -77,15 +77,15 @@ static int get_string(const json_t *o, const char *key, const char *def, char *d
     const json_t *v = json_object_get(o, key);
     if (!v) {
         if (!def)
-            return ap_error_set(err, AP_EFORMAT, "%s: missing \"%s\"", what, key);
+            return ap__error_set(err, AP_EFORMAT, "%s: missing \"%s\"", what, key);
         snprintf(dst, cap, "%s", def);
         return AP_OK;
     }
     const char *s = json_string_value(v);
     if (!s)
-        return ap_error_set(err, AP_EFORMAT, "%s: \"%s\" must be a string", what, key);
+        return ap__error_set(err, AP_EFORMAT, "%s: \"%s\" must be a string", what, key);
     if (strlen(s) >= cap || strlen(s) != json_string_length(v))
-        return ap_error_set(err, AP_EFORMAT, "%s: \"%s\" is too long or holds a NUL byte", what,
+        return ap__error_set(err, AP_EFORMAT, "%s: \"%s\" is too long or holds a NUL byte", what,
                             key);
     memcpy(dst, s, strlen(s) + 1);
     return AP_OK;
@@ -101,13 +101,13 @@ static int get_int(const json_t *o, const char *key, long long def, long long lo
         return AP_OK;
     }
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return ap_error_set(err, AP_ERANGE, "%s: \"%s\" must be an integer in %lld..%lld", what,
+        return ap__error_set(err, AP_ERANGE, "%s: \"%s\" must be an integer in %lld..%lld", what,
                             key, lo, hi);
     *dst = json_integer_value(v);
     return AP_OK;
 }
 
-int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest *out,
+int ap__manifest_parse(const char *buf, size_t len, const char *what, ap_manifest *out,
                       ap_error *err)
 {
     static const char *const keys[] = {"name", "kind", "target", "description",
@@ -125,8 +125,8 @@ int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest
         (rc = get_string(root, "kind", NULL, kind, sizeof kind, what, err)) ||
         (rc = get_string(root, "target", NULL, out->target, sizeof out->target, what, err)))
         goto done;
-    if (!ap_model_name_ok(out->name)) {
-        rc = ap_error_set(err, AP_EFORMAT,
+    if (!ap__model_name_ok(out->name)) {
+        rc = ap__error_set(err, AP_EFORMAT,
                           "%s: name '%s' is not 1..64 characters of [A-Za-z0-9_.-]", what,
                           out->name);
         goto done;
@@ -136,7 +136,7 @@ int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest
         if (!strcmp(kind, kind_names[k]))
             out->kind = (ap_model_kind)k;
     if ((int)out->kind < 0) {
-        rc = ap_error_set(err, AP_EFORMAT,
+        rc = ap__error_set(err, AP_EFORMAT,
                           "%s: unknown kind '%s' (pattern, regime, ensemble, raw)", what, kind);
         goto done;
     }
@@ -145,14 +145,14 @@ int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest
     out->min_bars = (uint32_t)v;
     const json_t *d = json_object_get(root, "description");
     if (d && !json_is_string(d)) {
-        rc = ap_error_set(err, AP_EFORMAT, "%s: \"description\" must be a string", what);
+        rc = ap__error_set(err, AP_EFORMAT, "%s: \"description\" must be a string", what);
         goto done;
     }
     const json_t *pol = json_object_get(root, "version_policy");
     if (pol && !(json_is_string(pol) && !strcmp(json_string_value(pol), "latest"))) {
         static const char *const pol_keys[] = {"pinned", NULL};
         if (!json_is_object(pol) || !json_object_get(pol, "pinned")) {
-            rc = ap_error_set(err, AP_EFORMAT,
+            rc = ap__error_set(err, AP_EFORMAT,
                               "%s: \"version_policy\" must be \"latest\" or {\"pinned\": N}",
                               what);
             goto done;
@@ -167,7 +167,7 @@ int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest
     if (!b)
         b = empty;
     if (!json_is_object(b))
-        rc = ap_error_set(err, AP_EFORMAT, "%s: \"batching\" must be an object", what);
+        rc = ap__error_set(err, AP_EFORMAT, "%s: \"batching\" must be an object", what);
     if (!rc)
         rc = check_keys(b, batch_keys, what, " in batching", err);
     if (!rc)
@@ -184,7 +184,7 @@ done:
     return rc;
 }
 
-void ap_version_spec_free(ap_version_spec *s)
+void ap__version_spec_free(ap_version_spec *s)
 {
     if (!s)
         return;
@@ -192,7 +192,7 @@ void ap_version_spec_free(ap_version_spec *s)
         free(s->inputs[i]);
     free(s->inputs);
     free(s->feature_idx);
-    ap_pipeline_free(s->pipeline);
+    ap__pipeline_free(s->pipeline);
     free(s->coef);
     memset(s, 0, sizeof *s);
 }
@@ -203,19 +203,19 @@ static int get_names(const json_t *arr, int max, const char *what, const char *k
 {
     size_t n = json_array_size(arr);
     if (!json_is_array(arr) || n == 0 || n > (size_t)max)
-        return ap_error_set(err, AP_EFORMAT, "%s: \"%s\" must be an array of 1..%d names", what,
+        return ap__error_set(err, AP_EFORMAT, "%s: \"%s\" must be an array of 1..%d names", what,
                             key, max);
     s->inputs = calloc(n, sizeof *s->inputs);
     if (!s->inputs)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", what);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
     s->num_inputs = (int)n;
     for (size_t i = 0; i < n; i++) {
         const json_t *x = json_array_get(arr, i);
         const char *str = json_string_value(x);
         if (!str || strlen(str) != json_string_length(x))
-            return ap_error_set(err, AP_EFORMAT, "%s: %s[%zu] is not a string", what, key, i);
+            return ap__error_set(err, AP_EFORMAT, "%s: %s[%zu] is not a string", what, key, i);
         if (!(s->inputs[i] = strdup(str)))
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", what);
+            return ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
     }
     return AP_OK;
 }
@@ -234,7 +234,7 @@ static int parse_confidence(const json_t *root, int def, int ensemble, const cha
             *out = c;
             return AP_OK;
         }
-    return ap_error_set(err, AP_EFORMAT,
+    return ap__error_set(err, AP_EFORMAT,
                         ensemble ? "%s: confidence '%s': an ensemble's confidence is member_std"
                                  : "%s: unknown confidence '%s' (max_probability, margin)",
                         what, name);
@@ -253,17 +253,17 @@ static int parse_ensemble(const json_t *root, const char *what, ap_version_spec 
         (rc = parse_confidence(root, AP_CONF_MEMBER_STD, 1, what, &s->confidence, err)))
         return rc;
     for (int i = 0; i < s->num_inputs; i++) {
-        if (!ap_model_name_ok(s->inputs[i]))
-            return ap_error_set(err, AP_EFORMAT, "%s: members[%d] '%s' is not a model name",
+        if (!ap__model_name_ok(s->inputs[i]))
+            return ap__error_set(err, AP_EFORMAT, "%s: members[%d] '%s' is not a model name",
                                 what, i, s->inputs[i]);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->inputs[i], s->inputs[j]))
-                return ap_error_set(err, AP_EFORMAT, "%s: member '%s' is listed twice", what,
+                return ap__error_set(err, AP_EFORMAT, "%s: member '%s' is listed twice", what,
                                     s->inputs[i]);
     }
     const json_t *c = json_object_get(root, "combiner");
     if (!json_is_object(c))
-        return ap_error_set(err, AP_EFORMAT, "%s: missing \"combiner\" object", what);
+        return ap__error_set(err, AP_EFORMAT, "%s: missing \"combiner\" object", what);
     char type[32];
     if ((rc = check_keys(c, comb_keys, what, " in combiner", err)) ||
         (rc = get_string(c, "type", NULL, type, sizeof type, what, err)))
@@ -273,32 +273,32 @@ static int parse_ensemble(const json_t *root, const char *what, ap_version_spec 
         const json_t *b = json_object_get(c, "intercept");
         if (json_object_get(c, "weights") || !json_is_number(b) ||
             !isfinite(json_number_value(b)))
-            return ap_error_set(err, AP_EFORMAT,
+            return ap__error_set(err, AP_EFORMAT,
                                 "%s: a logistic combiner has \"coefficients\" (one per member) "
                                 "and a finite \"intercept\"", what);
         s->intercept = json_number_value(b);
-        return ap_json_doubles(json_object_get(c, "coefficients"), s->num_inputs, 0, what,
+        return ap__json_doubles(json_object_get(c, "coefficients"), s->num_inputs, 0, what,
                                "combiner.coefficients", &s->coef, NULL, err);
     }
     if (!strcmp(type, "weighted_mean")) {
         s->combiner = AP_COMBINE_WEIGHTED_MEAN;
         if (json_object_get(c, "coefficients") || json_object_get(c, "intercept"))
-            return ap_error_set(err, AP_EFORMAT,
+            return ap__error_set(err, AP_EFORMAT,
                                 "%s: a weighted_mean combiner has only \"weights\"", what);
-        rc = ap_json_doubles(json_object_get(c, "weights"), s->num_inputs, 0, what,
+        rc = ap__json_doubles(json_object_get(c, "weights"), s->num_inputs, 0, what,
                              "combiner.weights", &s->coef, NULL, err);
         double sum = 0;
         for (int i = 0; rc == AP_OK && i < s->num_inputs; i++) {
             if (s->coef[i] < 0)
-                return ap_error_set(err, AP_EFORMAT, "%s: combiner.weights[%d] is negative",
+                return ap__error_set(err, AP_EFORMAT, "%s: combiner.weights[%d] is negative",
                                     what, i);
             sum += s->coef[i];
         }
         if (rc == AP_OK && !(sum > 0))
-            rc = ap_error_set(err, AP_EFORMAT, "%s: combiner.weights sum to 0", what);
+            rc = ap__error_set(err, AP_EFORMAT, "%s: combiner.weights sum to 0", what);
         return rc;
     }
-    return ap_error_set(err, AP_EFORMAT,
+    return ap__error_set(err, AP_EFORMAT,
                         "%s: unknown combiner type '%s' (logistic, weighted_mean)", what, type);
 }
 
@@ -319,45 +319,45 @@ static int parse_single(const json_t *root, ap_model_kind kind, const char *what
     s->output_index = (int)v;
     /* the model file stays inside its version folder */
     if (!s->file[0] || strchr(s->file, '/') || !strcmp(s->file, ".") || !strcmp(s->file, ".."))
-        return ap_error_set(err, AP_EFORMAT,
+        return ap__error_set(err, AP_EFORMAT,
                             "%s: \"file\" must be a file name inside the version folder", what);
     if (kind == AP_MODEL_RAW) {
         if (json_object_get(root, "features") || json_object_get(root, "feature_set"))
-            return ap_error_set(err, AP_EFORMAT,
+            return ap__error_set(err, AP_EFORMAT,
                                 "%s: a raw model has \"input_width\", not features", what);
         if (!json_object_get(root, "input_width"))
-            return ap_error_set(err, AP_EFORMAT, "%s: missing \"input_width\"", what);
+            return ap__error_set(err, AP_EFORMAT, "%s: missing \"input_width\"", what);
         if ((rc = get_int(root, "input_width", 0, 1, AP_MAX_MODEL_INPUTS, &v, what, err)))
             return rc;
         s->num_inputs = (int)v;
     } else {
         char set[32];
         if (json_object_get(root, "input_width"))
-            return ap_error_set(err, AP_EFORMAT,
+            return ap__error_set(err, AP_EFORMAT,
                                 "%s: \"input_width\" is for raw models; this one names features",
                                 what);
         if ((rc = get_string(root, "feature_set", NULL, set, sizeof set, what, err)))
             return rc;
         if (strcmp(set, "alphapulse-v1"))
-            return ap_error_set(err, AP_EUNSUPPORTED,
+            return ap__error_set(err, AP_EUNSUPPORTED,
                                 "%s: unknown feature_set '%s' (alphapulse-v1)", what, set);
         if ((rc = get_names(json_object_get(root, "features"), AP_MAX_MODEL_INPUTS, what,
                             "features", s, err)))
             return rc;
         s->feature_idx = malloc((size_t)s->num_inputs * sizeof *s->feature_idx);
         if (!s->feature_idx)
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", what);
+            return ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
         for (int i = 0; i < s->num_inputs; i++)
             if ((s->feature_idx[i] = ap_feature_index(s->inputs[i])) < 0)
-                return ap_error_set(err, AP_ENOTFOUND,
+                return ap__error_set(err, AP_ENOTFOUND,
                                     "%s: features[%d] '%s' is not an alphapulse-v1 feature",
                                     what, i, s->inputs[i]);
     }
-    return ap_pipeline_parse(json_object_get(root, "pipeline"), s->num_inputs, what,
+    return ap__pipeline_parse(json_object_get(root, "pipeline"), s->num_inputs, what,
                              &s->pipeline, err);
 }
 
-int ap_version_spec_parse(const char *buf, size_t len, ap_model_kind kind, const char *what,
+int ap__version_spec_parse(const char *buf, size_t len, ap_model_kind kind, const char *what,
                           ap_version_spec *out, ap_error *err)
 {
     json_t *root;
@@ -370,6 +370,6 @@ int ap_version_spec_parse(const char *buf, size_t len, ap_model_kind kind, const
                                    : parse_single(root, kind, what, out, err);
     json_decref(root);
     if (rc != AP_OK)
-        ap_version_spec_free(out);
+        ap__version_spec_free(out);
     return rc;
 }

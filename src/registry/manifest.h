@@ -47,14 +47,14 @@ typedef struct ap_version_spec {
 } ap_version_spec;
 
 /* A valid model name: 1..64 of [A-Za-z0-9_.-], not starting with '.'. */
-int ap_model_name_ok(const char *name);
-const char *ap_model_kind_name(ap_model_kind kind);
-const char *ap_confidence_name(int confidence);
+int ap__model_name_ok(const char *name);
+const char *ap__model_kind_name(ap_model_kind kind);
+const char *ap__confidence_name(int confidence);
 
-int ap_manifest_parse(const char *buf, size_t len, const char *what, ap_manifest *out,
+int ap__manifest_parse(const char *buf, size_t len, const char *what, ap_manifest *out,
                       ap_error *err);
-int ap_version_spec_parse(const char *buf, size_t len, ap_model_kind kind, const char *what,
+int ap__version_spec_parse(const char *buf, size_t len, ap_model_kind kind, const char *what,
                           ap_version_spec *out, ap_error *err);
-void ap_version_spec_free(ap_version_spec *s);
+void ap__version_spec_free(ap_version_spec *s);
 
 #endif

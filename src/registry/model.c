@@ -11,13 +11,13 @@
 
 /* ---- lifetime ----------------------------------------------------------- */
 
-void ap_model_free_now(ap_model *m)
+void ap__model_free_now(ap_model *m)
 {
     if (!m)
         return;
     if (m->ops)
         m->ops->free(m->impl);
-    ap_version_spec_free(&m->spec);
+    ap__version_spec_free(&m->spec);
     free(m->members);
     free(m);
 }
@@ -25,7 +25,7 @@ void ap_model_free_now(ap_model *m)
 void ap_model_release(ap_model *m)
 {
     if (m && atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) == 1)
-        ap_model_free_now(m);
+        ap__model_free_now(m);
 }
 
 void ap_model_retain(ap_model *m)
@@ -42,7 +42,7 @@ void ap_model_describe(const ap_model *m, ap_model_info *out)
     int ens = m->man.kind == AP_MODEL_ENSEMBLE;
     out->name = m->man.name;
     out->kind = m->man.kind;
-    out->kind_name = ap_model_kind_name(m->man.kind);
+    out->kind_name = ap__model_kind_name(m->man.kind);
     out->target = m->man.target;
     out->format = ens ? "ensemble" : m->spec.format;
     out->file = m->spec.file;
@@ -50,9 +50,9 @@ void ap_model_describe(const ap_model *m, ap_model_info *out)
     out->num_inputs = m->spec.num_inputs;
     out->num_outputs = m->num_outputs;
     out->num_trees = ens ? 0 : m->desc.num_trees;
-    out->pipeline_steps = m->spec.pipeline ? ap_pipeline_num_steps(m->spec.pipeline) : 0;
+    out->pipeline_steps = m->spec.pipeline ? ap__pipeline_num_steps(m->spec.pipeline) : 0;
     out->pipeline = m->describe;
-    out->confidence = ap_confidence_name(m->spec.confidence);
+    out->confidence = ap__confidence_name(m->spec.confidence);
     out->output_index = m->spec.output_index;
     out->max_batch_size = m->man.max_batch_size;
     out->max_queue_delay_us = m->man.max_queue_delay_us;
@@ -66,7 +66,7 @@ int ap_model_features_used(const ap_model *m, unsigned char *used)
     if (m->man.kind == AP_MODEL_ENSEMBLE) {
         unsigned char sub[AP_FEATURE_COUNT];
         for (int k = 0; k < m->spec.num_inputs; k++) {
-            ap_model *mm = ap_entry_acquire(m->members[k]);
+            ap_model *mm = ap__entry_acquire(m->members[k]);
             if (!mm)
                 continue;
             ap_model_features_used(mm, sub);

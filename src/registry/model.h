@@ -48,11 +48,11 @@ struct ap_model {
 };
 
 /* Free a version nobody else holds (a failed build, the last release). */
-void ap_model_free_now(ap_model *m);
+void ap__model_free_now(ap_model *m);
 
 /* Hold the version an entry serves now (NULL if none); ap_model_release
    drops it. Inline: ensembles take it per member on every predict. */
-static inline ap_model *ap_entry_acquire(ap_entry *e)
+static inline ap_model *ap__entry_acquire(ap_entry *e)
 {
     pthread_mutex_lock(&e->mu);
     ap_model *m = e->current;

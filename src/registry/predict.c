@@ -73,9 +73,9 @@ static int predict_single(const ap_model *m, const double *X, size_t nrows, int 
         chunk = nrows < 64 ? nrows : 64;
         scratch = malloc(chunk * per_row * sizeof *scratch);
         if (!scratch)
-            return ap_error_set(err, AP_ENOMEM, "%s: out of memory", m->entry->name);
+            return ap__error_set(err, AP_ENOMEM, "%s: out of memory", m->entry->name);
     }
-    const size_t width = (size_t)ap_pipeline_max_width(m->spec.pipeline);
+    const size_t width = (size_t)ap__pipeline_max_width(m->spec.pipeline);
     for (size_t r0 = 0; r0 < nrows; r0 += chunk) {
         size_t n = nrows - r0 < chunk ? nrows - r0 : chunk;
         double *a = scratch, *b = scratch + chunk * width, *o = b + chunk * width;
@@ -87,14 +87,14 @@ static int predict_single(const ap_model *m, const double *X, size_t nrows, int 
         } else {
             memcpy(a, X + r0 * (size_t)nin, n * (size_t)nin * sizeof *a);
         }
-        const double *in = ap_pipeline_run(m->spec.pipeline, a, b, n);
+        const double *in = ap__pipeline_run(m->spec.pipeline, a, b, n);
         double *y = outputs ? outputs + r0 * (size_t)nout : o;
         int rc = m->ops->predict(m->impl, in, n, y, err);
         if (rc != AP_OK) {
             if (scratch != stack)
                 free(scratch);
             if (err)
-                ap_error_prefix(err, "%s: ", m->entry->name);
+                ap__error_prefix(err, "%s: ", m->entry->name);
             return rc;
         }
         for (size_t r = 0; r < n; r++) {
@@ -112,29 +112,29 @@ static int predict_single(const ap_model *m, const double *X, size_t nrows, int 
 
 int ap_model_transform_width(const ap_model *m)
 {
-    return m->spec.pipeline ? ap_pipeline_out_width(m->spec.pipeline) : 0;
+    return m->spec.pipeline ? ap__pipeline_out_width(m->spec.pipeline) : 0;
 }
 
 int ap_model_transform(const ap_model *m, const double *X, size_t nrows, int full, double *out,
                        ap_error *err)
 {
     if (!m->spec.pipeline)
-        return ap_error_set(err, AP_EUNSUPPORTED, "%s: an ensemble has no pipeline",
+        return ap__error_set(err, AP_EUNSUPPORTED, "%s: an ensemble has no pipeline",
                             m->entry->name);
     if (full && m->man.kind == AP_MODEL_RAW)
-        return ap_error_set(err, AP_EUNSUPPORTED, "%s: a raw model takes its input tensor",
+        return ap__error_set(err, AP_EUNSUPPORTED, "%s: a raw model takes its input tensor",
                             m->entry->name);
-    const int nin = m->spec.num_inputs, w = ap_pipeline_out_width(m->spec.pipeline);
+    const int nin = m->spec.num_inputs, w = ap__pipeline_out_width(m->spec.pipeline);
     const size_t F = (size_t)ap_feature_count();
-    const size_t width = (size_t)ap_pipeline_max_width(m->spec.pipeline);
+    const size_t width = (size_t)ap__pipeline_max_width(m->spec.pipeline);
     double *a = malloc(2 * width * sizeof *a);
     if (!a)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", m->entry->name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", m->entry->name);
     for (size_t r = 0; r < nrows; r++) {
         for (int j = 0; j < nin; j++)
             a[j] = full ? X[r * F + (size_t)m->spec.feature_idx[j]]
                         : X[r * (size_t)nin + (size_t)j];
-        const double *y = ap_pipeline_run(m->spec.pipeline, a, a + width, 1);
+        const double *y = ap__pipeline_run(m->spec.pipeline, a, a + width, 1);
         memcpy(out + r * (size_t)w, y, (size_t)w * sizeof *y);
     }
     free(a);
@@ -187,9 +187,9 @@ static int predict_ensemble(const ap_model *m, const double *X, size_t nrows, in
     ap_model *held[AP_MAX_MEMBERS];
     int rc = AP_OK, nheld = 0;
     for (; nheld < nm; nheld++) {
-        held[nheld] = ap_entry_acquire(m->members[nheld]);
+        held[nheld] = ap__entry_acquire(m->members[nheld]);
         if (!held[nheld]) {
-            rc = ap_error_set(err, AP_ENOTFOUND, "%s: member '%s' is not loaded",
+            rc = ap__error_set(err, AP_ENOTFOUND, "%s: member '%s' is not loaded",
                               m->entry->name, m->members[nheld]->name);
             break;
         }
@@ -198,10 +198,10 @@ static int predict_ensemble(const ap_model *m, const double *X, size_t nrows, in
     for (size_t r0 = 0; rc == AP_OK && r0 < nrows; r0 += ENSEMBLE_CHUNK) {
         size_t n = nrows - r0 < ENSEMBLE_CHUNK ? nrows - r0 : ENSEMBLE_CHUNK;
         for (int k = 0; rc == AP_OK && k < nm; k++) {
-            rc = ap_model_predict_impl(held[k], X + r0 * F, n, 1, colmajor + (size_t)k * n,
+            rc = ap__model_predict_impl(held[k], X + r0 * F, n, 1, colmajor + (size_t)k * n,
                                        NULL, NULL, err);
             if (rc != AP_OK && err) /* the member named itself */
-                ap_error_prefix(err, "%s: member ", m->entry->name);
+                ap__error_prefix(err, "%s: member ", m->entry->name);
         }
         for (size_t r = 0; rc == AP_OK && r < n; r++) {
             for (int k = 0; k < nm; k++)
@@ -216,11 +216,11 @@ static int predict_ensemble(const ap_model *m, const double *X, size_t nrows, in
     return rc;
 }
 
-int ap_model_predict_impl(const ap_model *m, const double *X, size_t nrows, int full,
+int ap__model_predict_impl(const ap_model *m, const double *X, size_t nrows, int full,
                           double *pred, double *conf, double *outputs, ap_error *err)
 {
     if (full && m->man.kind == AP_MODEL_RAW)
-        return ap_error_set(err, AP_EUNSUPPORTED,
+        return ap__error_set(err, AP_EUNSUPPORTED,
                             "%s: a raw model takes its input tensor (predict_raw), not "
                             "alphapulse-v1 features", m->entry->name);
     if (m->man.kind == AP_MODEL_ENSEMBLE)
@@ -232,10 +232,10 @@ static int predict_timed(const ap_model *m, const double *X, size_t nrows, int f
                          double *pred, double *conf, double *outputs, ap_error *err)
 {
     if (!m || (!X && nrows) || (!pred && nrows))
-        return ap_error_set(err, AP_EINVAL, "predict: NULL model, input or output");
-    uint64_t t0 = ap_clock_ns();
-    int rc = ap_model_predict_impl(m, X, nrows, full, pred, conf, outputs, err);
-    stats_record_predict(&m->entry->stats, ap_clock_ns() - t0, nrows, rc == AP_OK);
+        return ap__error_set(err, AP_EINVAL, "predict: NULL model, input or output");
+    uint64_t t0 = ap__clock_ns();
+    int rc = ap__model_predict_impl(m, X, nrows, full, pred, conf, outputs, err);
+    stats_record_predict(&m->entry->stats, ap__clock_ns() - t0, nrows, rc == AP_OK);
     return rc;
 }
 

@@ -9,7 +9,7 @@
 
 /* Predict without recording statistics (warm-up, ensemble members).
    full: X holds alphapulse-v1 rows; else the model's own inputs. */
-int ap_model_predict_impl(const ap_model *m, const double *X, size_t nrows, int full,
+int ap__model_predict_impl(const ap_model *m, const double *X, size_t nrows, int full,
                           double *pred, double *conf, double *outputs, ap_error *err);
 
 #endif

@@ -43,15 +43,15 @@ int ap_registry_open(const char *root, const ap_registry_options *opt, ap_regist
     struct stat st;
     *out = NULL;
     if (!root)
-        return ap_error_set(err, AP_EINVAL, "registry: no repository folder given");
+        return ap__error_set(err, AP_EINVAL, "registry: no repository folder given");
     if (stat(root, &st) != 0 || !S_ISDIR(st.st_mode))
-        return ap_error_set(err, AP_EIO, "%s: not a readable folder", root);
+        return ap__error_set(err, AP_EIO, "%s: not a readable folder", root);
     ap_registry *reg = calloc(1, sizeof *reg);
     if (!reg || !(reg->root = strdup(root)) || !(reg->real_root = realpath(root, NULL))) {
         if (reg)
             free(reg->root);
         free(reg);
-        return ap_error_set(err, AP_ENOMEM, "registry: %s: cannot resolve the folder", root);
+        return ap__error_set(err, AP_ENOMEM, "registry: %s: cannot resolve the folder", root);
     }
     if (opt)
         reg->opt = *opt;
@@ -62,7 +62,7 @@ int ap_registry_open(const char *root, const ap_registry_options *opt, ap_regist
             free(reg->root);
             free(reg->real_root);
             free(reg);
-            return ap_error_set(err, AP_ENOMEM, "registry: out of memory");
+            return ap__error_set(err, AP_ENOMEM, "registry: out of memory");
         }
         reg->opt.onnx.ort_library = reg->ort_library;
     }
@@ -97,11 +97,11 @@ static int new_entry(ap_registry *reg, const char *name, ap_entry **out, ap_erro
 {
     int n = atomic_load_explicit(&reg->count, memory_order_relaxed);
     if (n >= AP_REGISTRY_MAX_MODELS)
-        return ap_error_set(err, AP_ERANGE, "%s: the registry holds at most %d models", name,
+        return ap__error_set(err, AP_ERANGE, "%s: the registry holds at most %d models", name,
                             AP_REGISTRY_MAX_MODELS);
     ap_entry *e = calloc(1, sizeof *e);
     if (!e)
-        return ap_error_set(err, AP_ENOMEM, "%s: out of memory", name);
+        return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     snprintf(e->name, sizeof e->name, "%s", name);
     pthread_mutex_init(&e->mu, NULL);
     *out = e;
@@ -170,12 +170,12 @@ const char *ap_registry_name(const ap_registry *reg, int i)
 int ap_registry_acquire(ap_registry *reg, const char *name, ap_model **out, ap_error *err)
 {
     *out = NULL;
-    ap_entry *e = name ? ap_registry_find_entry(reg, name) : NULL;
+    ap_entry *e = name ? ap__registry_find_entry(reg, name) : NULL;
     if (!e)
-        return ap_error_set(err, AP_ENOTFOUND, "model '%s' is not in the repository",
+        return ap__error_set(err, AP_ENOTFOUND, "model '%s' is not in the repository",
                             name ? name : "(null)");
-    if (!(*out = ap_entry_acquire(e)))
-        return ap_error_set(err, AP_ENOTFOUND, "model '%s' is not loaded", name);
+    if (!(*out = ap__entry_acquire(e)))
+        return ap__error_set(err, AP_ENOTFOUND, "model '%s' is not loaded", name);
     return AP_OK;
 }
 
@@ -198,12 +198,12 @@ int ap_registry_unload(ap_registry *reg, const char *name, ap_error *err)
 {
     pthread_mutex_lock(&reg->admin);
     int rc = AP_OK;
-    ap_entry *e = ap_registry_find_entry(reg, name);
+    ap_entry *e = ap__registry_find_entry(reg, name);
     const char *user = e ? used_by_ensemble(reg, e) : NULL;
     if (!e || !e->current)
-        rc = ap_error_set(err, AP_ENOTFOUND, "model '%s' is not loaded", name);
+        rc = ap__error_set(err, AP_ENOTFOUND, "model '%s' is not loaded", name);
     else if (user)
-        rc = ap_error_set(err, AP_EINVAL, "cannot unload '%s': ensemble '%s' uses it", name,
+        rc = ap__error_set(err, AP_EINVAL, "cannot unload '%s': ensemble '%s' uses it", name,
                           user);
     else
         entry_swap(e, NULL);
@@ -214,9 +214,9 @@ int ap_registry_unload(ap_registry *reg, const char *name, ap_error *err)
 int ap_registry_stats(const ap_registry *reg, const char *name, ap_model_stats *out,
                       ap_error *err)
 {
-    const ap_entry *e = ap_registry_find_entry(reg, name);
+    const ap_entry *e = ap__registry_find_entry(reg, name);
     if (!e)
-        return ap_error_set(err, AP_ENOTFOUND, "model '%s' is not in the repository", name);
+        return ap__error_set(err, AP_ENOTFOUND, "model '%s' is not in the repository", name);
     const ap_stats *s = &e->stats;
     out->version = atomic_load_explicit(&s->version, memory_order_relaxed);
     out->loads = atomic_load_explicit(&s->loads, memory_order_relaxed);
@@ -238,34 +238,34 @@ int ap_registry_stats(const ap_registry *reg, const char *name, ap_model_stats *
 
 static int load_locked(ap_registry *reg, const char *name, uint32_t version, ap_error *err)
 {
-    if (!name || !ap_model_name_ok(name))
-        return ap_error_set(err, AP_EINVAL, "'%s' is not a model name ([A-Za-z0-9_.-], 1..64)",
+    if (!name || !ap__model_name_ok(name))
+        return ap__error_set(err, AP_EINVAL, "'%s' is not a model name ([A-Za-z0-9_.-], 1..64)",
                             name ? name : "(null)");
     char dir[AP_PATH_MAX_LEN];
     struct stat st;
     int in_repo = snprintf(dir, sizeof dir, "%s/%s", reg->root, name) < AP_PATH_MAX_LEN &&
                   stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
     if (!in_repo)
-        return ap_error_set(err, AP_ENOTFOUND, "model '%s' is not in the repository (no folder "
+        return ap__error_set(err, AP_ENOTFOUND, "model '%s' is not in the repository (no folder "
                             "%s/%s)", name, reg->root, name);
-    ap_entry *e = ap_registry_find_entry(reg, name);
+    ap_entry *e = ap__registry_find_entry(reg, name);
     int fresh = !e;
     int rc = fresh ? new_entry(reg, name, &e, err) : AP_OK;
     if (rc != AP_OK) {
         failure_set(reg, name, err ? err->msg : "cannot load");
         return rc;
     }
-    uint64_t t0 = ap_clock_ns();
+    uint64_t t0 = ap__clock_ns();
     ap_model *m;
-    rc = ap_version_build(reg, name, version, e, &m, err);
+    rc = ap__version_build(reg, name, version, e, &m, err);
     const char *user = rc == AP_OK && m->man.kind != AP_MODEL_PATTERN &&
                                m->man.kind != AP_MODEL_REGIME
                            ? used_by_ensemble(reg, e) : NULL;
     if (user) {
-        rc = ap_error_set(err, AP_EINVAL,
+        rc = ap__error_set(err, AP_EINVAL,
                           "%s: is now a %s model, but ensemble '%s' uses it as a member", name,
-                          ap_model_kind_name(m->man.kind), user);
-        ap_model_free_now(m);
+                          ap__model_kind_name(m->man.kind), user);
+        ap__model_free_now(m);
     }
     if (rc != AP_OK) {
         failure_set(reg, name, err ? err->msg : "cannot load");
@@ -280,7 +280,7 @@ static int load_locked(ap_registry *reg, const char *name, uint32_t version, ap_
     if (fresh)
         publish_entry(reg, e);
     failure_clear(reg, name);
-    atomic_store_explicit(&e->stats.load_time_ns, ap_clock_ns() - t0, memory_order_relaxed);
+    atomic_store_explicit(&e->stats.load_time_ns, ap__clock_ns() - t0, memory_order_relaxed);
     atomic_fetch_add_explicit(&e->stats.loads, 1, memory_order_relaxed);
     entry_swap(e, m);
     return AP_OK;
@@ -302,24 +302,24 @@ int ap_registry_load_all(ap_registry *reg, ap_registry_report_fn report, void *c
     char **names;
     int n, failed = 0;
     pthread_mutex_lock(&reg->admin);
-    int rc = ap_repo_list_models(reg->root, &names, &n, err);
+    int rc = ap__repo_list_models(reg->root, &names, &n, err);
     if (rc != AP_OK) {
         pthread_mutex_unlock(&reg->admin);
         return rc;
     }
     for (int pass = 0; pass < 2; pass++)
         for (int i = 0; i < n; i++) {
-            if (ap_repo_is_ensemble(reg->root, names[i]) != pass)
+            if (ap__repo_is_ensemble(reg->root, names[i]) != pass)
                 continue;
             ap_error e = {0};
             int lrc = load_locked(reg, names[i], 0, &e);
             failed += lrc != AP_OK;
             if (report) {
-                ap_entry *en = lrc == AP_OK ? ap_registry_find_entry(reg, names[i]) : NULL;
+                ap_entry *en = lrc == AP_OK ? ap__registry_find_entry(reg, names[i]) : NULL;
                 report(ctx, names[i], en ? en->current : NULL, lrc == AP_OK ? NULL : &e);
             }
         }
     pthread_mutex_unlock(&reg->admin);
-    ap_repo_names_free(names, n);
+    ap__repo_names_free(names, n);
     return failed;
 }

@@ -30,7 +30,7 @@ struct ap_registry {
 };
 
 /* The published entry of a name, or NULL. Any thread. */
-static inline ap_entry *ap_registry_find_entry(const ap_registry *reg, const char *name)
+static inline ap_entry *ap__registry_find_entry(const ap_registry *reg, const char *name)
 {
     int n = atomic_load_explicit(&reg->count, memory_order_acquire);
     for (int i = 0; i < n; i++)

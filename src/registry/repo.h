@@ -14,21 +14,21 @@
 #define AP_PATH_MAX_LEN 4096
 
 /* dst (AP_PATH_MAX_LEN bytes) = the formatted path; "what: path too long". */
-int ap_repo_join(char *dst, const char *what, ap_error *err, const char *fmt, ...)
+int ap__repo_join(char *dst, const char *what, ap_error *err, const char *fmt, ...)
     AP_PRINTF(4, 5);
 /* AP_OK if path does not resolve (the read that follows says what is
    missing) or resolves inside real_root; else an error naming both. */
-int ap_repo_inside(const char *real_root, const char *path, const char *what, ap_error *err);
+int ap__repo_inside(const char *real_root, const char *path, const char *what, ap_error *err);
 /* A manifest-sized file; "what: cannot read: ..." on error. */
-int ap_repo_read_small(const char *path, const char *what, char **buf, size_t *len,
+int ap__repo_read_small(const char *path, const char *what, char **buf, size_t *len,
                        ap_error *err);
 /* The highest canonical version folder (1/, 2/, ...) of dir. */
-int ap_repo_highest_version(const char *dir, const char *name, uint32_t *out, ap_error *err);
+int ap__repo_highest_version(const char *dir, const char *name, uint32_t *out, ap_error *err);
 /* Sorted malloc'd names of the sub-folders of root not starting with '.';
-   free each and the array with ap_repo_names_free. */
-int ap_repo_list_models(const char *root, char ***out, int *n, ap_error *err);
-void ap_repo_names_free(char **names, int n);
+   free each and the array with ap__repo_names_free. */
+int ap__repo_list_models(const char *root, char ***out, int *n, ap_error *err);
+void ap__repo_names_free(char **names, int n);
 /* 1 if root/name's manifest says ensemble (any error: 0, the load reports it). */
-int ap_repo_is_ensemble(const char *root, const char *name);
+int ap__repo_is_ensemble(const char *root, const char *name);
 
 #endif

@@ -15,9 +15,9 @@ typedef struct ap_bars_csv {
 } ap_bars_csv;
 
 /* Open path ("-" = stdin) and check the header. */
-int ap_bars_csv_open(ap_bars_csv *r, const char *path, ap_error *err);
+int ap__bars_csv_open(ap_bars_csv *r, const char *path, ap_error *err);
 /* Next bar: 1 with *bar set, 0 at end, < 0 with the line number and reason. */
-int ap_bars_csv_next(ap_bars_csv *r, ap_bar *bar, ap_error *err);
-void ap_bars_csv_close(ap_bars_csv *r);
+int ap__bars_csv_next(ap_bars_csv *r, ap_bar *bar, ap_error *err);
+void ap__bars_csv_close(ap_bars_csv *r);
 
 #endif

@@ -105,21 +105,21 @@ static uint64_t key_hash(const char *symbol, int64_t tf)
 int ap_series_store_new(const ap_series_config *cfg, ap_series_store **out, ap_error *err)
 {
     if (!cfg || cfg->history < 1 || cfg->history > AP_SERIES_MAX_HISTORY)
-        return ap_error_set(err, AP_ERANGE, "series store: history must be 1..%u bars",
+        return ap__error_set(err, AP_ERANGE, "series store: history must be 1..%u bars",
                             AP_SERIES_MAX_HISTORY);
     if (cfg->max_series < 1 || cfg->max_series > AP_SERIES_MAX_COUNT)
-        return ap_error_set(err, AP_ERANGE, "series store: max_series must be 1..%u",
+        return ap__error_set(err, AP_ERANGE, "series store: max_series must be 1..%u",
                             AP_SERIES_MAX_COUNT);
     ap_series_store *st = calloc(1, sizeof *st);
     if (!st)
-        return ap_error_set(err, AP_ENOMEM, "series store: out of memory");
+        return ap__error_set(err, AP_ENOMEM, "series store: out of memory");
     size_t cap = 16;
     while (cap < 4 * cfg->max_series)
         cap *= 2;
     st->slots = calloc(cap, sizeof *st->slots);
     if (!st->slots) {
         free(st);
-        return ap_error_set(err, AP_ENOMEM, "series store: out of memory for %zu slots", cap);
+        return ap__error_set(err, AP_ENOMEM, "series store: out of memory for %zu slots", cap);
     }
     st->mask = cap - 1;
     st->history = cfg->history;
@@ -189,12 +189,12 @@ static int series_new(const ap_series_store *st, const char *symbol, int64_t tf,
 {
     ap_series *s = calloc(1, sizeof *s);
     if (!s)
-        return ap_error_set(err, AP_ENOMEM, "series %s/%llds: out of memory", symbol,
+        return ap__error_set(err, AP_ENOMEM, "series %s/%llds: out of memory", symbol,
                             (long long)tf);
     s->bars = malloc(st->history * sizeof *s->bars);
     if (!s->bars || ap_features_new(&s->eng, err)) {
         series_free(s);
-        return ap_error_set(err, AP_ENOMEM, "series %s/%llds: out of memory for %zu bars", symbol,
+        return ap__error_set(err, AP_ENOMEM, "series %s/%llds: out of memory for %zu bars", symbol,
                             (long long)tf, st->history);
     }
     snprintf(s->symbol, sizeof s->symbol, "%s", symbol);
@@ -213,7 +213,7 @@ static int revive(const ap_series_store *st, ap_series *s, ap_error *err)
     if (!s->bars || ap_features_new(&s->eng, err)) {
         free(s->bars);
         s->bars = NULL;
-        return ap_error_set(err, AP_ENOMEM, "series %s/%llds: out of memory for %zu bars",
+        return ap__error_set(err, AP_ENOMEM, "series %s/%llds: out of memory for %zu bars",
                             s->symbol, (long long)s->tf, st->history);
     }
     s->cap = st->history;
@@ -246,7 +246,7 @@ static int open_locked(ap_series_store *st, const char *symbol, int64_t tf, unsi
                 any |= rollup_tfs[i] > tf && rollup_tfs[i] % tf == 0 &&
                        !ap_series_find(st, symbol, rollup_tfs[i]);
             if (any)
-                return ap_error_set(err, AP_EINVAL,
+                return ap__error_set(err, AP_EINVAL,
                                     "series %s/%llds exists without roll-up; roll-up is chosen "
                                     "when a series is created (delete it to choose again)",
                                     symbol, (long long)tf);
@@ -265,7 +265,7 @@ static int open_locked(ap_series_store *st, const char *symbol, int64_t tf, unsi
             kids[nk++] = rollup_tfs[i];
     size_t count = atomic_load_explicit(&st->count, memory_order_relaxed);
     if (count + 1 + (size_t)nk > st->max_series)
-        return ap_error_set(err, AP_EFULL,
+        return ap__error_set(err, AP_EFULL,
                             "series store is full (%zu series, room for %zu): cannot add %s/%llds",
                             count, st->max_series, symbol, (long long)tf);
     ap_series *all[1 + MAX_CHILDREN] = {0};
@@ -278,7 +278,7 @@ static int open_locked(ap_series_store *st, const char *symbol, int64_t tf, unsi
         fresh += !reused[i];
     }
     if (st->keys + fresh > 2 * st->max_series)
-        return ap_error_set(err, AP_EFULL,
+        return ap__error_set(err, AP_EFULL,
                             "series store: %zu keys used (live and deleted series; room for "
                             "%zu): cannot add %s/%llds (a deleted series keeps its slot until "
                             "restart; re-create a deleted one instead)",
@@ -331,13 +331,13 @@ int ap_series_open(ap_series_store *st, const char *symbol, int64_t tf, unsigned
                    ap_series **out, ap_error *err)
 {
     if (!symbol || !*symbol || strlen(symbol) >= AP_SYMBOL_MAX)
-        return ap_error_set(err, AP_EINVAL, "series: symbol must be 1..%d bytes",
+        return ap__error_set(err, AP_EINVAL, "series: symbol must be 1..%d bytes",
                             AP_SYMBOL_MAX - 1);
     if (tf < 1 || tf > 366 * 86400)
-        return ap_error_set(err, AP_EINVAL, "series %s: timeframe %lld s is not 1 s..366 days",
+        return ap__error_set(err, AP_EINVAL, "series %s: timeframe %lld s is not 1 s..366 days",
                             symbol, (long long)tf);
     if (flags & ~AP_SERIES_ROLLUP)
-        return ap_error_set(err, AP_EINVAL, "series %s: unknown flags 0x%x", symbol, flags);
+        return ap__error_set(err, AP_EINVAL, "series %s: unknown flags 0x%x", symbol, flags);
     pthread_mutex_lock(&st->lock);
     int rc = open_locked(st, symbol, tf, flags, out, err);
     pthread_mutex_unlock(&st->lock);
@@ -391,23 +391,23 @@ int ap_series_append(ap_series *s, const ap_bar *b, ap_error *err)
 static int append_locked(ap_series *s, const ap_bar *b, ap_error *err)
 {
     if (atomic_load_explicit(&s->dead, memory_order_relaxed))
-        return ap_error_set(err, AP_ENOTFOUND, "series %s/%llds was deleted", s->symbol,
+        return ap__error_set(err, AP_ENOTFOUND, "series %s/%llds was deleted", s->symbol,
                             (long long)s->tf);
     if (s->parent)
-        return ap_error_set(err, AP_EINVAL,
+        return ap__error_set(err, AP_EINVAL,
                             "series %s/%llds is rolled up from %s/%llds: append to that one",
                             s->symbol, (long long)s->tf, s->parent->symbol,
                             (long long)s->parent->tf);
     int rc = ap_bar_check(b, err);
     if (rc)
-        return ap_error_prefix(err, "series %s/%llds: ", s->symbol, (long long)s->tf);
+        return ap__error_prefix(err, "series %s/%llds: ", s->symbol, (long long)s->tf);
     char ta[40], tb[40];
     if (b->t < 0)
-        return ap_error_set(err, AP_EINVAL, "series %s/%llds: bar time %s is before 1970",
+        return ap__error_set(err, AP_EINVAL, "series %s/%llds: bar time %s is before 1970",
                             s->symbol, (long long)s->tf, ap_format_timestamp(b->t, ta, sizeof ta));
     const ap_bar *last = s->total ? &s->bars[(s->total - 1) % s->cap] : NULL;
     if (last && b->t < last->t)
-        return ap_error_set(err, AP_EINVAL,
+        return ap__error_set(err, AP_EINVAL,
                             "series %s/%llds: bar time %s is older than the last bar's (%s)",
                             s->symbol, (long long)s->tf, ap_format_timestamp(b->t, ta, sizeof ta),
                             ap_format_timestamp(last->t, tb, sizeof tb));
@@ -415,7 +415,7 @@ static int append_locked(ap_series *s, const ap_bar *b, ap_error *err)
        (gaps are fine: weekends, holidays; alignment is not required: FX bars
        move with daylight saving time) */
     if (last && b->t > last->t && b->t - last->t < s->tf * 1000000)
-        return ap_error_set(err, AP_EINVAL,
+        return ap__error_set(err, AP_EINVAL,
                             "series %s/%llds: bar time %s starts %.6g s after the last bar (%s), "
                             "less than the timeframe (%lld s): wrong timeframe or a duplicate "
                             "feed?", s->symbol, (long long)s->tf,
@@ -448,7 +448,7 @@ static int append_locked(ap_series *s, const ap_bar *b, ap_error *err)
         }
         rc = ap_bar_check(&k, err);
         if (rc)
-            return ap_error_prefix(err, "series %s/%llds (rolled up from %llds): ", c->symbol,
+            return ap__error_prefix(err, "series %s/%llds (rolled up from %llds): ", c->symbol,
                                    (long long)c->tf, (long long)s->tf);
         kb[i] = k;
         kr[i] = r;
@@ -469,11 +469,11 @@ int ap_series_latest(const ap_series *cs, double *out, int64_t *t, ap_error *err
     for (unsigned spins = 0;; spins++) {
         uint64_t q1 = atomic_load_explicit(&s->seq, memory_order_acquire);
         if (q1 == 0)
-            return ap_error_set(err, AP_ENOTFOUND, "series %s/%llds has no bar yet", s->symbol,
+            return ap__error_set(err, AP_ENOTFOUND, "series %s/%llds has no bar yet", s->symbol,
                                 (long long)s->tf);
         if (!(q1 & 1) && atomic_load_explicit(&s->pub_t, memory_order_acquire) == PUB_NONE &&
             atomic_load_explicit(&s->seq, memory_order_relaxed) == q1)
-            return ap_error_set(err, AP_ENOTFOUND, "series %s/%llds %s", s->symbol,
+            return ap__error_set(err, AP_ENOTFOUND, "series %s/%llds %s", s->symbol,
                                 (long long)s->tf,
                                 atomic_load(&s->dead) ? "was deleted" : "has no bar yet");
         if (!(q1 & 1)) {
@@ -522,14 +522,14 @@ static void entomb(ap_series *s)
 int ap_series_delete(ap_series_store *st, const char *symbol, int64_t tf, ap_error *err)
 {
     if (!st || !symbol)
-        return ap_error_set(err, AP_EINVAL, "ap_series_delete: store and symbol are required");
+        return ap__error_set(err, AP_EINVAL, "ap_series_delete: store and symbol are required");
     pthread_mutex_lock(&st->lock);
     ap_series *s = ap_series_find(st, symbol, tf);
     int rc = AP_OK;
     if (!s) {
-        rc = ap_error_set(err, AP_ENOTFOUND, "unknown series %s/%llds", symbol, (long long)tf);
+        rc = ap__error_set(err, AP_ENOTFOUND, "unknown series %s/%llds", symbol, (long long)tf);
     } else if (s->parent) {
-        rc = ap_error_set(err, AP_ECONFLICT,
+        rc = ap__error_set(err, AP_ECONFLICT,
                           "series %s/%llds is rolled up from %s/%llds: delete that one (its "
                           "roll-ups go with it)", symbol, (long long)tf, s->parent->symbol,
                           (long long)s->parent->tf);
@@ -604,7 +604,7 @@ uint64_t ap_series_total(const ap_series *s)
 int ap_series_bar(const ap_series *s, size_t back, ap_bar *out, ap_error *err)
 {
     if (back >= ap_series_length(s))
-        return ap_error_set(err, AP_ERANGE, "series %s/%llds: bar %zu back is not held (%zu held)",
+        return ap__error_set(err, AP_ERANGE, "series %s/%llds: bar %zu back is not held (%zu held)",
                             s->symbol, (long long)s->tf, back, ap_series_length(s));
     *out = s->bars[(s->total - 1 - back) % s->cap];
     return AP_OK;
@@ -638,7 +638,7 @@ int ap_timeframe_parse(const char *str, int64_t *seconds, ap_error *err)
     default: break;
     }
     if (!nd || !unit || p[1] != '\0' || n < 1 || n * unit > 366 * 86400)
-        return ap_error_set(err, AP_EINVAL,
+        return ap__error_set(err, AP_EINVAL,
                             "bad timeframe '%.32s': expected N followed by s, m, h or d "
                             "(e.g. 1m, 4h, 1d), at most 366 days",
                             str);

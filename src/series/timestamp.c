@@ -160,18 +160,18 @@ int ap_parse_timestamp(const char *s, int64_t *t_us, ap_error *err)
     while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
         end--;
     if (end == s)
-        return ap_error_set(err, AP_EFORMAT, "empty timestamp");
+        return ap__error_set(err, AP_EFORMAT, "empty timestamp");
     int n = (int)(end - s);
     /* an ISO date has '-' at position 4; a number never does */
     if (n >= 10 && s[4] == '-' && is_digit(s[0])) {
         const char *why;
         if (parse_iso(s, end, t_us, &why))
-            return ap_error_set(err, AP_EFORMAT, "bad timestamp '%.*s': %s", n > 64 ? 64 : n, s,
+            return ap__error_set(err, AP_EFORMAT, "bad timestamp '%.*s': %s", n > 64 ? 64 : n, s,
                                 why);
         return AP_OK;
     }
     if (parse_number(s, end, t_us))
-        return ap_error_set(err, AP_EFORMAT,
+        return ap__error_set(err, AP_EFORMAT,
                             "bad timestamp '%.*s': expected epoch seconds/milliseconds or an "
                             "ISO-8601 date/time",
                             n > 64 ? 64 : n, s);

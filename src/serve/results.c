@@ -21,7 +21,7 @@
 #include "common/error.h"
 #include "common/clock.h"
 
-int ap_results_init(ap_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
+int ap__results_init(ap_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
 {
     memset(rs, 0, sizeof *rs);
     size_t nb = 16;
@@ -35,7 +35,7 @@ int ap_results_init(ap_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
         free(rs->buckets);
         free(rs->bbuckets);
         rs->e = NULL;
-        return ap_error_set(err, AP_ENOMEM, "result store: out of memory for %zu entries", cap);
+        return ap__error_set(err, AP_ENOMEM, "result store: out of memory for %zu entries", cap);
     }
     for (size_t i = 0; i < nb; i++)
         rs->buckets[i] = rs->bbuckets[i] = -1;
@@ -46,7 +46,7 @@ int ap_results_init(ap_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err)
     return AP_OK;
 }
 
-void ap_results_free(ap_results *rs)
+void ap__results_free(ap_results *rs)
 {
     if (!rs->e)
         return;
@@ -76,7 +76,7 @@ static void unlink_chain(ap_results *rs, int32_t *head, int32_t idx, int by_batc
         *p = by_batch ? rs->e[idx].bnext : rs->e[idx].next;
 }
 
-void ap_results_remove_locked(ap_results *rs, ap_async_entry *e)
+void ap__results_remove_locked(ap_results *rs, ap_async_entry *e)
 {
     if (!e->r.state)
         return;
@@ -103,16 +103,16 @@ static uint64_t random_id(void)
 {
     uint64_t v = 0;
     if (getrandom(&v, sizeof v, 0) != (ssize_t)sizeof v)
-        v = ap_clock_ns() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&v;
+        v = ap__clock_ns() * 0x9E3779B97F4A7C15ull ^ (uint64_t)(uintptr_t)&v;
     return v;
 }
 
-ap_async_entry *ap_results_insert_locked(ap_results *rs, uint64_t batch_id)
+ap_async_entry *ap__results_insert_locked(ap_results *rs, uint64_t batch_id)
 {
     ap_async_entry *e = &rs->e[rs->head++ % rs->cap];
     if (e->r.state) {
         rs->evicted++;
-        ap_results_remove_locked(rs, e);
+        ap__results_remove_locked(rs, e);
     }
     uint64_t id;
     do
@@ -132,11 +132,11 @@ ap_async_entry *ap_results_insert_locked(ap_results *rs, uint64_t batch_id)
     return e;
 }
 
-ap_async_entry *ap_results_find_locked(ap_results *rs, uint64_t id, uint64_t now_ns)
+ap_async_entry *ap__results_find_locked(ap_results *rs, uint64_t id, uint64_t now_ns)
 {
     ap_async_entry *e = lookup(rs, id);
     if (e && e->r.state != AP_ASYNC_PENDING && now_ns - e->r.t_done_ns > rs->ttl_ns) {
-        ap_results_remove_locked(rs, e);
+        ap__results_remove_locked(rs, e);
         return NULL;
     }
     return e;
@@ -150,7 +150,7 @@ static ap_async_entry *ap_results_find_batch_locked(ap_results *rs, uint64_t bat
     return NULL;
 }
 
-void ap_results_on_done(void *user, const ap_batch_completion *c)
+void ap__results_on_done(void *user, const ap_batch_completion *c)
 {
     ap_results *rs = user;
     pthread_mutex_lock(&rs->mu);
@@ -159,7 +159,7 @@ void ap_results_on_done(void *user, const ap_batch_completion *c)
         ap_async_result *r = &e->r;
         r->status = c->status;
         r->state = c->status == AP_ECANCELLED ? AP_ASYNC_CANCELLED : AP_ASYNC_DONE;
-        r->t_done_ns = ap_clock_ns();
+        r->t_done_ns = ap__clock_ns();
         r->queue_us = c->queue_us;
         r->compute_us = c->compute_us;
         if (c->status == AP_OK) {
@@ -174,7 +174,7 @@ void ap_results_on_done(void *user, const ap_batch_completion *c)
     pthread_mutex_unlock(&rs->mu);
 }
 
-void ap_service_result_counts(ap_service *svc, size_t *held, uint64_t *evicted)
+void ap__service_result_counts(ap_service *svc, size_t *held, uint64_t *evicted)
 {
     ap_results *rs = &svc->results;
     size_t n = 0;

@@ -46,14 +46,14 @@ typedef struct ap_results {
     uint64_t evicted;
 } ap_results;
 
-int ap_results_init(ap_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err);
-void ap_results_free(ap_results *rs);
+int ap__results_init(ap_results *rs, size_t cap, uint64_t ttl_ns, ap_error *err);
+void ap__results_free(ap_results *rs);
 /* The batchers' completion callback of async requests (user: the store). */
-void ap_results_on_done(void *user, const ap_batch_completion *c);
+void ap__results_on_done(void *user, const ap_batch_completion *c);
 /* With rs->mu held: a new pending entry for batch_id, its public id set. */
-ap_async_entry *ap_results_insert_locked(ap_results *rs, uint64_t batch_id);
-void ap_results_remove_locked(ap_results *rs, ap_async_entry *e);
-ap_async_entry *ap_results_find_locked(ap_results *rs, uint64_t id, uint64_t now_ns);
+ap_async_entry *ap__results_insert_locked(ap_results *rs, uint64_t batch_id);
+void ap__results_remove_locked(ap_results *rs, ap_async_entry *e);
+ap_async_entry *ap__results_find_locked(ap_results *rs, uint64_t id, uint64_t now_ns);
 
 /* ---- the service ---- */
 
@@ -79,21 +79,21 @@ struct ap_service {
     int stopped;
 };
 
-void ap_service_logf(ap_service *svc, const char *fmt, ...) AP_PRINTF(2, 3);
+void ap__service_logf(ap_service *svc, const char *fmt, ...) AP_PRINTF(2, 3);
 
 /* slots.c */
-ap_slot *ap_slot_find(ap_service *svc, const char *name);
-void ap_slot_touch(ap_service *svc, ap_slot *m);
+ap_slot *ap__slot_find(ap_service *svc, const char *name);
+void ap__slot_touch(ap_service *svc, ap_slot *m);
 /* Load name on first use (a cache miss); AP_OK when it is resident after. */
-int ap_slot_ensure(ap_service *svc, const char *name, ap_error *err);
-int ap_catalog_has(ap_service *svc, const char *name);
-int ap_catalog_match(ap_service *svc, int kind, const char *target, char *out, size_t size);
-void ap_catalog_refresh(ap_service *svc);
-int ap_slots_load_all(ap_service *svc, ap_error *err);
-void ap_slots_stop(ap_service *svc);
-void ap_slots_free(ap_service *svc);
+int ap__slot_ensure(ap_service *svc, const char *name, ap_error *err);
+int ap__catalog_has(ap_service *svc, const char *name);
+int ap__catalog_match(ap_service *svc, int kind, const char *target, char *out, size_t size);
+void ap__catalog_refresh(ap_service *svc);
+int ap__slots_load_all(ap_service *svc, ap_error *err);
+void ap__slots_stop(ap_service *svc);
+void ap__slots_free(ap_service *svc);
 /* The batch function: each row of out is [prediction, confidence, outputs]. */
-int ap_slot_run_rows(const ap_model *m, const double *X, size_t nrows, size_t ncols,
+int ap__slot_run_rows(const ap_model *m, const double *X, size_t nrows, size_t ncols,
                      double *out, size_t nout, ap_error *err, int raw);
 
 #endif

@@ -17,14 +17,14 @@
 
 /* ---- life cycle ------------------------------------------------------------ */
 
-int ap_service_create(const ap_service_config *cfg, ap_service_log_fn log, void *log_ctx,
+int ap__service_create(const ap_service_config *cfg, ap_service_log_fn log, void *log_ctx,
                       ap_service **out, ap_error *err)
 {
     *out = NULL;
     ap_service *s = calloc(1, sizeof *s);
     if (!s || !(s->repository = strdup(cfg->repository ? cfg->repository : ""))) {
         free(s);
-        return ap_error_set(err, AP_ENOMEM, "service: out of memory");
+        return ap__error_set(err, AP_ENOMEM, "service: out of memory");
     }
     s->cfg = *cfg;
     s->cfg.repository = s->repository;
@@ -32,40 +32,40 @@ int ap_service_create(const ap_service_config *cfg, ap_service_log_fn log, void 
     s->log_ctx = log_ctx;
     /* ids of inline inferences: like the batcher's, a 62-bit counter from a
        start that differs across runs (never 0) */
-    atomic_init(&s->inline_ids, ((ap_clock_ns() * 0x9e3779b97f4a7c15ULL) >> 2) | 1);
+    atomic_init(&s->inline_ids, ((ap__clock_ns() * 0x9e3779b97f4a7c15ULL) >> 2) | 1);
     pthread_mutex_init(&s->admin, NULL);
     pthread_mutex_init(&s->catalog_mu, NULL);
     int rc;
-    if ((rc = ap_results_init(&s->results, (size_t)cfg->max_async_results,
+    if ((rc = ap__results_init(&s->results, (size_t)cfg->max_async_results,
                               (uint64_t)(cfg->result_ttl * 1e9), err)) ||
         (rc = ap_workers_create((unsigned)cfg->workers, &s->workers, err)) ||
         (rc = ap_registry_open(s->repository, &cfg->registry, &s->reg, err)) ||
-        (rc = ap_slots_load_all(s, err))) {
-        ap_service_free(s);
+        (rc = ap__slots_load_all(s, err))) {
+        ap__service_free(s);
         return rc;
     }
     *out = s;
     return AP_OK;
 }
 
-void ap_service_stop(ap_service *s)
+void ap__service_stop(ap_service *s)
 {
     pthread_mutex_lock(&s->admin);
     if (!s->stopped)
-        ap_slots_stop(s);
+        ap__slots_stop(s);
     s->stopped = 1;
     pthread_mutex_unlock(&s->admin);
 }
 
-void ap_service_free(ap_service *s)
+void ap__service_free(ap_service *s)
 {
     if (!s)
         return;
     if (s->workers) /* batchers are freed before the pool they run on */
-        ap_service_stop(s);
-    ap_slots_free(s);
+        ap__service_stop(s);
+    ap__slots_free(s);
     ap_workers_free(s->workers);
-    ap_results_free(&s->results); /* entries hold versions: before the registry */
+    ap__results_free(&s->results); /* entries hold versions: before the registry */
     ap_registry_free(s->reg);
     pthread_mutex_destroy(&s->admin);
     pthread_mutex_destroy(&s->catalog_mu);
@@ -73,7 +73,7 @@ void ap_service_free(ap_service *s)
     free(s);
 }
 
-ap_registry *ap_service_registry(ap_service *s) { return s->reg; }
+ap_registry *ap__service_registry(ap_service *s) { return s->reg; }
 
 /* ---- picking ------------------------------------------------------------------ */
 
@@ -92,7 +92,7 @@ static ap_slot *find_resident(ap_service *s, const ap_selector *q, const char *n
                               ap_error *err)
 {
     if (name) {
-        ap_slot *m = ap_slot_find(s, name);
+        ap_slot *m = ap__slot_find(s, name);
         if (!m)
             return NULL;
         pthread_rwlock_rdlock(&m->lock);
@@ -100,7 +100,7 @@ static ap_slot *find_resident(ap_service *s, const ap_selector *q, const char *n
             return m;
         if (m->cur) {
             *bad = 1;
-            ap_error_set(err, AP_ENOTFOUND, "model '%s' is %s", name,
+            ap__error_set(err, AP_ENOTFOUND, "model '%s' is %s", name,
                          q->kind != AP_KIND_ANY && (int)m->info.kind != q->kind
                              ? "of another kind" : "for another target");
         }
@@ -120,17 +120,17 @@ static ap_slot *find_resident(ap_service *s, const ap_selector *q, const char *n
 
 static int not_found(ap_service *s, const ap_selector *q, ap_error *err)
 {
-    if (q->name && ap_slot_find(s, q->name)) /* a slot, not resident: held out */
-        return ap_error_set(err, AP_ENOTFOUND, "model '%s' is not loaded (unloaded, or gone "
+    if (q->name && ap__slot_find(s, q->name)) /* a slot, not resident: held out */
+        return ap__error_set(err, AP_ENOTFOUND, "model '%s' is not loaded (unloaded, or gone "
                             "from the repository; POST /v2/repository/models/%s/load serves "
                             "it again)", q->name, q->name);
     if (q->name)
-        return ap_error_set(err, AP_ENOTFOUND, "unknown model '%s'", q->name);
+        return ap__error_set(err, AP_ENOTFOUND, "unknown model '%s'", q->name);
     const char *k = q->kind >= 0 && q->kind < 4 ? kind_names[q->kind] : "any";
     if (q->target)
-        return ap_error_set(err, AP_ENOTFOUND, "no %s model for target '%s' in the repository",
+        return ap__error_set(err, AP_ENOTFOUND, "no %s model for target '%s' in the repository",
                             k, q->target);
-    return ap_error_set(err, AP_ENOTFOUND, "no %s model in the repository", k);
+    return ap__error_set(err, AP_ENOTFOUND, "no %s model in the repository", k);
 }
 
 static int open_lease(ap_slot *m, const ap_selector *q, ap_lease *l, ap_error *err)
@@ -138,7 +138,7 @@ static int open_lease(ap_slot *m, const ap_selector *q, ap_lease *l, ap_error *e
     if (q->version && q->version != m->info.version) {
         uint32_t v = m->info.version;
         pthread_rwlock_unlock(&m->lock);
-        return ap_error_set(err, AP_ENOTFOUND, "model '%s' version %u is not served (serving "
+        return ap__error_set(err, AP_ENOTFOUND, "model '%s' version %u is not served (serving "
                             "version %u)", m->name, q->version, v);
     }
     l->slot = m;
@@ -149,7 +149,7 @@ static int open_lease(ap_slot *m, const ap_selector *q, ap_lease *l, ap_error *e
     return AP_OK;
 }
 
-int ap_service_pick(ap_service *s, const ap_selector *q, ap_lease *l, ap_error *err)
+int ap__service_pick(ap_service *s, const ap_selector *q, ap_lease *l, ap_error *err)
 {
     memset(l, 0, sizeof *l);
     l->index = -1;
@@ -157,36 +157,36 @@ int ap_service_pick(ap_service *s, const ap_selector *q, ap_lease *l, ap_error *
     int bad = 0;
     ap_slot *m = find_resident(s, q, q->name, &bad, err);
     if (m) {
-        ap_slot_touch(s, m);
+        ap__slot_touch(s, m);
         return open_lease(m, q, l, err);
     }
     char pick[72];
     if (!bad && q->on_demand &&
-        (q->name ? ap_catalog_has(s, q->name)
-                 : ap_catalog_match(s, q->kind, q->target, pick, sizeof pick))) {
+        (q->name ? ap__catalog_has(s, q->name)
+                 : ap__catalog_match(s, q->kind, q->target, pick, sizeof pick))) {
         const char *name = q->name ? q->name : pick;
-        int rc = ap_slot_ensure(s, name, err);
+        int rc = ap__slot_ensure(s, name, err);
         if (rc != AP_OK) /* the cache cannot take it (now or ever), or it failed to load */
-            return rc == AP_EFULL ? rc : ap_error_set(err, AP_EIO, "%s", err->msg);
+            return rc == AP_EFULL ? rc : ap__error_set(err, AP_EIO, "%s", err->msg);
         m = find_resident(s, q, name, &bad, err);
         if (m)
             return open_lease(m, q, l, err);
     }
-    if (q->name && (m = ap_slot_find(s, q->name)))
+    if (q->name && (m = ap__slot_find(s, q->name)))
         l->index = m->index;
     return bad ? AP_ENOTFOUND : not_found(s, q, err);
 }
 
-void ap_service_unlock(ap_lease *l)
+void ap__service_unlock(ap_lease *l)
 {
     if (l->slot)
         pthread_rwlock_unlock(&l->slot->lock);
     l->slot = NULL;
 }
 
-void ap_service_release(ap_lease *l)
+void ap__service_release(ap_lease *l)
 {
-    ap_service_unlock(l);
+    ap__service_unlock(l);
     ap_model_release(l->model);
     l->model = NULL;
 }
@@ -205,7 +205,7 @@ static int pass_add(ap_service_pass *p, ap_batcher *b)
     return 1;
 }
 
-void ap_service_pass_end(ap_service *s, ap_service_pass *p)
+void ap__service_pass_end(ap_service *s, ap_service_pass *p)
 {
     p->immediate = 1; /* the first prediction of the next pass runs at once */
     if (p->n) {       /* the batch of this pass: everything deferred runs together */
@@ -221,15 +221,15 @@ static void run_inline(ap_service *s, ap_lease *l, const double *X, size_t n,
 {
     size_t nout = 2 + (size_t)l->info.num_outputs;
     size_t ncols = l->raw ? (size_t)l->info.num_inputs : (size_t)ap_feature_count();
-    ap_service_unlock(l);
+    ap__service_unlock(l);
     double small[64], *out = n * nout <= 64 ? small : malloc(n * nout * sizeof *out);
     ap_service_result res = {0};
     ap_error e;
     res.id = atomic_fetch_add_explicit(&s->inline_ids, 1, memory_order_relaxed);
-    uint64_t t0 = ap_clock_ns();
-    res.status = out ? ap_slot_run_rows(l->model, X, n, ncols, out, nout, &e, l->raw)
-                     : ap_error_set(&e, AP_ENOMEM, "out of memory for %zu outputs", n * nout);
-    res.compute_us = (ap_clock_ns() - t0) / 1000;
+    uint64_t t0 = ap__clock_ns();
+    res.status = out ? ap__slot_run_rows(l->model, X, n, ncols, out, nout, &e, l->raw)
+                     : ap__error_set(&e, AP_ENOMEM, "out of memory for %zu outputs", n * nout);
+    res.compute_us = (ap__clock_ns() - t0) / 1000;
     res.message = res.status ? e.msg : "";
     if (!res.status) {
         res.out = out;
@@ -239,17 +239,17 @@ static void run_inline(ap_service *s, ap_lease *l, const double *X, size_t n,
     o->on_done(o->user, &res);
     if (out && out != small)
         free(out);
-    ap_service_release(l);
+    ap__service_release(l);
 }
 
-int ap_service_submit(ap_service *s, ap_lease *l, const double *X, size_t n,
+int ap__service_submit(ap_service *s, ap_lease *l, const double *X, size_t n,
                       const ap_submit_opts *o, int *parked, ap_error *err)
 {
     *parked = 0;
-    uint64_t now = ap_clock_ns();
+    uint64_t now = ap__clock_ns();
     if (o->deadline_ns && now >= o->deadline_ns) {
-        ap_service_release(l);
-        return ap_error_set(err, AP_ETIMEDOUT, "deadline passed before the request ran");
+        ap__service_release(l);
+        return ap__error_set(err, AP_ETIMEDOUT, "deadline passed before the request ran");
     }
     if (s->cfg.inline_inference) {
         run_inline(s, l, X, n, o);
@@ -275,25 +275,25 @@ int ap_service_submit(ap_service *s, ap_lease *l, const double *X, size_t n,
     }
     uint64_t id;
     int rc = ap_batch_submit(b, X, n, &bo, &id, err);
-    ap_service_release(l); /* the request holds its own reference */
+    ap__service_release(l); /* the request holds its own reference */
     if (rc == AP_OK)
         *parked = park;
     return rc;
 }
 
-int ap_service_submit_async(ap_service *s, ap_lease *l, const double *row, uint64_t deadline_ns,
+int ap__service_submit_async(ap_service *s, ap_lease *l, const double *row, uint64_t deadline_ns,
                             const ap_async_meta *meta, uint64_t *id, ap_error *err)
 {
-    uint64_t now = ap_clock_ns();
+    uint64_t now = ap__clock_ns();
     if (deadline_ns && now >= deadline_ns) {
-        ap_service_release(l);
-        return ap_error_set(err, AP_ETIMEDOUT, "deadline passed before the request ran");
+        ap__service_release(l);
+        return ap__error_set(err, AP_ETIMEDOUT, "deadline passed before the request ran");
     }
     ap_results *rs = &s->results;
     ap_batch_submit_opts bo = {0};
     bo.timeout_us = deadline_ns ? (deadline_ns - now + 999) / 1000 : 0;
     bo.model_ctx = l->model;
-    bo.on_done = ap_results_on_done;
+    bo.on_done = ap__results_on_done;
     bo.user = rs;
     /* the store lock is held across the submit so that the completion (on
        another thread) finds the entry; it takes that lock, so the batch must
@@ -303,7 +303,7 @@ int ap_service_submit_async(ap_service *s, ap_lease *l, const double *row, uint6
     pthread_mutex_lock(&rs->mu);
     int rc = ap_batch_submit(l->slot->feat, row, 1, &bo, &bid, err);
     if (rc == AP_OK) {
-        ap_async_entry *e = ap_results_insert_locked(rs, bid);
+        ap_async_entry *e = ap__results_insert_locked(rs, bid);
         *id = e->r.id; /* the client gets the public id */
         e->r.index = l->index;
         e->r.model = l->model; /* the lease's reference moves to the entry */
@@ -312,33 +312,33 @@ int ap_service_submit_async(ap_service *s, ap_lease *l, const double *row, uint6
         e->batcher = l->slot->feat;
     }
     pthread_mutex_unlock(&rs->mu);
-    ap_service_release(l);
+    ap__service_release(l);
     return rc;
 }
 
 /* ---- async results ----------------------------------------------------------------- */
 
-int ap_service_result_get(ap_service *s, uint64_t id, ap_async_result *out, ap_error *err)
+int ap__service_result_get(ap_service *s, uint64_t id, ap_async_result *out, ap_error *err)
 {
     pthread_mutex_lock(&s->results.mu);
-    ap_async_entry *p = ap_results_find_locked(&s->results, id, ap_clock_ns());
+    ap_async_entry *p = ap__results_find_locked(&s->results, id, ap__clock_ns());
     if (p) {
         *out = p->r;
         ap_model_retain(out->model);
     }
     pthread_mutex_unlock(&s->results.mu);
     if (!p)
-        return ap_error_set(err, AP_ENOTFOUND, "unknown request id %" PRIu64 " (never issued, "
+        return ap__error_set(err, AP_ENOTFOUND, "unknown request id %" PRIu64 " (never issued, "
                             "deleted or expired)", id);
     return AP_OK;
 }
 
-int ap_service_result_delete(ap_service *s, uint64_t id, int *was_pending, int *index,
+int ap__service_result_delete(ap_service *s, uint64_t id, int *was_pending, int *index,
                              ap_error *err)
 {
     ap_results *rs = &s->results;
     pthread_mutex_lock(&rs->mu);
-    ap_async_entry *p = ap_results_find_locked(rs, id, ap_clock_ns());
+    ap_async_entry *p = ap__results_find_locked(rs, id, ap__clock_ns());
     int state = p ? p->r.state : 0, slot = p ? p->r.index : -1;
     uint64_t batch_id = p ? p->batch_id : 0;
     ap_batcher *b = p ? p->batcher : NULL;
@@ -346,7 +346,7 @@ int ap_service_result_delete(ap_service *s, uint64_t id, int *was_pending, int *
     *index = slot;
     *was_pending = state == AP_ASYNC_PENDING;
     if (!p)
-        return ap_error_set(err, AP_ENOTFOUND, "unknown request id %" PRIu64 " (never issued, "
+        return ap__error_set(err, AP_ENOTFOUND, "unknown request id %" PRIu64 " (never issued, "
                             "deleted or expired)", id);
     if (state == AP_ASYNC_PENDING && slot >= 0) {
         /* cancel outside the store lock (a queued request's completion runs
@@ -358,31 +358,31 @@ int ap_service_result_delete(ap_service *s, uint64_t id, int *was_pending, int *
         pthread_rwlock_unlock(&m->lock);
     }
     pthread_mutex_lock(&rs->mu);
-    p = ap_results_find_locked(rs, id, ap_clock_ns());
+    p = ap__results_find_locked(rs, id, ap__clock_ns());
     if (p)
-        ap_results_remove_locked(rs, p);
+        ap__results_remove_locked(rs, p);
     pthread_mutex_unlock(&rs->mu);
     return AP_OK;
 }
 
 /* ---- views ------------------------------------------------------------------------ */
 
-int ap_service_slots(ap_service *s) { return atomic_load_explicit(&s->nslots, memory_order_acquire); }
+int ap__service_slots(ap_service *s) { return atomic_load_explicit(&s->nslots, memory_order_acquire); }
 
-const char *ap_service_slot_name(ap_service *s, int i)
+const char *ap__service_slot_name(ap_service *s, int i)
 {
-    return i >= 0 && i < ap_service_slots(s) ? s->slots[i]->name : NULL;
+    return i >= 0 && i < ap__service_slots(s) ? s->slots[i]->name : NULL;
 }
 
-int ap_service_slot_find(ap_service *s, const char *name)
+int ap__service_slot_find(ap_service *s, const char *name)
 {
-    ap_slot *m = ap_slot_find(s, name);
+    ap_slot *m = ap__slot_find(s, name);
     return m ? m->index : -1;
 }
 
-ap_model *ap_service_slot_model(ap_service *s, int i)
+ap_model *ap__service_slot_model(ap_service *s, int i)
 {
-    if (i < 0 || i >= ap_service_slots(s))
+    if (i < 0 || i >= ap__service_slots(s))
         return NULL;
     ap_slot *m = s->slots[i];
     pthread_rwlock_rdlock(&m->lock);
@@ -392,14 +392,14 @@ ap_model *ap_service_slot_model(ap_service *s, int i)
     return v;
 }
 
-int ap_service_slot_held_out(ap_service *s, int i)
+int ap__service_slot_held_out(ap_service *s, int i)
 {
-    return i >= 0 && i < ap_service_slots(s) && atomic_load(&s->slots[i]->held_out);
+    return i >= 0 && i < ap__service_slots(s) && atomic_load(&s->slots[i]->held_out);
 }
 
-int ap_service_batch_stats(ap_service *s, int i, int raw, ap_batch_stats *out)
+int ap__service_batch_stats(ap_service *s, int i, int raw, ap_batch_stats *out)
 {
-    if (i < 0 || i >= ap_service_slots(s))
+    if (i < 0 || i >= ap__service_slots(s))
         return AP_ENOTFOUND;
     ap_slot *m = s->slots[i];
     pthread_rwlock_rdlock(&m->lock);
@@ -409,26 +409,26 @@ int ap_service_batch_stats(ap_service *s, int i, int raw, ap_batch_stats *out)
     return rc;
 }
 
-int ap_service_pool_stats(ap_service *s, ap_batch_stats *out)
+int ap__service_pool_stats(ap_service *s, ap_batch_stats *out)
 {
     return ap_workers_stats(s->workers, out);
 }
 
-void ap_service_cache_stats(ap_service *s, ap_cache_stats *o)
+void ap__service_cache_stats(ap_service *s, ap_cache_stats *o)
 {
     o->capacity = s->cfg.model_cache_size;
-    o->resident = ap_service_resident(s);
+    o->resident = ap__service_resident(s);
     o->hits = atomic_load_explicit(&s->cache_hits, memory_order_relaxed);
     o->misses = atomic_load_explicit(&s->cache_misses, memory_order_relaxed);
     o->evictions = atomic_load_explicit(&s->cache_evictions, memory_order_relaxed);
     o->load_failures = atomic_load_explicit(&s->cache_load_failures, memory_order_relaxed);
 }
 
-int ap_service_catalog(ap_service *s, int refresh, ap_repo_model **out, int *n, ap_error *err)
+int ap__service_catalog(ap_service *s, int refresh, ap_repo_model **out, int *n, ap_error *err)
 {
     if (refresh) {
         pthread_mutex_lock(&s->admin);
-        ap_catalog_refresh(s);
+        ap__catalog_refresh(s);
         pthread_mutex_unlock(&s->admin);
     }
     pthread_mutex_lock(&s->catalog_mu);
@@ -438,7 +438,7 @@ int ap_service_catalog(ap_service *s, int refresh, ap_repo_model **out, int *n, 
         memcpy(c, s->catalog, (size_t)k * sizeof *c);
     pthread_mutex_unlock(&s->catalog_mu);
     if (!c)
-        return ap_error_set(err, AP_ENOMEM, "service: out of memory for the catalog");
+        return ap__error_set(err, AP_ENOMEM, "service: out of memory for the catalog");
     *out = c;
     *n = k;
     return AP_OK;

@@ -10,8 +10,8 @@
  *              + the model cache (MODEL_CACHE_SIZE models resident, LRU)
  *              + the one async result store
  *
- * A request's walk: ap_service_pick (a model by name, or kind + target;
- * loaded on first use) -> the front end builds its rows -> ap_service_submit
+ * A request's walk: ap__service_pick (a model by name, or kind + target;
+ * loaded on first use) -> the front end builds its rows -> ap__service_submit
  * (deadline, event-loop deferral, inline or batched) -> the completion
  * callback. Front ends never see a batcher or a registry entry.
  *
@@ -50,13 +50,13 @@ typedef struct ap_service_config {
     double result_ttl;            /* seconds */
 } ap_service_config;
 
-int ap_service_create(const ap_service_config *cfg, ap_service_log_fn log, void *log_ctx,
+int ap__service_create(const ap_service_config *cfg, ap_service_log_fn log, void *log_ctx,
                       ap_service **out, ap_error *err);
 /* Stop serving: batchers freed (queued requests complete as cancelled,
    their callbacks run on this thread), versions released. Idempotent. */
-void ap_service_stop(ap_service *svc);
-void ap_service_free(ap_service *svc);
-ap_registry *ap_service_registry(ap_service *svc);
+void ap__service_stop(ap_service *svc);
+void ap__service_free(ap_service *svc);
+ap_registry *ap__service_registry(ap_service *svc);
 
 /* ---- picking a model ------------------------------------------------------ */
 
@@ -81,19 +81,19 @@ typedef struct ap_lease {
 
 /*
  * Pick the model for a request. AP_OK: *l is open (end it with submit or
- * ap_service_release). Else the status says why, with err naming it:
+ * ap__service_release). Else the status says why, with err naming it:
  * AP_ENOTFOUND (no such model, not loaded, not that version, or the named
  * model is of another kind or target), AP_EFULL (the model cache cannot
  * take it), AP_EIO (a model loading on first use failed: a server-side
  * fault, the request was fine). l->index is the named model's slot if it
  * has one (for metrics), else -1.
  */
-int ap_service_pick(ap_service *svc, const ap_selector *sel, ap_lease *l, ap_error *err);
+int ap__service_pick(ap_service *svc, const ap_selector *sel, ap_lease *l, ap_error *err);
 /* Unlock the slot early (the lease can no longer submit); l->model stays
-   held until ap_service_release. */
-void ap_service_unlock(ap_lease *l);
+   held until ap__service_release. */
+void ap__service_unlock(ap_lease *l);
 /* End a lease without submitting. */
-void ap_service_release(ap_lease *l);
+void ap__service_release(ap_lease *l);
 
 /* ---- running rows ---------------------------------------------------------- */
 
@@ -104,7 +104,7 @@ typedef ap_batch_completion ap_service_result;
 typedef ap_batch_done_fn ap_service_done_fn;
 
 /* The batchers one event-loop pass deferred requests to: the loop calls
-   ap_service_pass_end when its pass ends, and they run as one batch each. */
+   ap__service_pass_end when its pass ends, and they run as one batch each. */
 #define AP_SERVICE_PASS_MAX 32
 typedef struct ap_service_pass {
     ap_batcher *b[AP_SERVICE_PASS_MAX];
@@ -114,10 +114,10 @@ typedef struct ap_service_pass {
     int immediate;
 } ap_service_pass;
 
-void ap_service_pass_end(ap_service *svc, ap_service_pass *p);
+void ap__service_pass_end(ap_service *svc, ap_service_pass *p);
 
 typedef struct ap_submit_opts {
-    uint64_t deadline_ns;  /* ap_clock_ns() time; 0: the service's inference_timeout */
+    uint64_t deadline_ns;  /* ap__clock_ns() time; 0: the service's inference_timeout */
     ap_service_pass *pass; /* NULL: not under an event loop */
     ap_service_done_fn on_done;
     void *user;
@@ -132,7 +132,7 @@ typedef struct ap_submit_opts {
  * refusal (queue full, deadline passed: AP_ETIMEDOUT) with err, and no
  * callback.
  */
-int ap_service_submit(ap_service *svc, ap_lease *l, const double *rows, size_t n,
+int ap__service_submit(ap_service *svc, ap_lease *l, const double *rows, size_t n,
                       const ap_submit_opts *o, int *parked, ap_error *err);
 
 /* ---- async results ----------------------------------------------------------- */
@@ -167,52 +167,52 @@ typedef struct ap_async_result {
 } ap_async_result;
 
 /* Submit one feature row and keep the result under a new unguessable id
-   (*id). Ends the lease like ap_service_submit. */
-int ap_service_submit_async(ap_service *svc, ap_lease *l, const double *row,
+   (*id). Ends the lease like ap__service_submit. */
+int ap__service_submit_async(ap_service *svc, ap_lease *l, const double *row,
                             uint64_t deadline_ns, const ap_async_meta *meta, uint64_t *id,
                             ap_error *err);
 /* AP_OK and a copy in *out (release out->model), or AP_ENOTFOUND (never
    issued, deleted, expired or evicted). */
-int ap_service_result_get(ap_service *svc, uint64_t id, ap_async_result *out, ap_error *err);
+int ap__service_result_get(ap_service *svc, uint64_t id, ap_async_result *out, ap_error *err);
 /* Cancel a pending result and delete it (or delete a finished one).
    *was_pending says which; *index is its slot. AP_OK or AP_ENOTFOUND. */
-int ap_service_result_delete(ap_service *svc, uint64_t id, int *was_pending, int *index,
+int ap__service_result_delete(ap_service *svc, uint64_t id, int *was_pending, int *index,
                              ap_error *err);
-void ap_service_result_counts(ap_service *svc, size_t *held, uint64_t *evicted);
+void ap__service_result_counts(ap_service *svc, size_t *held, uint64_t *evicted);
 
 /* ---- administration and views --------------------------------------------------- */
 
 /* Load (version 0: by policy) or unload a model; an unloaded model is held
    out of on-demand loading until loaded again. */
-int ap_service_load(ap_service *svc, const char *name, uint32_t version, ap_error *err);
-int ap_service_unload(ap_service *svc, const char *name, ap_error *err);
+int ap__service_load(ap_service *svc, const char *name, uint32_t version, ap_error *err);
+int ap__service_unload(ap_service *svc, const char *name, ap_error *err);
 /* Models served now. */
-int ap_service_resident(ap_service *svc);
+int ap__service_resident(ap_service *svc);
 
 /* Slots (every model ever served, in order of first load; never removed). */
-int ap_service_slots(ap_service *svc);
-const char *ap_service_slot_name(ap_service *svc, int i);
+int ap__service_slots(ap_service *svc);
+const char *ap__service_slot_name(ap_service *svc, int i);
 /* The slot of name, or -1. */
-int ap_service_slot_find(ap_service *svc, const char *name);
+int ap__service_slot_find(ap_service *svc, const char *name);
 /* The version served in slot i, held (release it), or NULL when not loaded. */
-ap_model *ap_service_slot_model(ap_service *svc, int i);
+ap_model *ap__service_slot_model(ap_service *svc, int i);
 /* 1 when slot i was unloaded by request (not loaded on demand again). */
-int ap_service_slot_held_out(ap_service *svc, int i);
+int ap__service_slot_held_out(ap_service *svc, int i);
 /* Batcher statistics of slot i (raw: the raw-row batcher). AP_ENOTFOUND when
    it has no such batcher now. */
-int ap_service_batch_stats(ap_service *svc, int i, int raw, ap_batch_stats *out);
+int ap__service_batch_stats(ap_service *svc, int i, int raw, ap_batch_stats *out);
 
 /* The worker pool's statistics (every batcher together). */
-int ap_service_pool_stats(ap_service *svc, ap_batch_stats *out);
+int ap__service_pool_stats(ap_service *svc, ap_batch_stats *out);
 
 typedef struct ap_cache_stats {
     int capacity, resident;
     uint64_t hits, misses, evictions, load_failures;
 } ap_cache_stats;
-void ap_service_cache_stats(ap_service *svc, ap_cache_stats *out);
+void ap__service_cache_stats(ap_service *svc, ap_cache_stats *out);
 
 /* The repository's models as last read (names, kinds, whether they load):
    a copy (free with ap_registry_listing_free). refresh: read it again. */
-int ap_service_catalog(ap_service *svc, int refresh, ap_repo_model **out, int *n, ap_error *err);
+int ap__service_catalog(ap_service *svc, int refresh, ap_repo_model **out, int *n, ap_error *err);
 
 #endif

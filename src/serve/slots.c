@@ -22,7 +22,7 @@
 
 #include "common/error.h"
 
-void ap_service_logf(ap_service *svc, const char *fmt, ...)
+void ap__service_logf(ap_service *svc, const char *fmt, ...)
 {
     if (!svc->log)
         return;
@@ -43,7 +43,7 @@ static void model_unref(void *m) { ap_model_release(m); }
 #define CHUNK 64
 #define CHUNK_OUTS 4096
 
-int ap_slot_run_rows(const ap_model *m, const double *X, size_t nrows, size_t ncols,
+int ap__slot_run_rows(const ap_model *m, const double *X, size_t nrows, size_t ncols,
                      double *out, size_t nout, ap_error *err, int raw)
 {
     size_t k = nout - 2; /* the model's outputs */
@@ -51,7 +51,7 @@ int ap_slot_run_rows(const ap_model *m, const double *X, size_t nrows, size_t nc
     if (step == 0) {
         ap_model_info in;
         ap_model_describe(m, &in);
-        return ap_error_set(err, AP_ERANGE, "model %s: %zu outputs per row is more than the "
+        return ap__error_set(err, AP_ERANGE, "model %s: %zu outputs per row is more than the "
                             "server handles (%d)", in.name, k, CHUNK_OUTS);
     }
     double pred[CHUNK], conf[CHUNK], outs[CHUNK_OUTS];
@@ -75,16 +75,16 @@ int ap_slot_run_rows(const ap_model *m, const double *X, size_t nrows, size_t nc
 static int run_features(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
                         size_t nout, ap_error *err)
 {
-    return ap_slot_run_rows(ctx, X, nrows, ncols, out, nout, err, 0);
+    return ap__slot_run_rows(ctx, X, nrows, ncols, out, nout, err, 0);
 }
 
 static int run_raw(void *ctx, const double *X, size_t nrows, size_t ncols, double *out,
                    size_t nout, ap_error *err)
 {
-    return ap_slot_run_rows(ctx, X, nrows, ncols, out, nout, err, 1);
+    return ap__slot_run_rows(ctx, X, nrows, ncols, out, nout, err, 1);
 }
 
-ap_slot *ap_slot_find(ap_service *s, const char *name)
+ap_slot *ap__slot_find(ap_service *s, const char *name)
 {
     int n = atomic_load_explicit(&s->nslots, memory_order_acquire);
     for (int i = 0; i < n; i++)
@@ -181,17 +181,17 @@ static int install(ap_service *s, ap_slot *m, ap_model *v, ap_error *err)
 
 static ap_slot *slot_get(ap_service *s, const char *name, ap_error *err)
 {
-    ap_slot *m = ap_slot_find(s, name);
+    ap_slot *m = ap__slot_find(s, name);
     if (m)
         return m;
     int n = atomic_load(&s->nslots);
     if (n == AP_REGISTRY_MAX_MODELS || strlen(name) >= SLOT_NAME_MAX) {
-        ap_error_set(err, AP_EFULL, "model %s: no room for another model", name);
+        ap__error_set(err, AP_EFULL, "model %s: no room for another model", name);
         return NULL;
     }
     m = calloc(1, sizeof *m);
     if (!m) {
-        ap_error_set(err, AP_ENOMEM, "model %s: out of memory", name);
+        ap__error_set(err, AP_ENOMEM, "model %s: out of memory", name);
         return NULL;
     }
     strcpy(m->name, name);
@@ -217,14 +217,14 @@ static void unserve(ap_slot *m);
 
 /* ---- the model cache ---------------------------------------------------------- */
 
-void ap_slot_touch(ap_service *s, ap_slot *m)
+void ap__slot_touch(ap_service *s, ap_slot *m)
 {
     uint64_t t = atomic_fetch_add_explicit(&s->use_tick, 1, memory_order_relaxed) + 1;
     atomic_store_explicit(&m->last_used, t, memory_order_relaxed);
     atomic_fetch_add_explicit(&s->cache_hits, 1, memory_order_relaxed);
 }
 
-int ap_service_resident(ap_service *s)
+int ap__service_resident(ap_service *s)
 {
     int n = atomic_load(&s->nslots), k = 0;
     for (int i = 0; i < n; i++) {
@@ -235,13 +235,13 @@ int ap_service_resident(ap_service *s)
     return k;
 }
 
-void ap_catalog_refresh(ap_service *s)
+void ap__catalog_refresh(ap_service *s)
 {
     ap_repo_model *list = NULL;
     int n = 0;
     ap_error e;
     if (ap_registry_list(s->reg, &list, &n, &e) != AP_OK) {
-        ap_service_logf(s, "repository: %s", e.msg);
+        ap__service_logf(s, "repository: %s", e.msg);
         return; /* keep the catalog we have */
     }
     pthread_mutex_lock(&s->catalog_mu);
@@ -255,11 +255,11 @@ void ap_catalog_refresh(ap_service *s)
 /* A model unloaded by request stays unloaded until a load request. */
 static int held_out(ap_service *s, const char *name)
 {
-    ap_slot *m = ap_slot_find(s, name);
+    ap_slot *m = ap__slot_find(s, name);
     return m && atomic_load(&m->held_out);
 }
 
-int ap_catalog_has(ap_service *s, const char *name)
+int ap__catalog_has(ap_service *s, const char *name)
 {
     if (held_out(s, name))
         return 0;
@@ -273,7 +273,7 @@ int ap_catalog_has(ap_service *s, const char *name)
 
 static int resident(ap_service *s, const char *name)
 {
-    ap_slot *m = ap_slot_find(s, name);
+    ap_slot *m = ap__slot_find(s, name);
     if (!m)
         return 0;
     pthread_rwlock_rdlock(&m->lock);
@@ -282,7 +282,7 @@ static int resident(ap_service *s, const char *name)
     return r;
 }
 
-int ap_catalog_match(ap_service *s, int kind, const char *target, char *out, size_t size)
+int ap__catalog_match(ap_service *s, int kind, const char *target, char *out, size_t size)
 {
     int found = 0;
     pthread_mutex_lock(&s->catalog_mu);
@@ -322,9 +322,9 @@ static int make_room(ap_service *s, int need, char (*keep)[65], int nkeep, const
 {
     int cap = s->cfg.model_cache_size;
     if (need > cap)
-        return ap_error_set(err, AP_EFULL, "model %s needs %d models resident at once, more "
+        return ap__error_set(err, AP_EFULL, "model %s needs %d models resident at once, more "
                             "than model_cache_size (%d)", who, need, cap);
-    while (ap_service_resident(s) + need > cap) {
+    while (ap__service_resident(s) + need > cap) {
         int n = atomic_load(&s->nslots);
         ap_slot *victim = NULL;
         uint64_t oldest = UINT64_MAX;
@@ -342,16 +342,16 @@ static int make_room(ap_service *s, int need, char (*keep)[65], int nkeep, const
             }
         }
         if (!victim)
-            return ap_error_set(err, AP_EFULL, "model cache is full (model_cache_size = %d) "
+            return ap__error_set(err, AP_EFULL, "model cache is full (model_cache_size = %d) "
                                 "and every resident model is needed by a resident ensemble: "
                                 "cannot load %s", cap, who);
         ap_error e;
         if (ap_registry_unload(s->reg, victim->name, &e) != AP_OK)
-            return ap_error_set(err, AP_EFULL, "cannot unload %s to make room for %s: %s",
+            return ap__error_set(err, AP_EFULL, "cannot unload %s to make room for %s: %s",
                                 victim->name, who, e.msg);
         unserve(victim);
         atomic_fetch_add_explicit(&s->cache_evictions, 1, memory_order_relaxed);
-        ap_service_logf(s, "model cache: unloaded %s (least recently used) to load %s",
+        ap__service_logf(s, "model cache: unloaded %s (least recently used) to load %s",
                    victim->name, who);
     }
     return AP_OK;
@@ -372,7 +372,7 @@ static int load_locked(ap_service *s, const char *name, uint32_t version, ap_err
     /* an ensemble and all its members are resident together, or it cannot
        predict: refuse at once when the whole set exceeds the cache */
     if (1 + nm > s->cfg.model_cache_size)
-        return ap_error_set(err, AP_EFULL, "model %s needs %d models resident at once (itself "
+        return ap__error_set(err, AP_EFULL, "model %s needs %d models resident at once (itself "
                             "and %d members), more than model_cache_size (%d)", name, 1 + nm, nm,
                             s->cfg.model_cache_size);
     int need = resident(s, name) ? 0 : 1;
@@ -386,8 +386,8 @@ static int load_locked(ap_service *s, const char *name, uint32_t version, ap_err
         ap_error e;
         if ((rc = ap_registry_load(s->reg, members[k], 0, &e)) != AP_OK ||
             (rc = serve_loaded(s, members[k], &e)) != AP_OK)
-            return ap_error_set(err, rc, "%s: member %s: %s", name, members[k], e.msg);
-        ap_slot *m = ap_slot_find(s, members[k]);
+            return ap__error_set(err, rc, "%s: member %s: %s", name, members[k], e.msg);
+        ap_slot *m = ap__slot_find(s, members[k]);
         if (m) {
             atomic_store(&m->last_used, atomic_fetch_add(&s->use_tick, 1) + 1);
             atomic_store(&m->held_out, 0); /* an ensemble that needs it brought it back */
@@ -396,13 +396,13 @@ static int load_locked(ap_service *s, const char *name, uint32_t version, ap_err
     rc = ap_registry_load(s->reg, name, version, err);
     if (!rc)
         rc = serve_loaded(s, name, err);
-    ap_slot *m = rc ? NULL : ap_slot_find(s, name);
+    ap_slot *m = rc ? NULL : ap__slot_find(s, name);
     if (m)
         atomic_store(&m->last_used, atomic_fetch_add(&s->use_tick, 1) + 1);
     return rc;
 }
 
-int ap_slot_ensure(ap_service *s, const char *name, ap_error *err)
+int ap__slot_ensure(ap_service *s, const char *name, ap_error *err)
 {
     atomic_fetch_add_explicit(&s->cache_misses, 1, memory_order_relaxed);
     pthread_mutex_lock(&s->admin);
@@ -410,28 +410,28 @@ int ap_slot_ensure(ap_service *s, const char *name, ap_error *err)
     pthread_mutex_unlock(&s->admin);
     if (rc) {
         atomic_fetch_add_explicit(&s->cache_load_failures, 1, memory_order_relaxed);
-        ap_service_logf(s, "model %s: load on first use failed: %s", name, err->msg);
+        ap__service_logf(s, "model %s: load on first use failed: %s", name, err->msg);
     }
     return rc;
 }
 
-int ap_service_load(ap_service *s, const char *name, uint32_t version, ap_error *err)
+int ap__service_load(ap_service *s, const char *name, uint32_t version, ap_error *err)
 {
     pthread_mutex_lock(&s->admin);
     int rc = load_locked(s, name, version, err);
-    ap_slot *m = rc ? NULL : ap_slot_find(s, name);
+    ap_slot *m = rc ? NULL : ap__slot_find(s, name);
     if (m)
         atomic_store(&m->held_out, 0);
-    ap_catalog_refresh(s);
+    ap__catalog_refresh(s);
     pthread_mutex_unlock(&s->admin);
     return rc;
 }
 
-int ap_service_unload(ap_service *s, const char *name, ap_error *err)
+int ap__service_unload(ap_service *s, const char *name, ap_error *err)
 {
     pthread_mutex_lock(&s->admin);
     int rc = ap_registry_unload(s->reg, name, err);
-    ap_slot *m = rc ? NULL : ap_slot_find(s, name);
+    ap_slot *m = rc ? NULL : ap__slot_find(s, name);
     if (m) {
         unserve(m);
         atomic_store(&m->held_out, 1);
@@ -442,7 +442,7 @@ int ap_service_unload(ap_service *s, const char *name, ap_error *err)
 
 /* Start-up: every repository model while the cache has room, models before
    the ensembles that combine them; the rest load on first use. */
-int ap_slots_load_all(ap_service *s, ap_error *err)
+int ap__slots_load_all(ap_service *s, ap_error *err)
 {
     ap_repo_model *list;
     int n;
@@ -455,8 +455,8 @@ int ap_slots_load_all(ap_service *s, ap_error *err)
             int ens = list[i].ok && list[i].kind == AP_MODEL_ENSEMBLE;
             if (ens != pass)
                 continue;
-            if (ap_service_resident(s) >= s->cfg.model_cache_size) {
-                ap_service_logf(s, "model %s: not loaded at start (model_cache_size = %d is full); "
+            if (ap__service_resident(s) >= s->cfg.model_cache_size) {
+                ap__service_logf(s, "model %s: not loaded at start (model_cache_size = %d is full); "
                            "it loads on first use", list[i].name, s->cfg.model_cache_size);
                 continue;
             }
@@ -470,13 +470,13 @@ int ap_slots_load_all(ap_service *s, ap_error *err)
                     ok &= resident(s, members[k]);
             if (!ok) { /* a member did not load: the registry says which */
                 if (ap_registry_load(s->reg, list[i].name, 0, &e) != AP_OK)
-                    ap_service_logf(s, "model %s refused: %s", list[i].name, e.msg);
+                    ap__service_logf(s, "model %s refused: %s", list[i].name, e.msg);
                 continue;
             }
             if (ap_registry_load(s->reg, list[i].name, 0, &e) != AP_OK)
-                ap_service_logf(s, "model %s refused: %s", list[i].name, e.msg);
+                ap__service_logf(s, "model %s refused: %s", list[i].name, e.msg);
             else if (serve_loaded(s, list[i].name, &e) != AP_OK)
-                ap_service_logf(s, "model %s: cannot serve: %s", list[i].name, e.msg);
+                ap__service_logf(s, "model %s: cannot serve: %s", list[i].name, e.msg);
         }
     pthread_mutex_lock(&s->catalog_mu);
     s->catalog = list;
@@ -500,16 +500,16 @@ static void unserve(ap_slot *m)
     ap_model_release(v);
 }
 
-void ap_slots_stop(ap_service *s)
+void ap__slots_stop(ap_service *s)
 {
     int n = atomic_load(&s->nslots);
     for (int i = 0; i < n; i++)
         unserve(s->slots[i]);
 }
 
-void ap_slots_free(ap_service *s)
+void ap__slots_free(ap_service *s)
 {
-    ap_slots_stop(s);
+    ap__slots_stop(s);
     int n = atomic_load(&s->nslots);
     for (int i = 0; i < n; i++) {
         pthread_rwlock_destroy(&s->slots[i]->lock);

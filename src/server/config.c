@@ -97,12 +97,12 @@ static const setting settings[] = {
 
 #define NSETTINGS ((int)(sizeof settings / sizeof settings[0]))
 
-int ap_server_config_count(void)
+int ap__server_config_count(void)
 {
     return NSETTINGS;
 }
 
-void ap_server_config_info(int i, ap_config_setting_info *out)
+void ap__server_config_info(int i, ap_config_setting_info *out)
 {
     const setting *s = &settings[i];
     out->key = s->key;
@@ -169,7 +169,7 @@ static int parse_replay(ap_server_config *c, const char *v, const char *where, a
         size_t len = comma ? (size_t)(comma - p) : strlen(p);
         char item[AP_CONFIG_PATH_MAX + 128];
         if (len >= sizeof item)
-            return ap_error_set(err, AP_EINVAL, "%s: replay: entry too long", where);
+            return ap__error_set(err, AP_EINVAL, "%s: replay: entry too long", where);
         memcpy(item, p, len);
         item[len] = 0;
         p += len + (comma ? 1 : 0);
@@ -180,10 +180,10 @@ static int parse_replay(ap_server_config *c, const char *v, const char *where, a
             continue;
         char *eq = strchr(s, '='), *slash = strchr(s, '/');
         if (!eq || !slash || slash > eq)
-            return ap_error_set(err, AP_EINVAL,
+            return ap__error_set(err, AP_EINVAL,
                                 "%s: replay: '%s' is not SYMBOL/TIMEFRAME=FILE", where, s);
         if (c->nreplay == AP_REPLAY_MAX_SOURCES)
-            return ap_error_set(err, AP_ERANGE, "%s: replay: more than %d sources", where,
+            return ap__error_set(err, AP_ERANGE, "%s: replay: more than %d sources", where,
                                 AP_REPLAY_MAX_SOURCES);
         ap_replay_source *r = &c->replay[c->nreplay];
         *slash = *eq = 0;
@@ -191,14 +191,14 @@ static int parse_replay(ap_server_config *c, const char *v, const char *where, a
         s = trim(s);
         size_t pl = strlen(path);
         if (!*s || strlen(s) >= sizeof r->symbol)
-            return ap_error_set(err, AP_EINVAL, "%s: replay: symbol must be 1..%d bytes", where,
+            return ap__error_set(err, AP_EINVAL, "%s: replay: symbol must be 1..%d bytes", where,
                                 (int)sizeof r->symbol - 1);
         if (strlen(tf) >= sizeof r->timeframe || !pl || pl >= sizeof r->path)
-            return ap_error_set(err, AP_EINVAL, "%s: replay: bad timeframe or file in '%s'",
+            return ap__error_set(err, AP_EINVAL, "%s: replay: bad timeframe or file in '%s'",
                                 where, s);
         ap_error e2;
         if (ap_timeframe_parse(tf, &r->tf_s, &e2) != AP_OK)
-            return ap_error_set(err, AP_EINVAL, "%s: replay: %s", where, e2.msg);
+            return ap__error_set(err, AP_EINVAL, "%s: replay: %s", where, e2.msg);
         strcpy(r->symbol, s);
         strcpy(r->timeframe, tf);
         strcpy(r->path, path);
@@ -216,7 +216,7 @@ static int set_one(ap_server_config *c, const setting *s, const char *v, const c
     case T_I64: {
         int64_t x;
         if (parse_i64(v, &x) || x < (int64_t)s->min || x > (int64_t)s->max)
-            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not an integer in %.0f..%.0f",
+            return ap__error_set(err, AP_EINVAL, "%s: %s: '%s' is not an integer in %.0f..%.0f",
                                 where, s->key, v, s->min, s->max);
         if (s->type == T_INT)
             *(int *)field = (int)x;
@@ -226,23 +226,23 @@ static int set_one(ap_server_config *c, const setting *s, const char *v, const c
     }
     case T_DOUBLE: {
         double x;
-        if (!*v || ap_parse_double(v, &x) || isnan(x) || x < s->min || x > s->max)
-            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not a number in %g..%g", where,
+        if (!*v || ap__parse_double(v, &x) || isnan(x) || x < s->min || x > s->max)
+            return ap__error_set(err, AP_EINVAL, "%s: %s: '%s' is not a number in %g..%g", where,
                                 s->key, v, s->min, s->max);
         *(double *)field = x;
         return AP_OK;
     }
     case T_BOOL:
         if (parse_bool(v, (int *)field))
-            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not a boolean "
+            return ap__error_set(err, AP_EINVAL, "%s: %s: '%s' is not a boolean "
                                 "(true/false, yes/no, on/off, 1/0)", where, s->key, v);
         return AP_OK;
     case T_STR:
         if (strlen(v) >= s->size)
-            return ap_error_set(err, AP_ERANGE, "%s: %s: value longer than %zu bytes", where,
+            return ap__error_set(err, AP_ERANGE, "%s: %s: value longer than %zu bytes", where,
                                 s->key, s->size - 1);
         if (!*v) /* host and repository: neither may be empty */
-            return ap_error_set(err, AP_EINVAL, "%s: %s: empty value", where, s->key);
+            return ap__error_set(err, AP_EINVAL, "%s: %s: empty value", where, s->key);
         strcpy(field, v);
         return AP_OK;
     case T_REPLAY:
@@ -256,7 +256,7 @@ static int set_one(ap_server_config *c, const setting *s, const char *v, const c
                            : parse_bool(v, &b) ? NULL
                            : b ? "auto" : "native";
         if (!mode)
-            return ap_error_set(err, AP_EINVAL, "%s: %s: '%s' is not auto, native, ort or a "
+            return ap__error_set(err, AP_EINVAL, "%s: %s: '%s' is not auto, native, ort or a "
                                 "boolean", where, s->key, v);
         strcpy(field, mode);
         return AP_OK;
@@ -265,33 +265,33 @@ static int set_one(ap_server_config *c, const setting *s, const char *v, const c
     return AP_OK;
 }
 
-void ap_server_config_default(ap_server_config *c)
+void ap__server_config_default(ap_server_config *c)
 {
     memset(c, 0, sizeof *c);
     for (int i = 0; i < NSETTINGS; i++)
         set_one(c, &settings[i], settings[i].def, "default", NULL); /* cannot fail */
 }
 
-int ap_server_config_set(ap_server_config *c, const char *key, const char *value,
+int ap__server_config_set(ap_server_config *c, const char *key, const char *value,
                          const char *where, ap_error *err)
 {
     const setting *s = find(key);
     if (!s)
-        return ap_error_set(err, AP_ENOTFOUND, "%s: unknown setting '%s' (alphapulse serve "
+        return ap__error_set(err, AP_ENOTFOUND, "%s: unknown setting '%s' (alphapulse serve "
                             "--help lists them)", where, key);
     return set_one(c, s, value, where, err);
 }
 
-int ap_server_config_load_file(ap_server_config *c, const char *path, ap_error *err)
+int ap__server_config_load_file(ap_server_config *c, const char *path, ap_error *err)
 {
     char *text;
     size_t len;
-    int rc = ap_read_file(path, 1 << 20, &text, &len, err);
+    int rc = ap__read_file(path, 1 << 20, &text, &len, err);
     if (rc)
         return rc;
     if (strlen(text) != len) {
         free(text);
-        return ap_error_set(err, AP_EFORMAT, "%s: contains a NUL byte", path);
+        return ap__error_set(err, AP_EFORMAT, "%s: contains a NUL byte", path);
     }
     char *line = text;
     for (long ln = 1; line && rc == AP_OK; ln++) {
@@ -305,7 +305,7 @@ int ap_server_config_load_file(ap_server_config *c, const char *path, ap_error *
             continue;
         char *eq = strchr(s, '=');
         if (!eq) {
-            rc = ap_error_set(err, AP_EFORMAT, "%s: expected 'key = value', got '%s'", where, s);
+            rc = ap__error_set(err, AP_EFORMAT, "%s: expected 'key = value', got '%s'", where, s);
             break;
         }
         *eq = 0;
@@ -314,7 +314,7 @@ int ap_server_config_load_file(ap_server_config *c, const char *path, ap_error *
             char *q = strchr(val + 1, '"');
             char *rest = q ? trim(q + 1) : NULL;
             if (!q || (*rest && *rest != '#')) {
-                rc = ap_error_set(err, AP_EFORMAT, "%s: %s: unterminated quote or text after "
+                rc = ap__error_set(err, AP_EFORMAT, "%s: %s: unterminated quote or text after "
                                   "it", where, key);
                 break;
             }
@@ -329,16 +329,16 @@ int ap_server_config_load_file(ap_server_config *c, const char *path, ap_error *
                 }
         }
         if (!*key) {
-            rc = ap_error_set(err, AP_EFORMAT, "%s: missing key before '='", where);
+            rc = ap__error_set(err, AP_EFORMAT, "%s: missing key before '='", where);
             break;
         }
-        rc = ap_server_config_set(c, key, val, where, err);
+        rc = ap__server_config_set(c, key, val, where, err);
     }
     free(text);
     return rc;
 }
 
-int ap_server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(const char *name),
+int ap__server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(const char *name),
                               ap_error *err)
 {
     for (int i = 0; i < NSETTINGS; i++) {
@@ -352,7 +352,7 @@ int ap_server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(cons
         snprintf(where, sizeof where, "environment %s", name);
         char buf[AP_CONFIG_PATH_MAX * 4];
         if (strlen(v) >= sizeof buf)
-            return ap_error_set(err, AP_ERANGE, "%s: value too long", where);
+            return ap__error_set(err, AP_ERANGE, "%s: value too long", where);
         strcpy(buf, v);
         int rc = set_one(c, s, trim(buf), where, err);
         if (rc)
@@ -361,18 +361,18 @@ int ap_server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(cons
     return AP_OK;
 }
 
-int ap_server_config_check(const ap_server_config *c, ap_error *err)
+int ap__server_config_check(const ap_server_config *c, ap_error *err)
 {
     for (int i = 0; i < c->nreplay; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(c->replay[i].symbol, c->replay[j].symbol) &&
                 c->replay[i].tf_s == c->replay[j].tf_s)
-                return ap_error_set(err, AP_EINVAL, "replay: %s/%s is listed twice",
+                return ap__error_set(err, AP_EINVAL, "replay: %s/%s is listed twice",
                                     c->replay[i].symbol, c->replay[i].timeframe);
     return AP_OK;
 }
 
-void ap_server_config_value(const ap_server_config *c, int i, char *buf, size_t size)
+void ap__server_config_value(const ap_server_config *c, int i, char *buf, size_t size)
 {
     const setting *s = &settings[i];
     const char *field = (const char *)c + s->off;

@@ -67,22 +67,22 @@ typedef struct ap_server_config {
     int replay_loop;
 } ap_server_config;
 
-void ap_server_config_default(ap_server_config *c);
+void ap__server_config_default(ap_server_config *c);
 
 /* Set one setting from text. key: file key, any case, '-' same as '_'.
    where: for messages ("alphapulse.conf:12", "environment AP_PORT", "--port"). */
-int ap_server_config_set(ap_server_config *c, const char *key, const char *value,
+int ap__server_config_set(ap_server_config *c, const char *key, const char *value,
                          const char *where, ap_error *err);
 
 /* Apply a config file (every line; stops at the first bad one). */
-int ap_server_config_load_file(ap_server_config *c, const char *path, ap_error *err);
+int ap__server_config_load_file(ap_server_config *c, const char *path, ap_error *err);
 
 /* Apply the environment: getenv_fn(name) returns the value or NULL (getenv). */
-int ap_server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(const char *name),
+int ap__server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(const char *name),
                               ap_error *err);
 
 /* Cross-setting checks, after every source was applied. */
-int ap_server_config_check(const ap_server_config *c, ap_error *err);
+int ap__server_config_check(const ap_server_config *c, ap_error *err);
 
 /* The settings table, for --help and for reporting the effective values. */
 typedef struct ap_config_setting_info {
@@ -93,9 +93,9 @@ typedef struct ap_config_setting_info {
     const char *help;
 } ap_config_setting_info;
 
-int ap_server_config_count(void);
-void ap_server_config_info(int i, ap_config_setting_info *out);
+int ap__server_config_count(void);
+void ap__server_config_info(int i, ap_config_setting_info *out);
 /* Current value of setting i as text (replay: the list as written back). */
-void ap_server_config_value(const ap_server_config *c, int i, char *buf, size_t size);
+void ap__server_config_value(const ap_server_config *c, int i, char *buf, size_t size);
 
 #endif

@@ -6,27 +6,27 @@
 #include "server/request.h"
 
 /* /v1: handlers_v1.c (bars, predictions, results) */
-enum MHD_Result ap_srv_h_candles(ap_srv_req *r);
-enum MHD_Result ap_srv_h_series_delete(ap_srv_req *r);
-enum MHD_Result ap_srv_h_predict(ap_srv_req *r);
-enum MHD_Result ap_srv_h_result_get(ap_srv_req *r);
-enum MHD_Result ap_srv_h_result_delete(ap_srv_req *r);
-enum MHD_Result ap_srv_v1_finish(ap_srv_req *r); /* after an inference completed */
+enum MHD_Result ap__srv_h_candles(ap_srv_req *r);
+enum MHD_Result ap__srv_h_series_delete(ap_srv_req *r);
+enum MHD_Result ap__srv_h_predict(ap_srv_req *r);
+enum MHD_Result ap__srv_h_result_get(ap_srv_req *r);
+enum MHD_Result ap__srv_h_result_delete(ap_srv_req *r);
+enum MHD_Result ap__srv_v1_finish(ap_srv_req *r); /* after an inference completed */
 /* /v1 views and pages: handlers_info.c */
-enum MHD_Result ap_srv_h_root(ap_srv_req *r);
-enum MHD_Result ap_srv_h_metrics(ap_srv_req *r);
-enum MHD_Result ap_srv_h_models(ap_srv_req *r);
-enum MHD_Result ap_srv_h_stats(ap_srv_req *r);
+enum MHD_Result ap__srv_h_root(ap_srv_req *r);
+enum MHD_Result ap__srv_h_metrics(ap_srv_req *r);
+enum MHD_Result ap__srv_h_models(ap_srv_req *r);
+enum MHD_Result ap__srv_h_stats(ap_srv_req *r);
 /* KServe v2: handlers_v2.c */
-enum MHD_Result ap_srv_h_v2_live(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_ready(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_server(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_model(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_model_ready(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_infer(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_repo_index(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_load(ap_srv_req *r);
-enum MHD_Result ap_srv_h_v2_unload(ap_srv_req *r);
-enum MHD_Result ap_srv_v2_finish(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_live(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_ready(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_server(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_model(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_model_ready(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_infer(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_repo_index(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_load(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_unload(ap_srv_req *r);
+enum MHD_Result ap__srv_v2_finish(ap_srv_req *r);
 
 #endif

@@ -12,7 +12,7 @@
 
 static const char *const kind_names[] = {"pattern", "regime", "ensemble", "raw"};
 
-enum MHD_Result ap_srv_h_root(ap_srv_req *r)
+enum MHD_Result ap__srv_h_root(ap_srv_req *r)
 {
     static const char text[] =
         "alphapulse: real-time inference for trading signals (docs/SERVER.md)\n"
@@ -27,171 +27,171 @@ enum MHD_Result ap_srv_h_root(ap_srv_req *r)
         "  GET  /metrics                        Prometheus\n";
     char store[sizeof text];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    ap_jb_raw(&b, text, sizeof text - 1);
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, "text/plain; charset=utf-8");
+    ap__jb_init(&b, store, sizeof store);
+    ap__jb_raw(&b, text, sizeof text - 1);
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, "text/plain; charset=utf-8");
 }
 
-enum MHD_Result ap_srv_h_metrics(ap_srv_req *r)
+enum MHD_Result ap__srv_h_metrics(ap_srv_req *r)
 {
     jbuf b;
-    ap_jb_init(&b, NULL, 0);
-    ap_srv_metrics_render(r->srv, &b);
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, "text/plain; version=0.0.4; charset=utf-8");
+    ap__jb_init(&b, NULL, 0);
+    ap__srv_metrics_render(r->srv, &b);
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 
 /* Describe the version served in slot i (or that it is not loaded). */
 static void model_json(ap_server *s, jbuf *b, int i)
 {
-    ap_model *v = ap_service_slot_model(s->svc, i);
-    const char *name = ap_service_slot_name(s->svc, i);
-    ap_jb_puts(b, "{\"name\": ");
-    ap_jb_str(b, name);
+    ap_model *v = ap__service_slot_model(s->svc, i);
+    const char *name = ap__service_slot_name(s->svc, i);
+    ap__jb_puts(b, "{\"name\": ");
+    ap__jb_str(b, name);
     ap_model_stats st;
-    int have = ap_registry_stats(ap_service_registry(s->svc), name, &st, NULL) == AP_OK;
+    int have = ap_registry_stats(ap__service_registry(s->svc), name, &st, NULL) == AP_OK;
     if (!v) {
-        ap_jb_puts(b, ", \"loaded\": false}");
+        ap__jb_puts(b, ", \"loaded\": false}");
         return;
     }
     ap_model_info info;
     ap_model_describe(v, &info);
     const ap_model_info *in = &info;
-    ap_jb_printf(b, ", \"loaded\": true, \"kind\": \"%s\", \"target\": ", in->kind_name);
-    ap_jb_str(b, in->target);
-    ap_jb_printf(b, ", \"version\": %u, \"format\": ", in->version);
-    ap_jb_str(b, in->format);
-    ap_jb_printf(b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
+    ap__jb_printf(b, ", \"loaded\": true, \"kind\": \"%s\", \"target\": ", in->kind_name);
+    ap__jb_str(b, in->target);
+    ap__jb_printf(b, ", \"version\": %u, \"format\": ", in->version);
+    ap__jb_str(b, in->format);
+    ap__jb_printf(b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
     for (int k = 0; k < in->num_inputs; k++) {
         const char *nm = ap_model_input_name(v, k);
         if (nm)
-            ap_jb_str(b, nm);
+            ap__jb_str(b, nm);
         else
-            ap_jb_printf(b, "\"input_%d\"", k);
-        ap_jb_puts(b, ",");
+            ap__jb_printf(b, "\"input_%d\"", k);
+        ap__jb_puts(b, ",");
     }
-    ap_jb_uncomma(b);
-    ap_jb_printf(b, "], \"num_inputs\": %d, \"num_outputs\": %d, \"trees\": %d, \"pipeline\": ",
+    ap__jb_uncomma(b);
+    ap__jb_printf(b, "], \"num_inputs\": %d, \"num_outputs\": %d, \"trees\": %d, \"pipeline\": ",
               in->num_inputs, in->num_outputs, in->num_trees);
-    ap_jb_str(b, in->pipeline);
-    ap_jb_puts(b, ", \"confidence\": ");
-    ap_jb_str(b, in->confidence);
-    ap_jb_printf(b, ", \"batching\": {\"max_batch_size\": %d, \"max_queue_delay_us\": %u}",
+    ap__jb_str(b, in->pipeline);
+    ap__jb_puts(b, ", \"confidence\": ");
+    ap__jb_str(b, in->confidence);
+    ap__jb_printf(b, ", \"batching\": {\"max_batch_size\": %d, \"max_queue_delay_us\": %u}",
               in->max_batch_size, in->max_queue_delay_us);
     if (have)
-        ap_jb_printf(b, ", \"stats\": {\"loads\": %" PRIu64 ", \"predictions\": %" PRIu64
+        ap__jb_printf(b, ", \"stats\": {\"loads\": %" PRIu64 ", \"predictions\": %" PRIu64
                   ", \"errors\": %" PRIu64 ", \"predict_calls\": %" PRIu64
                   ", \"latency_mean_us\": %.3f, \"latency_max_us\": %.3f}",
                   st.loads, st.predictions, st.errors, st.latency_count,
                   st.latency_count ? (double)st.latency_sum_ns / 1e3 / (double)st.latency_count
                                    : 0.0,
                   (double)st.latency_max_ns / 1e3);
-    ap_jb_puts(b, "}");
+    ap__jb_puts(b, "}");
     ap_model_release(v);
 }
 
-enum MHD_Result ap_srv_h_models(ap_srv_req *r)
+enum MHD_Result ap__srv_h_models(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     jbuf b;
-    ap_jb_init(&b, NULL, 0);
-    ap_jb_puts(&b, "{\"models\": [");
-    int n = ap_service_slots(s->svc);
+    ap__jb_init(&b, NULL, 0);
+    ap__jb_puts(&b, "{\"models\": [");
+    int n = ap__service_slots(s->svc);
     for (int i = 0; i < n; i++) {
         model_json(s, &b, i);
-        ap_jb_puts(&b, ",");
+        ap__jb_puts(&b, ",");
     }
     /* repository models never loaded (the model cache loads them on use) */
     ap_repo_model *cat = NULL;
     int ncat = 0;
     ap_error err;
-    if (ap_service_catalog(s->svc, 0, &cat, &ncat, &err) != AP_OK)
+    if (ap__service_catalog(s->svc, 0, &cat, &ncat, &err) != AP_OK)
         ncat = 0;
     for (int i = 0; i < ncat; i++) {
         const ap_repo_model *c = &cat[i];
-        if (ap_service_slot_find(s->svc, c->name) >= 0)
+        if (ap__service_slot_find(s->svc, c->name) >= 0)
             continue;
-        ap_jb_puts(&b, "{\"name\": ");
-        ap_jb_str(&b, c->name);
-        ap_jb_puts(&b, ", \"loaded\": false");
+        ap__jb_puts(&b, "{\"name\": ");
+        ap__jb_str(&b, c->name);
+        ap__jb_puts(&b, ", \"loaded\": false");
         if (c->ok) {
-            ap_jb_printf(&b, ", \"kind\": \"%s\", \"target\": ", kind_names[c->kind]);
-            ap_jb_str(&b, c->target);
+            ap__jb_printf(&b, ", \"kind\": \"%s\", \"target\": ", kind_names[c->kind]);
+            ap__jb_str(&b, c->target);
         }
-        ap_jb_puts(&b, "},");
+        ap__jb_puts(&b, "},");
     }
     ap_registry_listing_free(cat);
-    ap_jb_uncomma(&b);
-    ap_jb_puts(&b, "]}\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_uncomma(&b);
+    ap__jb_puts(&b, "]}\n");
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-enum MHD_Result ap_srv_h_stats(ap_srv_req *r)
+enum MHD_Result ap__srv_h_stats(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     ap_srv_metrics *mt = s->metrics;
     uint64_t requests = 0, predictions = 0;
-    int n = ap_service_slots(s->svc);
+    int n = ap__service_slots(s->svc);
     for (int ep = 0; ep < EP_COUNT; ep++)
         requests += atomic_load_explicit(&mt->lat_count[ep], memory_order_relaxed);
     for (int i = 0; i < n; i++) {
         ap_model_stats st;
-        if (ap_registry_stats(ap_service_registry(s->svc), ap_service_slot_name(s->svc, i), &st,
+        if (ap_registry_stats(ap__service_registry(s->svc), ap__service_slot_name(s->svc, i), &st,
                               NULL) == AP_OK)
             predictions += st.predictions;
     }
     ap_batch_stats bs;
     memset(&bs, 0, sizeof bs);
-    ap_service_pool_stats(s->svc, &bs);
+    ap__service_pool_stats(s->svc, &bs);
     jbuf b;
-    ap_jb_init(&b, NULL, 0);
-    ap_jb_printf(&b, "{\"version\": \"%s\", \"uptime_s\": %.3f, \"models_loaded\": %d, "
+    ap__jb_init(&b, NULL, 0);
+    ap__jb_printf(&b, "{\"version\": \"%s\", \"uptime_s\": %.3f, \"models_loaded\": %d, "
               "\"requests\": %" PRIu64 ", \"in_flight\": %ld, \"predictions\": %" PRIu64,
-              ap_version(), (double)(ap_clock_ns() - s->start_ns) / 1e9,
-              ap_service_resident(s->svc), requests, atomic_load(&s->inflight), predictions);
-    ap_jb_printf(&b, ", \"batching\": {\"submitted\": %" PRIu64 ", \"rejected\": %" PRIu64
+              ap_version(), (double)(ap__clock_ns() - s->start_ns) / 1e9,
+              ap__service_resident(s->svc), requests, atomic_load(&s->inflight), predictions);
+    ap__jb_printf(&b, ", \"batching\": {\"submitted\": %" PRIu64 ", \"rejected\": %" PRIu64
               ", \"completed\": %" PRIu64 ", \"failed\": %" PRIu64 ", \"timed_out\": %" PRIu64
               ", \"cancelled\": %" PRIu64 ", \"batches\": %" PRIu64 ", \"rows\": %" PRIu64
               ", \"mean_batch_rows\": %.3f, \"queue_depth\": %" PRIu64 "}",
               bs.submitted, bs.rejected, bs.completed, bs.failed, bs.timed_out, bs.cancelled,
               bs.batches, bs.rows, bs.batches ? (double)bs.rows / (double)bs.batches : 0.0,
               bs.queue_depth);
-    ap_jb_printf(&b, ", \"series\": %zu, \"bars_ingested\": %" PRIu64 ", \"bars_rejected\": %"
+    ap__jb_printf(&b, ", \"series\": %zu, \"bars_ingested\": %" PRIu64 ", \"bars_rejected\": %"
               PRIu64, ap_series_store_count(s->store),
               atomic_load_explicit(&mt->bars_ingested, memory_order_relaxed),
               atomic_load_explicit(&mt->bars_rejected, memory_order_relaxed));
     size_t held;
     uint64_t evicted;
-    ap_service_result_counts(s->svc, &held, &evicted);
-    ap_jb_printf(&b, ", \"async_results\": %zu, \"async_evicted\": %" PRIu64, held, evicted);
+    ap__service_result_counts(s->svc, &held, &evicted);
+    ap__jb_printf(&b, ", \"async_results\": %zu, \"async_evicted\": %" PRIu64, held, evicted);
     ap_cache_stats cs;
-    ap_service_cache_stats(s->svc, &cs);
-    ap_jb_printf(&b, ", \"model_cache\": {\"capacity\": %d, \"resident\": %d, \"hits\": %" PRIu64
+    ap__service_cache_stats(s->svc, &cs);
+    ap__jb_printf(&b, ", \"model_cache\": {\"capacity\": %d, \"resident\": %d, \"hits\": %" PRIu64
               ", \"misses\": %" PRIu64 ", \"evictions\": %" PRIu64 ", \"load_failures\": %" PRIu64 "}",
               cs.capacity, cs.resident, cs.hits, cs.misses, cs.evictions, cs.load_failures);
-    ap_jb_printf(&b, ", \"deadlines\": {\"refused_before\": %" PRIu64 ", \"late_after\": %" PRIu64 "}",
+    ap__jb_printf(&b, ", \"deadlines\": {\"refused_before\": %" PRIu64 ", \"late_after\": %" PRIu64 "}",
               atomic_load_explicit(&mt->deadline_before, memory_order_relaxed),
               atomic_load_explicit(&mt->deadline_after, memory_order_relaxed));
     if (s->http) {
         const ap_srv_conn_counters *cc = &s->conn;
-        ap_jb_printf(&b, ", \"connections\": {\"open\": %ld, \"timed_out\": %" PRIu64
+        ap__jb_printf(&b, ", \"connections\": {\"open\": %ld, \"timed_out\": %" PRIu64
                   ", \"reserve_used\": %" PRIu64 ", \"reserve_refused\": %" PRIu64 "}",
                   atomic_load(&cc->open), atomic_load(&cc->timed_out),
                   atomic_load(&cc->reserve_used), atomic_load(&cc->reserve_refused));
     }
-    ap_jb_puts(&b, ", \"replay\": ");
-    ap_srv_replay_json(s, &b);
-    ap_jb_puts(&b, ", \"config\": {");
-    for (int i = 0; i < ap_server_config_count(); i++) {
+    ap__jb_puts(&b, ", \"replay\": ");
+    ap__srv_replay_json(s, &b);
+    ap__jb_puts(&b, ", \"config\": {");
+    for (int i = 0; i < ap__server_config_count(); i++) {
         ap_config_setting_info in;
         char val[AP_CONFIG_PATH_MAX * 2];
-        ap_server_config_info(i, &in);
-        ap_server_config_value(&s->cfg, i, val, sizeof val);
-        ap_jb_str(&b, in.key);
-        ap_jb_puts(&b, ": ");
-        ap_jb_str(&b, val);
-        ap_jb_puts(&b, ",");
+        ap__server_config_info(i, &in);
+        ap__server_config_value(&s->cfg, i, val, sizeof val);
+        ap__jb_str(&b, in.key);
+        ap__jb_puts(&b, ": ");
+        ap__jb_str(&b, val);
+        ap__jb_puts(&b, ",");
     }
-    ap_jb_uncomma(&b);
-    ap_jb_puts(&b, "}}\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_uncomma(&b);
+    ap__jb_puts(&b, "}}\n");
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }

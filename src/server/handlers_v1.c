@@ -25,10 +25,10 @@ static int candle_time(json_t *v, int64_t *t, ap_error *err)
     if (json_is_string(v))
         return ap_parse_timestamp(json_string_value(v), t, err);
     if (!json_is_number(v))
-        return ap_error_set(err, AP_EINVAL, "time must be a number or an ISO-8601 string");
+        return ap__error_set(err, AP_EINVAL, "time must be a number or an ISO-8601 string");
     double x = json_number_value(v);
     if (!isfinite(x) || fabs(x) >= 9e15)
-        return ap_error_set(err, AP_EINVAL, "time %g is out of range", x);
+        return ap__error_set(err, AP_EINVAL, "time %g is out of range", x);
     if (json_is_integer(v)) {
         json_int_t i = json_integer_value(v);
         *t = (i > -100000000000LL && i < 100000000000LL) ? (int64_t)i * 1000000
@@ -45,35 +45,35 @@ static int bar_time_ok(const ap_server *s, int64_t t, ap_error *err)
 {
     char tb[40], nb[40];
     if (t < 0)
-        return ap_error_set(err, AP_EINVAL, "bar time %s is before 1970",
+        return ap__error_set(err, AP_EINVAL, "bar time %s is before 1970",
                             ap_format_timestamp(t, tb, sizeof tb));
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
     if (t > now + s->cfg.max_future_s * 1000000)
-        return ap_error_set(err, AP_EINVAL, "bar time %s is more than max_future_s (%lld s) "
+        return ap__error_set(err, AP_EINVAL, "bar time %s is more than max_future_s (%lld s) "
                             "after the server's clock (%s)",
                             ap_format_timestamp(t, tb, sizeof tb), (long long)s->cfg.max_future_s,
                             ap_format_timestamp(now, nb, sizeof nb));
     return AP_OK;
 }
 
-enum MHD_Result ap_srv_h_candles(ap_srv_req *r)
+enum MHD_Result ap__srv_h_candles(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "candles", NULL};
     ap_server *s = r->srv;
     enum MHD_Result ret = MHD_YES;
     int bad = 0;
-    json_t *j = ap_srv_json_body(r, &ret);
+    json_t *j = ap__srv_json_body(r, &ret);
     if (!j)
         return ret;
-    const char *sym = ap_srv_json_str(r, j, "symbol", 1, &bad, &ret);
-    const char *tfs = bad ? NULL : ap_srv_json_str(r, j, "timeframe", 1, &bad, &ret);
+    const char *sym = ap__srv_json_str(r, j, "symbol", 1, &bad, &ret);
+    const char *tfs = bad ? NULL : ap__srv_json_str(r, j, "timeframe", 1, &bad, &ret);
     json_t *arr = json_object_get(j, "candles");
-    if (bad || ap_srv_json_unknown_key(r, j, keys, &ret))
+    if (bad || ap__srv_json_unknown_key(r, j, keys, &ret))
         goto done;
     if (!json_is_array(arr)) {
-        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'candles' %s",
+        ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'candles' %s",
                         arr ? "must be an array of [t, o, h, l, c, v]" : "is required");
         goto done;
     }
@@ -81,11 +81,11 @@ enum MHD_Result ap_srv_h_candles(ap_srv_req *r)
     int64_t tf;
     ap_series *series;
     if (ap_timeframe_parse(tfs, &tf, &err) != AP_OK) {
-        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+        ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
         goto done;
     }
     if (ap_series_open(s->store, sym, tf, AP_SERIES_ROLLUP, &series, &err) != AP_OK) {
-        ret = ap_srv_fail(r, &err);
+        ret = ap__srv_fail(r, &err);
         goto done;
     }
     size_t n = json_array_size(arr), stored = 0;
@@ -94,7 +94,7 @@ enum MHD_Result ap_srv_h_candles(ap_srv_req *r)
         json_t *c = json_array_get(arr, stored);
         ap_bar bar;
         if (!json_is_array(c) || json_array_size(c) != 6) {
-            rc = ap_error_set(&err, AP_EINVAL, "a candle is [t, open, high, low, close, volume]");
+            rc = ap__error_set(&err, AP_EINVAL, "a candle is [t, open, high, low, close, volume]");
             break;
         }
         if ((rc = candle_time(json_array_get(c, 0), &bar.t, &err)))
@@ -106,41 +106,41 @@ enum MHD_Result ap_srv_h_candles(ap_srv_req *r)
         for (int k = 0; k < 5 && !rc; k++) {
             json_t *v = json_array_get(c, (size_t)k + 1);
             if (!json_is_number(v))
-                rc = ap_error_set(&err, AP_EINVAL, "%s must be a number", names[k]);
+                rc = ap__error_set(&err, AP_EINVAL, "%s must be a number", names[k]);
             else
                 *f[k] = json_number_value(v);
         }
-        if (rc || (rc = ap_srv_ingest(s, series, &bar, &err)))
+        if (rc || (rc = ap__srv_ingest(s, series, &bar, &err)))
             break;
     }
     char store[1024];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
+    ap__jb_init(&b, store, sizeof store);
     if (rc) {
         char msg[AP_ERROR_MSG_MAX + 64];
         snprintf(msg, sizeof msg, "candle %zu: %s", stored, err.msg);
-        ap_jb_puts(&b, "{\"error\": ");
-        ap_jb_str(&b, msg);
-        ap_jb_printf(&b, ", \"stored\": %zu, \"rejected\": {\"index\": %zu, \"reason\": ", stored,
+        ap__jb_puts(&b, "{\"error\": ");
+        ap__jb_str(&b, msg);
+        ap__jb_printf(&b, ", \"stored\": %zu, \"rejected\": {\"index\": %zu, \"reason\": ", stored,
                   stored);
-        ap_jb_str(&b, err.msg);
-        ap_jb_puts(&b, "}");
+        ap__jb_str(&b, err.msg);
+        ap__jb_puts(&b, "}");
     } else
-        ap_jb_printf(&b, "{\"stored\": %zu", stored);
-    ap_jb_puts(&b, ", \"symbol\": ");
-    ap_jb_str(&b, sym);
-    ap_jb_puts(&b, ", \"timeframe\": ");
-    ap_jb_str(&b, tfs);
+        ap__jb_printf(&b, "{\"stored\": %zu", stored);
+    ap__jb_puts(&b, ", \"symbol\": ");
+    ap__jb_str(&b, sym);
+    ap__jb_puts(&b, ", \"timeframe\": ");
+    ap__jb_str(&b, tfs);
     /* one locked snapshot: other clients may append to this series now */
     ap_series_info_t in;
     ap_series_info(series, &in);
-    ap_jb_printf(&b, ", \"bars\": %zu, \"total\": %" PRIu64, in.length, in.total);
+    ap__jb_printf(&b, ", \"bars\": %zu, \"total\": %" PRIu64, in.length, in.total);
     if (in.total > 0) {
-        ap_jb_puts(&b, ", ");
-        ap_srv_json_time(&b, "last_bar_time", in.last_t);
+        ap__jb_puts(&b, ", ");
+        ap__srv_json_time(&b, "last_bar_time", in.last_t);
     }
-    ap_jb_puts(&b, "}\n");
-    ret = ap_srv_respond(r, rc ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK, &b, NULL);
+    ap__jb_puts(&b, "}\n");
+    ret = ap__srv_respond(r, rc ? MHD_HTTP_BAD_REQUEST : MHD_HTTP_OK, &b, NULL);
 done:
     json_decref(j);
     return ret;
@@ -150,30 +150,30 @@ done:
    load/unload): drops a base series and its roll-ups, so that a series
    poisoned by a wrong feed can start again. A rolled-up series alone is
    refused (409, naming its base); predictions in flight on it answer 404. */
-enum MHD_Result ap_srv_h_series_delete(ap_srv_req *r)
+enum MHD_Result ap__srv_h_series_delete(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     ap_error err;
     int64_t tf;
     if (ap_timeframe_parse(r->arg2, &tf, &err) != AP_OK)
-        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
     ap_series *series = ap_series_find(s->store, r->arg, tf);
     ap_series_info_t in = {0};
     if (series)
         ap_series_info(series, &in);
     if (ap_series_delete(s->store, r->arg, tf, &err) != AP_OK)
-        return ap_srv_fail(r, &err);
-    ap_srv_log(s, "series %s/%s deleted (%" PRIu64 " bars)", r->arg, r->arg2, in.total);
+        return ap__srv_fail(r, &err);
+    ap__srv_log(s, "series %s/%s deleted (%" PRIu64 " bars)", r->arg, r->arg2, in.total);
     char store[512];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    ap_jb_puts(&b, "{\"deleted\": true, \"symbol\": ");
-    ap_jb_str(&b, r->arg);
-    ap_jb_puts(&b, ", \"timeframe\": ");
-    ap_jb_str(&b, r->arg2);
-    ap_jb_printf(&b, ", \"total\": %" PRIu64 ", \"series_left\": %zu}\n", in.total,
+    ap__jb_init(&b, store, sizeof store);
+    ap__jb_puts(&b, "{\"deleted\": true, \"symbol\": ");
+    ap__jb_str(&b, r->arg);
+    ap__jb_puts(&b, ", \"timeframe\": ");
+    ap__jb_str(&b, r->arg2);
+    ap__jb_printf(&b, ", \"total\": %" PRIu64 ", \"series_left\": %zu}\n", in.total,
               ap_series_store_count(s->store));
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- predictions ----------------------------------------------------------------- */
@@ -189,40 +189,40 @@ static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char
                             int nouts, int64_t bar_time, int undefined, uint64_t bars,
                             uint64_t latency_us, uint64_t queue_us, uint64_t compute_us)
 {
-    ap_jb_printf(b, "{\"request_id\": \"%" PRIu64 "\", \"symbol\": ", id);
-    ap_jb_str(b, symbol);
-    ap_jb_puts(b, ", \"timeframe\": ");
-    ap_jb_str(b, tf);
-    ap_jb_puts(b, ", \"model\": ");
-    ap_jb_str(b, in->name);
-    ap_jb_printf(b, ", \"kind\": \"%s\", \"target\": ", in->kind_name);
-    ap_jb_str(b, in->target);
-    ap_jb_printf(b, ", \"version\": %u, \"prediction\": ", in->version);
-    ap_jb_num(b, pred);
-    ap_jb_puts(b, ", \"confidence\": ");
-    ap_jb_num(b, conf);
-    ap_jb_puts(b, ", ");
-    ap_srv_json_time(b, "bar_time", bar_time);
+    ap__jb_printf(b, "{\"request_id\": \"%" PRIu64 "\", \"symbol\": ", id);
+    ap__jb_str(b, symbol);
+    ap__jb_puts(b, ", \"timeframe\": ");
+    ap__jb_str(b, tf);
+    ap__jb_puts(b, ", \"model\": ");
+    ap__jb_str(b, in->name);
+    ap__jb_printf(b, ", \"kind\": \"%s\", \"target\": ", in->kind_name);
+    ap__jb_str(b, in->target);
+    ap__jb_printf(b, ", \"version\": %u, \"prediction\": ", in->version);
+    ap__jb_num(b, pred);
+    ap__jb_puts(b, ", \"confidence\": ");
+    ap__jb_num(b, conf);
+    ap__jb_puts(b, ", ");
+    ap__srv_json_time(b, "bar_time", bar_time);
     /* warm: every feature the model reads is past its warm-up (docs/FEATURES.md) */
-    ap_jb_printf(b, ", \"bars\": %" PRIu64 ", \"warm\": %s, \"undefined_features\": %d", bars,
+    ap__jb_printf(b, ", \"bars\": %" PRIu64 ", \"warm\": %s, \"undefined_features\": %d", bars,
                  undefined ? "false" : "true", undefined);
-    ap_jb_printf(b, ", \"latency_us\": %" PRIu64 ", \"queue_us\": %" PRIu64 ", \"compute_us\": %"
+    ap__jb_printf(b, ", \"latency_us\": %" PRIu64 ", \"queue_us\": %" PRIu64 ", \"compute_us\": %"
               PRIu64, latency_us, queue_us, compute_us);
     if (in->kind == AP_MODEL_ENSEMBLE) {
-        ap_jb_puts(b, ", \"members\": {");
+        ap__jb_puts(b, ", \"members\": {");
         for (int i = 0; i < nouts; i++) {
             const char *name = ap_model_input_name(m, i);
-            ap_jb_str(b, name ? name : "?");
-            ap_jb_puts(b, ": ");
-            ap_jb_num(b, outs[i]);
-            ap_jb_puts(b, ",");
+            ap__jb_str(b, name ? name : "?");
+            ap__jb_puts(b, ": ");
+            ap__jb_num(b, outs[i]);
+            ap__jb_puts(b, ",");
         }
-        ap_jb_uncomma(b);
-        ap_jb_puts(b, "}");
+        ap__jb_uncomma(b);
+        ap__jb_puts(b, "}");
     }
 }
 
-enum MHD_Result ap_srv_h_predict(ap_srv_req *r)
+enum MHD_Result ap__srv_h_predict(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "target", "model",
                                        "async",  "timeout_ms", NULL};
@@ -230,49 +230,49 @@ enum MHD_Result ap_srv_h_predict(ap_srv_req *r)
     int kind = ep_kind[r->ep];
     enum MHD_Result ret = MHD_YES;
     int bad = 0;
-    json_t *j = ap_srv_json_body(r, &ret);
+    json_t *j = ap__srv_json_body(r, &ret);
     if (!j)
         return ret;
-    const char *sym = ap_srv_json_str(r, j, "symbol", 1, &bad, &ret);
-    const char *tfs = bad ? NULL : ap_srv_json_str(r, j, "timeframe", 1, &bad, &ret);
+    const char *sym = ap__srv_json_str(r, j, "symbol", 1, &bad, &ret);
+    const char *tfs = bad ? NULL : ap__srv_json_str(r, j, "timeframe", 1, &bad, &ret);
     const char *target =
-        bad ? NULL : ap_srv_json_str(r, j, "target", kind != AP_MODEL_ENSEMBLE, &bad, &ret);
-    const char *model = bad ? NULL : ap_srv_json_str(r, j, "model", 0, &bad, &ret);
+        bad ? NULL : ap__srv_json_str(r, j, "target", kind != AP_MODEL_ENSEMBLE, &bad, &ret);
+    const char *model = bad ? NULL : ap__srv_json_str(r, j, "model", 0, &bad, &ret);
     json_t *async = json_object_get(j, "async"), *tmo = json_object_get(j, "timeout_ms");
-    if (bad || ap_srv_json_unknown_key(r, j, keys, &ret))
+    if (bad || ap__srv_json_unknown_key(r, j, keys, &ret))
         goto done;
     if (async && !json_is_boolean(async)) {
-        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'async' must be true or false");
+        ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'async' must be true or false");
         goto done;
     }
     if (tmo && (!json_is_number(tmo) || !(json_number_value(tmo) > 0) ||
                 json_number_value(tmo) > 3.6e6)) {
-        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST,
+        ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST,
                         "field 'timeout_ms' must be a number of milliseconds > 0");
         goto done;
     }
     ap_error err;
     int64_t tf;
     if (ap_timeframe_parse(tfs, &tf, &err) != AP_OK) {
-        ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
+        ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", err.msg);
         goto done;
     }
     ap_series *series = ap_series_find(s->store, sym, tf);
     if (!series) {
-        ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown series %s/%s (POST bars to /v1/candles)",
+        ret = ap__srv_error(r, MHD_HTTP_NOT_FOUND, "unknown series %s/%s (POST bars to /v1/candles)",
                         sym, tfs);
         goto done;
     }
     double row[AP_FEATURE_COUNT];
     if (ap_series_latest(series, row, &r->bar_time, &err) != AP_OK) {
-        ret = ap_srv_error(r, MHD_HTTP_NOT_FOUND, "%s", err.msg);
+        ret = ap__srv_error(r, MHD_HTTP_NOT_FOUND, "%s", err.msg);
         goto done;
     }
     ap_selector sel = {model, kind, target, 0, 0, 1};
     ap_lease l;
-    if (ap_service_pick(s->svc, &sel, &l, &err) != AP_OK) {
+    if (ap__service_pick(s->svc, &sel, &l, &err) != AP_OK) {
         r->model = l.index;
-        ret = ap_srv_fail(r, &err);
+        ret = ap__srv_fail(r, &err);
         goto done;
     }
     /* warm-up: count the features this model reads that are still undefined,
@@ -285,15 +285,15 @@ enum MHD_Result ap_srv_h_predict(ap_srv_req *r)
     ap_series_info_t si;
     r->bars = ap_series_info(series, &si) == AP_OK ? si.total : 0;
     if (l.info.min_bars && r->bars < l.info.min_bars) {
-        ap_error_set(&err, AP_ECONFLICT, "series %s/%s has %" PRIu64 " bar(s); model '%s' "
+        ap__error_set(&err, AP_ECONFLICT, "series %s/%s has %" PRIu64 " bar(s); model '%s' "
                      "needs min_bars = %u before it predicts (%d of its features are still "
                      "undefined)", sym, tfs, r->bars, l.info.name, l.info.min_bars, r->undefined);
         r->model = l.index;
-        ap_service_release(&l);
-        ret = ap_srv_fail(r, &err);
+        ap__service_release(&l);
+        ret = ap__srv_fail(r, &err);
         goto done;
     }
-    ap_srv_req_hold(r, &l);
+    ap__srv_req_hold(r, &l);
     snprintf(r->symbol, sizeof r->symbol, "%s", sym);
     snprintf(r->timeframe, sizeof r->timeframe, "%s", tfs);
     /* the deadline runs from the request's arrival, not from this moment */
@@ -302,9 +302,9 @@ enum MHD_Result ap_srv_h_predict(ap_srv_req *r)
     if (asked_us && asked_us < budget_us)
         budget_us = asked_us;
     r->deadline_ns = r->t0_ns + budget_us * 1000;
-    if (ap_srv_past_deadline(r, ap_clock_ns())) {
-        ap_service_release(&l);
-        ret = ap_srv_deadline_error(r, "before");
+    if (ap__srv_past_deadline(r, ap__clock_ns())) {
+        ap__service_release(&l);
+        ret = ap__srv_deadline_error(r, "before");
         goto done;
     }
     if (async && json_is_true(async)) {
@@ -313,44 +313,44 @@ enum MHD_Result ap_srv_h_predict(ap_srv_req *r)
         snprintf(meta.symbol, sizeof meta.symbol, "%s", sym);
         snprintf(meta.timeframe, sizeof meta.timeframe, "%s", tfs);
         uint64_t id;
-        if (ap_service_submit_async(s->svc, &l, row, r->deadline_ns, &meta, &id, &err) != AP_OK)
-            ret = ap_srv_fail(r, &err);
+        if (ap__service_submit_async(s->svc, &l, row, r->deadline_ns, &meta, &id, &err) != AP_OK)
+            ret = ap__srv_fail(r, &err);
         else {
             char store[256];
             jbuf b;
-            ap_jb_init(&b, store, sizeof store);
-            ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"}\n", id);
-            ret = ap_srv_respond(r, MHD_HTTP_ACCEPTED, &b, NULL);
+            ap__jb_init(&b, store, sizeof store);
+            ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"}\n", id);
+            ret = ap__srv_respond(r, MHD_HTTP_ACCEPTED, &b, NULL);
         }
         goto done;
     }
-    if (ap_srv_start_inference(r, &l, row, 1)) {
+    if (ap__srv_start_inference(r, &l, row, 1)) {
         r->phase = PH_DONE;
-        ret = ap_srv_v1_finish(r);
+        ret = ap__srv_v1_finish(r);
     }
 done:
     json_decref(j);
     return ret;
 }
 
-enum MHD_Result ap_srv_v1_finish(ap_srv_req *r)
+enum MHD_Result ap__srv_v1_finish(ap_srv_req *r)
 {
     if (r->status == AP_ETIMEDOUT)
-        return ap_srv_deadline_error(r, "before");
-    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_clock_ns()))
-        return ap_srv_deadline_error(r, "after");
+        return ap__srv_deadline_error(r, "before");
+    if (r->status == AP_OK && ap__srv_past_deadline(r, ap__clock_ns()))
+        return ap__srv_deadline_error(r, "after");
     if (r->status)
-        return ap_srv_error(r, ap_srv_compute_status(r->status), "%s", r->msg);
+        return ap__srv_error(r, ap__srv_compute_status(r->status), "%s", r->msg);
     char store[1024];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    uint64_t lat = (ap_clock_ns() - r->t0_ns) / 1000;
+    ap__jb_init(&b, store, sizeof store);
+    uint64_t lat = (ap__clock_ns() - r->t0_ns) / 1000;
     prediction_json(&b, r->id, r->symbol, r->timeframe, r->held, &r->info, r->out[0], r->out[1],
                     r->out + 2, (int)r->nout - 2, r->bar_time, r->undefined, r->bars, lat,
                     r->queue_us,
                     r->compute_us);
-    ap_jb_puts(&b, "}\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_puts(&b, "}\n");
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- /v1/results/{id} --------------------------------------------------------------- */
@@ -364,28 +364,28 @@ static int parse_id(const char *s, uint64_t *id)
     return *end || !*id ? -1 : 0;
 }
 
-enum MHD_Result ap_srv_h_result_get(ap_srv_req *r)
+enum MHD_Result ap__srv_h_result_get(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     uint64_t id;
     ap_error err;
     if (parse_id(r->arg, &id))
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
+        return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
     ap_async_result e;
-    if (ap_service_result_get(s->svc, id, &e, &err) != AP_OK)
-        return ap_srv_fail(r, &err);
+    if (ap__service_result_get(s->svc, id, &e, &err) != AP_OK)
+        return ap__srv_fail(r, &err);
     r->model = e.index;
     char store[1024];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
+    ap__jb_init(&b, store, sizeof store);
     if (e.state == AP_ASYNC_PENDING)
-        ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"", id);
+        ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"", id);
     else if (e.state == AP_ASYNC_CANCELLED)
-        ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"cancelled\"", id);
+        ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"cancelled\"", id);
     else if (e.status != AP_OK) {
-        ap_jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"failed\", \"code\": "
+        ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"failed\", \"code\": "
                   "\"%s\", \"error\": ", id, ap_status_name(e.status));
-        ap_jb_str(&b, e.msg);
+        ap__jb_str(&b, e.msg);
     } else {
         ap_model_info in;
         ap_model_describe(e.model, &in);
@@ -393,28 +393,28 @@ enum MHD_Result ap_srv_h_result_get(ap_srv_req *r)
         prediction_json(&b, id, m->symbol, m->timeframe, e.model, &in, e.pred, e.conf, e.outs,
                         e.nouts, m->bar_time, m->undefined, m->bars,
                         (e.t_done_ns - m->t_submit_ns) / 1000, e.queue_us, e.compute_us);
-        ap_jb_puts(&b, ", \"status\": \"done\"");
+        ap__jb_puts(&b, ", \"status\": \"done\"");
     }
-    ap_jb_puts(&b, "}\n");
+    ap__jb_puts(&b, "}\n");
     ap_model_release(e.model);
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-enum MHD_Result ap_srv_h_result_delete(ap_srv_req *r)
+enum MHD_Result ap__srv_h_result_delete(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     uint64_t id;
     ap_error err;
     if (parse_id(r->arg, &id))
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
+        return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "unknown request id '%s'", r->arg);
     int pending;
-    if (ap_service_result_delete(s->svc, id, &pending, &r->model, &err) != AP_OK)
-        return ap_srv_fail(r, &err);
+    if (ap__service_result_delete(s->svc, id, &pending, &r->model, &err) != AP_OK)
+        return ap__srv_fail(r, &err);
     char store[128];
     jbuf o;
-    ap_jb_init(&o, store, sizeof store);
-    ap_jb_printf(&o, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"%s\"}\n", id,
+    ap__jb_init(&o, store, sizeof store);
+    ap__jb_printf(&o, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"%s\"}\n", id,
               pending ? "cancelled" : "deleted");
-    return ap_srv_respond(r, MHD_HTTP_OK, &o, NULL);
+    return ap__srv_respond(r, MHD_HTTP_OK, &o, NULL);
 }
 

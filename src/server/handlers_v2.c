@@ -26,88 +26,88 @@ static int served(ap_srv_req *r, ap_lease *l, enum MHD_Result *ret, int on_deman
 {
     ap_selector sel = {r->arg, AP_KIND_ANY, NULL, 1, r->want_version, on_demand};
     ap_error err;
-    int rc = ap_service_pick(r->srv->svc, &sel, l, &err);
+    int rc = ap__service_pick(r->srv->svc, &sel, l, &err);
     r->model = l->index;
     if (rc)
-        *ret = ap_srv_fail(r, &err);
+        *ret = ap__srv_fail(r, &err);
     return rc;
 }
 
-enum MHD_Result ap_srv_h_v2_server(ap_srv_req *r)
+enum MHD_Result ap__srv_h_v2_server(ap_srv_req *r)
 {
     char store[256];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    ap_jb_printf(&b, "{\"name\": \"alphapulse\", \"version\": \"%s\", \"extensions\": "
+    ap__jb_init(&b, store, sizeof store);
+    ap__jb_printf(&b, "{\"name\": \"alphapulse\", \"version\": \"%s\", \"extensions\": "
               "[\"model_repository\"]}\n", ap_version());
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 static enum MHD_Result health(ap_srv_req *r, int ready)
 {
     char store[64];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
+    ap__jb_init(&b, store, sizeof store);
     /* live while the process answers; ready when serving and not draining */
-    int ok = !ready || (!atomic_load(&r->srv->draining) && ap_service_resident(r->srv->svc) > 0);
-    ap_jb_printf(&b, "{\"%s\": %s}\n", ready ? "ready" : "live", ok ? "true" : "false");
-    return ap_srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
+    int ok = !ready || (!atomic_load(&r->srv->draining) && ap__service_resident(r->srv->svc) > 0);
+    ap__jb_printf(&b, "{\"%s\": %s}\n", ready ? "ready" : "live", ok ? "true" : "false");
+    return ap__srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
 }
 
-enum MHD_Result ap_srv_h_v2_live(ap_srv_req *r) { return health(r, 0); }
-enum MHD_Result ap_srv_h_v2_ready(ap_srv_req *r) { return health(r, 1); }
+enum MHD_Result ap__srv_h_v2_live(ap_srv_req *r) { return health(r, 0); }
+enum MHD_Result ap__srv_h_v2_ready(ap_srv_req *r) { return health(r, 1); }
 
-enum MHD_Result ap_srv_h_v2_model_ready(ap_srv_req *r)
+enum MHD_Result ap__srv_h_v2_model_ready(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
     ap_lease l;
     if (served(r, &l, &ret, 0)) /* readiness never loads a model */
         return ret;
-    ap_service_release(&l);
+    ap__service_release(&l);
     char store[160];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    ap_jb_puts(&b, "{\"name\": ");
-    ap_jb_str(&b, r->arg);
-    ap_jb_puts(&b, ", \"ready\": true}\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_init(&b, store, sizeof store);
+    ap__jb_puts(&b, "{\"name\": ");
+    ap__jb_str(&b, r->arg);
+    ap__jb_puts(&b, ", \"ready\": true}\n");
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-enum MHD_Result ap_srv_h_v2_model(ap_srv_req *r)
+enum MHD_Result ap__srv_h_v2_model(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
     ap_lease l;
     if (served(r, &l, &ret, 1))
         return ret;
-    ap_service_unlock(&l);
+    ap__service_unlock(&l);
     const ap_model_info *in = &l.info;
     jbuf b;
-    ap_jb_init(&b, NULL, 0);
-    ap_jb_puts(&b, "{\"name\": ");
-    ap_jb_str(&b, in->name);
-    ap_jb_printf(&b, ", \"versions\": [\"%u\"], \"platform\": \"alphapulse_%s\", \"inputs\": "
+    ap__jb_init(&b, NULL, 0);
+    ap__jb_puts(&b, "{\"name\": ");
+    ap__jb_str(&b, in->name);
+    ap__jb_printf(&b, ", \"versions\": [\"%u\"], \"platform\": \"alphapulse_%s\", \"inputs\": "
               "[{\"name\": \"input\", \"datatype\": \"FP64\", \"shape\": [-1, %d]}], "
               "\"outputs\": [{\"name\": \"prediction\", \"datatype\": \"FP64\", \"shape\": [-1]}, "
               "{\"name\": \"confidence\", \"datatype\": \"FP64\", \"shape\": [-1]}, "
               "{\"name\": \"outputs\", \"datatype\": \"FP64\", \"shape\": [-1, %d]}], "
               "\"parameters\": {\"kind\": \"%s\", \"target\": ",
               in->version, in->format, in->num_inputs, in->num_outputs, in->kind_name);
-    ap_jb_str(&b, in->target);
-    ap_jb_printf(&b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
+    ap__jb_str(&b, in->target);
+    ap__jb_printf(&b, ", \"%s\": [", in->kind == AP_MODEL_ENSEMBLE ? "members" : "features");
     for (int i = 0; i < in->num_inputs; i++) {
         const char *nm = ap_model_input_name(l.model, i);
         if (nm)
-            ap_jb_str(&b, nm);
+            ap__jb_str(&b, nm);
         else
-            ap_jb_printf(&b, "\"input_%d\"", i);
-        ap_jb_puts(&b, ",");
+            ap__jb_printf(&b, "\"input_%d\"", i);
+        ap__jb_puts(&b, ",");
     }
-    ap_jb_uncomma(&b);
-    ap_jb_puts(&b, "], \"pipeline\": ");
-    ap_jb_str(&b, in->pipeline);
-    ap_jb_puts(&b, "}}\n");
-    ap_service_release(&l);
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_uncomma(&b);
+    ap__jb_puts(&b, "], \"pipeline\": ");
+    ap__jb_str(&b, in->pipeline);
+    ap__jb_puts(&b, "}}\n");
+    ap__service_release(&l);
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- infer ------------------------------------------------------------------- */
@@ -278,22 +278,22 @@ static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t sm
     return 0;
 }
 
-enum MHD_Result ap_srv_h_v2_infer(ap_srv_req *r)
+enum MHD_Result ap__srv_h_v2_infer(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
     /* the server's deadline, from the request's arrival; a request that
        already waited past it is refused before its body is parsed */
     r->deadline_ns = r->t0_ns + (uint64_t)(r->srv->cfg.inference_timeout * 1e9);
-    if (ap_srv_past_deadline(r, ap_clock_ns()))
-        return ap_srv_deadline_error(r, "before");
+    if (ap__srv_past_deadline(r, ap__clock_ns()))
+        return ap__srv_deadline_error(r, "before");
     json_error_t je;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
     if (!j)
-        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
+        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
                          je.line, je.column, je.text);
     if (!json_is_object(j)) {
         json_decref(j);
-        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
     }
     ap_lease l;
     if (served(r, &l, &ret, 1)) {
@@ -304,18 +304,18 @@ enum MHD_Result ap_srv_h_v2_infer(ap_srv_req *r)
     size_t n = 0;
     char why[256];
     if (parse_infer(r, j, l.info.num_inputs, small, 256, &X, &n, why, sizeof why)) {
-        ap_service_release(&l);
+        ap__service_release(&l);
         json_decref(j);
-        return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
+        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
     }
     json_decref(j);
-    ap_srv_req_hold(r, &l);
-    int answered = ap_srv_start_inference(r, &l, X, n);
+    ap__srv_req_hold(r, &l);
+    int answered = ap__srv_start_inference(r, &l, X, n);
     if (X != small)
         free(X);
     if (answered) {
         r->phase = PH_DONE;
-        return ap_srv_v2_finish(r);
+        return ap__srv_v2_finish(r);
     }
     return MHD_YES;
 }
@@ -323,47 +323,47 @@ enum MHD_Result ap_srv_h_v2_infer(ap_srv_req *r)
 static void column(jbuf *b, const char *name, const double *out, size_t nrows, size_t nout,
                    size_t col, size_t ncols)
 {
-    ap_jb_printf(b, "{\"name\": \"%s\", \"datatype\": \"FP64\", \"shape\": [%zu", name, nrows);
+    ap__jb_printf(b, "{\"name\": \"%s\", \"datatype\": \"FP64\", \"shape\": [%zu", name, nrows);
     if (ncols > 1 || !strcmp(name, "outputs"))
-        ap_jb_printf(b, ", %zu", ncols);
-    ap_jb_puts(b, "], \"data\": [");
+        ap__jb_printf(b, ", %zu", ncols);
+    ap__jb_puts(b, "], \"data\": [");
     for (size_t i = 0; i < nrows; i++)
         for (size_t k = 0; k < ncols; k++) {
-            ap_jb_num(b, out[i * nout + col + k]);
-            ap_jb_raw(b, ",", 1);
+            ap__jb_num(b, out[i * nout + col + k]);
+            ap__jb_raw(b, ",", 1);
         }
-    ap_jb_uncomma(b);
-    ap_jb_puts(b, "]},");
+    ap__jb_uncomma(b);
+    ap__jb_puts(b, "]},");
 }
 
-enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
+enum MHD_Result ap__srv_v2_finish(ap_srv_req *r)
 {
     if (r->status == AP_ETIMEDOUT)
-        return ap_srv_deadline_error(r, "before");
-    if (r->status == AP_OK && ap_srv_past_deadline(r, ap_clock_ns()))
-        return ap_srv_deadline_error(r, "after");
+        return ap__srv_deadline_error(r, "before");
+    if (r->status == AP_OK && ap__srv_past_deadline(r, ap__clock_ns()))
+        return ap__srv_deadline_error(r, "after");
     if (r->status)
-        return ap_srv_error(r, ap_srv_compute_status(r->status), "%s", r->msg);
+        return ap__srv_error(r, ap__srv_compute_status(r->status), "%s", r->msg);
     char store[2048];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    ap_jb_puts(&b, "{\"model_name\": ");
-    ap_jb_str(&b, r->info.name);
-    ap_jb_printf(&b, ", \"model_version\": \"%u\"", r->version);
+    ap__jb_init(&b, store, sizeof store);
+    ap__jb_puts(&b, "{\"model_name\": ");
+    ap__jb_str(&b, r->info.name);
+    ap__jb_printf(&b, ", \"model_version\": \"%u\"", r->version);
     if (r->client_id[0]) {
-        ap_jb_puts(&b, ", \"id\": ");
-        ap_jb_str(&b, r->client_id);
+        ap__jb_puts(&b, ", \"id\": ");
+        ap__jb_str(&b, r->client_id);
     }
-    ap_jb_puts(&b, ", \"outputs\": [");
+    ap__jb_puts(&b, ", \"outputs\": [");
     if (r->out_mask & OUT_PRED)
         column(&b, "prediction", r->out, r->nrows, r->nout, 0, 1);
     if (r->out_mask & OUT_CONF)
         column(&b, "confidence", r->out, r->nrows, r->nout, 1, 1);
     if (r->out_mask & OUT_OUTS)
         column(&b, "outputs", r->out, r->nrows, r->nout, 2, r->nout - 2);
-    ap_jb_uncomma(&b);
-    ap_jb_puts(&b, "]}\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_uncomma(&b);
+    ap__jb_puts(&b, "]}\n");
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 /* ---- repository extension ------------------------------------------------------- */
@@ -372,7 +372,7 @@ enum MHD_Result ap_srv_v2_finish(ap_srv_req *r)
    READY with its version, or UNAVAILABLE with the reason (the last failed
    load, "not loaded" when none was tried or it was unloaded). The body may
    be {"ready": true}: only the ready ones. */
-enum MHD_Result ap_srv_h_v2_repo_index(ap_srv_req *r)
+enum MHD_Result ap__srv_h_v2_repo_index(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     int only_ready = 0;
@@ -385,33 +385,33 @@ enum MHD_Result ap_srv_h_v2_repo_index(ap_srv_req *r)
         only_ready = rd && json_is_true(rd);
         json_decref(j);
         if (bad)
-            return ap_srv_error(r, MHD_HTTP_BAD_REQUEST,
+            return ap__srv_error(r, MHD_HTTP_BAD_REQUEST,
                                 "index body must be {} or {\"ready\": true|false}");
     }
     ap_repo_model *cat = NULL;
     int nc = 0;
     ap_error err;
-    if (ap_service_catalog(s->svc, 1, &cat, &nc, &err) != AP_OK)
-        return ap_srv_fail(r, &err);
-    ap_registry *reg = ap_service_registry(s->svc);
+    if (ap__service_catalog(s->svc, 1, &cat, &nc, &err) != AP_OK)
+        return ap__srv_fail(r, &err);
+    ap_registry *reg = ap__service_registry(s->svc);
     jbuf b;
-    ap_jb_init(&b, NULL, 0);
-    ap_jb_puts(&b, "[");
-    int nslots = ap_service_slots(s->svc);
+    ap__jb_init(&b, NULL, 0);
+    ap__jb_puts(&b, "[");
+    int nslots = ap__service_slots(s->svc);
     for (int i = 0; i < nc + nslots; i++) {
         /* the catalog, then served models no longer in the repository */
         const char *name;
         if (i < nc)
             name = cat[i].name;
         else {
-            name = ap_service_slot_name(s->svc, i - nc);
+            name = ap__service_slot_name(s->svc, i - nc);
             int seen = 0;
             for (int k = 0; k < nc && !seen; k++)
                 seen = !strcmp(cat[k].name, name);
             if (seen)
                 continue;
         }
-        ap_model *m = ap_service_slot_model(s->svc, ap_service_slot_find(s->svc, name));
+        ap_model *m = ap__service_slot_model(s->svc, ap__service_slot_find(s->svc, name));
         uint32_t v = 0;
         if (m) {
             ap_model_info in;
@@ -421,10 +421,10 @@ enum MHD_Result ap_srv_h_v2_repo_index(ap_srv_req *r)
         }
         if (only_ready && !v)
             continue;
-        ap_jb_puts(&b, "{\"name\": ");
-        ap_jb_str(&b, name);
+        ap__jb_puts(&b, "{\"name\": ");
+        ap__jb_str(&b, name);
         if (v) {
-            ap_jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
+            ap__jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
             continue;
         }
         char why[AP_ERROR_MSG_MAX];
@@ -432,14 +432,14 @@ enum MHD_Result ap_srv_h_v2_repo_index(ap_srv_req *r)
             snprintf(why, sizeof why, "%s", i < nc && !cat[i].ok
                                                 ? "manifest.json cannot be read or parsed"
                                                 : "not loaded");
-        ap_jb_puts(&b, ", \"state\": \"UNAVAILABLE\", \"reason\": ");
-        ap_jb_str(&b, why);
-        ap_jb_puts(&b, "},");
+        ap__jb_puts(&b, ", \"state\": \"UNAVAILABLE\", \"reason\": ");
+        ap__jb_str(&b, why);
+        ap__jb_puts(&b, "},");
     }
     ap_registry_listing_free(cat);
-    ap_jb_uncomma(&b);
-    ap_jb_puts(&b, "]\n");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_uncomma(&b);
+    ap__jb_puts(&b, "]\n");
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
 static int name_ok(const char *s)
@@ -457,7 +457,7 @@ static enum MHD_Result repo_load(ap_srv_req *r, int load)
 {
     ap_server *s = r->srv;
     if (!name_ok(r->arg))
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
+        return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
     uint32_t version = 0;
     if (load && r->len) { /* optional {"parameters": {"version": N}} */
         json_error_t je;
@@ -470,30 +470,30 @@ static enum MHD_Result repo_load(ap_srv_req *r, int load)
             version = (uint32_t)json_integer_value(v);
         json_decref(j);
         if (bad)
-            return ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "load body must be {} or {\"parameters\": "
+            return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "load body must be {} or {\"parameters\": "
                              "{\"version\": N}} with N >= 1");
     }
     ap_error err;
-    int rc = load ? ap_service_load(s->svc, r->arg, version, &err)
-                  : ap_service_unload(s->svc, r->arg, &err);
-    r->model = ap_service_slot_find(s->svc, r->arg);
+    int rc = load ? ap__service_load(s->svc, r->arg, version, &err)
+                  : ap__service_unload(s->svc, r->arg, &err);
+    r->model = ap__service_slot_find(s->svc, r->arg);
     if (rc)
-        return ap_srv_fail(r, &err);
+        return ap__srv_fail(r, &err);
     char store[160];
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    ap_jb_puts(&b, "{\"name\": ");
-    ap_jb_str(&b, r->arg);
-    ap_model *m = load ? ap_service_slot_model(s->svc, r->model) : NULL;
+    ap__jb_init(&b, store, sizeof store);
+    ap__jb_puts(&b, "{\"name\": ");
+    ap__jb_str(&b, r->arg);
+    ap_model *m = load ? ap__service_slot_model(s->svc, r->model) : NULL;
     if (m) {
         ap_model_info in;
         ap_model_describe(m, &in);
-        ap_jb_printf(&b, ", \"version\": \"%u\"", in.version);
+        ap__jb_printf(&b, ", \"version\": \"%u\"", in.version);
         ap_model_release(m);
     }
-    ap_jb_printf(&b, ", \"state\": \"%s\"}\n", load ? "READY" : "UNAVAILABLE");
-    return ap_srv_respond(r, MHD_HTTP_OK, &b, NULL);
+    ap__jb_printf(&b, ", \"state\": \"%s\"}\n", load ? "READY" : "UNAVAILABLE");
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-enum MHD_Result ap_srv_h_v2_load(ap_srv_req *r) { return repo_load(r, 1); }
-enum MHD_Result ap_srv_h_v2_unload(ap_srv_req *r) { return repo_load(r, 0); }
+enum MHD_Result ap__srv_h_v2_load(ap_srv_req *r) { return repo_load(r, 1); }
+enum MHD_Result ap__srv_h_v2_unload(ap_srv_req *r) { return repo_load(r, 0); }

@@ -10,7 +10,7 @@
  * eventfd, then calls MHD_run. A pass of MHD_run handles every connection
  * that is ready. The first prediction of a pass runs at once (caller runs);
  * later ones are deferred (ap_batch_submit_opts.defer) and, when the pass is
- * over, the thread runs what queued (ap_service_pass_end): the requests
+ * over, the thread runs what queued (ap__service_pass_end): the requests
  * that arrived together become one batch, on this thread, with no hand-off
  * to another thread. Their connections are parked, not suspended
  * (suspend/resume costs two epoll_ctl calls each): libmicrohttpd calls the
@@ -152,7 +152,7 @@ static enum MHD_Result mhd_respond(void *conn, unsigned code, jbuf *body, const 
     } else {
         resp = MHD_create_response_from_buffer(body->len, body->p, MHD_RESPMEM_MUST_COPY);
     }
-    ap_jb_free(body);
+    ap__jb_free(body);
     if (!resp)
         return MHD_NO;
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
@@ -234,7 +234,7 @@ static void notify_conn(void *cls, struct MHD_Connection *c, void **socket_conte
         cr->L = L;
         cr->fd = ci ? ci->connect_fd : -1;
         cr->state = CR_RECV;
-        cr->since_ns = ap_clock_ns();
+        cr->since_ns = ap__clock_ns();
         cr->reserve = open > h->max_connections;
         if (cr->reserve)
             atomic_fetch_add_explicit(&h->s->conn.reserve_used, 1, memory_order_relaxed);
@@ -290,7 +290,7 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap)
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
         msg[--n] = 0;
-    ap_srv_log(s, "http: %s", msg);
+    ap__srv_log(s, "http: %s", msg);
 }
 
 static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *url,
@@ -302,43 +302,43 @@ static enum MHD_Result ahc(void *cls, struct MHD_Connection *conn, const char *u
     ap_srv_req *r = *con_cls;
     if (!r) {
         conn_rec *cr = rec_of(conn);
-        uint64_t now = ap_clock_ns();
+        uint64_t now = ap__clock_ns();
         if (cr && cr->state == CR_AWAIT) { /* a pipelined request: in our buffer already */
             cr->state = CR_RECV;
             cr->since_ns = now;
         }
-        r = ap_srv_req_begin(h->s, &mhd_io, conn, &L->pass, method, url,
+        r = ap__srv_req_begin(h->s, &mhd_io, conn, &L->pass, method, url,
                              last_data_ns(cr ? cr->fd : -1, now), cr && cr->reserve);
         if (!r)
             return MHD_NO;
         *con_cls = r;
         if (cr && cr->state == CR_RECV && now - cr->since_ns > limit_of(h, cr)) {
             atomic_fetch_add_explicit(&h->s->conn.timed_out, 1, memory_order_relaxed);
-            return ap_srv_req_refuse(r, MHD_HTTP_REQUEST_TIMEOUT,
+            return ap__srv_req_refuse(r, MHD_HTTP_REQUEST_TIMEOUT,
                                      "request headers took more than %.3g s to arrive",
                                      (double)limit_of(h, cr) / 1e9);
         }
-        if (cr && cr->reserve && !ap_srv_req_reserve_ok(r)) {
+        if (cr && cr->reserve && !ap__srv_req_reserve_ok(r)) {
             atomic_fetch_add_explicit(&h->s->conn.reserve_refused, 1, memory_order_relaxed);
-            return ap_srv_req_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE,
+            return ap__srv_req_refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE,
                                      "server is at max_connections (%ld); the reserve "
                                      "connections answer health checks and metrics only",
                                      h->max_connections);
         }
-        return ap_srv_req_headers(r);
+        return ap__srv_req_headers(r);
     }
-    if (ap_srv_req_waiting(r))
-        return ap_srv_req_resumed(r);
+    if (ap__srv_req_waiting(r))
+        return ap__srv_req_resumed(r);
     if (*upload_data_size) {
         size_t n = *upload_data_size;
         *upload_data_size = 0;
-        ap_srv_req_body(r, upload_data, n);
+        ap__srv_req_body(r, upload_data, n);
         return MHD_YES;
     }
     conn_rec *cr = rec_of(conn);
     if (cr && cr->state == CR_RECV)
         cr->state = CR_BUSY;
-    return ap_srv_req_complete(r);
+    return ap__srv_req_complete(r);
 }
 
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -347,12 +347,12 @@ static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     conn_rec *cr = rec_of(conn);
     if (cr && cr->state != CR_DEAD) {
         cr->state = CR_AWAIT;
-        cr->since_ns = ap_clock_ns();
+        cr->since_ns = ap__clock_ns();
     }
     ap_srv_req *r = *con_cls;
     *con_cls = NULL;
     if (r)
-        ap_srv_req_free(r);
+        ap__srv_req_free(r);
 }
 
 /* ---- event loops ---------------------------------------------------------------------- */
@@ -368,13 +368,13 @@ static void *loop_main(void *arg)
 {
     loop *L = arg;
     ap_server *s = L->h->s;
-    L->next_tick = ap_clock_ns() + SRV_TICK_NS;
+    L->next_tick = ap__clock_ns() + SRV_TICK_NS;
     while (!atomic_load(&L->stop)) {
         if (atomic_load(&L->quiesce) && !atomic_load(&L->quiesced)) {
             MHD_quiesce_daemon(L->d); /* returns the shared socket: closed by stop */
             atomic_store(&L->quiesced, 1);
         }
-        uint64_t now = ap_clock_ns();
+        uint64_t now = ap__clock_ns();
         int64_t ms = now >= L->next_tick ? 0 : (int64_t)((L->next_tick - now) / 1000000u) + 1;
         MHD_UNSIGNED_LONG_LONG to;
         if (MHD_get_timeout(L->d, &to) == MHD_YES && (int64_t)to < ms)
@@ -396,8 +396,8 @@ static void *loop_main(void *arg)
         L->again = 0;
         MHD_run(L->d);
         /* the batch of this pass: everything deferred runs together */
-        ap_service_pass_end(s->svc, &L->pass);
-        now = ap_clock_ns();
+        ap__service_pass_end(s->svc, &L->pass);
+        now = ap__clock_ns();
         if (now >= L->next_tick) {
             guard_tick(L, now);
             L->next_tick = now + SRV_TICK_NS;
@@ -418,7 +418,7 @@ static int bind_listen(ap_srv_http *h, const ap_server_config *cfg, ap_error *er
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     int g = getaddrinfo(cfg->host, port, &hints, &res);
     if (g)
-        return ap_error_set(err, AP_EINVAL, "host %s: %s", cfg->host, gai_strerror(g));
+        return ap__error_set(err, AP_EINVAL, "host %s: %s", cfg->host, gai_strerror(g));
     int fd = -1, e = 0;
     for (ai = res; ai; ai = ai->ai_next) {
         fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
@@ -437,7 +437,7 @@ static int bind_listen(ap_srv_http *h, const ap_server_config *cfg, ap_error *er
     }
     freeaddrinfo(res);
     if (fd < 0)
-        return ap_error_set(err, AP_EIO, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
+        return ap__error_set(err, AP_EIO, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
                             strerror(e));
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
@@ -465,7 +465,7 @@ static int loop_init(ap_srv_http *h, loop *L, unsigned limit, ap_error *err)
         MHD_OPTION_NOTIFY_COMPLETED, completed, L, MHD_OPTION_NOTIFY_CONNECTION, notify_conn,
         L, MHD_OPTION_END);
     if (!L->d)
-        return ap_error_set(err, AP_EIO, "cannot start the HTTP daemon on %s:%d", cfg->host,
+        return ap__error_set(err, AP_EIO, "cannot start the HTTP daemon on %s:%d", cfg->host,
                             h->port);
     const union MHD_DaemonInfo *di = MHD_get_daemon_info(L->d, MHD_DAEMON_INFO_EPOLL_FD);
     L->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -475,7 +475,7 @@ static int loop_init(ap_srv_http *h, loop *L, unsigned limit, ap_error *err)
     if (!di || L->epfd < 0 || L->wake_fd < 0 ||
         epoll_ctl(L->epfd, EPOLL_CTL_ADD, di->epoll_fd, &e1) ||
         epoll_ctl(L->epfd, EPOLL_CTL_ADD, L->wake_fd, &e2))
-        return ap_error_set(err, AP_EIO, "HTTP event loop: %s", strerror(errno));
+        return ap__error_set(err, AP_EIO, "HTTP event loop: %s", strerror(errno));
     return AP_OK;
 }
 
@@ -510,12 +510,12 @@ static void loops_down(ap_srv_http *h)
     }
 }
 
-int ap_srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
+int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
 {
     const ap_server_config *cfg = &s->cfg;
     ap_srv_http *h = calloc(1, sizeof *h);
     if (!h)
-        return ap_error_set(err, AP_ENOMEM, "server: out of memory");
+        return ap__error_set(err, AP_ENOMEM, "server: out of memory");
     h->s = s;
     h->listen_fd = -1;
     h->request_timeout_ns = (uint64_t)(cfg->request_timeout * 1e9);
@@ -523,7 +523,7 @@ int ap_srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
     h->nloops = cfg->http_threads;
     h->loops = calloc((size_t)h->nloops, sizeof *h->loops);
     int rc = h->loops ? bind_listen(h, cfg, err)
-                      : ap_error_set(err, AP_ENOMEM, "server: out of memory");
+                      : ap__error_set(err, AP_ENOMEM, "server: out of memory");
     /* each daemon takes its share of the connections (ordinary + reserve);
        a daemon at its limit stops accepting and the others take the rest */
     long total = (long)cfg->max_connections + cfg->reserve_connections;
@@ -535,21 +535,21 @@ int ap_srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
     for (int i = 0; rc == AP_OK && i < h->nloops; i++) {
         loop *L = &h->loops[i];
         if (pthread_create(&L->th, NULL, loop_main, L))
-            rc = ap_error_set(err, AP_EIO, "cannot start HTTP thread %d", i);
+            rc = ap__error_set(err, AP_EIO, "cannot start HTTP thread %d", i);
         else
             L->started = 1;
     }
     if (rc) {
-        ap_srv_http_free(h);
+        ap__srv_http_free(h);
         return rc;
     }
     *out = h;
     return AP_OK;
 }
 
-int ap_srv_http_port(const ap_srv_http *h) { return h->port; }
+int ap__srv_http_port(const ap_srv_http *h) { return h->port; }
 
-void ap_srv_http_quiesce(ap_srv_http *h)
+void ap__srv_http_quiesce(ap_srv_http *h)
 {
     if (!h)
         return;
@@ -565,13 +565,13 @@ void ap_srv_http_quiesce(ap_srv_http *h)
     h->listen_fd = -1;
 }
 
-void ap_srv_http_stop(ap_srv_http *h)
+void ap__srv_http_stop(ap_srv_http *h)
 {
     if (h)
         loops_down(h);
 }
 
-void ap_srv_http_free(ap_srv_http *h)
+void ap__srv_http_free(ap_srv_http *h)
 {
     if (!h)
         return;

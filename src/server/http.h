@@ -12,13 +12,13 @@ typedef struct ap_srv_http ap_srv_http;
 
 
 /* Bind host:port and start the http_threads event loops. */
-int ap_srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err);
-int ap_srv_http_port(const ap_srv_http *h);
+int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err);
+int ap__srv_http_port(const ap_srv_http *h);
 /* Stop accepting (open connections go on); returns once every loop did. */
-void ap_srv_http_quiesce(ap_srv_http *h);
+void ap__srv_http_quiesce(ap_srv_http *h);
 /* Stop the loops and the daemons (open connections are closed). Every
    suspended connection must have been resumed (the batchers freed). */
-void ap_srv_http_stop(ap_srv_http *h);
-void ap_srv_http_free(ap_srv_http *h);
+void ap__srv_http_stop(ap_srv_http *h);
+void ap__srv_http_free(ap_srv_http *h);
 
 #endif

@@ -1,13 +1,13 @@
 /*
  * The inference hand-off between a handler and the service. An inference:
- * the handler picks a model (ap_service_pick) and submits the request's rows (ap_srv_start_inference -> ap_service_submit). Under
+ * the handler picks a model (ap__service_pick) and submits the request's rows (ap__srv_start_inference -> ap__service_submit). Under
  * an event loop (r->pass) the submit is deferred and the loop runs what its
  * pass gathered as one batch when the pass ends; without one, a submit that
  * finds the batcher idle runs the batch on this thread (caller_runs). If
  * the result is already there when the submit returns, the handler answers
  * at once; otherwise it suspends the connection and the completion
  * callback, on whichever thread ran the batch, resumes it, and the
- * transport then calls ap_srv_req_resumed. The suspend comes after the
+ * transport then calls ap__srv_req_resumed. The suspend comes after the
  * submit, so the completion and the suspend meet in an atomic handshake
  * (ap_srv_req.wait): a resume of a connection that is not suspended yet
  * would be lost.
@@ -23,7 +23,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 
-void ap_srv_on_done(void *user, const ap_batch_completion *c)
+void ap__srv_on_done(void *user, const ap_batch_completion *c)
 {
     ap_srv_req *r = user;
     r->status = c->status;
@@ -53,7 +53,7 @@ void ap_srv_on_done(void *user, const ap_batch_completion *c)
         io->resume(conn);
 }
 
-void ap_srv_req_hold(ap_srv_req *r, const ap_lease *l)
+void ap__srv_req_hold(ap_srv_req *r, const ap_lease *l)
 {
     ap_model_retain(l->model);
     r->held = l->model;
@@ -62,20 +62,20 @@ void ap_srv_req_hold(ap_srv_req *r, const ap_lease *l)
     r->version = l->info.version;
 }
 
-int ap_srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t n)
+int ap__srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t n)
 {
     ap_error err;
     r->phase = PH_WAIT;
-    if (ap_srv_past_deadline(r, ap_clock_ns())) {
-        ap_service_release(l);
+    if (ap__srv_past_deadline(r, ap__clock_ns())) {
+        ap__service_release(l);
         r->status = AP_ETIMEDOUT;
         r->msg[0] = 0; /* answered by the finish's deadline check */
         return 1;
     }
-    ap_submit_opts o = {r->deadline_ns, r->pass, ap_srv_on_done, r};
+    ap_submit_opts o = {r->deadline_ns, r->pass, ap__srv_on_done, r};
     int parked;
     atomic_store_explicit(&r->wait, W_SUBMITTING, memory_order_relaxed);
-    int rc = ap_service_submit(r->srv->svc, l, X, n, &o, &parked, &err);
+    int rc = ap__service_submit(r->srv->svc, l, X, n, &o, &parked, &err);
     if (rc) { /* refused: no completion will come */
         r->status = rc;
         snprintf(r->msg, sizeof r->msg, "%s", err.msg);

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-void ap_jb_init(jbuf *b, char *storage, size_t cap)
+void ap__jb_init(jbuf *b, char *storage, size_t cap)
 {
     b->p = storage;
     b->cap = cap;
@@ -18,7 +18,7 @@ void ap_jb_init(jbuf *b, char *storage, size_t cap)
         b->p[0] = 0;
 }
 
-void ap_jb_free(jbuf *b)
+void ap__jb_free(jbuf *b)
 {
     if (b->heap)
         free(b->p);
@@ -50,7 +50,7 @@ static int reserve(jbuf *b, size_t n)
     return 0;
 }
 
-void ap_jb_raw(jbuf *b, const char *s, size_t n)
+void ap__jb_raw(jbuf *b, const char *s, size_t n)
 {
     if (reserve(b, n))
         return;
@@ -59,12 +59,12 @@ void ap_jb_raw(jbuf *b, const char *s, size_t n)
     b->p[b->len] = 0;
 }
 
-void ap_jb_puts(jbuf *b, const char *s)
+void ap__jb_puts(jbuf *b, const char *s)
 {
-    ap_jb_raw(b, s, strlen(s));
+    ap__jb_raw(b, s, strlen(s));
 }
 
-void ap_jb_printf(jbuf *b, const char *fmt, ...)
+void ap__jb_printf(jbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -84,16 +84,16 @@ void ap_jb_printf(jbuf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-void ap_jb_str(jbuf *b, const char *s)
+void ap__jb_str(jbuf *b, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
-    ap_jb_raw(b, "\"", 1);
+    ap__jb_raw(b, "\"", 1);
     const char *run = s;
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
-        ap_jb_raw(b, run, (size_t)(s - run));
+        ap__jb_raw(b, run, (size_t)(s - run));
         char esc[6] = {'\\', (char)c, 0, 0, 0, 0};
         size_t n = 2;
         if (c == '\n')
@@ -110,25 +110,25 @@ void ap_jb_str(jbuf *b, const char *s)
             esc[5] = hex[c & 15];
             n = 6;
         }
-        ap_jb_raw(b, esc, n);
+        ap__jb_raw(b, esc, n);
         run = s + 1;
     }
-    ap_jb_raw(b, run, (size_t)(s - run));
-    ap_jb_raw(b, "\"", 1);
+    ap__jb_raw(b, run, (size_t)(s - run));
+    ap__jb_raw(b, "\"", 1);
 }
 
-void ap_jb_num(jbuf *b, double v)
+void ap__jb_num(jbuf *b, double v)
 {
     if (!isfinite(v)) {
-        ap_jb_raw(b, "null", 4);
+        ap__jb_raw(b, "null", 4);
         return;
     }
     char t[32];
     int n = snprintf(t, sizeof t, "%.17g", v);
-    ap_jb_raw(b, t, (size_t)n);
+    ap__jb_raw(b, t, (size_t)n);
 }
 
-void ap_jb_u64(jbuf *b, uint64_t v)
+void ap__jb_u64(jbuf *b, uint64_t v)
 {
     char t[24];
     size_t i = sizeof t;
@@ -136,19 +136,19 @@ void ap_jb_u64(jbuf *b, uint64_t v)
         t[--i] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    ap_jb_raw(b, t + i, sizeof t - i);
+    ap__jb_raw(b, t + i, sizeof t - i);
 }
 
-void ap_jb_i64(jbuf *b, int64_t v)
+void ap__jb_i64(jbuf *b, int64_t v)
 {
     if (v < 0) {
-        ap_jb_raw(b, "-", 1);
-        ap_jb_u64(b, (uint64_t)0 - (uint64_t)v);
+        ap__jb_raw(b, "-", 1);
+        ap__jb_u64(b, (uint64_t)0 - (uint64_t)v);
     } else
-        ap_jb_u64(b, (uint64_t)v);
+        ap__jb_u64(b, (uint64_t)v);
 }
 
-void ap_jb_uncomma(jbuf *b)
+void ap__jb_uncomma(jbuf *b)
 {
     if (b->len && b->p[b->len - 1] == ',')
         b->p[--b->len] = 0;

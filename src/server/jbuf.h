@@ -20,18 +20,18 @@ typedef struct jbuf {
     int heap, failed;
 } jbuf;
 
-void ap_jb_init(jbuf *b, char *storage, size_t cap);
-void ap_jb_free(jbuf *b);
-void ap_jb_raw(jbuf *b, const char *s, size_t n);
-void ap_jb_puts(jbuf *b, const char *s);
-void ap_jb_printf(jbuf *b, const char *fmt, ...) AP_PRINTF(2, 3);
+void ap__jb_init(jbuf *b, char *storage, size_t cap);
+void ap__jb_free(jbuf *b);
+void ap__jb_raw(jbuf *b, const char *s, size_t n);
+void ap__jb_puts(jbuf *b, const char *s);
+void ap__jb_printf(jbuf *b, const char *fmt, ...) AP_PRINTF(2, 3);
 /* A JSON string literal, quoted and escaped. */
-void ap_jb_str(jbuf *b, const char *s);
+void ap__jb_str(jbuf *b, const char *s);
 /* A double (%.17g), or null when not finite. */
-void ap_jb_num(jbuf *b, double v);
-void ap_jb_u64(jbuf *b, uint64_t v);
-void ap_jb_i64(jbuf *b, int64_t v);
+void ap__jb_num(jbuf *b, double v);
+void ap__jb_u64(jbuf *b, uint64_t v);
+void ap__jb_i64(jbuf *b, int64_t v);
 /* Drop a trailing ',' (after a loop that wrote "x," items). */
-void ap_jb_uncomma(jbuf *b);
+void ap__jb_uncomma(jbuf *b);
 
 #endif

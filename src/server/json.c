@@ -8,25 +8,25 @@
 
 /* Parse the body as a JSON object; on failure the error response is queued
    (*ret) and NULL returned. */
-json_t *ap_srv_json_body(ap_srv_req *r, enum MHD_Result *ret)
+json_t *ap__srv_json_body(ap_srv_req *r, enum MHD_Result *ret)
 {
     json_error_t je;
     json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
     if (!j) {
-        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
+        *ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
                          je.line, je.column, je.text);
         return NULL;
     }
     if (!json_is_object(j)) {
         json_decref(j);
-        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
+        *ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
         return NULL;
     }
     return j;
 }
 
 /* Refuse keys not in allowed (typos are errors); 0 when all are known. */
-int ap_srv_json_unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed, enum MHD_Result *ret)
+int ap__srv_json_unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed, enum MHD_Result *ret)
 {
     const char *k;
     json_t *v;
@@ -35,7 +35,7 @@ int ap_srv_json_unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed
         for (const char *const *a = allowed; *a && !ok; a++)
             ok = !strcmp(k, *a);
         if (!ok) {
-            *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "unknown field '%s'", k);
+            *ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "unknown field '%s'", k);
             return 1;
         }
     }
@@ -44,7 +44,7 @@ int ap_srv_json_unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed
 
 /* A string field: NULL when absent (and not required); on a type error the
    response is queued and *bad set. */
-const char *ap_srv_json_str(ap_srv_req *r, json_t *o, const char *key, int required, int *bad,
+const char *ap__srv_json_str(ap_srv_req *r, json_t *o, const char *key, int required, int *bad,
                              enum MHD_Result *ret)
 {
     json_t *v = json_object_get(o, key);
@@ -52,17 +52,17 @@ const char *ap_srv_json_str(ap_srv_req *r, json_t *o, const char *key, int requi
         return NULL;
     if (!v || !json_is_string(v) || !json_string_length(v)) {
         *bad = 1;
-        *ret = ap_srv_error(r, MHD_HTTP_BAD_REQUEST, "field '%s' %s", key,
+        *ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "field '%s' %s", key,
                          v ? "must be a non-empty string" : "is required");
         return NULL;
     }
     return json_string_value(v);
 }
 
-void ap_srv_json_time(jbuf *b, const char *key, int64_t t_us)
+void ap__srv_json_time(jbuf *b, const char *key, int64_t t_us)
 {
     char t[40];
-    ap_jb_printf(b, "\"%s\": ", key);
-    ap_jb_str(b, ap_format_timestamp(t_us, t, sizeof t));
-    ap_jb_printf(b, ", \"%s_ms\": %" PRId64, key, t_us / 1000);
+    ap__jb_printf(b, "\"%s\": ", key);
+    ap__jb_str(b, ap_format_timestamp(t_us, t, sizeof t));
+    ap__jb_printf(b, ", \"%s_ms\": %" PRId64, key, t_us / 1000);
 }

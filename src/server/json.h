@@ -8,15 +8,15 @@
 #include "server/request.h"
 
 /* The body as a JSON object, or NULL (error answered). */
-json_t *ap_srv_json_body(ap_srv_req *r, enum MHD_Result *ret);
+json_t *ap__srv_json_body(ap_srv_req *r, enum MHD_Result *ret);
 /* 1 (error answered) when o has a key not in allowed (NULL-terminated). */
-int ap_srv_json_unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed,
+int ap__srv_json_unknown_key(ap_srv_req *r, json_t *o, const char *const *allowed,
                             enum MHD_Result *ret);
 /* A string field: NULL when absent (and not required); on a type error the
    response is queued and *bad set. */
-const char *ap_srv_json_str(ap_srv_req *r, json_t *o, const char *key, int required, int *bad,
+const char *ap__srv_json_str(ap_srv_req *r, json_t *o, const char *key, int required, int *bad,
                             enum MHD_Result *ret);
 /* "key": ISO time, "key_ms": epoch ms */
-void ap_srv_json_time(jbuf *b, const char *key, int64_t t_us);
+void ap__srv_json_time(jbuf *b, const char *key, int64_t t_us);
 
 #endif

@@ -4,7 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-void ap_srv_log(ap_server *s, const char *fmt, ...)
+void ap__srv_log(ap_server *s, const char *fmt, ...)
 {
     if (!s->log)
         return;

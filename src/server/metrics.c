@@ -14,7 +14,7 @@
 static const int codes[SRV_NCODES] = {200, 201, 202, 204, 400, 404, 405,
                                       409, 413, 429, 500, 503, 504, 0};
 
-void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
+void ap__srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
                            uint64_t latency_ns)
 {
     if (ep < 0 || ep >= EP_COUNT)
@@ -41,7 +41,7 @@ static uint64_t ld(_Atomic uint64_t *p)
 
 static void head(jbuf *b, const char *name, const char *type, const char *help)
 {
-    ap_jb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    ap__jb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
 /* A label value: backslash, quote and newline escaped. */
@@ -49,20 +49,20 @@ static void label(jbuf *b, const char *v)
 {
     for (; *v; v++) {
         if (*v == '\\' || *v == '"')
-            ap_jb_printf(b, "\\%c", *v);
+            ap__jb_printf(b, "\\%c", *v);
         else if (*v == '\n')
-            ap_jb_puts(b, "\\n");
+            ap__jb_puts(b, "\\n");
         else
-            ap_jb_raw(b, v, 1);
+            ap__jb_raw(b, v, 1);
     }
 }
 
 static void bound(jbuf *b, double v)
 {
     if (isinf(v))
-        ap_jb_puts(b, "+Inf");
+        ap__jb_puts(b, "+Inf");
     else
-        ap_jb_printf(b, "%.9g", v);
+        ap__jb_printf(b, "%.9g", v);
 }
 
 static const char *ep_label(ap_srv_metrics *m, int ep)
@@ -86,11 +86,11 @@ static void histogram(jbuf *b, const char *name, const char *labels, const uint6
     uint64_t cum = 0;
     for (int i = 0; i < n; i++) {
         cum += bucket[i];
-        ap_jb_printf(b, "%s_bucket{%s%sle=\"", name, labels, *labels ? "," : "");
+        ap__jb_printf(b, "%s_bucket{%s%sle=\"", name, labels, *labels ? "," : "");
         bound(b, bounds[i]);
-        ap_jb_printf(b, "\"} %llu\n", (unsigned long long)cum);
+        ap__jb_printf(b, "\"} %llu\n", (unsigned long long)cum);
     }
-    ap_jb_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
+    ap__jb_printf(b, "%s_sum{%s} %.9g\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
               (unsigned long long)count);
 }
 
@@ -136,7 +136,7 @@ static void batcher_metrics(jbuf *b, int n, const char *const *name, bstat (*bs)
                     continue;
                 uint64_t v;
                 memcpy(&v, (const char *)&bs[i][j].st + scalars[k].off, sizeof v);
-                ap_jb_printf(b, "%s{model=\"%s\",batcher=\"%s\"} %llu\n", scalars[k].name,
+                ap__jb_printf(b, "%s{model=\"%s\",batcher=\"%s\"} %llu\n", scalars[k].name,
                           name[i], kinds[j], (unsigned long long)v);
             }
     }
@@ -179,7 +179,7 @@ static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
     ap_model_stats st[SRV_MAX_MODELS];
     int have[SRV_MAX_MODELS];
     for (int i = 0; i < n; i++)
-        have[i] = ap_registry_stats(ap_service_registry(s->svc), name[i], &st[i], NULL) == AP_OK;
+        have[i] = ap_registry_stats(ap__service_registry(s->svc), name[i], &st[i], NULL) == AP_OK;
     struct {
         const char *name, *help;
         size_t off;
@@ -197,13 +197,13 @@ static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
     head(b, "alphapulse_model_version", "gauge", "version served (0: not loaded)");
     for (int i = 0; i < n; i++)
         if (have[i])
-            ap_jb_printf(b, "alphapulse_model_version{model=\"%s\"} %u\n", name[i],
+            ap__jb_printf(b, "alphapulse_model_version{model=\"%s\"} %u\n", name[i],
                       st[i].version);
     head(b, "alphapulse_model_load_duration_seconds", "gauge",
          "duration of the last successful load");
     for (int i = 0; i < n; i++)
         if (have[i])
-            ap_jb_printf(b, "alphapulse_model_load_duration_seconds{model=\"%s\"} %.9g\n",
+            ap__jb_printf(b, "alphapulse_model_load_duration_seconds{model=\"%s\"} %.9g\n",
                       name[i], (double)st[i].load_time_ns / 1e9);
     for (size_t k = 0; k < sizeof scalars / sizeof scalars[0]; k++) {
         head(b, scalars[k].name, "counter", scalars[k].help);
@@ -212,7 +212,7 @@ static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
                 continue;
             uint64_t v;
             memcpy(&v, (const char *)&st[i] + scalars[k].off, sizeof v);
-            ap_jb_printf(b, "%s{model=\"%s\"} %llu\n", scalars[k].name, name[i],
+            ap__jb_printf(b, "%s{model=\"%s\"} %llu\n", scalars[k].name, name[i],
                       (unsigned long long)v);
         }
     }
@@ -228,19 +228,19 @@ static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
         }
 }
 
-void ap_srv_metrics_render(ap_server *s, jbuf *b)
+void ap__srv_metrics_render(ap_server *s, jbuf *b)
 {
     ap_srv_metrics *m = s->metrics;
-    int n = ap_service_slots(s->svc);
+    int n = ap__service_slots(s->svc);
     const char *name[SRV_MAX_MODELS];
     for (int i = 0; i < n; i++)
-        name[i] = ap_service_slot_name(s->svc, i);
+        name[i] = ap__service_slot_name(s->svc, i);
 
-    ap_jb_printf(b, "# HELP alphapulse_build_info alphapulse version\n"
+    ap__jb_printf(b, "# HELP alphapulse_build_info alphapulse version\n"
                  "# TYPE alphapulse_build_info gauge\n"
                  "alphapulse_build_info{version=\"%s\"} 1\n", ap_version());
     head(b, "alphapulse_uptime_seconds", "gauge", "seconds since start");
-    ap_jb_printf(b, "alphapulse_uptime_seconds %.3f\n", (double)(ap_clock_ns() - s->start_ns) / 1e9);
+    ap__jb_printf(b, "alphapulse_uptime_seconds %.3f\n", (double)(ap__clock_ns() - s->start_ns) / 1e9);
 
     head(b, "alphapulse_http_requests_total", "counter",
          "HTTP requests answered, by endpoint, model and status code");
@@ -250,12 +250,12 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
                 uint64_t v = ld(&m->requests[mi][ep][ci]);
                 if (!v)
                     continue;
-                ap_jb_printf(b, "alphapulse_http_requests_total{endpoint=\"%s\",model=\"%s\",",
+                ap__jb_printf(b, "alphapulse_http_requests_total{endpoint=\"%s\",model=\"%s\",",
                           ep_label(m, ep), mi ? name[mi - 1] : "");
                 if (codes[ci])
-                    ap_jb_printf(b, "code=\"%d\"} %llu\n", codes[ci], (unsigned long long)v);
+                    ap__jb_printf(b, "code=\"%d\"} %llu\n", codes[ci], (unsigned long long)v);
                 else
-                    ap_jb_printf(b, "code=\"other\"} %llu\n", (unsigned long long)v);
+                    ap__jb_printf(b, "code=\"other\"} %llu\n", (unsigned long long)v);
             }
     head(b, "alphapulse_http_request_duration_seconds", "histogram",
          "time from request headers to response queued, by endpoint");
@@ -272,15 +272,15 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
                   (double)ld(&m->lat_sum_ns[ep]) / 1e9, cnt);
     }
     head(b, "alphapulse_http_requests_in_flight", "gauge", "requests received, not yet answered");
-    ap_jb_printf(b, "alphapulse_http_requests_in_flight %ld\n", atomic_load(&s->inflight));
+    ap__jb_printf(b, "alphapulse_http_requests_in_flight %ld\n", atomic_load(&s->inflight));
     head(b, "alphapulse_http_request_body_bytes_total", "counter", "request body bytes received");
-    ap_jb_printf(b, "alphapulse_http_request_body_bytes_total %llu\n",
+    ap__jb_printf(b, "alphapulse_http_request_body_bytes_total %llu\n",
               (unsigned long long)ld(&m->body_bytes));
 
     head(b, "alphapulse_model_cache_capacity", "gauge", "model_cache_size: models kept loaded");
-    ap_jb_printf(b, "alphapulse_model_cache_capacity %d\n", s->cfg.model_cache_size);
+    ap__jb_printf(b, "alphapulse_model_cache_capacity %d\n", s->cfg.model_cache_size);
     ap_cache_stats cs;
-    ap_service_cache_stats(s->svc, &cs);
+    ap__service_cache_stats(s->svc, &cs);
     const struct {
         const char *name, *help;
         uint64_t v;
@@ -295,11 +295,11 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
     };
     for (size_t k = 0; k < sizeof cache / sizeof cache[0]; k++) {
         head(b, cache[k].name, "counter", cache[k].help);
-        ap_jb_printf(b, "%s %llu\n", cache[k].name, (unsigned long long)cache[k].v);
+        ap__jb_printf(b, "%s %llu\n", cache[k].name, (unsigned long long)cache[k].v);
     }
     head(b, "alphapulse_deadline_exceeded_total", "counter",
          "inference requests answered 504: deadline passed before they ran, or they finished late");
-    ap_jb_printf(b, "alphapulse_deadline_exceeded_total{when=\"before\"} %llu\n"
+    ap__jb_printf(b, "alphapulse_deadline_exceeded_total{when=\"before\"} %llu\n"
                  "alphapulse_deadline_exceeded_total{when=\"after\"} %llu\n",
                  (unsigned long long)ld(&m->deadline_before),
                  (unsigned long long)ld(&m->deadline_after));
@@ -311,58 +311,58 @@ void ap_srv_metrics_render(ap_server *s, jbuf *b)
         } hs = {atomic_load(&cc->open), atomic_load(&cc->timed_out), atomic_load(&cc->reserve_used),
                 atomic_load(&cc->reserve_refused)};
         head(b, "alphapulse_http_connections", "gauge", "connections open now");
-        ap_jb_printf(b, "alphapulse_http_connections %ld\n", hs.open);
+        ap__jb_printf(b, "alphapulse_http_connections %ld\n", hs.open);
         head(b, "alphapulse_http_request_receive_timeouts_total", "counter",
              "connections closed: request headers and body took longer than request_timeout");
-        ap_jb_printf(b, "alphapulse_http_request_receive_timeouts_total %llu\n",
+        ap__jb_printf(b, "alphapulse_http_request_receive_timeouts_total %llu\n",
                      (unsigned long long)hs.timed_out);
         head(b, "alphapulse_http_reserve_connections_total", "counter",
              "connections accepted beyond max_connections (health checks and metrics only)");
-        ap_jb_printf(b, "alphapulse_http_reserve_connections_total %llu\n",
+        ap__jb_printf(b, "alphapulse_http_reserve_connections_total %llu\n",
                      (unsigned long long)hs.reserve_used);
         head(b, "alphapulse_http_reserve_refused_total", "counter",
              "requests on reserve connections refused (not health or metrics)");
-        ap_jb_printf(b, "alphapulse_http_reserve_refused_total %llu\n",
+        ap__jb_printf(b, "alphapulse_http_reserve_refused_total %llu\n",
                      (unsigned long long)hs.reserve_refused);
     }
 
     head(b, "alphapulse_models_loaded", "gauge", "models served now");
-    ap_jb_printf(b, "alphapulse_models_loaded %d\n", ap_service_resident(s->svc));
+    ap__jb_printf(b, "alphapulse_models_loaded %d\n", ap__service_resident(s->svc));
     model_metrics(b, s, n, name);
 
     bstat(*bs)[2] = calloc(n ? (size_t)n : 1, sizeof *bs);
     if (bs) {
         for (int i = 0; i < n; i++)
             for (int j = 0; j < 2; j++)
-                bs[i][j].ok = ap_service_batch_stats(s->svc, i, j, &bs[i][j].st) == AP_OK;
+                bs[i][j].ok = ap__service_batch_stats(s->svc, i, j, &bs[i][j].st) == AP_OK;
         batcher_metrics(b, n, name, bs);
         free(bs);
     } else
         b->failed = 1;
 
     head(b, "alphapulse_series", "gauge", "series in the store");
-    ap_jb_printf(b, "alphapulse_series %zu\n", ap_series_store_count(s->store));
+    ap__jb_printf(b, "alphapulse_series %zu\n", ap_series_store_count(s->store));
     head(b, "alphapulse_bars_ingested_total", "counter", "bars stored (API and replay)");
-    ap_jb_printf(b, "alphapulse_bars_ingested_total %llu\n",
+    ap__jb_printf(b, "alphapulse_bars_ingested_total %llu\n",
               (unsigned long long)ld(&m->bars_ingested));
     head(b, "alphapulse_bars_rejected_total", "counter", "bars refused (API and replay)");
-    ap_jb_printf(b, "alphapulse_bars_rejected_total %llu\n",
+    ap__jb_printf(b, "alphapulse_bars_rejected_total %llu\n",
               (unsigned long long)ld(&m->bars_rejected));
     head(b, "alphapulse_async_results", "gauge", "async results kept (pending or done)");
     size_t held;
     uint64_t evicted;
-    ap_service_result_counts(s->svc, &held, &evicted);
-    ap_jb_printf(b, "alphapulse_async_results %zu\n", held);
+    ap__service_result_counts(s->svc, &held, &evicted);
+    ap__jb_printf(b, "alphapulse_async_results %zu\n", held);
 
     head(b, "alphapulse_replay_bars_total", "counter", "bars fed by the replay, per source");
     pthread_mutex_lock(&s->replay.mu);
     for (int i = 0; i < s->replay.n; i++) {
         const ap_srv_replay_src *r = &s->replay.src[i];
-        ap_jb_puts(b, "alphapulse_replay_bars_total{symbol=\"");
+        ap__jb_puts(b, "alphapulse_replay_bars_total{symbol=\"");
         label(b, r->cfg->symbol);
-        ap_jb_puts(b, "\",timeframe=\"");
+        ap__jb_puts(b, "\",timeframe=\"");
         label(b, r->cfg->timeframe);
-        ap_jb_printf(b, "\"} %llu\n", (unsigned long long)r->fed);
+        ap__jb_printf(b, "\"} %llu\n", (unsigned long long)r->fed);
     }
     pthread_mutex_unlock(&s->replay.mu);
 }

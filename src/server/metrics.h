@@ -30,8 +30,8 @@ typedef struct ap_srv_metrics {
 } ap_srv_metrics;
 
 /* Count one answer; ep_name: the route's name (the label; NULL: unknown). */
-void ap_srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
+void ap__srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
                            uint64_t latency_ns);
-void ap_srv_metrics_render(ap_server *s, jbuf *out);
+void ap__srv_metrics_render(ap_server *s, jbuf *out);
 
 #endif

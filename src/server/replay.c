@@ -9,7 +9,7 @@
  * there is a price jump at the seam). With replay_speed 0 every file is fed
  * once as fast as possible and the thread ends.
  *
- * Bars go through ap_srv_ingest, as POST /v1/candles does (the store
+ * Bars go through ap__srv_ingest, as POST /v1/candles does (the store
  * serialises appends to a series itself), so a client may also post to a
  * replayed series (bars older than the last one are then refused, as
  * always). Replayed times are not held to max_future_s: a file is history,
@@ -24,7 +24,7 @@
 
 #include "common/error.h"
 
-int ap_srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err)
+int ap__srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err)
 {
     int rc = ap_series_append(series, bar, err);
     atomic_fetch_add_explicit(rc ? &s->metrics->bars_rejected : &s->metrics->bars_ingested, 1,
@@ -34,7 +34,7 @@ int ap_srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *
 
 static int src_open(ap_srv_replay_src *r, ap_error *err)
 {
-    int rc = ap_bars_csv_open(&r->csv, r->cfg->path, err);
+    int rc = ap__bars_csv_open(&r->csv, r->cfg->path, err);
     r->open = rc == AP_OK;
     return rc;
 }
@@ -46,9 +46,9 @@ static int feed_one(ap_server *s, ap_srv_replay_src *r, int loop)
     ap_error err;
     ap_bar bar;
     for (int attempt = 0; attempt < 2; attempt++) {
-        int got = ap_bars_csv_next(&r->csv, &bar, &err);
+        int got = ap__bars_csv_next(&r->csv, &bar, &err);
         if (got < 0) {
-            ap_srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
+            ap__srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
             pthread_mutex_lock(&s->replay.mu);
             snprintf(r->error, sizeof r->error, "%s", err.msg);
             r->done = 1;
@@ -60,7 +60,7 @@ static int feed_one(ap_server *s, ap_srv_replay_src *r, int loop)
                 r->first_t = bar.t;
             int64_t raw_t = bar.t;
             bar.t += r->offset_us;
-            int rc = ap_srv_ingest(s, r->series, &bar, &err);
+            int rc = ap__srv_ingest(s, r->series, &bar, &err);
             pthread_mutex_lock(&s->replay.mu);
             if (rc == AP_OK) {
                 r->fed++;
@@ -74,7 +74,7 @@ static int feed_one(ap_server *s, ap_srv_replay_src *r, int loop)
             return 1;
         }
         /* end of file */
-        ap_bars_csv_close(&r->csv);
+        ap__bars_csv_close(&r->csv);
         r->open = 0;
         if (!loop || r->fed == 0)
             break;
@@ -83,7 +83,7 @@ static int feed_one(ap_server *s, ap_srv_replay_src *r, int loop)
         r->loops++;
         pthread_mutex_unlock(&s->replay.mu);
         if (src_open(r, &err) != AP_OK) {
-            ap_srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
+            ap__srv_log(s, "replay %s/%s: %s", r->cfg->symbol, r->cfg->timeframe, err.msg);
             break;
         }
     }
@@ -133,7 +133,7 @@ static void *replay_main(void *arg)
     return NULL;
 }
 
-int ap_srv_replay_start(ap_server *s, ap_error *err)
+int ap__srv_replay_start(ap_server *s, ap_error *err)
 {
     ap_srv_replay *rp = &s->replay;
     const ap_server_config *c = &s->cfg;
@@ -154,17 +154,17 @@ int ap_srv_replay_start(ap_server *s, ap_error *err)
             rc = src_open(r, err);
         rp->n = i + 1; /* so that a failure closes what was opened */
         if (rc)
-            return ap_error_prefix(err, "replay %s/%s: ", r->cfg->symbol, r->cfg->timeframe);
+            return ap__error_prefix(err, "replay %s/%s: ", r->cfg->symbol, r->cfg->timeframe);
     }
     if (!rp->n)
         return AP_OK;
     if (pthread_create(&rp->thread, NULL, replay_main, s))
-        return ap_error_set(err, AP_ENOMEM, "replay: cannot start its thread");
+        return ap__error_set(err, AP_ENOMEM, "replay: cannot start its thread");
     rp->started = 1;
     return AP_OK;
 }
 
-void ap_srv_replay_stop(ap_server *s)
+void ap__srv_replay_stop(ap_server *s)
 {
     ap_srv_replay *rp = &s->replay;
     if (rp->started) {
@@ -177,39 +177,39 @@ void ap_srv_replay_stop(ap_server *s)
     }
     for (int i = 0; i < rp->n; i++)
         if (rp->src[i].open) {
-            ap_bars_csv_close(&rp->src[i].csv);
+            ap__bars_csv_close(&rp->src[i].csv);
             rp->src[i].open = 0;
         }
 }
 
-void ap_srv_replay_json(ap_server *s, jbuf *b)
+void ap__srv_replay_json(ap_server *s, jbuf *b)
 {
     ap_srv_replay *rp = &s->replay;
-    ap_jb_puts(b, "[");
+    ap__jb_puts(b, "[");
     pthread_mutex_lock(&rp->mu);
     for (int i = 0; i < rp->n; i++) {
         const ap_srv_replay_src *r = &rp->src[i];
         char t[40];
-        ap_jb_puts(b, "{\"symbol\": ");
-        ap_jb_str(b, r->cfg->symbol);
-        ap_jb_puts(b, ", \"timeframe\": ");
-        ap_jb_str(b, r->cfg->timeframe);
-        ap_jb_puts(b, ", \"file\": ");
-        ap_jb_str(b, r->cfg->path);
-        ap_jb_printf(b, ", \"bars_fed\": %llu, \"rejected\": %llu, \"loops\": %llu, \"done\": %s",
+        ap__jb_puts(b, "{\"symbol\": ");
+        ap__jb_str(b, r->cfg->symbol);
+        ap__jb_puts(b, ", \"timeframe\": ");
+        ap__jb_str(b, r->cfg->timeframe);
+        ap__jb_puts(b, ", \"file\": ");
+        ap__jb_str(b, r->cfg->path);
+        ap__jb_printf(b, ", \"bars_fed\": %llu, \"rejected\": %llu, \"loops\": %llu, \"done\": %s",
                   (unsigned long long)r->fed, (unsigned long long)r->rejected,
                   (unsigned long long)r->loops, r->done ? "true" : "false");
         if (r->fed) {
-            ap_jb_puts(b, ", \"last_bar_time\": ");
-            ap_jb_str(b, ap_format_timestamp(r->last_fed_t, t, sizeof t));
+            ap__jb_puts(b, ", \"last_bar_time\": ");
+            ap__jb_str(b, ap_format_timestamp(r->last_fed_t, t, sizeof t));
         }
         if (r->error[0]) {
-            ap_jb_puts(b, ", \"last_error\": ");
-            ap_jb_str(b, r->error);
+            ap__jb_puts(b, ", \"last_error\": ");
+            ap__jb_str(b, r->error);
         }
-        ap_jb_puts(b, "},");
+        ap__jb_puts(b, "},");
     }
     pthread_mutex_unlock(&rp->mu);
-    ap_jb_uncomma(b);
-    ap_jb_puts(b, "]");
+    ap__jb_uncomma(b);
+    ap__jb_puts(b, "]");
 }

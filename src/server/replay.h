@@ -31,12 +31,12 @@ typedef struct ap_srv_replay {
     ap_srv_replay_src src[AP_REPLAY_MAX_SOURCES];
 } ap_srv_replay;
 
-int ap_srv_replay_start(ap_server *s, ap_error *err);
-void ap_srv_replay_stop(ap_server *s);
-void ap_srv_replay_json(ap_server *s, jbuf *b);
+int ap__srv_replay_start(ap_server *s, ap_error *err);
+void ap__srv_replay_stop(ap_server *s);
+void ap__srv_replay_json(ap_server *s, jbuf *b);
 
 /* Append a bar to a base series (the store serialises appends) and count it
    in the ingest metrics. */
-int ap_srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err);
+int ap__srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err);
 
 #endif

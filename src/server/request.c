@@ -17,7 +17,7 @@
 
 /* ---- a request's life ------------------------------------------------------- */
 
-ap_srv_req *ap_srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_service_pass *pass,
+ap_srv_req *ap__srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_service_pass *pass,
                              const char *method, const char *url, uint64_t t_arrival,
                              int reserve)
 {
@@ -34,12 +34,12 @@ ap_srv_req *ap_srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_s
     r->url = url;
     r->model = -1;
     r->reserve = reserve;
-    uint64_t now = ap_clock_ns();
+    uint64_t now = ap__clock_ns();
     r->t0_ns = t_arrival && t_arrival <= now ? t_arrival : now;
     r->body = r->body_small;
     r->cap = sizeof r->body_small;
     atomic_fetch_add_explicit(&s->inflight, 1, memory_order_relaxed);
-    int rc = ap_srv_route_match(r, method, url);
+    int rc = ap__srv_route_match(r, method, url);
     if (rc) {
         if (rc == 404)
             r->ep = EP_UNKNOWN;
@@ -49,12 +49,12 @@ ap_srv_req *ap_srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_s
     return r;
 }
 
-int ap_srv_req_reserve_ok(const ap_srv_req *r)
+int ap__srv_req_reserve_ok(const ap_srv_req *r)
 {
     return r->route && r->route->reserve_ok;
 }
 
-enum MHD_Result ap_srv_req_refuse(ap_srv_req *r, int code, const char *fmt, ...)
+enum MHD_Result ap__srv_req_refuse(ap_srv_req *r, int code, const char *fmt, ...)
 {
     char msg[AP_ERROR_MSG_MAX];
     va_list ap;
@@ -62,7 +62,7 @@ enum MHD_Result ap_srv_req_refuse(ap_srv_req *r, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     r->close = 1;
-    return ap_srv_error(r, code, "%s", msg);
+    return ap__srv_error(r, code, "%s", msg);
 }
 
 /* Content-Length: digits only (what RFC 9110 allows), at most 19 of them. */
@@ -85,7 +85,7 @@ static int parse_length(const char *v, unsigned long long *out)
     return 0;
 }
 
-enum MHD_Result ap_srv_req_headers(ap_srv_req *r)
+enum MHD_Result ap__srv_req_headers(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     const char *cl = r->io->header(r->conn, MHD_HTTP_HEADER_CONTENT_LENGTH);
@@ -93,28 +93,28 @@ enum MHD_Result ap_srv_req_headers(ap_srv_req *r)
     /* framing a proxy in front of us could read differently from us
        (request smuggling): refuse it and close the connection */
     if (r->io->header_count(r->conn, MHD_HTTP_HEADER_CONTENT_LENGTH) > 1)
-        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
+        return ap__srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
                                  "more than one Content-Length header (request framing is "
                                  "ambiguous)");
     if (cl && te)
-        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
+        return ap__srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
                                  "both Content-Length and Transfer-Encoding (request framing "
                                  "is ambiguous)");
     if (r->io->header_count(r->conn, MHD_HTTP_HEADER_TRANSFER_ENCODING) > 1)
-        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
+        return ap__srv_req_refuse(r, MHD_HTTP_BAD_REQUEST,
                                  "more than one Transfer-Encoding header");
     unsigned long long len = 0;
     if (cl && parse_length(cl, &len))
-        return ap_srv_req_refuse(r, MHD_HTTP_BAD_REQUEST, "Content-Length '%.40s' is not a "
+        return ap__srv_req_refuse(r, MHD_HTTP_BAD_REQUEST, "Content-Length '%.40s' is not a "
                                  "number of bytes", cl);
     if (cl && len > (unsigned long long)s->cfg.max_body_bytes)
-        return ap_srv_req_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE,
+        return ap__srv_req_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE,
                                  "request body of %llu bytes is over the limit (max_body_bytes "
                                  "= %lld)", len, (long long)s->cfg.max_body_bytes);
     return MHD_YES;
 }
 
-void ap_srv_req_body(ap_srv_req *r, const char *data, size_t n)
+void ap__srv_req_body(ap_srv_req *r, const char *data, size_t n)
 {
     ap_server *s = r->srv;
     atomic_fetch_add_explicit(&s->metrics->body_bytes, n, memory_order_relaxed);
@@ -142,45 +142,45 @@ void ap_srv_req_body(ap_srv_req *r, const char *data, size_t n)
     r->len += n;
 }
 
-enum MHD_Result ap_srv_req_complete(ap_srv_req *r)
+enum MHD_Result ap__srv_req_complete(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     if (r->phase != PH_BODY)
         return MHD_YES;
     r->body[r->len] = 0;
     if (r->status == 404)
-        return ap_srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", r->method, r->url);
+        return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", r->method, r->url);
     if (r->status == 405)
-        return ap_srv_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed on %s",
+        return ap__srv_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed on %s",
                             r->method, r->url);
     if (r->too_big == 2)
-        return ap_srv_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
+        return ap__srv_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
                             "out of memory for a request body of %zu bytes", r->len);
     if (r->too_big)
-        return ap_srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
+        return ap__srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                             "request body is over the limit (max_body_bytes = %lld)",
                             (long long)s->cfg.max_body_bytes);
-    if (atomic_load_explicit(&s->draining, memory_order_relaxed) && !ap_srv_req_reserve_ok(r))
-        return ap_srv_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
+    if (atomic_load_explicit(&s->draining, memory_order_relaxed) && !ap__srv_req_reserve_ok(r))
+        return ap__srv_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
     return r->route->handler(r);
 }
 
-int ap_srv_req_waiting(const ap_srv_req *r)
+int ap__srv_req_waiting(const ap_srv_req *r)
 {
     return r->phase == PH_WAIT;
 }
 
-enum MHD_Result ap_srv_req_resumed(ap_srv_req *r)
+enum MHD_Result ap__srv_req_resumed(ap_srv_req *r)
 {
     /* a parked request is asked again every pass until its batch is done
        (by this loop's flush at the end of the pass, so at most one pass) */
     if (r->parked && atomic_load_explicit(&r->wait, memory_order_acquire) != W_COMPLETED)
         return MHD_YES;
     r->phase = PH_DONE;
-    return r->ep == EP_V2_INFER ? ap_srv_v2_finish(r) : ap_srv_v1_finish(r);
+    return r->ep == EP_V2_INFER ? ap__srv_v2_finish(r) : ap__srv_v1_finish(r);
 }
 
-void ap_srv_req_free(ap_srv_req *r)
+void ap__srv_req_free(ap_srv_req *r)
 {
     ap_server *s = r->srv;
     if (r->body != r->body_small)

@@ -1,7 +1,7 @@
 /*
  * A request's life, transport-neutral (request.c): libmicrohttpd (http.c)
  * or the fuzz target drive it through ap_srv_io; the handlers answer with
- * ap_srv_respond / ap_srv_error.
+ * ap__srv_respond / ap__srv_error.
  */
 #ifndef AP_SERVER_REQUEST_H
 #define AP_SERVER_REQUEST_H
@@ -37,7 +37,7 @@ typedef struct ap_srv_io {
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
 
-/* ap_srv_req.wait: who answers a batched inference (see ap_srv_start_inference) */
+/* ap_srv_req.wait: who answers a batched inference (see ap__srv_start_inference) */
 enum { W_SUBMITTING, W_SUSPENDED, W_COMPLETED };
 
 #define SRV_SMALL_BODY 1024
@@ -87,31 +87,31 @@ typedef struct ap_srv_req {
 } ap_srv_req;
 
 /* Queue a response; body is JSON unless ctype says otherwise. */
-enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype);
-enum MHD_Result ap_srv_error(ap_srv_req *r, int code, const char *fmt, ...) AP_PRINTF(3, 4);
+enum MHD_Result ap__srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype);
+enum MHD_Result ap__srv_error(ap_srv_req *r, int code, const char *fmt, ...) AP_PRINTF(3, 4);
 /* The one map from library status to HTTP status (request.c has the table). */
-int ap_srv_http_status(int ap_code);
+int ap__srv_http_status(int ap_code);
 /* An inference that failed after the request was accepted: the queue's
    refusals (timeout, overload, cancel, not found) keep their status from
    the map; anything else is the model failing on input it declared it
    takes, a server-side failure (500). */
-int ap_srv_compute_status(int ap_code);
+int ap__srv_compute_status(int ap_code);
 /* Answer with the HTTP status of err->code and its message. */
-enum MHD_Result ap_srv_fail(ap_srv_req *r, const ap_error *err);
+enum MHD_Result ap__srv_fail(ap_srv_req *r, const ap_error *err);
 /* Completion callback of inferences answered on their connection. */
-void ap_srv_on_done(void *user, const ap_batch_completion *c);
+void ap__srv_on_done(void *user, const ap_batch_completion *c);
 /*
  * Start the inference of r (n rows of X) on the lease's model through the
- * service (ap_service_submit; the lease ends), within r->deadline_ns. The
+ * service (ap__service_submit; the lease ends), within r->deadline_ns. The
  * request keeps the model (r->held, r->info) for its answer. Returns 1 when the result (or the failure) is
  * already in r — inline inference, a batch the batcher ran on this thread
  * (caller_runs), a completion that beat the suspend, a refused submit, a
  * deadline already passed (status AP_ETIMEDOUT) — and the caller answers at
- * once (ap_srv_v1_finish / ap_srv_v2_finish); 0 when the connection is
- * suspended and ap_srv_on_done resumes it. Under an event loop (r->pass)
+ * once (ap__srv_v1_finish / ap__srv_v2_finish); 0 when the connection is
+ * suspended and ap__srv_on_done resumes it. Under an event loop (r->pass)
  * the submit is deferred to the end of the pass.
  */
-int ap_srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t n);
+int ap__srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t n);
 
 /*
  * A request's life, driven by the transport: begin (headers parsed; routes
@@ -121,28 +121,28 @@ int ap_srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t n
  * request reached the socket (monotonic ns). reserve: it came on a reserve
  * connection (only health and metrics are served there).
  */
-ap_srv_req *ap_srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_service_pass *pass,
+ap_srv_req *ap__srv_req_begin(ap_server *s, const ap_srv_io *io, void *conn, ap_service_pass *pass,
                              const char *method, const char *url, uint64_t t_arrival,
                              int reserve);
-enum MHD_Result ap_srv_req_headers(ap_srv_req *r);
-void ap_srv_req_body(ap_srv_req *r, const char *data, size_t n);
-enum MHD_Result ap_srv_req_complete(ap_srv_req *r);
-int ap_srv_req_waiting(const ap_srv_req *r);
-enum MHD_Result ap_srv_req_resumed(ap_srv_req *r);
-void ap_srv_req_free(ap_srv_req *r);
+enum MHD_Result ap__srv_req_headers(ap_srv_req *r);
+void ap__srv_req_body(ap_srv_req *r, const char *data, size_t n);
+enum MHD_Result ap__srv_req_complete(ap_srv_req *r);
+int ap__srv_req_waiting(const ap_srv_req *r);
+enum MHD_Result ap__srv_req_resumed(ap_srv_req *r);
+void ap__srv_req_free(ap_srv_req *r);
 /* Answer now with an error and close the connection (transport limits). */
-enum MHD_Result ap_srv_req_refuse(ap_srv_req *r, int code, const char *fmt, ...) AP_PRINTF(3, 4);
+enum MHD_Result ap__srv_req_refuse(ap_srv_req *r, int code, const char *fmt, ...) AP_PRINTF(3, 4);
 /* 1 when the endpoint may be served on a reserve connection. */
-int ap_srv_req_reserve_ok(const ap_srv_req *r);
+int ap__srv_req_reserve_ok(const ap_srv_req *r);
 /* Keep what the answer needs from the lease's model (r->held, r->info). */
-void ap_srv_req_hold(ap_srv_req *r, const ap_lease *l);
+void ap__srv_req_hold(ap_srv_req *r, const ap_lease *l);
 /*
  * Deadlines: the request is past its deadline (r->deadline_ns) now. Inference
  * handlers refuse such a request with 504 before doing the work, and
- * ap_srv_v1_finish / ap_srv_v2_finish answer 504 instead of a late 200.
+ * ap__srv_v1_finish / ap__srv_v2_finish answer 504 instead of a late 200.
  */
-int ap_srv_past_deadline(const ap_srv_req *r, uint64_t now);
-enum MHD_Result ap_srv_deadline_error(ap_srv_req *r, const char *when);
+int ap__srv_past_deadline(const ap_srv_req *r, uint64_t now);
+enum MHD_Result ap__srv_deadline_error(ap_srv_req *r, const char *when);
 
 
 #endif

@@ -18,7 +18,7 @@
 /* ---- responses -------------------------------------------------------------- */
 
 /* The one map from library status to HTTP status. */
-int ap_srv_http_status(int ap_code)
+int ap__srv_http_status(int ap_code)
 {
     switch (ap_code) {
     case AP_OK:
@@ -44,25 +44,25 @@ int ap_srv_http_status(int ap_code)
     }
 }
 
-int ap_srv_compute_status(int ap_code)
+int ap__srv_compute_status(int ap_code)
 {
     switch (ap_code) {
     case AP_ETIMEDOUT:
     case AP_EOVERLOAD:
     case AP_ECANCELLED:
     case AP_ENOTFOUND:
-        return ap_srv_http_status(ap_code);
+        return ap__srv_http_status(ap_code);
     default:
         return MHD_HTTP_INTERNAL_SERVER_ERROR;
     }
 }
 
-enum MHD_Result ap_srv_fail(ap_srv_req *r, const ap_error *err)
+enum MHD_Result ap__srv_fail(ap_srv_req *r, const ap_error *err)
 {
-    return ap_srv_error(r, ap_srv_http_status(err->code), "%s", err->msg);
+    return ap__srv_error(r, ap__srv_http_status(err->code), "%s", err->msg);
 }
 
-enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype)
+enum MHD_Result ap__srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype)
 {
     ap_server *s = r->srv;
     int close = r->close || atomic_load_explicit(&s->draining, memory_order_relaxed);
@@ -70,17 +70,17 @@ enum MHD_Result ap_srv_respond(ap_srv_req *r, int code, jbuf *body, const char *
     enum MHD_Result ret = r->io->respond(r->conn, (unsigned)code, body, ctype, close);
     if (failed)
         code = MHD_HTTP_INTERNAL_SERVER_ERROR;
-    uint64_t now = ap_clock_ns();
+    uint64_t now = ap__clock_ns();
     uint64_t lat = now > r->t0_ns ? now - r->t0_ns : 0;
-    ap_srv_metrics_record(s->metrics, r->model, r->ep, r->route ? r->route->name : NULL, code,
+    ap__srv_metrics_record(s->metrics, r->model, r->ep, r->route ? r->route->name : NULL, code,
                           lat);
     if (s->cfg.access_log)
-        ap_srv_log(s, "%s %s %d %.3f ms", r->method, r->url, code, (double)lat / 1e6);
+        ap__srv_log(s, "%s %s %d %.3f ms", r->method, r->url, code, (double)lat / 1e6);
     r->phase = PH_DONE;
     return ret;
 }
 
-enum MHD_Result ap_srv_error(ap_srv_req *r, int code, const char *fmt, ...)
+enum MHD_Result ap__srv_error(ap_srv_req *r, int code, const char *fmt, ...)
 {
     char msg[AP_ERROR_MSG_MAX + 256], store[sizeof msg + 32];
     va_list ap;
@@ -88,21 +88,21 @@ enum MHD_Result ap_srv_error(ap_srv_req *r, int code, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     jbuf b;
-    ap_jb_init(&b, store, sizeof store);
-    ap_jb_puts(&b, "{\"error\": ");
-    ap_jb_str(&b, msg);
-    ap_jb_puts(&b, "}\n");
-    return ap_srv_respond(r, code, &b, NULL);
+    ap__jb_init(&b, store, sizeof store);
+    ap__jb_puts(&b, "{\"error\": ");
+    ap__jb_str(&b, msg);
+    ap__jb_puts(&b, "}\n");
+    return ap__srv_respond(r, code, &b, NULL);
 }
 
-int ap_srv_past_deadline(const ap_srv_req *r, uint64_t now)
+int ap__srv_past_deadline(const ap_srv_req *r, uint64_t now)
 {
     return r->deadline_ns && now >= r->deadline_ns;
 }
 
-enum MHD_Result ap_srv_deadline_error(ap_srv_req *r, const char *when)
+enum MHD_Result ap__srv_deadline_error(ap_srv_req *r, const char *when)
 {
-    uint64_t now = ap_clock_ns();
+    uint64_t now = ap__clock_ns();
     double waited = (double)(now - r->t0_ns) / 1e6,
            budget = (double)(r->deadline_ns - r->t0_ns) / 1e6;
     int before = !strcmp(when, "before");
@@ -110,10 +110,10 @@ enum MHD_Result ap_srv_deadline_error(ap_srv_req *r, const char *when)
                                      : &r->srv->metrics->deadline_after, 1,
                               memory_order_relaxed);
     if (before)
-        return ap_srv_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
+        return ap__srv_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
                             "deadline passed before the request could run: it waited %.3f ms "
                             "since it was received, its timeout is %.3f ms", waited, budget);
-    return ap_srv_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
+    return ap__srv_error(r, MHD_HTTP_GATEWAY_TIMEOUT,
                         "deadline passed: the prediction was ready %.3f ms after the request "
                         "was received, its timeout is %.3f ms (result dropped)", waited, budget);
 }

@@ -1,7 +1,7 @@
 /*
  * The route table and the router: every endpoint is spelled once here, and
  * routing, dispatch (r->route->handler) and the metric labels
- * (ap_srv_endpoint_name) all read this table.
+ * (ap__srv_endpoint_name) all read this table.
  */
 #include "server/routes.h"
 
@@ -11,41 +11,41 @@
 #include "server/handlers.h"
 
 static const ap_srv_route routes[] = {
-    {EP_ROOT, "GET", "/", "root", ap_srv_h_root, 0},
-    {EP_METRICS, "GET", "/metrics", "metrics", ap_srv_h_metrics, 1},
-    {EP_CANDLES, "POST", "/v1/candles", "candles", ap_srv_h_candles, 0},
-    {EP_PRED_PATTERN, "POST", "/v1/predict/pattern", "predict_pattern", ap_srv_h_predict, 0},
-    {EP_PRED_REGIME, "POST", "/v1/predict/regime", "predict_regime", ap_srv_h_predict, 0},
-    {EP_PRED_ENSEMBLE, "POST", "/v1/predict/ensemble", "predict_ensemble", ap_srv_h_predict, 0},
-    {EP_RESULT_GET, "GET", "/v1/results/{id}", "results_get", ap_srv_h_result_get, 0},
-    {EP_RESULT_DELETE, "DELETE", "/v1/results/{id}", "results_delete", ap_srv_h_result_delete, 0},
-    {EP_MODELS, "GET", "/v1/models", "models", ap_srv_h_models, 0},
-    {EP_STATS, "GET", "/v1/stats", "stats", ap_srv_h_stats, 0},
+    {EP_ROOT, "GET", "/", "root", ap__srv_h_root, 0},
+    {EP_METRICS, "GET", "/metrics", "metrics", ap__srv_h_metrics, 1},
+    {EP_CANDLES, "POST", "/v1/candles", "candles", ap__srv_h_candles, 0},
+    {EP_PRED_PATTERN, "POST", "/v1/predict/pattern", "predict_pattern", ap__srv_h_predict, 0},
+    {EP_PRED_REGIME, "POST", "/v1/predict/regime", "predict_regime", ap__srv_h_predict, 0},
+    {EP_PRED_ENSEMBLE, "POST", "/v1/predict/ensemble", "predict_ensemble", ap__srv_h_predict, 0},
+    {EP_RESULT_GET, "GET", "/v1/results/{id}", "results_get", ap__srv_h_result_get, 0},
+    {EP_RESULT_DELETE, "DELETE", "/v1/results/{id}", "results_delete", ap__srv_h_result_delete, 0},
+    {EP_MODELS, "GET", "/v1/models", "models", ap__srv_h_models, 0},
+    {EP_STATS, "GET", "/v1/stats", "stats", ap__srv_h_stats, 0},
     {EP_SERIES_DELETE, "DELETE", "/v1/series/{symbol}/{timeframe}", "series_delete",
-     ap_srv_h_series_delete, 0},
-    {EP_V2_SERVER, "GET", "/v2", "v2_server", ap_srv_h_v2_server, 0},
-    {EP_V2_LIVE, "GET", "/v2/health/live", "v2_health_live", ap_srv_h_v2_live, 1},
-    {EP_V2_READY, "GET", "/v2/health/ready", "v2_health_ready", ap_srv_h_v2_ready, 1},
+     ap__srv_h_series_delete, 0},
+    {EP_V2_SERVER, "GET", "/v2", "v2_server", ap__srv_h_v2_server, 0},
+    {EP_V2_LIVE, "GET", "/v2/health/live", "v2_health_live", ap__srv_h_v2_live, 1},
+    {EP_V2_READY, "GET", "/v2/health/ready", "v2_health_ready", ap__srv_h_v2_ready, 1},
     {EP_V2_REPO_INDEX, "GET POST", "/v2/repository/index", "v2_repository_index",
-     ap_srv_h_v2_repo_index, 0},
+     ap__srv_h_v2_repo_index, 0},
     {EP_V2_LOAD, "POST", "/v2/repository/models/{model}/load", "v2_repository_load",
-     ap_srv_h_v2_load, 0},
+     ap__srv_h_v2_load, 0},
     {EP_V2_UNLOAD, "POST", "/v2/repository/models/{model}/unload", "v2_repository_unload",
-     ap_srv_h_v2_unload, 0},
-    {EP_V2_MODEL, "GET", "/v2/models/{model}", "v2_model_metadata", ap_srv_h_v2_model, 0},
+     ap__srv_h_v2_unload, 0},
+    {EP_V2_MODEL, "GET", "/v2/models/{model}", "v2_model_metadata", ap__srv_h_v2_model, 0},
     {EP_V2_MODEL, "GET", "/v2/models/{model}/versions/{version}", "v2_model_metadata",
-     ap_srv_h_v2_model, 0},
+     ap__srv_h_v2_model, 0},
     {EP_V2_MODEL_READY, "GET", "/v2/models/{model}/ready", "v2_model_ready",
-     ap_srv_h_v2_model_ready, 0},
+     ap__srv_h_v2_model_ready, 0},
     {EP_V2_MODEL_READY, "GET", "/v2/models/{model}/versions/{version}/ready", "v2_model_ready",
-     ap_srv_h_v2_model_ready, 0},
-    {EP_V2_INFER, "POST", "/v2/models/{model}/infer", "v2_infer", ap_srv_h_v2_infer, 0},
+     ap__srv_h_v2_model_ready, 0},
+    {EP_V2_INFER, "POST", "/v2/models/{model}/infer", "v2_infer", ap__srv_h_v2_infer, 0},
     {EP_V2_INFER, "POST", "/v2/models/{model}/versions/{version}/infer", "v2_infer",
-     ap_srv_h_v2_infer, 0},
+     ap__srv_h_v2_infer, 0},
 };
 #define NROUTES (sizeof routes / sizeof routes[0])
 
-const char *ap_srv_endpoint_name(int ep)
+const char *ap__srv_endpoint_name(int ep)
 {
     for (size_t i = 0; i < NROUTES; i++)
         if (routes[i].ep == ep)
@@ -127,7 +127,7 @@ static int match(const char *pat, const char *url, ap_srv_req *r)
     return !*url;
 }
 
-int ap_srv_route_match(ap_srv_req *r, const char *method, const char *url)
+int ap__srv_route_match(ap_srv_req *r, const char *method, const char *url)
 {
     const ap_srv_route *path_hit = NULL;
     for (size_t i = 0; i < NROUTES; i++) {

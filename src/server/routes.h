@@ -47,11 +47,11 @@ typedef struct ap_srv_route {
 } ap_srv_route;
 
 /* The endpoint's metric label ("unknown" for EP_UNKNOWN). */
-const char *ap_srv_endpoint_name(int ep);
+const char *ap__srv_endpoint_name(int ep);
 /* Route r (method, url): sets r->ep, r->route and the path arguments (r->arg:
    model, id or symbol; r->arg2: timeframe; r->want_version). Returns 0, 404
    (no such path) or 405 (the path exists, not with this method). */
-int ap_srv_route_match(ap_srv_req *r, const char *method, const char *url);
+int ap__srv_route_match(ap_srv_req *r, const char *method, const char *url);
 
 
 

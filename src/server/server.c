@@ -14,40 +14,40 @@
 #include "common/error.h"
 #include "common/clock.h"
 
-static void service_log(void *ctx, const char *msg) { ap_srv_log(ctx, "%s", msg); }
+static void service_log(void *ctx, const char *msg) { ap__srv_log(ctx, "%s", msg); }
 
 /* ---- life cycle --------------------------------------------------------------- */
 
-int ap_server_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx,
+int ap__server_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx,
                      ap_server **out, ap_error *err)
 {
-    return ap_srv_create(cfg, log, log_ctx, 1, out, err);
+    return ap__srv_create(cfg, log, log_ctx, 1, out, err);
 }
 
-int ap_srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx, int http,
+int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx, int http,
                   ap_server **out, ap_error *err)
 {
-    int rc = ap_server_config_check(cfg, err);
+    int rc = ap__server_config_check(cfg, err);
     if (rc)
         return rc;
     ap_server *s = calloc(1, sizeof *s);
     if (!s)
-        return ap_error_set(err, AP_ENOMEM, "server: out of memory");
+        return ap__error_set(err, AP_ENOMEM, "server: out of memory");
     s->cfg = *cfg;
     s->log = log;
     s->log_ctx = log_ctx;
-    s->start_ns = ap_clock_ns();
+    s->start_ns = ap__clock_ns();
     pthread_mutex_init(&s->drain_mu, NULL);
     pthread_cond_init(&s->drain_cv, NULL);
     pthread_mutex_init(&s->replay.mu, NULL);
     pthread_cond_init(&s->replay.cv, NULL);
     s->metrics = calloc(1, sizeof *s->metrics);
     if (!s->metrics) {
-        rc = ap_error_set(err, AP_ENOMEM, "server: out of memory for metrics");
+        rc = ap__error_set(err, AP_ENOMEM, "server: out of memory for metrics");
         goto fail;
     }
     if (cfg->mixed_precision_enabled)
-        ap_srv_log(s, "mixed_precision_enabled: accepted, not used");
+        ap__srv_log(s, "mixed_precision_enabled: accepted, not used");
     ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history};
     const ap_server_config *c = &s->cfg;
     ap_service_config vc = {
@@ -67,39 +67,39 @@ int ap_srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_c
     if ((rc = ap_series_store_new(&sc, &s->store, err)) ||
         (rc = ap_onnx_options_parse(&vc.registry.onnx, c->onnx_enabled, c->onnxruntime_lib,
                                     err)) ||
-        (rc = ap_service_create(&vc, service_log, s, &s->svc, err)) ||
-        (rc = ap_srv_replay_start(s, err)) ||
-        (http && (rc = ap_srv_http_start(s, &s->http, err))))
+        (rc = ap__service_create(&vc, service_log, s, &s->svc, err)) ||
+        (rc = ap__srv_replay_start(s, err)) ||
+        (http && (rc = ap__srv_http_start(s, &s->http, err))))
         goto fail;
     *out = s;
     return AP_OK;
 fail:
     s->shut_down = 1; /* nothing was served */
-    ap_server_free(s);
+    ap__server_free(s);
     return rc;
 }
 
-int ap_server_port(const ap_server *s)
+int ap__server_port(const ap_server *s)
 {
-    return s->http ? ap_srv_http_port(s->http) : 0;
+    return s->http ? ap__srv_http_port(s->http) : 0;
 }
 
-int ap_server_models_loaded(ap_server *s)
+int ap__server_models_loaded(ap_server *s)
 {
-    return s->svc ? ap_service_resident(s->svc) : 0;
+    return s->svc ? ap__service_resident(s->svc) : 0;
 }
 
-void ap_server_shutdown(ap_server *s)
+void ap__server_shutdown(ap_server *s)
 {
     if (s->shut_down)
         return;
     s->shut_down = 1;
     atomic_store(&s->draining, 1);
     if (s->http) {
-        ap_srv_http_quiesce(s->http); /* stop accepting; open connections go on */
-        uint64_t until = ap_clock_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
+        ap__srv_http_quiesce(s->http); /* stop accepting; open connections go on */
+        uint64_t until = ap__clock_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
         pthread_mutex_lock(&s->drain_mu);
-        while (atomic_load(&s->inflight) > 0 && ap_clock_ns() < until) {
+        while (atomic_load(&s->inflight) > 0 && ap__clock_ns() < until) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 20000000;
@@ -112,26 +112,26 @@ void ap_server_shutdown(ap_server *s)
         long left = atomic_load(&s->inflight);
         pthread_mutex_unlock(&s->drain_mu);
         if (left > 0)
-            ap_srv_log(s, "shutdown: %ld request(s) still in flight after %.1f s; cancelling",
+            ap__srv_log(s, "shutdown: %ld request(s) still in flight after %.1f s; cancelling",
                     left, s->cfg.shutdown_timeout);
     }
-    ap_srv_replay_stop(s);
+    ap__srv_replay_stop(s);
     /* Freeing the batchers completes whatever is still queued (cancelled),
        which resumes every suspended connection: libmicrohttpd must not be
        stopped with connections suspended. */
     if (s->svc)
-        ap_service_stop(s->svc);
-    ap_srv_http_stop(s->http);
+        ap__service_stop(s->svc);
+    ap__srv_http_stop(s->http);
 }
 
-void ap_server_free(ap_server *s)
+void ap__server_free(ap_server *s)
 {
     if (!s)
         return;
-    ap_server_shutdown(s);
-    ap_srv_replay_stop(s);
-    ap_srv_http_free(s->http);
-    ap_service_free(s->svc);
+    ap__server_shutdown(s);
+    ap__srv_replay_stop(s);
+    ap__srv_http_free(s->http);
+    ap__service_free(s->svc);
     ap_series_store_free(s->store);
     free(s->metrics);
     pthread_mutex_destroy(&s->drain_mu);

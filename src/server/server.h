@@ -4,10 +4,10 @@
  * metrics (/metrics) and a replay of bars from CSV files.
  *
  *   ap_server *s;
- *   ap_server_create(&cfg, log, log_ctx, &s, &err);  // load models, bind, serve
- *   ... ap_server_port(s) ...
- *   ap_server_shutdown(s);  // stop accepting, let in-flight requests finish
- *   ap_server_free(s);
+ *   ap__server_create(&cfg, log, log_ctx, &s, &err);  // load models, bind, serve
+ *   ... ap__server_port(s) ...
+ *   ap__server_shutdown(s);  // stop accepting, let in-flight requests finish
+ *   ap__server_free(s);
  *
  * Nothing is printed: what the server has to say (models refused at start,
  * replay problems, libmicrohttpd errors, the access log) goes to `log`.
@@ -28,19 +28,19 @@ typedef void (*ap_server_log_fn)(void *ctx, const char *msg);
  * skipped; a repository that cannot be read is an error), create the series
  * store and worker pool, start the replay, bind host:port and serve.
  */
-int ap_server_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx,
+int ap__server_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx,
                      ap_server **out, ap_error *err);
 /* The port actually bound (useful with port 0). */
-int ap_server_port(const ap_server *s);
+int ap__server_port(const ap_server *s);
 /* Models loaded and served now. */
-int ap_server_models_loaded(ap_server *s);
+int ap__server_models_loaded(ap_server *s);
 /*
  * Graceful stop: stop accepting connections, answer requests already received
  * (new requests on open connections are answered with Connection: close),
  * wait up to shutdown_timeout for them, then stop the replay and HTTP threads.
  */
-void ap_server_shutdown(ap_server *s);
+void ap__server_shutdown(ap_server *s);
 /* Shuts down first if that was not done. */
-void ap_server_free(ap_server *s);
+void ap__server_free(ap_server *s);
 
 #endif

@@ -19,7 +19,7 @@
 #include "server/request.h"
 #include "server/server.h"
 
-void ap_srv_log(ap_server *s, const char *fmt, ...) AP_PRINTF(2, 3);
+void ap__srv_log(ap_server *s, const char *fmt, ...) AP_PRINTF(2, 3);
 
 /* Connection counters: written by the HTTP front, read by /metrics and
    /v1/stats. */
@@ -50,13 +50,13 @@ struct ap_server {
     pthread_cond_t drain_cv;
 };
 
-/* ap_server_create, with or without the HTTP front (http = 0: the fuzz
+/* ap__server_create, with or without the HTTP front (http = 0: the fuzz
    target drives requests through ap_srv_req_* itself). */
-int ap_srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx, int http,
+int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx, int http,
                   ap_server **out, ap_error *err);
 
 /* Append a bar to a base series (the store serialises appends) and count it
    in the ingest metrics. */
-int ap_srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err);
+int ap__srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error *err);
 
 #endif

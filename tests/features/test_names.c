@@ -27,14 +27,14 @@ static void count_and_order(void **state)
              root ? root : ".");
     ap_csv csv;
     ap_error err = {0};
-    assert_int_equal(ap_csv_open(&csv, path, &err), 0);
-    assert_int_equal(ap_csv_next(&csv, &err), 1);
+    assert_int_equal(ap__csv_open(&csv, path, &err), 0);
+    assert_int_equal(ap__csv_next(&csv, &err), 1);
     assert_int_equal((int)csv.nfields, 102);
     for (int i = 0; i < 101; i++) {
         assert_string_equal(ap_feature_name(i), csv.fields[i + 1]);
         assert_int_equal(ap_feature_index(csv.fields[i + 1]), i);
     }
-    ap_csv_close(&csv);
+    ap__csv_close(&csv);
     assert_null(ap_feature_name(-1));
     assert_null(ap_feature_name(101));
     /* a few by hand, from the spec's list */

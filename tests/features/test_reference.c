@@ -38,9 +38,9 @@ static void check_file(const char *bars_rel, const char *exp_rel, int64_t tf_s, 
     ap_error err = {0};
     ap_bars_csv rd;
     ap_csv ex;
-    assert_int_equal(ap_bars_csv_open(&rd, bp, &err), 0);
-    assert_int_equal(ap_csv_open(&ex, ep, &err), 0);
-    assert_int_equal(ap_csv_next(&ex, &err), 1);
+    assert_int_equal(ap__bars_csv_open(&rd, bp, &err), 0);
+    assert_int_equal(ap__csv_open(&ex, ep, &err), 0);
+    assert_int_equal(ap__csv_next(&ex, &err), 1);
     assert_int_equal((int)ex.nfields, 1 + AP_FEATURE_COUNT);
     assert_string_equal(ex.fields[0], "timestamp");
     for (int i = 0; i < AP_FEATURE_COUNT; i++)
@@ -58,18 +58,18 @@ static void check_file(const char *bars_rel, const char *exp_rel, int64_t tf_s, 
     double worst = 0;
     ap_bar bar;
     double got[AP_FEATURE_COUNT], alone[AP_FEATURE_COUNT];
-    while (rows < max_rows && ap_bars_csv_next(&rd, &bar, &err) == 1) {
+    while (rows < max_rows && ap__bars_csv_next(&rd, &bar, &err) == 1) {
         assert_int_equal(ap_series_append(s, &bar, &err), 0);
         int64_t t;
         assert_int_equal(ap_series_latest(s, got, &t, &err), 0);
         assert_true(t == bar.t);
         assert_int_equal(ap_features_push(eng, &bar, alone, &err), 0);
         assert_memory_equal(got, alone, sizeof got);
-        assert_int_equal(ap_csv_next(&ex, &err), 1);
+        assert_int_equal(ap__csv_next(&ex, &err), 1);
         assert_string_equal(ex.fields[0], rd.ts_field);
         for (int i = 0; i < AP_FEATURE_COUNT; i++) {
             double e;
-            assert_int_equal(ap_parse_double(ex.fields[1 + i], &e), 0);
+            assert_int_equal(ap__parse_double(ex.fields[1 + i], &e), 0);
             double a = got[i];
             int ok = isnan(e) ? isnan(a) : !isnan(a) && fabs(a - e) <= 1e-9 + 1e-9 * fabs(e);
             if (!isnan(e) && !isnan(a) && fabs(a - e) / (1 + fabs(e)) > worst)
@@ -82,13 +82,13 @@ static void check_file(const char *bars_rel, const char *exp_rel, int64_t tf_s, 
     }
     print_message("%s: %ld rows x %d features, worst |a-e|/(1+|e|) %.3g, %ld mismatches\n",
                   bars_rel, rows, AP_FEATURE_COUNT, worst, bad);
-    assert_int_equal(ap_csv_next(&ex, &err), 0); /* every expected row was compared */
+    assert_int_equal(ap__csv_next(&ex, &err), 0); /* every expected row was compared */
     assert_int_equal(bad, 0);
     assert_true(rows == want_rows);
     ap_features_free(eng);
     ap_series_store_free(st);
-    ap_csv_close(&ex);
-    ap_bars_csv_close(&rd);
+    ap__csv_close(&ex);
+    ap__bars_csv_close(&rd);
 }
 
 static void edge_cases(void **state)

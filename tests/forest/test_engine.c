@@ -1,5 +1,5 @@
 /*
- * Compiled engine vs the IR reference predictor (ap_forest_ir_predict_ref),
+ * Compiled engine vs the IR reference predictor (ap__forest_ir_predict_ref),
  * bit for bit, on many random IRs and adversarial rows.
  *
  * The reference is the spec (ir.h) written as plainly as possible; the
@@ -66,7 +66,7 @@ static void vector_leaf(gen *g, ap_ir_node *n)
         if (c == 2)
             v[k] = (double)(float)v[k];
     }
-    assert_int_equal(ap_forest_ir_add_vec(g->ir, v, &n->vec_off, NULL), AP_OK);
+    assert_int_equal(ap__forest_ir_add_vec(g->ir, v, &n->vec_off, NULL), AP_OK);
 }
 
 static double special_value(rng *r)
@@ -118,7 +118,7 @@ static void build_node(gen *g, ap_ir_tree *tr, int32_t *nnext, int32_t k, int de
                 feat[i] = rint_(&g->r, ir->num_features);
                 coeff[i] = runif(&g->r) - 0.5;
             }
-            assert_int_equal(ap_forest_ir_add_lin(ir, feat, coeff, len, &n->lin_off, NULL), AP_OK);
+            assert_int_equal(ap__forest_ir_add_lin(ir, feat, coeff, len, &n->lin_off, NULL), AP_OK);
             n->lin_len = len;
             n->lin_const = runif(&g->r) - 0.5;
         }
@@ -132,7 +132,7 @@ static void build_node(gen *g, ap_ir_tree *tr, int32_t *nnext, int32_t k, int de
         uint32_t nw = 1 + (uint32_t)rint_(&g->r, 3);
         for (uint32_t i = 0; i < nw; i++)
             words[i] = (uint32_t)rnext(&g->r);
-        assert_int_equal(ap_forest_ir_add_cat(ir, words, nw, &n->cat_off, NULL), AP_OK);
+        assert_int_equal(ap__forest_ir_add_cat(ir, words, nw, &n->cat_off, NULL), AP_OK);
         n->cat_nwords = nw;
         n->cat_oor_left = (uint8_t)rint_(&g->r, 2);
     } else {
@@ -159,7 +159,7 @@ static void random_ir_v(ap_forest_ir *ir, uint64_t seed, int prec, int big, int 
     int vec_mode = rint_(&g.rv, 3);
     if (vec >= 0)
         vec_mode = vec;
-    ap_forest_ir_init(ir);
+    ap__forest_ir_init(ir);
     ir->precision = prec;
     ir->num_features = 1 + rint_(&g.r, big ? 40 : 12);
     ir->num_groups = rint_(&g.r, 3) ? 1 : 2 + rint_(&g.r, 3);
@@ -183,7 +183,7 @@ static void random_ir_v(ap_forest_ir *ir, uint64_t seed, int prec, int big, int 
     for (int t = 0; t < ntrees; t++) {
         int maxdepth = rint_(&g.r, big ? 9 : 7);
         int32_t cap = (1 << (maxdepth + 1)) - 1;
-        ap_ir_tree *tr = ap_forest_ir_add_tree(ir, cap, NULL);
+        ap_ir_tree *tr = ap__forest_ir_add_tree(ir, cap, NULL);
         assert_non_null(tr);
         tr->group = t % ir->num_groups;
         g.vec_tree = vec_mode == 2 || (vec_mode == 1 && rint_(&g.rv, 2));
@@ -196,7 +196,7 @@ static void random_ir_v(ap_forest_ir *ir, uint64_t seed, int prec, int big, int 
         tr->nnodes = nnext; /* trailing unused slots dropped */
     }
     ap_error err = {0};
-    int rc = ap_forest_ir_validate(ir, "random", &err);
+    int rc = ap__forest_ir_validate(ir, "random", &err);
     if (rc != AP_OK)
         fail_msg("seed %llu: generated IR invalid: %s", (unsigned long long)seed, err.msg);
 }
@@ -265,15 +265,15 @@ static double *random_rows(const ap_forest_ir *ir, size_t nrows, uint64_t seed, 
 static void compare(const ap_forest_ir *ir, const ap_engine *e, const double *X, size_t nrows,
                     int raw, uint64_t seed)
 {
-    int nout = raw ? ir->num_groups : ap_forest_ir_num_outputs(ir);
+    int nout = raw ? ir->num_groups : ap__forest_ir_num_outputs(ir);
     /* slack: the transforms write num_groups values in some builds */
     size_t cap = nrows * (size_t)nout + (size_t)ir->num_groups;
     double *got = calloc(cap, sizeof *got), *want = calloc(cap, sizeof *want);
     assert_non_null(got);
     assert_non_null(want);
-    ap_engine_predict(e, X, nrows, got, raw ? AP_PREDICT_RAW : 0);
+    ap__engine_predict(e, X, nrows, got, raw ? AP_PREDICT_RAW : 0);
     for (size_t r = 0; r < nrows; r++)
-        ap_forest_ir_predict_ref(ir, X + r * (size_t)ir->num_features, raw, want + r * nout);
+        ap__forest_ir_predict_ref(ir, X + r * (size_t)ir->num_features, raw, want + r * nout);
     for (size_t i = 0; i < nrows * (size_t)nout; i++)
         if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)
             fail_msg("seed %llu prec %d raw %d nrows %zu: row %zu output %zu: engine %.17g "
@@ -291,7 +291,7 @@ static void check_seed_v(uint64_t seed, int prec, int big, int vec, const size_t
     random_ir_v(&ir, seed, prec, big, vec);
     ap_engine *e = NULL;
     ap_error err = {0};
-    assert_int_equal(ap_engine_compile(&ir, &e, &err), AP_OK);
+    assert_int_equal(ap__engine_compile(&ir, &e, &err), AP_OK);
     for (int s = 0; s < nsizes; s++) {
         for (int nan_free = 0; nan_free < 2; nan_free++) {
             double *X = random_rows(&ir, sizes[s], seed + (uint64_t)s, nan_free);
@@ -300,8 +300,8 @@ static void check_seed_v(uint64_t seed, int prec, int big, int vec, const size_t
             free(X);
         }
     }
-    ap_engine_free(e);
-    ap_forest_ir_free(&ir);
+    ap__engine_free(e);
+    ap__forest_ir_free(&ir);
 }
 
 static void check_seed(uint64_t seed, int prec, int big, const size_t *sizes, int nsizes)
@@ -355,7 +355,7 @@ static void test_vector_trees(void **state)
    vector forest, bit for bit, average_output included. */
 static void expand_vectors(const ap_forest_ir *ir, ap_forest_ir *x)
 {
-    ap_forest_ir_init(x);
+    ap__forest_ir_init(x);
     x->precision = ir->precision;
     x->num_features = ir->num_features;
     x->num_groups = ir->num_groups;
@@ -366,14 +366,14 @@ static void expand_vectors(const ap_forest_ir *ir, ap_forest_ir *x)
     assert_non_null(x->base_score);
     memcpy(x->base_score, ir->base_score, (size_t)ir->num_groups * sizeof *x->base_score);
     uint32_t off;
-    assert_int_equal(ap_forest_ir_add_cat(x, ir->cat_words, ir->ncat_words, &off, NULL), AP_OK);
-    assert_int_equal(ap_forest_ir_add_lin(x, ir->lin_feat, ir->lin_coeff, ir->nlin, &off, NULL),
+    assert_int_equal(ap__forest_ir_add_cat(x, ir->cat_words, ir->ncat_words, &off, NULL), AP_OK);
+    assert_int_equal(ap__forest_ir_add_lin(x, ir->lin_feat, ir->lin_coeff, ir->nlin, &off, NULL),
                      AP_OK);
     for (int32_t t = 0; t < ir->ntrees; t++) {
         const ap_ir_tree *tr = &ir->trees[t];
         int vec = tr->group == AP_GROUP_ALL;
         for (int32_t g = 0; g < (vec ? ir->num_groups : 1); g++) {
-            ap_ir_tree *d = ap_forest_ir_add_tree(x, tr->nnodes, NULL);
+            ap_ir_tree *d = ap__forest_ir_add_tree(x, tr->nnodes, NULL);
             assert_non_null(d);
             memcpy(d->nodes, tr->nodes, (size_t)tr->nnodes * sizeof *d->nodes);
             d->group = vec ? g : tr->group;
@@ -383,7 +383,7 @@ static void expand_vectors(const ap_forest_ir *ir, ap_forest_ir *x)
                     d->nodes[i].value = ir->leaf_vec[d->nodes[i].vec_off + (uint32_t)g];
         }
     }
-    assert_int_equal(ap_forest_ir_validate(x, "expanded", NULL), AP_OK);
+    assert_int_equal(ap__forest_ir_validate(x, "expanded", NULL), AP_OK);
 }
 
 static void test_vector_equals_scalar_trees(void **state)
@@ -397,17 +397,17 @@ static void test_vector_equals_scalar_trees(void **state)
         assert_true(x.ntrees >= ir.ntrees);
         checked += x.ntrees > ir.ntrees;
         ap_engine *e;
-        assert_int_equal(ap_engine_compile(&ir, &e, NULL), AP_OK);
+        assert_int_equal(ap__engine_compile(&ir, &e, NULL), AP_OK);
         const size_t nrows = 40;
         double *X = random_rows(&ir, nrows, seed, 0);
         for (int raw = 0; raw < 2; raw++) {
-            int nout = raw ? ir.num_groups : ap_forest_ir_num_outputs(&ir);
+            int nout = raw ? ir.num_groups : ap__forest_ir_num_outputs(&ir);
             double want[8], ref[8], got[8];
             for (size_t r = 0; r < nrows; r++) {
                 const double *row = X + r * (size_t)ir.num_features;
-                ap_forest_ir_predict_ref(&x, row, raw, want);
-                ap_forest_ir_predict_ref(&ir, row, raw, ref);
-                ap_engine_predict(e, row, 1, got, raw ? AP_PREDICT_RAW : 0);
+                ap__forest_ir_predict_ref(&x, row, raw, want);
+                ap__forest_ir_predict_ref(&ir, row, raw, ref);
+                ap__engine_predict(e, row, 1, got, raw ? AP_PREDICT_RAW : 0);
                 if (memcmp(want, ref, (size_t)nout * sizeof *want) ||
                     memcmp(want, got, (size_t)nout * sizeof *want))
                     fail_msg("seed %llu raw %d row %zu: expanded %.17g, vector ref %.17g, "
@@ -416,9 +416,9 @@ static void test_vector_equals_scalar_trees(void **state)
             }
         }
         free(X);
-        ap_engine_free(e);
-        ap_forest_ir_free(&ir);
-        ap_forest_ir_free(&x);
+        ap__engine_free(e);
+        ap__forest_ir_free(&ir);
+        ap__forest_ir_free(&x);
     }
     assert_true(checked > 20); /* most forests had vector trees with several groups */
 }
@@ -428,37 +428,37 @@ static void test_vector_validate(void **state)
 {
     (void)state;
     ap_forest_ir ir;
-    ap_forest_ir_init(&ir);
+    ap__forest_ir_init(&ir);
     ir.num_features = 1;
     ir.num_groups = 3;
     ir.base_score = calloc(3, sizeof *ir.base_score);
-    ap_ir_tree *tr = ap_forest_ir_add_tree(&ir, 3, NULL);
+    ap_ir_tree *tr = ap__forest_ir_add_tree(&ir, 3, NULL);
     assert_non_null(tr);
     tr->group = AP_GROUP_ALL;
     tr->nodes[0] = (ap_ir_node){.kind = AP_SPLIT_NUM, .feature = 0, .left = 1, .right = 2};
     tr->nodes[1] = (ap_ir_node){.kind = AP_SPLIT_LEAF};
     tr->nodes[2] = (ap_ir_node){.kind = AP_SPLIT_LEAF};
     const double v[3] = {1, 2, 3};
-    assert_int_equal(ap_forest_ir_add_vec(&ir, v, &tr->nodes[1].vec_off, NULL), AP_OK);
-    assert_int_equal(ap_forest_ir_add_vec(&ir, v, &tr->nodes[2].vec_off, NULL), AP_OK);
-    assert_int_equal(ap_forest_ir_validate(&ir, "vec", NULL), AP_OK);
+    assert_int_equal(ap__forest_ir_add_vec(&ir, v, &tr->nodes[1].vec_off, NULL), AP_OK);
+    assert_int_equal(ap__forest_ir_add_vec(&ir, v, &tr->nodes[2].vec_off, NULL), AP_OK);
+    assert_int_equal(ap__forest_ir_validate(&ir, "vec", NULL), AP_OK);
     ap_error err = {0};
     tr->nodes[2].vec_off = 4; /* 4 + 3 > 6 values */
-    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_int_equal(ap__forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
     assert_non_null(strstr(err.msg, "tree 0 node 2: leaf vector out of range"));
     tr->nodes[2].vec_off = 3;
     ir.leaf_vec[4] = NAN;
-    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_int_equal(ap__forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
     assert_non_null(strstr(err.msg, "leaf value of group 1 not finite"));
     ir.leaf_vec[4] = 2;
     tr->nodes[1].lin_len = 1;
-    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_int_equal(ap__forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
     assert_non_null(strstr(err.msg, "linear leaf in a vector tree"));
     tr->nodes[1].lin_len = 0;
     tr->group = -2;
-    assert_int_equal(ap_forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
+    assert_int_equal(ap__forest_ir_validate(&ir, "vec", &err), AP_EFORMAT);
     assert_non_null(strstr(err.msg, "output group -2 out of range"));
-    ap_forest_ir_free(&ir);
+    ap__forest_ir_free(&ir);
 }
 
 /* Hand-checked F32 edges: XGBoost compares (float)x < (float)t. With
@@ -470,28 +470,28 @@ static void test_f32_rounding_edges(void **state)
 {
     (void)state;
     ap_forest_ir ir;
-    ap_forest_ir_init(&ir);
+    ap__forest_ir_init(&ir);
     ir.precision = AP_PREC_F32;
     ir.num_features = 1;
     ir.base_score = calloc(1, sizeof *ir.base_score);
-    ap_ir_tree *tr = ap_forest_ir_add_tree(&ir, 3, NULL);
+    ap_ir_tree *tr = ap__forest_ir_add_tree(&ir, 3, NULL);
     assert_non_null(tr);
     tr->nodes[0] = (ap_ir_node){.kind = AP_SPLIT_NUM, .feature = 0, .left = 1, .right = 2,
                                 .threshold = 1.0, .default_left = 1};
     tr->nodes[1] = (ap_ir_node){.kind = AP_SPLIT_LEAF, .value = -1.0};
     tr->nodes[2] = (ap_ir_node){.kind = AP_SPLIT_LEAF, .value = 1.0};
-    assert_int_equal(ap_forest_ir_validate(&ir, "stump", NULL), AP_OK);
+    assert_int_equal(ap__forest_ir_validate(&ir, "stump", NULL), AP_OK);
     ap_engine *e;
-    assert_int_equal(ap_engine_compile(&ir, &e, NULL), AP_OK);
+    assert_int_equal(ap__engine_compile(&ir, &e, NULL), AP_OK);
     const double mid = 1.0 - ldexp(1.0, -25);
     const double X[] = {mid, nextafter(mid, 0.0), 1.0, 0.5, NAN, 1e39};
     const double want[] = {1.0, -1.0, 1.0, -1.0, -1.0 /* default left */, 1.0};
     double got[6];
-    ap_engine_predict(e, X, 6, got, AP_PREDICT_RAW);
+    ap__engine_predict(e, X, 6, got, AP_PREDICT_RAW);
     for (int i = 0; i < 6; i++)
         assert_true(got[i] == want[i]);
-    ap_engine_free(e);
-    ap_forest_ir_free(&ir);
+    ap__engine_free(e);
+    ap__forest_ir_free(&ir);
 }
 
 /* AP_TEST_THREADED: 8 threads predict on one shared engine at once; each
@@ -513,10 +513,10 @@ static void *thread_main(void *p)
     for (int rep = 0; rep < 20 && a->ok; rep++) {
         /* alternate single-row and batch calls */
         if (rep % 2)
-            ap_engine_predict(a->e, a->X, a->nrows, got, AP_PREDICT_RAW);
+            ap__engine_predict(a->e, a->X, a->nrows, got, AP_PREDICT_RAW);
         else
             for (size_t r = 0; r < a->nrows; r++)
-                ap_engine_predict(a->e, a->X + r * (size_t)a->ir->num_features, 1,
+                ap__engine_predict(a->e, a->X + r * (size_t)a->ir->num_features, 1,
                                   got + r * (size_t)a->ir->num_groups, AP_PREDICT_RAW);
         a->ok = memcmp(got, a->want, a->nrows * (size_t)a->ir->num_groups * sizeof *got) == 0;
     }
@@ -530,13 +530,13 @@ static void test_threads_share_engine(void **state)
     ap_forest_ir ir;
     random_ir(&ir, 77, AP_PREC_F64, 1);
     ap_engine *e;
-    assert_int_equal(ap_engine_compile(&ir, &e, NULL), AP_OK);
+    assert_int_equal(ap__engine_compile(&ir, &e, NULL), AP_OK);
     const size_t nrows = 50;
     double *X = random_rows(&ir, nrows, 78, 0);
     double *want = malloc(nrows * (size_t)ir.num_groups * sizeof *want);
     assert_non_null(want);
     for (size_t r = 0; r < nrows; r++)
-        ap_forest_ir_predict_ref(&ir, X + r * (size_t)ir.num_features, 1,
+        ap__forest_ir_predict_ref(&ir, X + r * (size_t)ir.num_features, 1,
                                  want + r * (size_t)ir.num_groups);
     pthread_t th[8];
     thread_arg args[8];
@@ -550,8 +550,8 @@ static void test_threads_share_engine(void **state)
     }
     free(X);
     free(want);
-    ap_engine_free(e);
-    ap_forest_ir_free(&ir);
+    ap__engine_free(e);
+    ap__forest_ir_free(&ir);
 }
 
 static void test_too_many_groups(void **state)
@@ -563,11 +563,11 @@ static void test_too_many_groups(void **state)
     ir.num_groups = 5000; /* beyond the engine's stack scratch */
     ap_engine *e = NULL;
     ap_error err = {0};
-    assert_int_equal(ap_engine_compile(&ir, &e, &err), AP_EUNSUPPORTED);
+    assert_int_equal(ap__engine_compile(&ir, &e, &err), AP_EUNSUPPORTED);
     assert_null(e);
     assert_non_null(strstr(err.msg, "5000"));
     ir.num_groups = groups;
-    ap_forest_ir_free(&ir);
+    ap__forest_ir_free(&ir);
 }
 
 int main(void)

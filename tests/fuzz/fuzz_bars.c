@@ -26,7 +26,7 @@ static void feed(const char *path, ap_series_store *st, ap_series *s)
 {
     ap_error err = {0};
     ap_bars_csv rd;
-    if (ap_bars_csv_open(&rd, path, &err) != 0)
+    if (ap__bars_csv_open(&rd, path, &err) != 0)
         return;
     ap_features *eng = NULL;
     if (ap_features_new(&eng, &err))
@@ -35,7 +35,7 @@ static void feed(const char *path, ap_series_store *st, ap_series *s)
     double a[AP_FEATURE_COUNT], b[AP_FEATURE_COUNT];
     int64_t last = 0;
     int any = 0, r;
-    while ((r = ap_bars_csv_next(&rd, &bar, &err)) == 1) {
+    while ((r = ap__bars_csv_next(&rd, &bar, &err)) == 1) {
         int spaced = bar.t >= 0 &&
                      (!any || bar.t == last || (bar.t > last && bar.t - last >= TF_S * 1000000LL));
         if (!spaced) {
@@ -59,7 +59,7 @@ static void feed(const char *path, ap_series_store *st, ap_series *s)
             abort();
     }
     ap_features_free(eng);
-    ap_bars_csv_close(&rd);
+    ap__bars_csv_close(&rd);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -4,7 +4,7 @@
  *   METHOD SP URL LF (Header: value LF)* LF body
  *
  * driven through the same request life as libmicrohttpd drives it
- * (ap_srv_req_begin / headers / body / complete / resumed / free, see
+ * (ap__srv_req_begin / headers / body / complete / resumed / free, see
  * src/server/server_internal.h) with a fake transport: the router and every
  * handler, on a server core with the demo repository and a GOOG/1d series,
  * no sockets. The URL is cut at '?' and %XX-unescaped up to a NUL, as
@@ -58,7 +58,7 @@ static enum MHD_Result f_respond(void *c, unsigned code, jbuf *body, const char 
     fc->code = code;
     if (!body->failed && body->len && body->p[body->len] != 0)
         abort(); /* a response body is always NUL-terminated text */
-    ap_jb_free(body);
+    ap__jb_free(body);
     return MHD_YES;
 }
 
@@ -82,25 +82,25 @@ static unsigned one_request(const char *method, const char *url, fake_conn *fc,
 {
     memset(&pass, 0, sizeof pass);
     pass.immediate = 1;
-    ap_srv_req *r = ap_srv_req_begin(srv, &fake_io, fc, &pass, method, url, 0, 0);
+    ap_srv_req *r = ap__srv_req_begin(srv, &fake_io, fc, &pass, method, url, 0, 0);
     if (!r)
         return 0;
-    ap_srv_req_headers(r);
+    ap__srv_req_headers(r);
     for (size_t off = 0; off < len && !fc->responses; off += 4096)
-        ap_srv_req_body(r, body + off, len - off < 4096 ? len - off : 4096);
+        ap__srv_req_body(r, body + off, len - off < 4096 ? len - off : 4096);
     if (!fc->responses)
-        ap_srv_req_complete(r);
-    ap_service_pass_end(srv->svc, &pass); /* the end of the event loop's pass */
-    for (long spins = 0; !fc->responses && ap_srv_req_waiting(r); spins++) {
+        ap__srv_req_complete(r);
+    ap__service_pass_end(srv->svc, &pass); /* the end of the event loop's pass */
+    for (long spins = 0; !fc->responses && ap__srv_req_waiting(r); spins++) {
         if (atomic_load(&fc->suspended) && !atomic_load(&fc->resumed)) {
             if (spins > 100000000L)
                 abort(); /* never resumed */
             sched_yield();
             continue;
         }
-        ap_srv_req_resumed(r);
+        ap__srv_req_resumed(r);
     }
-    ap_srv_req_free(r);
+    ap__srv_req_free(r);
     if (fc->responses != 1 || fc->code < 100 || fc->code > 599) {
         fprintf(stderr, "%s %s: %d responses, status %u\n", method, url, fc->responses,
                 fc->code);
@@ -113,12 +113,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     ap_server_config cfg;
     ap_error err;
-    ap_server_config_default(&cfg);
+    ap__server_config_default(&cfg);
     snprintf(cfg.repository, sizeof cfg.repository, "examples/models");
     cfg.workers = 1;
     cfg.max_series = 64;
     cfg.history = 300;
-    if (ap_srv_create(&cfg, NULL, NULL, 0, &srv, &err) != AP_OK) {
+    if (ap__srv_create(&cfg, NULL, NULL, 0, &srv, &err) != AP_OK) {
         fprintf(stderr, "fuzz_http: %s\n", err.msg);
         exit(1);
     }

@@ -9,12 +9,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     ap_manifest m;
     ap_error err;
-    ap_manifest_parse((const char *)data, size, "fuzz/manifest.json", &m, &err);
+    ap__manifest_parse((const char *)data, size, "fuzz/manifest.json", &m, &err);
     for (int kind = AP_MODEL_PATTERN; kind <= AP_MODEL_RAW; kind++) {
         ap_version_spec s;
-        if (ap_version_spec_parse((const char *)data, size, (ap_model_kind)kind,
+        if (ap__version_spec_parse((const char *)data, size, (ap_model_kind)kind,
                                   "fuzz/1/version.json", &s, &err) == AP_OK)
-            ap_version_spec_free(&s);
+            ap__version_spec_free(&s);
     }
     return 0;
 }

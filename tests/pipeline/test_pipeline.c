@@ -16,7 +16,7 @@ static ap_pipeline *parse(const char *json, int width, int want_rc, const char *
     assert_non_null(steps);
     ap_pipeline *p = NULL;
     ap_error err = {0};
-    int rc = ap_pipeline_parse(steps, width, "t.json", &p, &err);
+    int rc = ap__pipeline_parse(steps, width, "t.json", &p, &err);
     json_decref(steps);
     assert_int_equal(rc, want_rc);
     if (want_msg)
@@ -31,19 +31,19 @@ static void test_fill_scale_pca(void **state)
                            "{\"op\":\"standard_scaler\",\"mean\":[1,2],\"scale\":[2,4]},"
                            "{\"op\":\"pca\",\"mean\":[0,1],\"components\":[[1,1],[2,-1]]}]",
                            2, AP_OK, NULL);
-    assert_int_equal(ap_pipeline_out_width(p), 2);
-    assert_int_equal(ap_pipeline_num_steps(p), 3);
-    assert_int_equal(ap_pipeline_keeps_columns(p), 0);
+    assert_int_equal(ap__pipeline_out_width(p), 2);
+    assert_int_equal(ap__pipeline_num_steps(p), 3);
+    assert_int_equal(ap__pipeline_keeps_columns(p), 0);
     /* row 0 [NaN, 6]: fill [1, 6]; scale [(1-1)/2, (6-2)/4] = [0, 1];
        pca centred [0, 0] -> [0, 0].  row 1 [3, NaN]: fill [3, 1]; scale
        [1, -0.25]; centred [1, -1.25] -> [1 - 1.25, 2 + 1.25] = [-0.25, 3.25] */
     double a[4] = {NAN, 6, 3, NAN}, b[4];
-    double *y = ap_pipeline_run(p, a, b, 2);
+    double *y = ap__pipeline_run(p, a, b, 2);
     assert_true(y[0] == 0.0 && y[1] == 0.0);
     assert_true(y[2] == -0.25 && y[3] == 3.25);
-    assert_string_equal(ap_pipeline_describe(p),
+    assert_string_equal(ap__pipeline_describe(p),
                         "fillna(1) -> standard_scaler(2) -> pca(2->2)");
-    ap_pipeline_free(p);
+    ap__pipeline_free(p);
 }
 
 static void test_per_column_fill_and_select(void **state)
@@ -52,25 +52,25 @@ static void test_per_column_fill_and_select(void **state)
     ap_pipeline *p = parse("[{\"op\":\"fillna\",\"values\":[10,20,30]},"
                            "{\"op\":\"select\",\"columns\":[2,0]}]",
                            3, AP_OK, NULL);
-    assert_int_equal(ap_pipeline_out_width(p), 2);
-    assert_int_equal(ap_pipeline_max_width(p), 3);
+    assert_int_equal(ap__pipeline_out_width(p), 2);
+    assert_int_equal(ap__pipeline_max_width(p), 3);
     double a[3] = {NAN, 5, NAN}, b[3];
-    double *y = ap_pipeline_run(p, a, b, 1);
+    double *y = ap__pipeline_run(p, a, b, 1);
     assert_true(y[0] == 30.0 && y[1] == 10.0);
-    ap_pipeline_free(p);
+    ap__pipeline_free(p);
 }
 
 static void test_empty_pipeline(void **state)
 {
     (void)state;
     ap_pipeline *p = NULL;
-    assert_int_equal(ap_pipeline_parse(NULL, 4, "t", &p, NULL), AP_OK);
-    assert_int_equal(ap_pipeline_out_width(p), 4);
-    assert_int_equal(ap_pipeline_keeps_columns(p), 1);
+    assert_int_equal(ap__pipeline_parse(NULL, 4, "t", &p, NULL), AP_OK);
+    assert_int_equal(ap__pipeline_out_width(p), 4);
+    assert_int_equal(ap__pipeline_keeps_columns(p), 1);
     double a[4] = {1, NAN, 3, 4}, b[4];
-    assert_ptr_equal(ap_pipeline_run(p, a, b, 1), a);
+    assert_ptr_equal(ap__pipeline_run(p, a, b, 1), a);
     assert_true(isnan(a[1])); /* no fillna: NaN passes through to the predictor */
-    ap_pipeline_free(p);
+    ap__pipeline_free(p);
 }
 
 static void test_errors(void **state)

@@ -249,7 +249,7 @@ static void test_predictor_ops(void **state)
 {
     (void)state;
     need_ort();
-    const ap_predictor_ops *ops = ap_predictor_find("onnx");
+    const ap_predictor_ops *ops = ap__predictor_find("onnx");
     assert_non_null(ops);
     char path[512];
     snprintf(path, sizeof path, "%s/lookraw/1/model.onnx", dir);
@@ -277,7 +277,7 @@ static void test_predictor_ops(void **state)
     ops->free(impl);
 
     /* a forest predictor: AP_OK (the tiny XGBoost model of the seed corpus) */
-    const ap_predictor_ops *xgb = ap_predictor_find("xgboost");
+    const ap_predictor_ops *xgb = ap__predictor_find("xgboost");
     const char *root = getenv("AP_ROOT");
     snprintf(path, sizeof path, "%s/tests/fuzz/corpus/xgboost_json/tiny.json",
              root ? root : ".");

@@ -1,6 +1,6 @@
 /*
  * The format table as the CLI uses it: a model file without a manifest gets
- * its entry by name and content (ap_predictor_for_file), margins come from
+ * its entry by name and content (ap__predictor_for_file), margins come from
  * predict_raw where the format has them, and the description says how many
  * values each hook writes and whether they are float32.
  */
@@ -27,16 +27,16 @@ static void fixture(char *path, size_t size, const char *rel)
 static void test_find(void **state)
 {
     (void)state;
-    assert_string_equal(ap_predictor_find("xgboost")->title, "XGBoost");
-    assert_string_equal(ap_predictor_find("lightgbm")->title, "LightGBM");
-    assert_string_equal(ap_predictor_find("onnx")->title, "ONNX");
+    assert_string_equal(ap__predictor_find("xgboost")->title, "XGBoost");
+    assert_string_equal(ap__predictor_find("lightgbm")->title, "LightGBM");
+    assert_string_equal(ap__predictor_find("onnx")->title, "ONNX");
     /* the CLI's "any tree file" entry is not a manifest format */
-    assert_null(ap_predictor_find("tree"));
-    assert_null(ap_predictor_find("pickle"));
-    assert_null(ap_predictor_find("onnx")->predict_raw);
-    assert_true(ap_predictor_find("onnx")->uses_onnx_options);
-    assert_non_null(ap_predictor_find("xgboost")->predict_raw);
-    assert_false(ap_predictor_find("xgboost")->uses_onnx_options);
+    assert_null(ap__predictor_find("tree"));
+    assert_null(ap__predictor_find("pickle"));
+    assert_null(ap__predictor_find("onnx")->predict_raw);
+    assert_true(ap__predictor_find("onnx")->uses_onnx_options);
+    assert_non_null(ap__predictor_find("xgboost")->predict_raw);
+    assert_false(ap__predictor_find("xgboost")->uses_onnx_options);
 }
 
 static void test_for_file(void **state)
@@ -44,13 +44,13 @@ static void test_for_file(void **state)
     (void)state;
     char path[1024];
     /* by name, even when the file does not exist (load then says so) */
-    assert_ptr_equal(ap_predictor_for_file("/nonexistent/m.onnx"), ap_predictor_find("onnx"));
+    assert_ptr_equal(ap__predictor_for_file("/nonexistent/m.onnx"), ap__predictor_find("onnx"));
     /* by content */
     fixture(path, sizeof path, "tests/fuzz/corpus/onnx/rf.onnx");
-    assert_ptr_equal(ap_predictor_for_file(path), ap_predictor_find("onnx"));
+    assert_ptr_equal(ap__predictor_for_file(path), ap__predictor_find("onnx"));
     fixture(path, sizeof path, "tests/fuzz/corpus/xgboost_json/tiny.json");
-    assert_string_equal(ap_predictor_for_file(path)->format, "tree");
-    assert_string_equal(ap_predictor_for_file("/nonexistent/m.json")->format, "tree");
+    assert_string_equal(ap__predictor_for_file(path)->format, "tree");
+    assert_string_equal(ap__predictor_for_file("/nonexistent/m.json")->format, "tree");
 }
 
 /* A tree file through the "tree" entry: margins and probabilities. */
@@ -59,7 +59,7 @@ static void test_tree_raw(void **state)
     (void)state;
     char path[1024];
     fixture(path, sizeof path, "tests/fuzz/corpus/xgboost_json/tiny.json");
-    const ap_predictor_ops *ops = ap_predictor_for_file(path);
+    const ap_predictor_ops *ops = ap__predictor_for_file(path);
     ap_registry_options opt;
     ap_registry_options_default(&opt);
     void *impl = NULL;
@@ -85,7 +85,7 @@ static void test_tree_raw(void **state)
 static void test_load_error(void **state)
 {
     (void)state;
-    const ap_predictor_ops *ops = ap_predictor_for_file("/nonexistent/m.json");
+    const ap_predictor_ops *ops = ap__predictor_for_file("/nonexistent/m.json");
     ap_registry_options opt;
     ap_registry_options_default(&opt);
     void *impl = (void *)1;

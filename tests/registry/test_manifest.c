@@ -13,7 +13,7 @@ static void man_err(const char *json, int want_rc, const char *want_msg)
 {
     ap_manifest m;
     ap_error err = {0};
-    int rc = ap_manifest_parse(json, strlen(json), "x/manifest.json", &m, &err);
+    int rc = ap__manifest_parse(json, strlen(json), "x/manifest.json", &m, &err);
     if (rc != want_rc || !strstr(err.msg, want_msg))
         fail_msg("manifest %s: rc %d msg '%s', want %d '%s'", json, rc, err.msg, want_rc,
                  want_msg);
@@ -23,7 +23,7 @@ static void ver_err(const char *json, ap_model_kind kind, int want_rc, const cha
 {
     ap_version_spec s;
     ap_error err = {0};
-    int rc = ap_version_spec_parse(json, strlen(json), kind, "x/1/version.json", &s, &err);
+    int rc = ap__version_spec_parse(json, strlen(json), kind, "x/1/version.json", &s, &err);
     if (rc != want_rc || !strstr(err.msg, want_msg))
         fail_msg("version %s: rc %d msg '%s', want %d '%s'", json, rc, err.msg, want_rc,
                  want_msg);
@@ -36,7 +36,7 @@ static void test_manifest_ok(void **state)
                     "\"description\":\"d\",\"version_policy\":{\"pinned\":3},"
                     "\"batching\":{\"max_batch_size\":32,\"max_queue_delay_us\":250}}";
     ap_manifest m;
-    assert_int_equal(ap_manifest_parse(j, strlen(j), "m", &m, NULL), AP_OK);
+    assert_int_equal(ap__manifest_parse(j, strlen(j), "m", &m, NULL), AP_OK);
     assert_string_equal(m.name, "bull");
     assert_int_equal(m.kind, AP_MODEL_REGIME);
     assert_int_equal(m.pinned_version, 3);
@@ -44,7 +44,7 @@ static void test_manifest_ok(void **state)
     assert_int_equal(m.max_queue_delay_us, 250);
     /* defaults: latest, 64 rows, 1000 us */
     const char *d = "{\"name\":\"a\",\"kind\":\"raw\",\"target\":\"t\"}";
-    assert_int_equal(ap_manifest_parse(d, strlen(d), "m", &m, NULL), AP_OK);
+    assert_int_equal(ap__manifest_parse(d, strlen(d), "m", &m, NULL), AP_OK);
     assert_int_equal(m.pinned_version, 0);
     assert_int_equal(m.max_batch_size, 64);
     assert_int_equal(m.max_queue_delay_us, 1000);
@@ -84,22 +84,22 @@ static void test_version_ok(void **state)
                     "[{\"op\":\"fillna\",\"value\":0}],\"output_index\":1,"
                     "\"confidence\":\"margin\"}";
     ap_version_spec s;
-    assert_int_equal(ap_version_spec_parse(j, strlen(j), AP_MODEL_PATTERN, "v", &s, NULL), AP_OK);
+    assert_int_equal(ap__version_spec_parse(j, strlen(j), AP_MODEL_PATTERN, "v", &s, NULL), AP_OK);
     assert_int_equal(s.num_inputs, 2);
     assert_int_equal(s.feature_idx[0], 13); /* rsi: 14th name of alphapulse-v1 */
     assert_int_equal(s.feature_idx[1], 3);  /* close */
     assert_int_equal(s.output_index, 1);
     assert_int_equal(s.confidence, AP_CONF_MARGIN);
-    ap_version_spec_free(&s);
+    ap__version_spec_free(&s);
     const char *e = "{\"members\":[\"a\",\"b\"],\"combiner\":{\"type\":\"logistic\","
                     "\"coefficients\":[0.5,-1],\"intercept\":0.25}}";
-    assert_int_equal(ap_version_spec_parse(e, strlen(e), AP_MODEL_ENSEMBLE, "v", &s, NULL),
+    assert_int_equal(ap__version_spec_parse(e, strlen(e), AP_MODEL_ENSEMBLE, "v", &s, NULL),
                      AP_OK);
     assert_int_equal(s.num_inputs, 2);
     assert_int_equal(s.combiner, AP_COMBINE_LOGISTIC);
     assert_true(s.coef[1] == -1.0 && s.intercept == 0.25);
     assert_int_equal(s.confidence, AP_CONF_MEMBER_STD);
-    ap_version_spec_free(&s);
+    ap__version_spec_free(&s);
 }
 
 #define V(rest) \

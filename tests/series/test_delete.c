@@ -53,18 +53,18 @@ static size_t feed_file(const char *rel, int64_t tf)
     ap_error err;
     assert_int_equal(ap_series_open(st, "SYM", tf, AP_SERIES_ROLLUP, &s, &err), 0);
     ap_bars_csv r;
-    if (ap_bars_csv_open(&r, path, &err) != AP_OK)
+    if (ap__bars_csv_open(&r, path, &err) != AP_OK)
         fail_msg("%s", err.msg);
     ap_bar b;
     size_t n = 0;
     int got;
-    while ((got = ap_bars_csv_next(&r, &b, &err)) == 1) {
+    while ((got = ap__bars_csv_next(&r, &b, &err)) == 1) {
         if (ap_series_append(s, &b, &err) != AP_OK)
             fail_msg("%s bar %zu: %s", rel, n, err.msg);
         n++;
     }
     assert_int_equal(got, 0);
-    ap_bars_csv_close(&r);
+    ap__bars_csv_close(&r);
     assert_true(ap_series_total(s) == n);
     ap_series_store_free(st);
     return n;

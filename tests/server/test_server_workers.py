@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The whole API test again with caller_runs off: every synchronous prediction
 is handed to a batch worker and its connection suspended and resumed (the
-suspend/complete handshake of ap_srv_start_inference), and must give the same
+suspend/complete handshake of ap__srv_start_inference), and must give the same
 answers as the default path, where an idle batcher's batch runs on the HTTP
 thread."""
 import os
