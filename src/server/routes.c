@@ -53,14 +53,19 @@ const char *ap__srv_endpoint_name(int ep)
     return "unknown";
 }
 
+/* 1 when m is one of the space-separated methods (HEAD counts as GET). */
 static int method_ok(const char *methods, const char *m)
 {
     if (!strcmp(m, "HEAD"))
         m = "GET";
     size_t n = strlen(m);
-    for (const char *p = methods; (p = strstr(p, m)); p += n)
-        if ((p == methods || p[-1] == ' ') && (p[n] == ' ' || !p[n]))
+    for (const char *p = methods; *p;) {
+        const char *e = strchr(p, ' ');
+        size_t k = e ? (size_t)(e - p) : strlen(p);
+        if (k == n && !memcmp(p, m, n))
             return 1;
+        p += k + (e != NULL);
+    }
     return 0;
 }
 
