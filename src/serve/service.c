@@ -135,6 +135,7 @@ static int not_found(ap_service *s, const ap_selector *q, ap_error *err)
 
 static int open_lease(ap_slot *m, const ap_selector *q, ap_lease *l, ap_error *err)
 {
+    l->index = m->index; /* the model's metrics label, also when refused */
     if (q->version && q->version != m->info.version) {
         uint32_t v = m->info.version;
         pthread_rwlock_unlock(&m->lock);
