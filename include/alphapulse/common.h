@@ -59,6 +59,25 @@ typedef struct ap_error {
 /* Name of a status code, e.g. "EFORMAT". */
 AP_API const char *ap_status_name(int code);
 
+/*
+ * Engine precision (issue 12). FULL: the training library's own arithmetic.
+ * REDUCED: tree ensembles run on quantized inputs (each feature mapped once
+ * per row to the index of its split bound: small integers, identical
+ * results by construction) and dense layers (linear models, MLPs) keep
+ * their weights in IEEE half (float accumulation; deviation measured and
+ * bounded at load). AUTO: the model's own choice (registry: reduced when
+ * mixed precision is enabled and the model qualifies, else full).
+ */
+typedef enum ap_precision {
+    AP_PRECISION_AUTO = 0,
+    AP_PRECISION_FULL = 1,
+    AP_PRECISION_REDUCED = 2
+} ap_precision;
+/* "auto", "full", "reduced" ("?" out of range). */
+AP_API const char *ap_precision_name(ap_precision p);
+/* The inverse; anything else is AP_EINVAL naming the text. */
+AP_API int ap_precision_parse(const char *s, ap_precision *out, ap_error *err);
+
 /* Library version string: AP_VERSION of the build. */
 AP_API const char *ap_version(void);
 

@@ -31,6 +31,7 @@ typedef enum ap_forest_format {
 
 /* Predict flags */
 #define AP_PREDICT_RAW 1u     /* margins (before the objective's transform) */
+#define AP_PREDICT_FULL 2u    /* the full-precision engine even when reduced is built */
 
 /* Largest model file we accept (bounds memory on hostile input). */
 #define AP_FOREST_MAX_FILE ((size_t)1 << 31)
@@ -53,6 +54,23 @@ AP_API int ap_forest_is_float32(const ap_forest *f);
 AP_API const char *ap_forest_source(const ap_forest *f);
 /* The library's objective name, e.g. "binary:logistic" or "multiclass". */
 AP_API const char *ap_forest_objective(const ap_forest *f);
+
+/*
+ * Precision (common.h). REDUCED compiles the quantized engine next to the
+ * full one and makes predict use it: outputs are bitwise identical to FULL
+ * for every input (it is exact by construction, or refused). Returns
+ * AP_EUNSUPPORTED (or AP_ERANGE for bound tables past the engine's limits)
+ * with the reason when the forest cannot be quantized exactly; the forest
+ * then stays FULL, unchanged. FULL drops the quantized engine; AUTO is FULL.
+ * Not thread-safe: call before the forest is shared.
+ */
+AP_API int ap_forest_set_precision(ap_forest *f, ap_precision p, ap_error *err);
+/* What predict uses: AP_PRECISION_FULL or AP_PRECISION_REDUCED. */
+AP_API ap_precision ap_forest_precision(const ap_forest *f);
+/* Bytes of the compiled engine of that precision (0: not built), and the
+   bytes one split node takes in it. */
+AP_API size_t ap_forest_model_bytes(const ap_forest *f, ap_precision p);
+AP_API int ap_forest_node_bytes(const ap_forest *f, ap_precision p);
 
 /*
  * Predict nrows rows. X is row-major, nrows * ap_forest_num_features(f)

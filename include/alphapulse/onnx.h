@@ -79,6 +79,26 @@ AP_API int ap_onnx_num_trees(const ap_onnx *m);
 AP_API int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out, ap_error *err);
 
 /*
+ * Precision (common.h) of a natively imported graph. REDUCED quantizes its
+ * tree ensembles (exact: ap_forest_set_precision) and stores its dense
+ * layers' weights (Gemm, MatMul, Linear*) in IEEE half, then runs the
+ * graph on rows X (nrows rows, as for predict; NULL/0: one zero row) in
+ * both precisions: when the largest absolute output difference exceeds
+ * tolerance (<= 0: the default 1e-3) the graph stays FULL and the call
+ * returns AP_ERANGE saying by how much. *max_dev (may be NULL) receives
+ * that difference. A graph that cannot be reduced (ONNX Runtime backend, a
+ * forest that cannot be quantized exactly) stays FULL: AP_EUNSUPPORTED with
+ * the reason. FULL goes back to full weights. Call before sharing.
+ */
+AP_API int ap_onnx_set_precision(ap_onnx *m, ap_precision p, double tolerance, const double *X,
+                                 size_t nrows, double *max_dev, ap_error *err);
+/* What predict uses: AP_PRECISION_FULL or AP_PRECISION_REDUCED. */
+AP_API ap_precision ap_onnx_precision(const ap_onnx *m);
+/* Bytes of the compiled graph in that precision (weights and forests; 0
+   when not built). */
+AP_API size_t ap_onnx_model_bytes(const ap_onnx *m, ap_precision p);
+
+/*
  * Export a loaded XGBoost / LightGBM forest (ap_forest_load) as an ONNX-ML
  * graph: input `input` [N, F] (float for XGBoost, double for LightGBM),
  * TreeEnsembleRegressor, the objective's transform as standard operators,

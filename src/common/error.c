@@ -56,3 +56,25 @@ const char *ap_status_name(int code)
 }
 
 const char *ap_version(void) { return AP_VERSION; }
+
+const char *ap_precision_name(ap_precision p)
+{
+    switch (p) {
+    case AP_PRECISION_AUTO: return "auto";
+    case AP_PRECISION_FULL: return "full";
+    case AP_PRECISION_REDUCED: return "reduced";
+    default: return "?";
+    }
+}
+
+int ap_precision_parse(const char *s, ap_precision *out, ap_error *err)
+{
+    static const ap_precision all[] = {AP_PRECISION_AUTO, AP_PRECISION_FULL, AP_PRECISION_REDUCED};
+    for (size_t i = 0; s && i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(s, ap_precision_name(all[i])) == 0) {
+            *out = all[i];
+            return AP_OK;
+        }
+    return ap__error_set(err, AP_EINVAL, "precision \"%s\": expected auto, full or reduced",
+                         s ? s : "(null)");
+}

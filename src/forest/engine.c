@@ -94,6 +94,7 @@ struct ap_engine {
     float *w32;                  /* per tree: (float)weight, for linear leaves */
     float *base32;               /* F32: (float)base_score[g] */
     double *count;               /* trees per group (F64 average_output) */
+    uint64_t nvec;               /* values in vec32 / vec64 */
 };
 
 /* Smallest double x with (float)x >= t: then (float)x < t <=> x < bound for
@@ -467,6 +468,29 @@ void ap__engine_predict(const ap_engine *e, const double *X, size_t nrows, doubl
     }
 }
 
+/* Every per-node array of the layout: thr, feat, right, xoff, nan_left, src,
+   the leaf value (and thr32 for F32), voff with vector trees. */
+int ap__engine_node_bytes(const ap_engine *e)
+{
+    int b = (int)(sizeof *e->thr + sizeof *e->feat + sizeof *e->right + sizeof *e->xoff +
+                  sizeof *e->nan_left + sizeof *e->src);
+    b += e->prec == AP_PREC_F32 ? (int)(sizeof *e->leaf32 + sizeof *e->thr32)
+                                : (int)sizeof *e->leaf64;
+    if (e->voff)
+        b += (int)sizeof *e->voff;
+    return b;
+}
+
+size_t ap__engine_bytes(const ap_engine *e)
+{
+    size_t nodes = (size_t)e->pad + 1;
+    size_t b = sizeof *e + nodes * (size_t)ap__engine_node_bytes(e);
+    b += (size_t)e->ntrees * (sizeof *e->trees + sizeof *e->w32);
+    b += (size_t)e->G * (sizeof *e->base32 + sizeof *e->count);
+    b += (size_t)e->nvec * (e->prec == AP_PREC_F32 ? sizeof(float) : sizeof(double));
+    return b;
+}
+
 void ap__engine_free(ap_engine *e)
 {
     if (!e)
@@ -525,6 +549,7 @@ int ap__engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err)
     e->nf = ir->num_features;
     e->G = ir->num_groups;
     e->ntrees = ir->ntrees;
+    e->nvec = nvec;
     e->trees = calloc((size_t)ir->ntrees, sizeof *e->trees);
     e->thr = calloc(total + 1, sizeof *e->thr);
     e->feat = calloc(total + 1, sizeof *e->feat);

@@ -144,3 +144,24 @@ void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double
 {
     ap__engine_predict(f->engine, X, nrows, out, flags);
 }
+
+/* Precision: see forest.h. (The quantized engine is being built: until it
+   lands, REDUCED is refused with a message, never silently ignored.) */
+int ap_forest_set_precision(ap_forest *f, ap_precision p, ap_error *err)
+{
+    if (p == AP_PRECISION_REDUCED)
+        return ap__error_set(err, AP_EUNSUPPORTED, "reduced precision: not built yet");
+    return AP_OK;
+}
+
+ap_precision ap_forest_precision(const ap_forest *f) { return AP_PRECISION_FULL; }
+
+size_t ap_forest_model_bytes(const ap_forest *f, ap_precision p)
+{
+    return p == AP_PRECISION_REDUCED ? 0 : ap__engine_bytes(f->engine);
+}
+
+int ap_forest_node_bytes(const ap_forest *f, ap_precision p)
+{
+    return p == AP_PRECISION_REDUCED ? 0 : ap__engine_node_bytes(f->engine);
+}

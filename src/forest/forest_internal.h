@@ -29,6 +29,9 @@ int ap__forest_from_ir(ap_forest_ir *ir, const char *name, ap_forest **out, ap_e
 /* Engine: compile a validated IR into the fast layout; predict from it. */
 int ap__engine_compile(const ap_forest_ir *ir, ap_engine **out, ap_error *err);
 void ap__engine_free(ap_engine *e);
+/* Bytes the compiled layout takes (hot arrays and the rest), and per node. */
+size_t ap__engine_bytes(const ap_engine *e);
+int ap__engine_node_bytes(const ap_engine *e);
 void ap__engine_predict(const ap_engine *e, const double *X, size_t nrows, double *out,
                        unsigned flags);
 

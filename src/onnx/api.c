@@ -164,3 +164,19 @@ int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out
     ap__onnx_plan_run(&m->plan, X, nrows, out);
     return AP_OK;
 }
+
+/* Precision: see onnx.h. (FP16 dense weights are being built: until they
+   land, REDUCED is refused with a message, never silently ignored.) */
+int ap_onnx_set_precision(ap_onnx *m, ap_precision p, double tolerance, const double *X,
+                          size_t nrows, double *max_dev, ap_error *err)
+{
+    if (max_dev)
+        *max_dev = 0;
+    if (p == AP_PRECISION_REDUCED)
+        return ap__error_set(err, AP_EUNSUPPORTED, "reduced precision: not built yet");
+    return AP_OK;
+}
+
+ap_precision ap_onnx_precision(const ap_onnx *m) { return AP_PRECISION_FULL; }
+
+size_t ap_onnx_model_bytes(const ap_onnx *m, ap_precision p) { return 0; }
