@@ -67,6 +67,7 @@ static const char *XGB_CONFIG = "{\"type\":0,\"training\":false,\"iteration_begi
 
 typedef struct ctx {
     ap_forest *f;
+    ap_forest *fr;     /* the same model at reduced precision (issue 12) */
     BoosterHandle h;
     const double *X;   /* nset rows */
     size_t nset, nf, per_call;
@@ -87,7 +88,7 @@ static char *array_interface(const double *p, size_t rows, size_t cols)
 
 /* One call per `per_call` rows, cycling through the set until ~ns elapse.
    Returns ns per row. */
-static double time_side(ctx *c, int xgb, double budget_ns)
+static double time_side(ctx *c, int side, double budget_ns)
 {
     size_t calls = 0, start = 0;
     /* reading the thread CPU clock is a system call: not after every
@@ -96,14 +97,15 @@ static double time_side(ctx *c, int xgb, double budget_ns)
     double t0 = now_ns(), t;
     do {
         for (int k = 0; k < between; k++) {
-            if (xgb) {
+            if (side == 1) {
                 bst_ulong const *shape;
                 bst_ulong dim;
                 const float *res;
                 XGB_CHECK(XGBoosterPredictFromDense(c->h, c->iface[start], XGB_CONFIG, NULL,
                                                     &shape, &dim, &res));
             } else {
-                ap_forest_predict(c->f, c->X + start * c->nf, c->per_call, c->out, 0);
+                ap_forest_predict(side == 2 ? c->fr : c->f, c->X + start * c->nf, c->per_call,
+                                  c->out, 0);
             }
             calls++;
             start += c->per_call;
@@ -143,6 +145,20 @@ static void check_agree(ctx *c, const char *scenario)
                         scenario, r, ours[r], one[0], (double)res[r]);
         }
     }
+    /* the reduced engine: bit for bit the full engine, batch and single-row */
+    double *red = malloc(c->nset * sizeof *red);
+    if (!red)
+        exit(1);
+    ap_forest_predict(c->fr, c->X, c->nset, red, 0);
+    for (size_t r = 0; r < c->nset; r++) {
+        ap_forest_predict(c->fr, c->X + r * c->nf, 1, one, 0);
+        if (memcmp(&red[r], &ours[r], sizeof red[r]) || memcmp(one, &ours[r], sizeof *one)) {
+            if (bad++ < 5)
+                fprintf(stderr, "bench: %s: row %zu: reduced %.17g (single-row %.17g) full %.17g\n",
+                        scenario, r, red[r], one[0], ours[r]);
+        }
+    }
+    free(red);
     free(all);
     free(ours);
     free(one);
@@ -171,6 +187,11 @@ int main(int argc, char **argv)
         return 1;
     }
     c.nf = (size_t)ap_forest_num_features(c.f);
+    if (ap_forest_load(model, AP_FORMAT_AUTO, &c.fr, &err) != AP_OK ||
+        ap_forest_set_precision(c.fr, AP_PRECISION_REDUCED, &err) != AP_OK) {
+        fprintf(stderr, "bench: %s: reduced precision: %s\n", scenario, err.msg);
+        return 1;
+    }
     XGB_CHECK(XGBoosterCreate(NULL, 0, &c.h));
     XGB_CHECK(XGBoosterLoadModel(c.h, model));
     XGB_CHECK(XGBoosterSetParam(c.h, "nthread", "1"));
@@ -194,12 +215,14 @@ int main(int argc, char **argv)
     /* warm up both (XGBoost builds its predictor state on first use) */
     time_side(&c, 0, 5e7);
     time_side(&c, 1, 5e7);
-    double ours[REPS], xgb[REPS];
+    time_side(&c, 2, 5e7);
+    double ours[REPS], xgb[REPS], red[REPS];
     for (int r = 0; r < REPS; r++) {
         if (tty)
             fprintf(stderr, "\rbench: %s: round %d/%d ", scenario, r + 1, REPS);
         ours[r] = time_side(&c, 0, ROUND_NS);
         xgb[r] = time_side(&c, 1, ROUND_NS);
+        red[r] = time_side(&c, 2, ROUND_NS);
     }
     if (tty)
         fprintf(stderr, "\r%60s\r", "");
@@ -210,8 +233,17 @@ int main(int argc, char **argv)
     }
     qsort(ours, REPS, sizeof ours[0], cmp_double);
     qsort(xgb, REPS, sizeof xgb[0], cmp_double);
-    double om = ours[REPS / 2], xm = xgb[REPS / 2];
+    qsort(red, REPS, sizeof red[0], cmp_double);
+    double om = ours[REPS / 2], xm = xgb[REPS / 2], rm = red[REPS / 2];
     printf("bench: %s ours_ns_per_row=%.1f xgboost_ns_per_row=%.1f\n", scenario, om, xm);
+    printf("bench: reduced-%s reduced_ns_per_row=%.1f full_ns_per_row=%.1f "
+           "xgboost_ns_per_row=%.1f model_bytes_reduced=%zu model_bytes_full=%zu\n",
+           scenario, rm, om, xm, ap_forest_model_bytes(c.fr, AP_PRECISION_REDUCED),
+           ap_forest_model_bytes(c.f, AP_PRECISION_FULL));
+    printf("bench: reduced-%s speedup_vs_full=%.2fx speedup_vs_xgboost=%.1fx node_bytes "
+           "reduced=%d full=%d\n",
+           scenario, om / rm, xm / rm, ap_forest_node_bytes(c.fr, AP_PRECISION_REDUCED),
+           ap_forest_node_bytes(c.f, AP_PRECISION_FULL));
     printf("bench: %s speedup=%.1fx (median of %d rounds; best: ours %.1f xgboost %.1f = %.1fx; "
            "%zu rows per call, %.0f%% missing)\n",
            scenario, xm / om, REPS, ob, xb, xb / ob, per_call, nan_frac * 100);
@@ -224,5 +256,6 @@ int main(int argc, char **argv)
     free(c.out);
     XGB_CHECK(XGBoosterFree(c.h));
     ap_forest_free(c.f);
+    ap_forest_free(c.fr);
     return 0;
 }

@@ -44,6 +44,7 @@
  */
 #include "forest/forest_internal.h"
 #include "forest/transform.h"
+#include "forest/quant.h"
 #include "common/error.h"
 
 #include <float.h>
@@ -114,6 +115,18 @@ static double f32_bound(float t)
     else
         m = ((double)lo + (double)t) / 2;
     return (float)m >= t ? m : nextafter(m, INFINITY);
+}
+
+double ap__engine_split_bound(int prec, double threshold, int *all)
+{
+    *all = 0;
+    if (prec == AP_PREC_F32)
+        return f32_bound((float)threshold);
+    if (threshold == INFINITY) {   /* x <= +inf: every value */
+        *all = 1;
+        return INFINITY;
+    }
+    return nextafter(threshold, INFINITY);
 }
 
 static __attribute__((noinline)) uint32_t slow_next(const ap_engine *e, uint32_t i, double x)

@@ -1,5 +1,6 @@
 /* ap_forest: format detection, loading, validation, compile; the public API. */
 #include "forest/forest_internal.h"
+#include "forest/quant.h"
 #include "common/csv.h"
 #include "common/error.h"
 
@@ -117,6 +118,7 @@ void ap_forest_free(ap_forest *f)
     if (!f)
         return;
     ap__engine_free(f->engine);
+    ap__qengine_free(f->quant);
     ap__forest_ir_free(&f->ir);
     free(f);
 }
@@ -142,26 +144,42 @@ const char *ap_forest_feature_name(const ap_forest *f, int i)
 void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
                        unsigned flags)
 {
-    ap__engine_predict(f->engine, X, nrows, out, flags);
+    if (f->quant && !(flags & AP_PREDICT_FULL))
+        ap__qengine_predict(f->quant, X, nrows, out, flags);
+    else
+        ap__engine_predict(f->engine, X, nrows, out, flags);
 }
 
-/* Precision: see forest.h. (The quantized engine is being built: until it
-   lands, REDUCED is refused with a message, never silently ignored.) */
+/* Precision: see forest.h. */
 int ap_forest_set_precision(ap_forest *f, ap_precision p, ap_error *err)
 {
-    if (p == AP_PRECISION_REDUCED)
-        return ap__error_set(err, AP_EUNSUPPORTED, "reduced precision: not built yet");
-    return AP_OK;
+    if (p == AP_PRECISION_FULL || p == AP_PRECISION_AUTO) {
+        ap__qengine_free(f->quant);
+        f->quant = NULL;
+        return AP_OK;
+    }
+    if (p != AP_PRECISION_REDUCED)
+        return ap__error_set(err, AP_EINVAL, "precision %d: expected auto, full or reduced", (int)p);
+    if (f->quant)
+        return AP_OK;
+    return ap__qengine_compile(&f->ir, &f->quant, err);
 }
 
-ap_precision ap_forest_precision(const ap_forest *f) { return AP_PRECISION_FULL; }
+ap_precision ap_forest_precision(const ap_forest *f)
+{
+    return f->quant ? AP_PRECISION_REDUCED : AP_PRECISION_FULL;
+}
 
 size_t ap_forest_model_bytes(const ap_forest *f, ap_precision p)
 {
-    return p == AP_PRECISION_REDUCED ? 0 : ap__engine_bytes(f->engine);
+    if (p == AP_PRECISION_REDUCED)
+        return f->quant ? ap__qengine_bytes(f->quant) : 0;
+    return ap__engine_bytes(f->engine);
 }
 
 int ap_forest_node_bytes(const ap_forest *f, ap_precision p)
 {
-    return p == AP_PRECISION_REDUCED ? 0 : ap__engine_node_bytes(f->engine);
+    if (p == AP_PRECISION_REDUCED)
+        return f->quant ? ap__qengine_node_bytes(f->quant) : 0;
+    return ap__engine_node_bytes(f->engine);
 }

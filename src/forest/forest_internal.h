@@ -10,6 +10,7 @@ typedef struct ap_engine ap_engine;
 struct ap_forest {
     ap_forest_ir ir;     /* kept for metadata, validation and the reference predictor */
     ap_engine *engine;   /* compiled, read-only predict layout */
+    struct ap_qengine *quant; /* reduced precision (quant.c), or NULL: predict uses it when set */
 };
 
 /* Loaders: fill ir from a buffer (NUL-terminated at buf[len] for text formats).

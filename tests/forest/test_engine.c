@@ -26,6 +26,7 @@
 
 #include "forest/forest_internal.h"
 #include "forest/ir.h"
+#include "forest/quant.h"
 
 /* xorshift64*: deterministic, so a failure names a reproducible seed */
 typedef struct rng {
@@ -271,15 +272,31 @@ static void compare(const ap_forest_ir *ir, const ap_engine *e, const double *X,
     double *got = calloc(cap, sizeof *got), *want = calloc(cap, sizeof *want);
     assert_non_null(got);
     assert_non_null(want);
-    ap__engine_predict(e, X, nrows, got, raw ? AP_PREDICT_RAW : 0);
     for (size_t r = 0; r < nrows; r++)
         ap__forest_ir_predict_ref(ir, X + r * (size_t)ir->num_features, raw, want + r * nout);
-    for (size_t i = 0; i < nrows * (size_t)nout; i++)
-        if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)
-            fail_msg("seed %llu prec %d raw %d nrows %zu: row %zu output %zu: engine %.17g "
-                     "reference %.17g",
-                     (unsigned long long)seed, ir->precision, raw, nrows, i / nout, i % nout,
-                     got[i], want[i]);
+    /* the full engine, then the quantized one with each binning (issue 12:
+       bitwise identical to the reference, as the full engine is) */
+    ap_qengine *q = NULL;
+    ap_error err = {0};
+    if (ap__qengine_compile(ir, &q, &err) != AP_OK)
+        fail_msg("seed %llu: quantized engine refused: %s", (unsigned long long)seed, err.msg);
+    for (int pass = 0; pass < 3; pass++) {
+        const char *which = pass == 0 ? "engine" : pass == 1 ? "quantized" : "quantized-scalar";
+        memset(got, 0, cap * sizeof *got);
+        if (pass == 0) {
+            ap__engine_predict(e, X, nrows, got, raw ? AP_PREDICT_RAW : 0);
+        } else {
+            ap__qengine_force_scalar(q, pass == 2);
+            ap__qengine_predict(q, X, nrows, got, raw ? AP_PREDICT_RAW : 0);
+        }
+        for (size_t i = 0; i < nrows * (size_t)nout; i++)
+            if (memcmp(&got[i], &want[i], sizeof got[i]) != 0)
+                fail_msg("seed %llu prec %d raw %d nrows %zu: row %zu output %zu: %s %.17g "
+                         "reference %.17g",
+                         (unsigned long long)seed, ir->precision, raw, nrows, i / nout, i % nout,
+                         which, got[i], want[i]);
+    }
+    ap__qengine_free(q);
     free(got);
     free(want);
 }

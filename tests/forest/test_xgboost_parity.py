@@ -69,6 +69,15 @@ def run_cli(model, csv, raw):
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode != 0:
         return None, r.stderr.strip()
+    # issue 12: the reduced-precision engine must print the very same bytes
+    red = out + ".reduced.csv"
+    cmd[cmd.index("--output") + 1] = red
+    r = subprocess.run(cmd + ["--precision", "reduced"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, "--precision reduced: " + r.stderr.strip()
+    with open(out, "rb") as a, open(red, "rb") as b:
+        if a.read() != b.read():
+            return None, "--precision reduced output differs from full precision"
     y = np.loadtxt(out, delimiter=",", skiprows=1, ndmin=2, dtype=np.float64)
     return y.astype(np.float32), None
 
