@@ -25,18 +25,25 @@ run() { # scenario model rows_per_call [nan_fraction]
         echo "bench: $1: FAILED" >&2
         exit 1
     fi
-    main+=("$(printf '%s\n' "$out" | head -n 1)")
-    extra+=("$(printf '%s\n' "$out" | tail -n +2)")
+    # the scenario's line, and its reduced-precision line (issue 12)
+    local line
+    for line in "$(printf '%s\n' "$out" | grep -m1 "^bench: $1 " || true)" \
+                "$(printf '%s\n' "$out" | grep -m1 "^bench: reduced-$1 " || true)"; do
+        [ -n "$line" ] && main+=("$line")
+    done
+    extra+=("$(printf '%s\n' "$out" | grep -v -e "^bench: $1 ours_ns" -e "^bench: reduced-$1 reduced_ns")")
 }
 run single-row "$OUT/small.json" 1
 run batch-1k "$OUT/small.json" 1000
 run large "$OUT/large.json" 10000
+run lightgbm-large tests/data/lightgbm/large/model.txt 10000
 printf '%s\n' "${main[@]}"
 
 # detail: rows with 1% missing values take the checked walk
+nmain=${#main[@]}
 run batch-1k-missing "$OUT/small.json" 1000 0.01
 printf '%s\n' "${extra[@]}"
-printf '%s\n' "${main[3]}"
+printf '%s\n' "${main[@]:$nmain}"
 
 # ---- Features: streaming engine per bar vs the pandas recompute per request ----
 make --no-print-directory -s "$OUT/bench_features" >&2

@@ -31,10 +31,11 @@
  *
  * Walks: tiles of 16 rows (codes column-major, the 16 node indices in
  * registers, one tree at a time over a block of tiles) and one row (16
- * trees at a time). Binning a tile uses AVX2 (four rows per instruction: a
- * branch-free binary search over the table with gathers) where the CPU has
- * it, else the scalar search; the choice is stored in the engine at compile
- * time and a test can force the scalar one.
+ * trees at a time). Binning goes through a cell index over each table
+ * (code_of); a feature whose bounds crowd its cells is binary-searched
+ * instead, in a tile four rows per instruction with AVX2 (gathers) where
+ * the CPU has it, else scalar. The AVX2 choice is stored in the engine at
+ * compile time; a test can force the scalar search.
  */
 #include "forest/quant.h"
 #include "forest/transform.h"
@@ -164,7 +165,9 @@ static void fill_tiles(const ap_qengine *q, const double *X, int ntiles, void *c
         char *ctt = (char *)ct + (size_t)tile * tile_bytes;
         for (int32_t u = 0; u < q->nused; u++) {
             uint32_t c0[QTILE];
-            if (q->scalar)
+            /* the cell index where it works; features whose bounds crowd
+               are searched, four rows per instruction where AVX2 is there */
+            if (q->scalar || q->bins[u].win)
                 bin_tile_scalar(q, Xt, u, c0);
             else
                 bin_tile_avx2(q, Xt, u, c0);
@@ -353,6 +356,130 @@ ONE_VARIANT(u16, 1, 0)
 ONE_VARIANT(u8_checked, 0, 1)
 ONE_VARIANT(u16_checked, 1, 1)
 
+/* GCC's SLP vectoriser turns the heap step (2s + 2 - left, 16 rows) into
+   shuffles and lane inserts, 2.3x slower than the scalar steps (perf,
+   batch-1k): the heap walks are compiled without it. */
+#define NO_SLP __attribute__((optimize("no-tree-slp-vectorize", "no-tree-loop-vectorize")))
+
+/* The heap layout's leaf l (tree t's slot) for one row. */
+static inline __attribute__((always_inline)) void add_heap_leaf(const ap_qengine *q, int32_t t,
+                                                               size_t l, void *acc_row)
+{
+    const int32_t g = q->trees[t].group;
+    if (g == AP_GROUP_ALL) {
+        if (q->prec == AP_PREC_F32) {
+            const float *v = q->vec32 + q->hvoff[l];
+            for (int32_t k = 0; k < q->G; k++)
+                ((float *)acc_row)[k] += v[k];
+        } else {
+            const double *v = q->vec64 + q->hvoff[l];
+            for (int32_t k = 0; k < q->G; k++)
+                ((double *)acc_row)[k] += v[k];
+        }
+    } else if (q->prec == AP_PREC_F32) {
+        ((float *)acc_row)[g] += q->hleaf32[l];
+    } else {
+        ((double *)acc_row)[g] += q->hleaf64[l];
+    }
+}
+
+/* Heap layout, tiles: a step is 5 instructions (load xoff; load the code;
+   compare with u in memory; lea 2s + 2; sbb). */
+static inline __attribute__((always_inline)) void walk_heap_tiles_t(const ap_qengine *q,
+                                                                    const void *ct, int ntiles,
+                                                                    void *acc, int wide)
+{
+    const size_t rb = (size_t)q->G * (q->prec == AP_PREC_F32 ? sizeof(float) : sizeof(double));
+    const size_t tile_bytes = (size_t)q->ncols * QTILE * (wide ? 2 : 1);
+    const int32_t D = q->hdepth;
+    const uint32_t ni = (1u << D) - 1;
+    init_acc(q, QTILE * ntiles, acc);
+    for (int32_t t = 0; t < q->ntrees; t++) {
+        const hnode *hn = q->hnodes + (size_t)t * ni;
+        /* one register for the tree's base: left alone, GCC keeps the array
+           and t * ni apart and adds them in every step */
+        __asm__("" : "+r"(hn));
+        for (int tile = 0; tile < ntiles; tile++) {
+            const char *x = (const char *)ct + (size_t)tile * tile_bytes;
+            uint32_t i[QTILE];
+            for (int r = 0; r < QTILE; r++)
+                i[r] = 0;
+            for (int32_t d = 0; d < D; d++)
+#pragma GCC unroll 16
+                for (int r = 0; r < QTILE; r++) {
+                    const hnode *n = &hn[i[r]];
+                    uint32_t c = wide ? ((const uint16_t *)(x + n->xoff))[r]
+                                      : ((const uint8_t *)(x + n->xoff))[r];
+                    i[r] = 2 * i[r] + 2 - (c < n->u);
+                }
+            for (int r = 0; r < QTILE; r++)
+                add_heap_leaf(q, t, (size_t)t * (ni + 1) + (i[r] - ni),
+                              (char *)acc + (size_t)(tile * QTILE + r) * rb);
+        }
+    }
+}
+
+NO_SLP static void walk_heap_tiles_u8(const ap_qengine *q, const void *ct, const double *X, int ntiles,
+                               void *acc)
+{
+    walk_heap_tiles_t(q, ct, ntiles, acc, 0);
+}
+
+NO_SLP static void walk_heap_tiles_u16(const ap_qengine *q, const void *ct, const double *X, int ntiles,
+                                void *acc)
+{
+    walk_heap_tiles_t(q, ct, ntiles, acc, 1);
+}
+
+/* Heap layout, one row: QROW_TREES trees at a time, then the rest. */
+static inline __attribute__((always_inline)) void walk_heap_one_t(const ap_qengine *q,
+                                                                  const void *codes, void *acc,
+                                                                  int wide)
+{
+    const int32_t D = q->hdepth;
+    const uint32_t ni = (1u << D) - 1;
+    init_acc(q, 1, acc);
+    int32_t t = 0;
+    for (; t + QROW_TREES <= q->ntrees; t += QROW_TREES) {
+        uint32_t i[QROW_TREES];
+        for (int k = 0; k < QROW_TREES; k++)
+            i[k] = 0;
+        const hnode *hn = q->hnodes + (size_t)t * ni;
+        for (int32_t d = 0; d < D; d++)
+#pragma GCC unroll 16
+            for (int k = 0; k < QROW_TREES; k++) {
+                const hnode *n = &hn[(size_t)k * ni + i[k]];
+                uint32_t c = wide ? *(const uint16_t *)((const char *)codes + n->xoff)
+                                  : *((const uint8_t *)codes + n->xoff);
+                i[k] = 2 * i[k] + 2 - (c < n->u);
+            }
+        for (int k = 0; k < QROW_TREES; k++)
+            add_heap_leaf(q, t + k, (size_t)(t + k) * (ni + 1) + (i[k] - ni), acc);
+    }
+    for (; t < q->ntrees; t++) {
+        const hnode *hn = q->hnodes + (size_t)t * ni;
+        uint32_t i = 0;
+        for (int32_t d = 0; d < D; d++) {
+            const hnode *n = &hn[i];
+            uint32_t c = wide ? *(const uint16_t *)((const char *)codes + n->xoff)
+                              : *((const uint8_t *)codes + n->xoff);
+            i = 2 * i + 2 - (c < n->u);
+        }
+        add_heap_leaf(q, t, (size_t)t * (ni + 1) + (i - ni), acc);
+    }
+}
+
+NO_SLP static void walk_heap_one_u8(const ap_qengine *q, const void *codes, const double *row, void *acc)
+{
+    walk_heap_one_t(q, codes, acc, 0);
+}
+
+NO_SLP static void walk_heap_one_u16(const ap_qengine *q, const void *codes, const double *row,
+                              void *acc)
+{
+    walk_heap_one_t(q, codes, acc, 1);
+}
+
 static void finish_rows(const ap_qengine *q, const void *accv, int nb, size_t r0, int raw,
                         double *out, int nout)
 {
@@ -408,7 +535,11 @@ void ap__qengine_predict(const ap_qengine *q, const double *X, size_t nrows, dou
             int nb = nrows - r0 < (size_t)bs ? (int)((nrows - r0) / QTILE * QTILE) : bs;
             const double *Xb = X + r0 * (size_t)q->nf;
             fill_tiles(q, Xb, nb / QTILE, ct_buf);
-            walk[q->wide][q->has_special](q, ct_buf, Xb, nb / QTILE, acc.f);
+            if (q->heap)
+                (q->wide ? walk_heap_tiles_u16 : walk_heap_tiles_u8)(q, ct_buf, Xb, nb / QTILE,
+                                                                     acc.f);
+            else
+                walk[q->wide][q->has_special](q, ct_buf, Xb, nb / QTILE, acc.f);
             finish_rows(q, acc.f, nb, r0, raw, out, nout);
             if (nb < bs) {
                 r0 += (size_t)nb;
@@ -432,7 +563,10 @@ void ap__qengine_predict(const ap_qengine *q, const double *X, size_t nrows, dou
             else
                 ((uint8_t *)ct_buf)[(size_t)c * QTILE] = (uint8_t)v;
         }
-        one[q->wide][q->has_special](q, ct_buf, row, acc.f);
+        if (q->heap)
+            (q->wide ? walk_heap_one_u16 : walk_heap_one_u8)(q, ct_buf, row, acc.f);
+        else
+            one[q->wide][q->has_special](q, ct_buf, row, acc.f);
         finish_rows(q, acc.f, 1, r0, raw, out, nout);
     }
 }

@@ -19,6 +19,7 @@
 #define Q_MAX_GROUPS 1024
 #define Q_MAX_WIN 16        /* bounds per cell beyond which a feature is searched */
 #define Q_MAX_CELLS 4096
+#define Q_HEAP_MAX_DEPTH 14
 /* the stack buffer of a block's code tiles (uint16 codes, worst case) */
 #define Q_CODES_BYTES 65536
 
@@ -42,6 +43,13 @@ typedef struct qbin {
     uint32_t last;            /* cells - 1 */
     uint32_t win;             /* most bounds in one cell; 0: binary search instead */
 } qbin;
+
+/* A split of the heap layout: children of slot s at 2s + 1 (left) and
+   2s + 2, so no child index is stored. */
+typedef struct hnode {
+    uint16_t xoff;    /* as qnode */
+    uint16_t u;       /* 0: always right (the way down from a shallow leaf) */
+} hnode;
 
 /* A code column: the codes of one feature, shifted or not, with the zero
    band coded MISS or not. */
@@ -83,6 +91,15 @@ struct ap_qengine {
     uint32_t nbounds;
     int32_t ncols;
     qcol *cols;
+    /* the heap layout (build_heap): every tree padded to depth hdepth, its
+       2^hdepth - 1 splits in hnodes, its 2^hdepth leaf slots in hleaf32/64
+       (hvoff for vector trees); the pointer layout (nodes...) is then freed */
+    int heap;
+    int32_t hdepth;
+    hnode *hnodes;
+    float *hleaf32;
+    double *hleaf64;
+    uint32_t *hvoff;
     int32_t *colid;           /* per used feature, its columns by variant (zero * 2 + shift), or -1 */
 };
 
