@@ -88,7 +88,7 @@ done
 #    (the C unit tests above cannot reach the CLI, the HTTP layer or signals)
 SANITIZED_SCRIPTS="forest/test_lightgbm_fixtures.py features/test_cli.sh
 registry/test_check_repo.py server/test_server_api.py server/test_server_lifecycle.py
-onnx/test_tree_modes_ort.py"
+onnx/test_tree_modes_ort.py forest/test_cli_precision.py server/test_server_precision.py"
 # ONNX Runtime leaks a few bytes at exit: suppress that library only (and
 # nothing of ours) in LeakSanitizer.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan-ort.supp}

@@ -88,15 +88,30 @@ typedef struct ap_model_info {
     int max_batch_size;        /* batching settings, for the batcher */
     uint32_t max_queue_delay_us;
     uint32_t min_bars;         /* manifest min_bars: fewer bars in a series, no prediction */
+    /* Precision (docs/MODEL_REPOSITORY.md): what the manifest asked, what the
+       predictor runs, and why it stayed full when reduced was asked. An
+       ensemble's combiner is always full (its members carry their own). */
+    const char *precision;           /* effective: "full" or "reduced" */
+    const char *precision_requested; /* the manifest's: "auto", "full" or "reduced" */
+    const char *precision_note;      /* why it stayed full though reduced was asked; "" */
+    int node_bytes;                  /* bytes of one tree node in the engine in use
+                                        (0: not a tree model, ensembles) */
+    size_t model_bytes_full;         /* bytes of the compiled model at full precision */
+    size_t model_bytes_reduced;      /* the same reduced (0: not built) */
+    double precision_deviation;      /* largest |reduced - full| output measured at load
+                                        (FP16 dense layers; 0 for exact engines) */
 } ap_model_info;
 
 /* How a repository's models load. Everything a model load depends on is
-   passed in here; the library reads no environment variable. */
+   passed in here; the library reads no environment variable.
+   python/alphapulse/_lib.py mirrors this struct (RegistryOptions): change both. */
 typedef struct ap_registry_options {
     ap_onnx_options onnx; /* ONNX graphs: backend, ONNX Runtime library (copied at open) */
+    int mixed_precision;  /* 1: a manifest's precision "auto" means reduced (the server's
+                             mixed_precision_enabled); 0: auto means full */
 } ap_registry_options;
 
-/* Defaults: ap_onnx_options_default. */
+/* Defaults: ap_onnx_options_default, mixed_precision 0. */
 AP_API void ap_registry_options_default(ap_registry_options *o);
 /* Open a repository folder (opt NULL: defaults). Loads nothing yet. */
 AP_API int ap_registry_open(const char *root, const ap_registry_options *opt, ap_registry **out,
@@ -121,9 +136,11 @@ AP_API int ap_registry_load_all(ap_registry *reg, ap_registry_report_fn report, 
 /*
  * Load (or reload) one model: read its manifest, load version `version` (0:
  * the one the manifest's policy serves: its pinned version, else the highest
- * number), validate it, warm it up with a prediction on a NaN row and on a
- * zero row, then swap it in atomically. On failure the version served before
- * (if any) stays.
+ * number), validate it, set its precision (the manifest's, "auto" by
+ * opt->mixed_precision; a predictor that cannot be reduced stays full and
+ * ap_model_info.precision_note says why: that is no load failure), warm it
+ * up with a prediction on a NaN row and on a zero row, then swap it in
+ * atomically. On failure the version served before (if any) stays.
  */
 AP_API int ap_registry_load(ap_registry *reg, const char *name, uint32_t version, ap_error *err);
 

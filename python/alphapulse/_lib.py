@@ -77,7 +77,26 @@ class ModelInfo(ctypes.Structure):
                 ("version", ctypes.c_uint32), ("num_inputs", c_int), ("num_outputs", c_int),
                 ("num_trees", c_int), ("pipeline_steps", c_int), ("pipeline", c_char_p),
                 ("confidence", c_char_p), ("output_index", c_int), ("max_batch_size", c_int),
-                ("max_queue_delay_us", ctypes.c_uint32), ("min_bars", ctypes.c_uint32)]
+                ("max_queue_delay_us", ctypes.c_uint32), ("min_bars", ctypes.c_uint32),
+                ("precision", c_char_p), ("precision_requested", c_char_p),
+                ("precision_note", c_char_p), ("node_bytes", c_int),
+                ("model_bytes_full", c_size_t), ("model_bytes_reduced", c_size_t),
+                ("precision_deviation", ctypes.c_double)]
+
+
+class OnnxOptions(ctypes.Structure):
+    """Mirror of ap_onnx_options (include/alphapulse/onnx.h)."""
+    _fields_ = [("backend", c_int), ("ort_library", c_char_p), ("ort_threads", c_int)]
+
+
+class RegistryOptions(ctypes.Structure):
+    """Mirror of ap_registry_options (include/alphapulse/registry.h)."""
+    _fields_ = [("onnx", OnnxOptions), ("mixed_precision", c_int)]
+
+
+# ap_precision (include/alphapulse/common.h)
+PRECISION_AUTO, PRECISION_FULL, PRECISION_REDUCED = 0, 1, 2
+PRECISION_NAMES = {PRECISION_AUTO: "auto", PRECISION_FULL: "full", PRECISION_REDUCED: "reduced"}
 
 
 REPORT_FN = ctypes.CFUNCTYPE(None, c_void_p, c_char_p, c_void_p, ctypes.POINTER(ApError))
@@ -104,7 +123,12 @@ _DECLS = {
     "ap_forest_source": (c_char_p, [c_void_p]),
     "ap_forest_objective": (c_char_p, [c_void_p]),
     "ap_forest_predict": (None, [c_void_p, c_double_p, c_size_t, c_double_p, c_uint]),
-    "ap_registry_open": (c_int, [c_char_p, c_void_p, _P(c_void_p), _P(ApError)]),
+    "ap_forest_set_precision": (c_int, [c_void_p, c_int, _P(ApError)]),
+    "ap_forest_precision": (c_int, [c_void_p]),
+    "ap_forest_model_bytes": (c_size_t, [c_void_p, c_int]),
+    "ap_forest_node_bytes": (c_int, [c_void_p, c_int]),
+    "ap_registry_options_default": (None, [_P(RegistryOptions)]),
+    "ap_registry_open": (c_int, [c_char_p, _P(RegistryOptions), _P(c_void_p), _P(ApError)]),
     "ap_registry_free": (None, [c_void_p]),
     "ap_registry_load_all": (c_int, [c_void_p, REPORT_FN, c_void_p, _P(ApError)]),
     "ap_registry_load": (c_int, [c_void_p, c_char_p, ctypes.c_uint32, _P(ApError)]),

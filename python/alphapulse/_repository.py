@@ -8,7 +8,7 @@ import numpy as np
 from ._features import FEATURE_NAMES
 from ._forest import as_rows
 from ._lib import (AP_FEATURE_COUNT, REPORT_FN, ApError, Error, Handle, ModelInfo, Owner,
-                   c_void_p, check, lib, text)
+                   RegistryOptions, c_void_p, check, lib, text)
 
 
 class Repository(Owner):
@@ -20,12 +20,20 @@ class Repository(Owner):
         repo = alphapulse.Repository("examples/models")
         repo.models                   # ['bear', 'bull', ..., 'meta', 'reversal']
         repo.predict("reversal", features_frame)
+
+    mixed_precision=True makes a manifest's precision "auto" mean reduced,
+    as the server's mixed_precision_enabled does; .info(name) says what each
+    model runs (precision, precision_note, node and model bytes).
     """
 
-    def __init__(self, path):
+    def __init__(self, path, mixed_precision=False):
         p = c_void_p()
         err = ApError()
-        check(lib.ap_registry_open(os.fsencode(path), None, ctypes.byref(p), ctypes.byref(err)), err)
+        opt = RegistryOptions()
+        lib.ap_registry_options_default(ctypes.byref(opt))
+        opt.mixed_precision = 1 if mixed_precision else 0
+        check(lib.ap_registry_open(os.fsencode(path), ctypes.byref(opt), ctypes.byref(p),
+                                   ctypes.byref(err)), err)
         self._h = Handle(p.value, lib.ap_registry_free, "Repository")
         self.path = os.fspath(path)
         self.failures = {}

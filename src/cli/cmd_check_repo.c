@@ -8,6 +8,9 @@
  *   must name every alphapulse-v1 feature (as `alphapulse features` writes);
  *   with --raw the rows are the model's inputs (names matched when it has them).
  *   --transform writes the pipeline's output rows instead of predictions.
+ * Precision: each manifest's (docs/MODEL_REPOSITORY.md); "auto" means reduced
+ * with --mixed-precision or MIXED_PRECISION_ENABLED (AP_MIXED_PRECISION_ENABLED
+ * winning), read as `alphapulse serve` reads it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -17,18 +20,23 @@
 #include "alphapulse.h"
 #include "cli/commands.h"
 #include "common/csv.h"
+#include "server/config.h"
 
 #define CHUNK 256
 
 static void usage(FILE *fp)
 {
     fprintf(fp,
-            "usage: alphapulse check-repo DIR [--model NAME --input X.csv [--raw] "
-            "[--transform] [--output Y.csv]]\n"
+            "usage: alphapulse check-repo DIR [--mixed-precision] [--model NAME --input X.csv "
+            "[--raw] [--transform] [--output Y.csv]]\n"
             "\n"
             "  Loads every model of the repository DIR (docs/MODEL_REPOSITORY.md) and prints\n"
             "  what loaded and why anything did not. Exit status 1 if any model was refused.\n"
+            "  Each model's line ends with its precision (precision=full|reduced, what the\n"
+            "  manifest requested, node and model bytes, and why it stayed full if it did).\n"
             "\n"
+            "  --mixed-precision  manifest precision \"auto\" means reduced (as serve's\n"
+            "                  mixed_precision_enabled; also MIXED_PRECISION_ENABLED=true)\n"
             "  --model NAME    then predict with that model (through its pipeline)\n"
             "  --input X.csv   rows: every alphapulse-v1 feature by name (as written by\n"
             "                  `alphapulse features`), or with --raw the model's inputs\n"
@@ -56,10 +64,18 @@ static void report(void *ctx, const char *name, const ap_model *m, const ap_erro
     ap_model_info in;
     ap_model_describe(m, &in);
     fprintf(t->fp, "OK   %-14s kind=%s target=%s format=%s version=%u file=%s inputs=%d outputs=%d "
-           "trees=%d pipeline=[%s] steps=%d confidence=%s batch=%d/%uus\n",
+           "trees=%d pipeline=[%s] steps=%d confidence=%s batch=%d/%uus",
            in.name, in.kind_name, in.target, in.format, in.version, in.file[0] ? in.file : "-",
            in.num_inputs, in.num_outputs, in.num_trees, in.pipeline, in.pipeline_steps,
            in.confidence, in.max_batch_size, in.max_queue_delay_us);
+    fprintf(t->fp, " precision=%s requested=%s node_bytes=%d bytes_full=%zu bytes_reduced=%zu",
+            in.precision, in.precision_requested, in.node_bytes,
+            in.model_bytes_full, in.model_bytes_reduced);
+    if (in.precision_deviation != 0)
+        fprintf(t->fp, " deviation=%.3g", in.precision_deviation);
+    if (in.precision_note[0])
+        fprintf(t->fp, " precision_note=\"%s\"", in.precision_note);
+    fputc('\n', t->fp);
 }
 
 /* col_of[i] = CSV column of input i. */
@@ -183,12 +199,34 @@ done:
     return rc;
 }
 
+/* MIXED_PRECISION_ENABLED as `alphapulse serve` reads it: AP_ name first,
+   the same boolean words, a bad value named. */
+static int mixed_from_env(int *mixed, ap_error *err)
+{
+    static const char *const names[] = {"AP_MIXED_PRECISION_ENABLED", "MIXED_PRECISION_ENABLED"};
+    for (int i = 0; i < 2; i++) {
+        const char *v = getenv(names[i]);
+        if (!v)
+            continue;
+        ap_server_config cfg;
+        char where[64];
+        ap__server_config_default(&cfg);
+        snprintf(where, sizeof where, "environment %s", names[i]);
+        int rc = ap__server_config_set(&cfg, "mixed_precision_enabled", v, where, err);
+        *mixed = cfg.mixed_precision_enabled;
+        return rc;
+    }
+    return AP_OK;
+}
+
 int ap_cmd_check_repo(int argc, char **argv)
 {
     const char *dir = NULL, *model = NULL, *input = NULL, *output = NULL;
-    int raw = 0, transform = 0;
+    int raw = 0, transform = 0, mixed = 0;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+        if (!strcmp(argv[i], "--mixed-precision"))
+            mixed = 1;
+        else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model = argv[++i];
         else if (!strcmp(argv[i], "--input") && i + 1 < argc)
             input = argv[++i];
@@ -217,6 +255,12 @@ int ap_cmd_check_repo(int argc, char **argv)
     ap_error err;
     ap_registry *reg;
     ap_registry_options opt;
+    ap_registry_options_default(&opt);
+    if (!mixed && mixed_from_env(&mixed, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse check-repo: %s\n", err.msg);
+        return 2;
+    }
+    opt.mixed_precision = mixed;
     if (ap_onnx_options_parse(&opt.onnx, getenv("ONNX_ENABLED"), getenv("ONNXRUNTIME_LIB"),
                               &err) != AP_OK ||
         ap_registry_open(dir, &opt, &reg, &err) != AP_OK) {

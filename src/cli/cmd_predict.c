@@ -1,8 +1,10 @@
 /*
  * alphapulse predict --model FILE --input X.csv [--output Y.csv] [--raw]
+ *                    [--precision full|reduced [--precision-tolerance T]]
  *   one model file, no repository: its format from its name and content
  *   (the predictor table, pipeline/predictor.h), rows from a CSV, one output
- *   row per input row.
+ *   row per input row. Reduced precision asked and refused is an error (the
+ *   engine's message, exit 1): an explicit request never runs full.
  */
 #include <math.h>
 #include <stdio.h>
@@ -13,6 +15,7 @@
 #include "alphapulse.h"
 #include "cli/commands.h"
 #include "common/csv.h"
+#include "common/error.h"
 #include "pipeline/predictor.h"
 
 #define CHUNK 1024
@@ -21,12 +24,18 @@ static void predict_usage(FILE *fp)
 {
     fprintf(fp,
             "usage: alphapulse predict --model FILE --input X.csv [--output Y.csv] [--raw]\n"
+            "                          [--precision full|reduced] [--precision-tolerance T]\n"
             "\n"
             "  --model FILE    XGBoost JSON/UBJSON, LightGBM text or ONNX (.onnx) model\n"
             "  --input X.csv   header of feature names, one row per prediction;\n"
             "                  an empty field, nan or NaN is a missing value\n"
             "  --output Y.csv  where to write predictions (default: stdout)\n"
             "  --raw           margins instead of transformed outputs\n"
+            "  --precision P   full (default) or reduced: quantized trees (the same outputs)\n"
+            "                  and, in ONNX graphs, dense layers with half weights; refused\n"
+            "                  (exit 1, saying why) when the model cannot be reduced\n"
+            "  --precision-tolerance T  ONNX: the largest absolute output difference\n"
+            "                  reduced may make on a zero row (default 1e-3)\n"
             "\n"
             "Columns are matched to the model's features by name when the model\n"
             "carries names and the header has them all; otherwise by position.\n"
@@ -123,6 +132,32 @@ static int load_model(const char *path, int raw, model *m)
     return 0;
 }
 
+/* Reduced precision (before any predict): measured, for an ONNX graph's
+   dense layers, on one zero row. 0, or the exit status. */
+static int reduce(model *m, double tolerance)
+{
+    ap_error err = {0};
+    double dev = 0.0;
+    if (!m->ops->set_precision) {
+        fprintf(stderr, "alphapulse predict: --precision reduced is not available for %s models\n",
+                m->ops->title);
+        return 2;
+    }
+    double *zero = calloc((size_t)(m->desc.num_features > 0 ? m->desc.num_features : 1),
+                          sizeof *zero);
+    int rc = zero ? m->ops->set_precision(m->impl, AP_PRECISION_REDUCED, tolerance, zero, 1, &dev,
+                                          &err)
+                  : ap__error_set(&err, AP_ENOMEM, "out of memory");
+    free(zero);
+    if (rc == AP_OK && m->ops->precision && m->ops->precision(m->impl) != AP_PRECISION_REDUCED)
+        rc = ap__error_set(&err, AP_EUNSUPPORTED, "the engine stayed at full precision");
+    if (rc != AP_OK) {
+        fprintf(stderr, "alphapulse predict: --precision reduced: %s\n", err.msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* Rows of input through the model into output (NULL: stdout); 0 or 1. */
 static int predict_rows(const model *m, int raw, const char *input, const char *output)
 {
@@ -188,8 +223,28 @@ int ap_cmd_predict(int argc, char **argv)
 {
     const char *model_path = NULL, *input = NULL, *output = NULL;
     int raw = 0;
+    ap_precision precision = AP_PRECISION_FULL;
+    double tolerance = 1e-3;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc)
+        if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+            ap_error err;
+            const char *p = argv[++i];
+            if (ap_precision_parse(p, &precision, &err) != AP_OK ||
+                precision == AP_PRECISION_AUTO) {
+                fprintf(stderr, "alphapulse predict: --precision '%s': expected full or reduced\n",
+                        p);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--precision-tolerance") && i + 1 < argc) {
+            char *end;
+            const char *t = argv[++i];
+            tolerance = strtod(t, &end);
+            if (end == t || *end || !isfinite(tolerance) || !(tolerance > 0)) {
+                fprintf(stderr, "alphapulse predict: --precision-tolerance '%s': expected a "
+                        "finite number > 0\n", t);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--model") && i + 1 < argc)
             model_path = argv[++i];
         else if (!strcmp(argv[i], "--input") && i + 1 < argc)
             input = argv[++i];
@@ -212,6 +267,8 @@ int ap_cmd_predict(int argc, char **argv)
     }
     model m;
     int rc = load_model(model_path, raw, &m);
+    if (rc == 0 && precision == AP_PRECISION_REDUCED)
+        rc = reduce(&m, tolerance);
     if (rc == 0)
         rc = predict_rows(&m, raw, input, output);
     if (m.impl)

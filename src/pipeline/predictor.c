@@ -82,6 +82,28 @@ static const char *forest_feature_name(const void *impl, int i)
     return ap_forest_feature_name(impl, i);
 }
 
+/* Quantized trees are exact by construction (or refused): nothing to
+   measure on the rows. */
+static int forest_set_precision(void *impl, ap_precision p, double tolerance, const double *X,
+                                size_t nrows, double *max_dev, ap_error *err)
+{
+    if (max_dev)
+        *max_dev = 0;
+    return ap_forest_set_precision(impl, p, err);
+}
+
+static ap_precision forest_precision(const void *impl) { return ap_forest_precision(impl); }
+
+static size_t forest_model_bytes(const void *impl, ap_precision p)
+{
+    return ap_forest_model_bytes(impl, p);
+}
+
+static int forest_node_bytes(const void *impl, ap_precision p)
+{
+    return ap_forest_node_bytes(impl, p);
+}
+
 /* ---- ONNX graphs: backend from the options (docs/ONNX.md) -------------- */
 
 static int onnx_load(const char *path, const ap_registry_options *opt, void **out, ap_error *err)
@@ -116,13 +138,31 @@ static void onnx_describe(const void *impl, ap_predictor_desc *d)
 
 static const char *onnx_feature_name(const void *impl, int i) { return NULL; }
 
+static int onnx_set_precision(void *impl, ap_precision p, double tolerance, const double *X,
+                              size_t nrows, double *max_dev, ap_error *err)
+{
+    return ap_onnx_set_precision(impl, p, tolerance, X, nrows, max_dev, err);
+}
+
+static ap_precision onnx_precision(const void *impl) { return ap_onnx_precision(impl); }
+
+static size_t onnx_model_bytes(const void *impl, ap_precision p)
+{
+    return ap_onnx_model_bytes(impl, p);
+}
+
+/* The graph's forests have no public node layout: 0 (docs/SERVER.md). */
+static int onnx_node_bytes(const void *impl, ap_precision p) { return 0; }
+
 /* ---- the table ---------------------------------------------------------- */
 
 /* The hooks both tree formats share (they differ only in the source check). */
 #define TREE_HOOKS                                                     \
     .predict = forest_predict, .predict_raw = forest_predict_raw,      \
     .free = forest_free, .describe = forest_describe,                  \
-    .feature_name = forest_feature_name
+    .feature_name = forest_feature_name,                               \
+    .set_precision = forest_set_precision, .precision = forest_precision, \
+    .model_bytes = forest_model_bytes, .node_bytes = forest_node_bytes
 
 static const ap_predictor_ops xgboost_ops = {
     .format = "xgboost", .title = "XGBoost", .load = xgboost_load, TREE_HOOKS};
@@ -134,7 +174,9 @@ static const ap_predictor_ops any_tree_ops = {
 static const ap_predictor_ops onnx_ops = {
     .format = "onnx", .title = "ONNX", .uses_onnx_options = 1, .load = onnx_load,
     .predict = onnx_predict, .predict_raw = NULL, .free = onnx_free,
-    .describe = onnx_describe, .feature_name = onnx_feature_name};
+    .describe = onnx_describe, .feature_name = onnx_feature_name,
+    .set_precision = onnx_set_precision, .precision = onnx_precision,
+    .model_bytes = onnx_model_bytes, .node_bytes = onnx_node_bytes};
 
 /* The formats a manifest may name. */
 static const ap_predictor_ops *const predictors[] = {&xgboost_ops, &lightgbm_ops, &onnx_ops};

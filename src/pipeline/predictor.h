@@ -45,6 +45,21 @@ typedef struct ap_predictor_ops {
     /* Input column i's name as stored in the model file, or NULL (no names:
        not an error). Cannot fail. */
     const char *(*feature_name)(const void *impl, int i);
+    /* Precision (common.h), before the predictor is shared (not
+       thread-safe). REDUCED builds the reduced engine and makes predict use
+       it; X (nrows rows of num_features, what predict will be given) is
+       where an approximate engine (FP16 dense layers) measures its largest
+       absolute output difference, *max_dev, against tolerance. On refusal
+       the predictor stays FULL and err says why. NULL where the format has
+       no reduced engine. */
+    int (*set_precision)(void *impl, ap_precision p, double tolerance, const double *X,
+                         size_t nrows, double *max_dev, ap_error *err);
+    /* What predict uses (FULL where set_precision is NULL). Cannot fail. */
+    ap_precision (*precision)(const void *impl);
+    /* Bytes of the compiled model in precision p (0: not built), and of one
+       tree node in it (0: not a tree model). Cannot fail. */
+    size_t (*model_bytes)(const void *impl, ap_precision p);
+    int (*node_bytes)(const void *impl, ap_precision p);
 } ap_predictor_ops;
 
 /* The entry for a format name, or NULL. */

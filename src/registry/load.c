@@ -87,6 +87,66 @@ static int attach_members(const ap_registry *reg, ap_model *m, const char *what,
     return AP_OK;
 }
 
+/* Precision, before warm-up (which then runs what will serve): the
+   manifest's request, "auto" by the registry's mixed_precision. A predictor
+   that cannot be reduced stays full and the note says why: not a load
+   failure. An approximate engine (FP16 dense layers) is measured on the
+   warm-up rows as the predictor sees them: a NaN row and a zero row after
+   feature selection and the pipeline. */
+static int settle_precision(const ap_registry *reg, ap_model *m, const char *what, ap_error *err)
+{
+    ap_precision want = m->man.precision;
+    if (want == AP_PRECISION_AUTO)
+        want = reg->opt.mixed_precision ? AP_PRECISION_REDUCED : AP_PRECISION_FULL;
+    char *note = m->precision_note;
+    const size_t cap = sizeof m->precision_note;
+    m->precision = AP_PRECISION_FULL;
+    if (!m->ops) { /* an ensemble: its members settled their own */
+        if (want == AP_PRECISION_REDUCED)
+            snprintf(note, cap, "an ensemble's combiner runs at full precision (its members "
+                                "carry their own)");
+        return AP_OK;
+    }
+    if (want == AP_PRECISION_REDUCED && (!m->ops->set_precision || !m->ops->precision)) {
+        snprintf(note, cap, "%s models have no reduced precision", m->ops->title);
+    } else if (want == AP_PRECISION_REDUCED) {
+        const int full = m->man.kind != AP_MODEL_RAW;
+        const size_t in = (size_t)(full ? ap_feature_count() : m->spec.num_inputs);
+        const size_t w = (size_t)ap_model_transform_width(m);
+        double *X = malloc(2 * in * sizeof *X), *Y = malloc(2 * w * sizeof *Y);
+        int rc = X && Y ? AP_OK : ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
+        for (size_t j = 0; rc == AP_OK && j < in; j++) {
+            X[j] = NAN;
+            X[in + j] = 0.0;
+        }
+        if (rc == AP_OK)
+            rc = ap_model_transform(m, X, 2, full, Y, err);
+        if (rc == AP_OK) {
+            ap_error why = {0};
+            double dev = 0.0;
+            if (m->ops->set_precision(m->impl, AP_PRECISION_REDUCED, m->man.precision_tolerance,
+                                      Y, 2, &dev, &why) != AP_OK)
+                snprintf(note, cap, "%s", why.msg[0] ? why.msg : "refused by the engine");
+            m->precision_deviation = dev;
+        }
+        free(X);
+        free(Y);
+        if (rc != AP_OK)
+            return rc;
+    }
+    if (m->ops->precision)
+        m->precision = m->ops->precision(m->impl);
+    if (want == AP_PRECISION_REDUCED && m->precision != AP_PRECISION_REDUCED && !note[0])
+        snprintf(note, cap, "the engine stayed at full precision");
+    if (m->ops->model_bytes) {
+        m->bytes_full = m->ops->model_bytes(m->impl, AP_PRECISION_FULL);
+        m->bytes_reduced = m->ops->model_bytes(m->impl, AP_PRECISION_REDUCED);
+    }
+    if (m->ops->node_bytes)
+        m->node_bytes = m->ops->node_bytes(m->impl, m->precision);
+    return AP_OK;
+}
+
 /* Warm-up: a NaN row and a zero row through the whole path. Touches every
    page of the model once and proves it predicts finite values. */
 static int warm_up(const ap_model *m, const char *what, ap_error *err)
@@ -124,6 +184,7 @@ int ap__version_build(const ap_registry *reg, const char *name, uint32_t version
         return ap__error_set(err, AP_ENOMEM, "%s: out of memory", name);
     atomic_init(&m->refs, 1);
     m->entry = e;
+    m->precision = AP_PRECISION_FULL;
     int rc = ap__repo_join(dir, name, err, "%s/%s", reg->root, name);
     if (rc == AP_OK)
         rc = ap__repo_join(path, name, err, "%s/manifest.json", dir);
@@ -170,6 +231,8 @@ int ap__version_build(const ap_registry *reg, const char *name, uint32_t version
     }
     if (rc == AP_OK && m->spec.pipeline)
         m->scratch_per_row = 2 * ap__pipeline_max_width(m->spec.pipeline) + m->num_outputs;
+    if (rc == AP_OK)
+        rc = settle_precision(reg, m, what, err);
     if (rc == AP_OK)
         rc = warm_up(m, what, err);
     if (rc != AP_OK) {

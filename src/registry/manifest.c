@@ -107,11 +107,42 @@ static int get_int(const json_t *o, const char *key, long long def, long long lo
     return AP_OK;
 }
 
+/* "precision" and "precision_tolerance" (after kind: an ensemble has no
+   precision of its own). */
+static int parse_precision(const json_t *root, ap_manifest *out, const char *what, ap_error *err)
+{
+    char p[16];
+    int rc = get_string(root, "precision", "auto", p, sizeof p, what, err);
+    if (rc == AP_EFORMAT && json_is_string(json_object_get(root, "precision")))
+        return ap__error_set(err, AP_EFORMAT,
+                            "%s: unknown precision '%.32s...' (auto, full, reduced)", what,
+                            json_string_value(json_object_get(root, "precision")));
+    if (rc != AP_OK)
+        return rc;
+    if (ap_precision_parse(p, &out->precision, NULL) != AP_OK)
+        return ap__error_set(err, AP_EFORMAT, "%s: unknown precision '%s' (auto, full, reduced)",
+                            what, p);
+    if (out->kind == AP_MODEL_ENSEMBLE && out->precision == AP_PRECISION_REDUCED)
+        return ap__error_set(err, AP_EFORMAT,
+                            "%s: precision 'reduced': an ensemble's combiner runs at full "
+                            "precision (its members carry their own precision)", what);
+    const json_t *t = json_object_get(root, "precision_tolerance");
+    out->precision_tolerance = AP_PRECISION_TOLERANCE_DEFAULT;
+    if (!t)
+        return AP_OK;
+    if (!json_is_number(t) || !isfinite(json_number_value(t)) || !(json_number_value(t) > 0))
+        return ap__error_set(err, AP_ERANGE,
+                            "%s: \"precision_tolerance\" must be a finite number > 0", what);
+    out->precision_tolerance = json_number_value(t);
+    return AP_OK;
+}
+
 int ap__manifest_parse(const char *buf, size_t len, const char *what, ap_manifest *out,
                       ap_error *err)
 {
     static const char *const keys[] = {"name", "kind", "target", "description",
-                                       "version_policy", "batching", "min_bars", NULL};
+                                       "version_policy", "batching", "min_bars", "precision",
+                                       "precision_tolerance", NULL};
     static const char *const batch_keys[] = {"max_batch_size", "max_queue_delay_us", NULL};
     json_t *root;
     memset(out, 0, sizeof *out);
@@ -140,7 +171,8 @@ int ap__manifest_parse(const char *buf, size_t len, const char *what, ap_manifes
                           "%s: unknown kind '%s' (pattern, regime, ensemble, raw)", what, kind);
         goto done;
     }
-    if ((rc = get_int(root, "min_bars", 0, 0, 1 << 24, &v, what, err)))
+    if ((rc = get_int(root, "min_bars", 0, 0, 1 << 24, &v, what, err)) ||
+        (rc = parse_precision(root, out, what, err)))
         goto done;
     out->min_bars = (uint32_t)v;
     const json_t *d = json_object_get(root, "description");

@@ -30,7 +30,12 @@ typedef struct ap_manifest {
     int max_batch_size;
     uint32_t max_queue_delay_us;
     uint32_t min_bars;            /* predictions refused on series with fewer bars (0: none) */
+    ap_precision precision;       /* "precision": AUTO (default), FULL or REDUCED */
+    double precision_tolerance;   /* "precision_tolerance": > 0, finite (default 1e-3) */
 } ap_manifest;
+
+/* The default of precision_tolerance: absolute, on the predictor's outputs. */
+#define AP_PRECISION_TOLERANCE_DEFAULT 1e-3
 
 typedef struct ap_version_spec {
     char format[32];              /* "" for ensembles */

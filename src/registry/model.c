@@ -57,6 +57,13 @@ void ap_model_describe(const ap_model *m, ap_model_info *out)
     out->max_batch_size = m->man.max_batch_size;
     out->max_queue_delay_us = m->man.max_queue_delay_us;
     out->min_bars = m->man.min_bars;
+    out->precision = ap_precision_name(m->precision);
+    out->precision_requested = ap_precision_name(m->man.precision);
+    out->precision_note = m->precision_note;
+    out->node_bytes = m->node_bytes;
+    out->model_bytes_full = m->bytes_full;
+    out->model_bytes_reduced = m->bytes_reduced;
+    out->precision_deviation = m->precision_deviation;
 }
 
 int ap_model_features_used(const ap_model *m, unsigned char *used)

@@ -45,6 +45,12 @@ struct ap_model {
     int num_outputs;
     int scratch_per_row;          /* doubles of scratch one row needs */
     char describe[256];           /* pipeline summary, or the combiner's */
+    /* precision, settled at load before warm-up (load.c) */
+    ap_precision precision;       /* what the predictor runs: FULL or REDUCED */
+    int node_bytes;               /* of the engine in use; 0: not a tree model */
+    size_t bytes_full, bytes_reduced;
+    double precision_deviation;   /* largest |reduced - full| measured at load */
+    char precision_note[AP_ERROR_MSG_MAX]; /* why reduced was asked and not taken; "" */
 };
 
 /* Free a version nobody else holds (a failed build, the last release). */

@@ -35,6 +35,7 @@ static void entry_swap(ap_entry *e, ap_model *m)
 void ap_registry_options_default(ap_registry_options *o)
 {
     ap_onnx_options_default(&o->onnx);
+    o->mixed_precision = 0;
 }
 
 int ap_registry_open(const char *root, const ap_registry_options *opt, ap_registry **out,

@@ -167,8 +167,12 @@ int ap__service_pick(ap_service *s, const ap_selector *q, ap_lease *l, ap_error 
                  : ap__catalog_match(s, q->kind, q->target, pick, sizeof pick))) {
         const char *name = q->name ? q->name : pick;
         int rc = ap__slot_ensure(s, name, err);
-        if (rc != AP_OK) /* the cache cannot take it (now or ever), or it failed to load */
-            return rc == AP_EFULL ? rc : ap__error_set(err, AP_EIO, "%s", err->msg);
+        if (rc != AP_OK) { /* the cache cannot take it (now or ever), or it failed to load */
+            if (rc != AP_EFULL && err) /* an EIO keeping the loader's message (printing
+                                          err->msg into itself lost it) */
+                err->code = AP_EIO;
+            return rc == AP_EFULL ? rc : AP_EIO;
+        }
         m = find_resident(s, q, name, &bad, err);
         if (m)
             return open_lease(m, q, l, err);

@@ -176,6 +176,12 @@ static int install(ap_service *s, ap_slot *m, ap_model *v, ap_error *err)
     ap_batcher_free(of);
     ap_batcher_free(orw);
     ap_model_release(old);
+    if (in.precision_note[0]) /* v is held by the slot: its strings stay */
+        ap__service_logf(s, "model %s version %u: full precision (%s asked reduced): %s",
+                         in.name, in.version,
+                         strcmp(in.precision_requested, "auto") ? "its manifest"
+                                                                : "mixed_precision_enabled",
+                         in.precision_note);
     return AP_OK;
 }
 

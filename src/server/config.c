@@ -64,8 +64,8 @@ static const setting settings[] = {
      S(onnxruntime_lib), 0, 0, "", "ONNX Runtime library for ONNX models that need it (empty: "
      "libonnxruntime.so.1 from the library path)"},
     {"mixed_precision_enabled", "AP_MIXED_PRECISION_ENABLED", "MIXED_PRECISION_ENABLED", T_BOOL, F(mixed_precision_enabled),
-     0, 0, 1, "false", "accepted for compatibility, not used (trees predict in the "
-     "training library's precision)"},
+     0, 0, 1, "false", "manifest precision \"auto\" means reduced (quantized trees, FP16 "
+     "dense layers) for every model that qualifies; false: auto means full"},
     {"history", "AP_HISTORY", NULL, T_INT, F(history), 0, 1, 1 << 24, "1000", "bars kept per series"},
     {"max_series", "AP_MAX_SERIES", NULL, T_INT, F(max_series), 0, 1, 1 << 22, "10000",
      "series the store holds (roll-up series count)"},

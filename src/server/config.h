@@ -47,7 +47,7 @@ typedef struct ap_server_config {
     double result_ttl;           /* seconds */
     char onnx_enabled[8];        /* ONNX_ENABLED: "auto", "native" or "ort" (docs/ONNX.md) */
     char onnxruntime_lib[AP_CONFIG_PATH_MAX]; /* ONNXRUNTIME_LIB; "": the default */
-    int mixed_precision_enabled; /* MIXED_PRECISION_ENABLED (accepted, unused) */
+    int mixed_precision_enabled; /* MIXED_PRECISION_ENABLED: manifest "auto" means reduced */
     int history;                 /* bars kept per series */
     int max_series;
     int64_t max_body_bytes;

@@ -17,6 +17,10 @@ enum MHD_Result ap__srv_h_root(ap_srv_req *r);
 enum MHD_Result ap__srv_h_metrics(ap_srv_req *r);
 enum MHD_Result ap__srv_h_models(ap_srv_req *r);
 enum MHD_Result ap__srv_h_stats(ap_srv_req *r);
+/* A model's precision fields, each after ", " (/v1/models, /v2 metadata
+   parameters): precision, precision_requested, precision_note, node_bytes,
+   model_bytes_full, model_bytes_reduced, precision_deviation. */
+void ap__srv_precision_json(jbuf *b, const ap_model_info *in);
 /* KServe v2: handlers_v2.c */
 enum MHD_Result ap__srv_h_v2_live(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_ready(ap_srv_req *r);

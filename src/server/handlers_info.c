@@ -40,6 +40,20 @@ enum MHD_Result ap__srv_h_metrics(ap_srv_req *r)
     return ap__srv_respond(r, MHD_HTTP_OK, &b, "text/plain; version=0.0.4; charset=utf-8");
 }
 
+void ap__srv_precision_json(jbuf *b, const ap_model_info *in)
+{
+    ap__jb_puts(b, ", \"precision\": ");
+    ap__jb_str(b, in->precision);
+    ap__jb_puts(b, ", \"precision_requested\": ");
+    ap__jb_str(b, in->precision_requested);
+    ap__jb_puts(b, ", \"precision_note\": ");
+    ap__jb_str(b, in->precision_note);
+    ap__jb_printf(b, ", \"node_bytes\": %d, \"model_bytes_full\": %zu, "
+                  "\"model_bytes_reduced\": %zu, \"precision_deviation\": ",
+                  in->node_bytes, in->model_bytes_full, in->model_bytes_reduced);
+    ap__jb_num(b, in->precision_deviation);
+}
+
 /* Describe the version served in slot i (or that it is not loaded). */
 static void model_json(ap_server *s, jbuf *b, int i)
 {
@@ -77,6 +91,7 @@ static void model_json(ap_server *s, jbuf *b, int i)
     ap__jb_str(b, in->confidence);
     ap__jb_printf(b, ", \"batching\": {\"max_batch_size\": %d, \"max_queue_delay_us\": %u}",
               in->max_batch_size, in->max_queue_delay_us);
+    ap__srv_precision_json(b, in);
     if (have)
         ap__jb_printf(b, ", \"stats\": {\"loads\": %" PRIu64 ", \"predictions\": %" PRIu64
                   ", \"errors\": %" PRIu64 ", \"predict_calls\": %" PRIu64

@@ -105,6 +105,7 @@ enum MHD_Result ap__srv_h_v2_model(ap_srv_req *r)
     ap__jb_uncomma(&b);
     ap__jb_puts(&b, "], \"pipeline\": ");
     ap__jb_str(&b, in->pipeline);
+    ap__srv_precision_json(&b, in);
     ap__jb_puts(&b, "}}\n");
     ap__service_release(&l);
     return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);

@@ -174,6 +174,51 @@ static void batcher_metrics(jbuf *b, int n, const char *const *name, bstat (*bs)
     }
 }
 
+/* What each served version is: its precision as a label (an info gauge,
+   always 1), the bytes of its compiled model per precision built, the bytes
+   of one tree node in the engine it uses (tree models only). */
+static void precision_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
+{
+    ap_model_info *info = calloc(n ? (size_t)n : 1, sizeof *info);
+    ap_model **v = calloc(n ? (size_t)n : 1, sizeof *v);
+    if (!info || !v) {
+        free(info);
+        free(v);
+        b->failed = 1;
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        if ((v[i] = ap__service_slot_model(s->svc, i)))
+            ap_model_describe(v[i], &info[i]);
+    head(b, "alphapulse_model_info", "gauge",
+         "version served and its precision: effective and as the manifest asks (always 1)");
+    for (int i = 0; i < n; i++)
+        if (v[i])
+            ap__jb_printf(b, "alphapulse_model_info{model=\"%s\",version=\"%u\",precision=\"%s\","
+                          "precision_requested=\"%s\"} 1\n", name[i], info[i].version,
+                          info[i].precision, info[i].precision_requested);
+    head(b, "alphapulse_model_bytes", "gauge",
+         "bytes of the compiled model, per precision built");
+    for (int i = 0; i < n; i++) {
+        if (v[i] && info[i].model_bytes_full)
+            ap__jb_printf(b, "alphapulse_model_bytes{model=\"%s\",precision=\"full\"} %zu\n",
+                          name[i], info[i].model_bytes_full);
+        if (v[i] && info[i].model_bytes_reduced)
+            ap__jb_printf(b, "alphapulse_model_bytes{model=\"%s\",precision=\"reduced\"} %zu\n",
+                          name[i], info[i].model_bytes_reduced);
+    }
+    head(b, "alphapulse_model_node_bytes", "gauge",
+         "bytes of one tree node in the engine the model runs (tree models)");
+    for (int i = 0; i < n; i++)
+        if (v[i] && info[i].node_bytes)
+            ap__jb_printf(b, "alphapulse_model_node_bytes{model=\"%s\",precision=\"%s\"} %d\n",
+                          name[i], info[i].precision, info[i].node_bytes);
+    for (int i = 0; i < n; i++)
+        ap_model_release(v[i]);
+    free(info);
+    free(v);
+}
+
 static void model_metrics(jbuf *b, ap_server *s, int n, const char *const *name)
 {
     ap_model_stats st[SRV_MAX_MODELS];
@@ -329,6 +374,7 @@ void ap__srv_metrics_render(ap_server *s, jbuf *b)
     head(b, "alphapulse_models_loaded", "gauge", "models served now");
     ap__jb_printf(b, "alphapulse_models_loaded %d\n", ap__service_resident(s->svc));
     model_metrics(b, s, n, name);
+    precision_metrics(b, s, n, name);
 
     bstat(*bs)[2] = calloc(n ? (size_t)n : 1, sizeof *bs);
     if (bs) {

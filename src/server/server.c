@@ -46,8 +46,6 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
         rc = ap__error_set(err, AP_ENOMEM, "server: out of memory for metrics");
         goto fail;
     }
-    if (cfg->mixed_precision_enabled)
-        ap__srv_log(s, "mixed_precision_enabled: accepted, not used");
     ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history};
     const ap_server_config *c = &s->cfg;
     ap_service_config vc = {
@@ -64,6 +62,8 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
         .max_async_results = c->max_async_results,
         .result_ttl = c->result_ttl,
     };
+    ap_registry_options_default(&vc.registry);
+    vc.registry.mixed_precision = c->mixed_precision_enabled; /* "auto" means reduced */
     if ((rc = ap_series_store_new(&sc, &s->store, err)) ||
         (rc = ap_onnx_options_parse(&vc.registry.onnx, c->onnx_enabled, c->onnxruntime_lib,
                                     err)) ||

@@ -344,14 +344,53 @@ def test_forest_bad_and_odd_inputs(xgb_models):
         f.predict(np.array([[object()] * 8], dtype=object))
     with pytest.raises(ap.Error, match="2-D"):
         f.predict(np.zeros((2, 2, 8)))
-    with pytest.raises(ap.Error, match="reduced.*not available"):
+    # a forest loaded at full precision has no reduced engine to run
+    with pytest.raises(ap.Error, match="loaded at full precision"):
         f.predict(X, precision="reduced")
     with pytest.raises(ap.Error, match="precision='half'"):
         f.predict(X, precision="half")
+    assert bitwise_equal(f.predict(X, precision="full"), exp)
     f.close()
     assert f.closed
     with pytest.raises(ap.Error, match="Forest is closed"):
         f.predict(X)
+
+
+def test_forest_precision(xgb_models):
+    """precision="reduced" at load (issue 12): the quantized engine, the same
+    predictions bit for bit (exact by construction), or, where the engine
+    refuses, an Error carrying the engine's message -- the one the CLI prints
+    (while the engine is being built: "not built yet")."""
+    X, names, models = xgb_models
+    lgb_dir = os.path.join(DATA, "lightgbm", "binary")
+    cases = [(p, X) for p, _ in models.values()]
+    cases.append((os.path.join(lgb_dir, "model.txt"),
+                  pd.read_csv(os.path.join(lgb_dir, "input.csv"), float_precision="round_trip")))
+    for path, rows in cases:
+        full = ap.Forest.load(path)
+        assert full.precision == "full" and full.node_bytes > 0
+        assert full.model_bytes["full"] > 0 and full.model_bytes["reduced"] == 0
+        try:
+            red = ap.Forest.load(path, precision="reduced")
+        except ap.Error as e:
+            assert e.status in ("EUNSUPPORTED", "ERANGE") and str(e), path
+            r = subprocess.run([BIN, "predict", "--model", path, "--input", os.devnull,
+                                "--precision", "reduced"], capture_output=True, text=True)
+            assert r.returncode == 1 and str(e) in r.stderr, (str(e), r.stderr)
+            continue
+        assert red.precision == "reduced" and "reduced precision" in repr(red)
+        assert red.model_bytes["reduced"] > 0 and red.node_bytes > 0
+        assert red.model_bytes["full"] == full.model_bytes["full"]
+        want = full.predict(rows)
+        assert bitwise_equal(red.predict(rows), want), path
+        assert bitwise_equal(red.predict(rows, precision="reduced"), want), path
+        assert bitwise_equal(red.predict(rows, precision="full"), want), path
+        assert bitwise_equal(red.predict(rows, raw=True), full.predict(rows, raw=True)), path
+        red.close()
+        full.close()
+    for bad in ("half", "auto", None, 2):
+        with pytest.raises(ap.Error, match="precision=.*expected one of full, reduced"):
+            ap.Forest.load(cases[0][0], precision=bad)
 
 
 def test_forest_load_errors(tmp_path):
@@ -445,6 +484,47 @@ def test_repository_lists_models(repo):
     assert info["kind_name"] == "pattern" and info["version"] == 2
     assert info["input_names"] == info["features_used"] or \
         sorted(info["input_names"]) == sorted(info["features_used"])
+
+
+def _check_repo_fields(*args):
+    out = {}
+    for ln in cli("check-repo", REPO, *args).splitlines():
+        if ln.startswith("OK "):
+            out[ln.split()[1]] = {m.group(1): m.group(2).strip('"') for m in re.finditer(
+                r'(\w+)=(\[[^\]]*\]|"[^"]*"|\S+)', ln)}
+    return out
+
+
+def test_repository_precision(repo):
+    """Repository.info says what check-repo prints (issue 12); with
+    mixed_precision=True every model runs reduced or says why not, and
+    predicts the same numbers (every demo model is a forest)."""
+    cli_full, cli_mixed = _check_repo_fields(), _check_repo_fields("--mixed-precision")
+    mixed = ap.Repository(REPO, mixed_precision=True)
+    try:
+        assert mixed.models == repo.models and not mixed.failures
+        X = ap.features(pd.read_csv(os.path.join(MARKET, "goog_daily.csv")))
+        for name in repo.models:
+            a, b = repo.info(name), mixed.info(name)
+            assert a["precision"] == "full" and a["precision_requested"] == "auto"
+            assert a["precision_note"] == "" and a["model_bytes_reduced"] == 0
+            assert b["precision_requested"] == "auto"
+            assert (b["precision"] == "reduced" and b["precision_note"] == ""
+                    and b["model_bytes_reduced"] > 0) or \
+                (b["precision"] == "full" and b["precision_note"] != ""
+                 and b["model_bytes_reduced"] == 0), (name, b)
+            for info, c in ((a, cli_full[name]), (b, cli_mixed[name])):
+                assert c["precision"] == info["precision"], name
+                assert c.get("precision_note", "") == info["precision_note"], name
+                assert int(c["node_bytes"]) == info["node_bytes"], name
+                assert int(c["bytes_full"]) == info["model_bytes_full"], name
+                assert int(c["bytes_reduced"]) == info["model_bytes_reduced"], name
+            if a["format"] == "xgboost":
+                assert a["model_bytes_full"] > 0 and a["node_bytes"] > 0
+            assert bitwise_equal(mixed.predict(name, X).to_numpy(),
+                                 repo.predict(name, X).to_numpy()), name
+    finally:
+        mixed.close()
 
 
 def test_repository_predict_equals_check_repo(repo, cli_features, tmp_path):

@@ -8,6 +8,7 @@ with the reason, OK lines for the untouched ones.
 """
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,8 +20,12 @@ DEMO = os.path.join(ROOT, "examples", "models")
 failures = []
 
 
-def check_repo(repo):
-    r = subprocess.run([BIN, "check-repo", repo], capture_output=True, text=True)
+def check_repo(repo, *args, env=None):
+    e = {k: v for k, v in os.environ.items()
+         if k not in ("MIXED_PRECISION_ENABLED", "AP_MIXED_PRECISION_ENABLED")}
+    e.update(env or {})
+    r = subprocess.run([BIN, "check-repo", repo] + list(args), capture_output=True, text=True,
+                       env=e)
     lines = {}
     for line in r.stdout.splitlines():
         parts = line.split(None, 2)
@@ -44,7 +49,77 @@ def edit_json(path, fn):
         json.dump(doc, f)
 
 
+def fields(msg):
+    """The key=value fields of an OK line (pipeline=[...] and the quoted
+    precision_note may hold spaces)."""
+    d = {}
+    for m in re.finditer(r'(\w+)=(\[[^\]]*\]|"[^"]*"|\S+)', msg):
+        d[m.group(1)] = m.group(2).strip('"')
+    return d
+
+
+def precision_checks():
+    """Issue 12: each OK line says its precision, the manifest's request, node
+    and model bytes; with mixed precision each model runs reduced or says why
+    not (written to hold with the engine refusing reduced and once it lands)."""
+    n = 0
+    rc, lines, out = check_repo(DEMO)
+    for name, (st, msg) in sorted(lines.items()):
+        f = fields(msg)
+        tree = f.get("format") == "xgboost"
+        expect(f.get("precision") == "full" and f.get("requested") == "auto"
+               and "precision_note" not in f and f.get("bytes_reduced") == "0"
+               and (not tree or (int(f.get("bytes_full", 0)) > 0 and int(f.get("node_bytes", 0)) > 0)),
+               "%s: precision=full requested=auto, bytes shown (%s)" % (name, msg[-90:]), out)
+        n += 1
+    for how, args, env in (("--mixed-precision", ["--mixed-precision"], None),
+                           ("MIXED_PRECISION_ENABLED=true", [], {"MIXED_PRECISION_ENABLED": "true"}),
+                           ("AP_MIXED_PRECISION_ENABLED=on", [], {"AP_MIXED_PRECISION_ENABLED": "on"})):
+        rc, lines, out = check_repo(DEMO, *args, env=env)
+        expect(rc == 0 and len(lines) == 7, "%s: 7 models load, exit 0" % how, out)
+        for name, (st, msg) in sorted(lines.items()):
+            f = fields(msg)
+            ok = (f.get("precision") == "reduced" and "precision_note" not in f
+                  and int(f.get("bytes_reduced", 0)) > 0) or \
+                 (f.get("precision") == "full" and f.get("precision_note", "") != ""
+                  and f.get("bytes_reduced") == "0")
+            if f.get("format") == "ensemble":
+                ok = f.get("precision") == "full" and "ensemble" in f.get("precision_note", "")
+            expect(ok and f.get("requested") == "auto",
+                   "%s: %s runs %s%s" % (how, name, f.get("precision"),
+                                         " (" + f["precision_note"] + ")" if "precision_note" in f
+                                         else ""), out)
+            n += 1
+    # the AP_ name wins, as for serve; a bad value is named (exit 2)
+    rc, lines, out = check_repo(DEMO, env={"AP_MIXED_PRECISION_ENABLED": "false",
+                                           "MIXED_PRECISION_ENABLED": "true"})
+    expect(rc == 0 and all("precision_note" not in v[1] for v in lines.values()),
+           "AP_MIXED_PRECISION_ENABLED=false wins over MIXED_PRECISION_ENABLED=true", out)
+    rc, lines, out = check_repo(DEMO, env={"MIXED_PRECISION_ENABLED": "perhaps"})
+    expect(rc == 2 and "environment MIXED_PRECISION_ENABLED" in out and "'perhaps'" in out,
+           "MIXED_PRECISION_ENABLED=perhaps: exit 2 naming it", out)
+    # predictions with --mixed-precision: the same text (trees are exact)
+    rows = os.path.join(ROOT, "build", "ap_check_repo_rows.csv")
+    r = subprocess.run([BIN, "features", "--input",
+                        os.path.join(ROOT, "examples", "data", "goog_daily.csv"), "--output", rows],
+                       capture_output=True, text=True)
+    expect(r.returncode == 0, "features for the prediction rows", r.stderr)
+    for model in ("reversal", "bear", "meta"):
+        a = subprocess.run([BIN, "check-repo", DEMO, "--model", model, "--input", rows],
+                           capture_output=True, text=True)
+        b = subprocess.run([BIN, "check-repo", DEMO, "--mixed-precision", "--model", model,
+                            "--input", rows], capture_output=True, text=True)
+        expect(a.returncode == 0 and b.returncode == 0 and a.stdout == b.stdout
+               and len(a.stdout.splitlines()) > 1000,
+               "check-repo --mixed-precision --model %s: the same predictions" % model,
+               a.stderr + b.stderr)
+        n += 1
+    os.remove(rows)
+    return n + 2
+
+
 def main():
+    npc = precision_checks()
     rc, lines, out = check_repo(DEMO)
     expect(rc == 0 and len(lines) == 7 and all(v[0] == "OK" for v in lines.values()),
            "demo repository: 7 models load, exit 0", out)
@@ -90,6 +165,14 @@ def main():
     edit_json(os.path.join(repo, "pmml/manifest.json"), lambda d: d.update(name="pmml"))
     edit_json(os.path.join(repo, "pmml/2/version.json"), lambda d: d.update(format="pmml"))
     os.makedirs(os.path.join(repo, "empty"))
+    # 10. precision values the manifest does not know (issue 12)
+    for name, key, value in (("halfy", "precision", "half"),
+                             ("tolly", "precision_tolerance", 0),
+                             ("metared", "precision", "reduced")):
+        src = "meta" if name == "metared" else "sideways"
+        shutil.copytree(os.path.join(DEMO, src), os.path.join(repo, name))
+        edit_json(os.path.join(repo, name, "manifest.json"),
+                  lambda d, name=name, key=key, value=value: d.update({"name": name, key: value}))
 
     rc, lines, out = check_repo(repo)
     print(out)
@@ -106,6 +189,10 @@ def main():
         "onnxy": "not a valid ONNX protobuf",
         "pmml": "unknown format 'pmml'",
         "empty": "empty/manifest.json: cannot read",
+        "halfy": "halfy/manifest.json: unknown precision 'half' (auto, full, reduced)",
+        "tolly": "tolly/manifest.json: \"precision_tolerance\" must be a finite number > 0",
+        "metared": "metared/manifest.json: precision 'reduced': an ensemble's combiner runs at "
+                   "full precision",
     }
     for name, reason in want.items():
         st, msg = lines.get(name, ("missing", ""))
@@ -116,7 +203,7 @@ def main():
     if failures:
         print("FAILED: %d check(s)" % len(failures))
         return 1
-    print("all %d checks passed" % (len(want) + 4))
+    print("all %d checks passed" % (len(want) + 4 + npc))
     return 0
 
 

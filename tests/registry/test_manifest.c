@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include <stdio.h>
 #include <string.h>
 
 #include "registry/manifest.h"
@@ -48,6 +49,59 @@ static void test_manifest_ok(void **state)
     assert_int_equal(m.pinned_version, 0);
     assert_int_equal(m.max_batch_size, 64);
     assert_int_equal(m.max_queue_delay_us, 1000);
+    assert_int_equal(m.precision, AP_PRECISION_AUTO);
+    assert_true(m.precision_tolerance == 1e-3);
+}
+
+/* precision and precision_tolerance (issue 12): per model, in the manifest */
+static void test_manifest_precision(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value;
+        ap_precision want;
+    } ok[] = {{"auto", AP_PRECISION_AUTO}, {"full", AP_PRECISION_FULL},
+              {"reduced", AP_PRECISION_REDUCED}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        char j[256];
+        snprintf(j, sizeof j, "{\"name\":\"a\",\"kind\":\"regime\",\"target\":\"t\","
+                 "\"precision\":\"%s\",\"precision_tolerance\":0.25}", ok[i].value);
+        ap_manifest m;
+        ap_error err = {0};
+        if (ap__manifest_parse(j, strlen(j), "m", &m, &err) != AP_OK)
+            fail_msg("%s: %s", j, err.msg);
+        assert_int_equal(m.precision, ok[i].want);
+        assert_true(m.precision_tolerance == 0.25);
+    }
+    /* an integer tolerance is a number too; an ensemble may say full or auto */
+    const char *j = "{\"name\":\"a\",\"kind\":\"raw\",\"target\":\"t\",\"precision_tolerance\":2}";
+    ap_manifest m;
+    assert_int_equal(ap__manifest_parse(j, strlen(j), "m", &m, NULL), AP_OK);
+    assert_true(m.precision_tolerance == 2.0);
+    j = "{\"name\":\"e\",\"kind\":\"ensemble\",\"target\":\"t\",\"precision\":\"full\"}";
+    assert_int_equal(ap__manifest_parse(j, strlen(j), "m", &m, NULL), AP_OK);
+    assert_int_equal(m.precision, AP_PRECISION_FULL);
+#define P(rest) "{\"name\":\"a\",\"kind\":\"raw\",\"target\":\"t\"," rest "}"
+    man_err(P("\"precision\":\"half\""), AP_EFORMAT,
+            "x/manifest.json: unknown precision 'half' (auto, full, reduced)");
+    man_err(P("\"precision\":\"FULL\""), AP_EFORMAT, "unknown precision 'FULL'");
+    man_err(P("\"precision\":\"\""), AP_EFORMAT, "unknown precision ''");
+    man_err(P("\"precision\":\"reduced-but-much-longer-than-any-precision-name\""), AP_EFORMAT,
+            "x/manifest.json: unknown precision 'reduced-but-much-longer");
+    man_err(P("\"precision\":1"), AP_EFORMAT, "x/manifest.json: \"precision\" must be a string");
+    man_err(P("\"precision\":null"), AP_EFORMAT, "\"precision\" must be a string");
+    man_err(P("\"precision_tolerance\":0"), AP_ERANGE,
+            "x/manifest.json: \"precision_tolerance\" must be a finite number > 0");
+    man_err(P("\"precision_tolerance\":-1e-3"), AP_ERANGE, "\"precision_tolerance\" must be");
+    man_err(P("\"precision_tolerance\":\"1e-3\""), AP_ERANGE, "\"precision_tolerance\" must be");
+    /* (1e999 never gets here: jansson refuses the overflow as malformed JSON) */
+    man_err(P("\"precision_tolerance\":1e999"), AP_EFORMAT, "real number overflow");
+    man_err(P("\"precision_tolerance\":true"), AP_ERANGE, "\"precision_tolerance\" must be");
+    man_err(P("\"precison\":\"full\""), AP_EFORMAT, "unknown key 'precison'");
+#undef P
+    man_err("{\"name\":\"e\",\"kind\":\"ensemble\",\"target\":\"t\",\"precision\":\"reduced\"}",
+            AP_EFORMAT, "x/manifest.json: precision 'reduced': an ensemble's combiner runs at full "
+            "precision");
 }
 
 static void test_manifest_errors(void **state)
@@ -152,6 +206,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_manifest_ok),
         cmocka_unit_test(test_manifest_errors),
+        cmocka_unit_test(test_manifest_precision),
         cmocka_unit_test(test_version_ok),
         cmocka_unit_test(test_version_errors),
     };
