@@ -67,6 +67,14 @@ else
     echo "bench: onnx: SKIP (ONNX Runtime not available)"
 fi
 
+# ---- FP16 dense weights (issue 12; docs/ONNX.md, "Reduced precision") ----
+# sklearn linear / MLP models (bench/dense_models.py, trained once, cached)
+# in FP32 and with half weights (ap_onnx_set_precision), native backend.
+"$PYTHON" bench/dense_models.py "$OUT/dense"
+make --no-print-directory -s "$OUT/bench_dense" >&2
+"$OUT/bench_dense" logreg="$OUT/dense/logreg.onnx" mlp-64="$OUT/dense/mlp-64.onnx" \
+    mlp-256="$OUT/dense/mlp-256.onnx" mlp-512="$OUT/dense/mlp-512.onnx"
+
 # ---- Python package (python/alphapulse over libalphapulse.so; docs/PYTHON.md) ----
 make --no-print-directory -s so >&2
 "$PYTHON" bench/bench_python.py "$OUT/small.json"

@@ -79,23 +79,41 @@ AP_API int ap_onnx_num_trees(const ap_onnx *m);
 AP_API int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out, ap_error *err);
 
 /*
- * Precision (common.h) of a natively imported graph. REDUCED quantizes its
- * tree ensembles (exact: ap_forest_set_precision) and stores its dense
- * layers' weights (Gemm, MatMul, Linear*) in IEEE half, then runs the
- * graph on rows X (nrows rows, as for predict; NULL/0: one zero row) in
- * both precisions: when the largest absolute output difference exceeds
- * tolerance (<= 0: the default 1e-3) the graph stays FULL and the call
- * returns AP_ERANGE saying by how much. *max_dev (may be NULL) receives
- * that difference. A graph that cannot be reduced (ONNX Runtime backend, a
- * forest that cannot be quantized exactly) stays FULL: AP_EUNSUPPORTED with
- * the reason. FULL goes back to full weights. Call before sharing.
+ * Precision (common.h) of a natively imported graph. REDUCED stores its
+ * dense layers' weights (Gemm, MatMul, Linear*) in IEEE half (round to
+ * nearest even; biases stay float; sums in float) and quantizes its tree
+ * ensembles (exact: ap_forest_set_precision), then runs the graph on rows
+ * X (nrows raw input rows of num_features doubles, as for predict;
+ * NULL/0: one zero row) in both precisions. When the largest absolute
+ * output difference exceeds tolerance (<= 0 or NaN: the default 1e-3) the
+ * graph stays FULL (its FP32 weights, outputs bit for bit as before) and
+ * the call returns AP_ERANGE giving the deviation and the tolerance.
+ * *max_dev (may be NULL) receives that difference (0 when nothing ran).
+ * The check covers those rows only: pass representative ones.
+ *
+ * Refused, the graph staying FULL: the ONNX Runtime backend, a tree
+ * ensemble on the generic evaluator, a graph with no dense layer and no
+ * tree ensemble ("nothing to reduce"): AP_EUNSUPPORTED; a weight beyond
+ * the half range (|w| >= 65520 would become inf), naming node and weight:
+ * AP_ERANGE; a forest that cannot be quantized: the forest's status and
+ * message, prefixed by the node.
+ *
+ * On success the FP32 weights are freed (that is the memory saving), so:
+ * REDUCED again is a no-op (*max_dev: the deviation measured then); FULL
+ * (and AUTO, which is FULL here) after REDUCED is refused with
+ * AP_ECONFLICT when the graph has dense layers (load the model again); a
+ * graph of tree ensembles only goes back to FULL. FULL on a FULL graph is
+ * a no-op. Not thread-safe: call before the model is shared.
  */
 AP_API int ap_onnx_set_precision(ap_onnx *m, ap_precision p, double tolerance, const double *X,
                                  size_t nrows, double *max_dev, ap_error *err);
 /* What predict uses: AP_PRECISION_FULL or AP_PRECISION_REDUCED. */
 AP_API ap_precision ap_onnx_precision(const ap_onnx *m);
-/* Bytes of the compiled graph in that precision (weights and forests; 0
-   when not built). */
+/* Bytes of the graph's weights in that precision: dense layers' weights
+   (float 4 bytes, half 2) and biases (4), plus ap_forest_model_bytes of
+   each forest. 0 when that precision is not built (REDUCED before a
+   successful reduce, FULL after one on a graph with dense layers) and for
+   ONNX Runtime. AUTO: the precision predict uses. */
 AP_API size_t ap_onnx_model_bytes(const ap_onnx *m, ap_precision p);
 
 /*

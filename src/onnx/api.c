@@ -165,18 +165,33 @@ int ap_onnx_predict(const ap_onnx *m, const double *X, size_t nrows, double *out
     return AP_OK;
 }
 
-/* Precision: see onnx.h. (FP16 dense weights are being built: until they
-   land, REDUCED is refused with a message, never silently ignored.) */
+/* Precision: see onnx.h; the plan's part is precision.c. */
 int ap_onnx_set_precision(ap_onnx *m, ap_precision p, double tolerance, const double *X,
                           size_t nrows, double *max_dev, ap_error *err)
 {
+    double dev = 0;
     if (max_dev)
         *max_dev = 0;
-    if (p == AP_PRECISION_REDUCED)
-        return ap__error_set(err, AP_EUNSUPPORTED, "reduced precision: not built yet");
-    return AP_OK;
+    if (p != AP_PRECISION_AUTO && p != AP_PRECISION_FULL && p != AP_PRECISION_REDUCED)
+        return ap__error_set(err, AP_EINVAL, "precision %d: expected auto, full or reduced", (int)p);
+    if (p != AP_PRECISION_REDUCED)  /* AUTO is FULL here, as for ap_forest */
+        return m->ort ? AP_OK : ap__onnx_plan_full(&m->plan, err);
+    if (m->ort)
+        return ap__error_set(err, AP_EUNSUPPORTED,
+                            "reduced precision needs the native backend (this model runs on %s)",
+                            m->backend);
+    int rc = ap__onnx_plan_reduce(&m->plan, tolerance, X, nrows, &dev, err);
+    if (max_dev)
+        *max_dev = dev;
+    return rc;
 }
 
-ap_precision ap_onnx_precision(const ap_onnx *m) { return AP_PRECISION_FULL; }
+ap_precision ap_onnx_precision(const ap_onnx *m)
+{
+    return m->ort ? AP_PRECISION_FULL : m->plan.prec;
+}
 
-size_t ap_onnx_model_bytes(const ap_onnx *m, ap_precision p) { return 0; }
+size_t ap_onnx_model_bytes(const ap_onnx *m, ap_precision p)
+{
+    return m->ort ? 0 : ap__onnx_plan_bytes(&m->plan, p);
+}

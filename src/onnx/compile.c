@@ -462,6 +462,7 @@ int ap__onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_
     ap_onnx_ctx c = {.g = g, .name = name, .p = p};
     p->nf = r->nf;
     p->f64 = r->elem == TYPE_DOUBLE;
+    p->prec = AP_PRECISION_FULL;
     int rc = AP_OK;
     /* which nodes the output needs: walk backwards from it */
     unsigned char *need = calloc(g->n_node ? g->n_node : 1, 1);
@@ -505,8 +506,12 @@ int ap__onnx_plan_compile(ap_onnx_plan *p, const Onnx__ModelProto *mp, const ap_
                 goto out;
             continue;
         }
+        int first = p->nst;
         if ((rc = compile_node(&c, g->node[i], err)))
             goto out;
+        for (int k = first; k < p->nst; k++)
+            snprintf(p->st[k].label, sizeof p->st[k].label, "node '%s' (%s)",
+                     ap__onnx_node_label(g->node[i]), g->node[i]->op_type);
         pos += (size_t)snprintf(p->summary + pos, pos < sizeof p->summary ? sizeof p->summary - pos : 0,
                                 "%s%s", pos ? "+" : "", g->node[i]->op_type);
         if (pos >= sizeof p->summary)

@@ -1,7 +1,8 @@
 /*
  * Private: the ONNX importer's pieces, one section per file. Who calls whom
  * (no file calls back into one that calls it):
- *   api.c -> io.c, compile.c, run.c, to_ort.c, pb.c
+ *   api.c -> io.c, compile.c, run.c, precision.c, to_ort.c, pb.c
+ *   precision.c -> run.c, trees.c (and dense/, forest/)
  *   compile.c -> compile_util.c, trees_import.c, trees.c, pb.c, post.c
  *   compile_util.c -> op_attrs.c, pb.c
  *   run.c -> trees.c, post.c          to_ort.c -> io.c, pb.c
@@ -108,5 +109,10 @@ void ap__onnx_trees_free(ap_onnx_trees *t);
 int ap__onnx_trees_count(const ap_onnx_trees *t);
 /* 1 if the compiled forest engine runs it (else the generic evaluator) */
 int ap__onnx_trees_native(const ap_onnx_trees *t);
+/* the forest's precision (ap_forest_set_precision); REDUCED on the generic
+   evaluator is AP_EUNSUPPORTED */
+int ap__onnx_trees_set_precision(ap_onnx_trees *t, ap_precision p, ap_error *err);
+/* ap_forest_model_bytes of its forest (0 for the generic evaluator) */
+size_t ap__onnx_trees_bytes(const ap_onnx_trees *t, ap_precision p);
 
 #endif

@@ -37,6 +37,7 @@ typedef struct stage {
     float *c, *c2;         /* ST_SCALER constants (broadcast when nc == 1) */
     double *cd;            /* ST_BINC constant, in the operand's type (nc values) */
     int nc, nc2;
+    char label[80];        /* "node 'name' (Op)", for errors after compile */
 } stage;
 
 typedef struct ap_onnx_plan {
@@ -51,6 +52,8 @@ typedef struct ap_onnx_plan {
     int direct_trees;      /* plan is one tree stage on the input */
     int ntrees;
     char summary[256];     /* the compiled operators, "A+B+..." */
+    ap_precision prec;     /* what run uses (precision.c): FULL or REDUCED */
+    double reduced_dev;    /* the deviation measured when it was reduced */
 } ap_onnx_plan;
 
 /* compile.c: fill p (zeroed by the caller) from the graph of mp, whose
@@ -118,5 +121,19 @@ int ap__onnx_node_check_attrs(const ap_onnx_ctx *c, const Onnx__NodeProto *n, in
 
 /* run.c: X is nrows * p->nf doubles, out nrows * p->nout (never fails). */
 void ap__onnx_plan_run(const ap_onnx_plan *p, const double *X, size_t nrows, double *out);
+
+/* ---- precision (precision.c; semantics in onnx.h, ap_onnx_set_precision) ---- */
+
+/* REDUCED: dense weights to half, forests quantized, checked on rows X (NULL
+   or 0 rows: one zero row) against FULL; AP_ERANGE (and FULL again) when the
+   largest output difference exceeds tol (<= 0: AP_PRECISION_DEFAULT_TOL). */
+int ap__onnx_plan_reduce(ap_onnx_plan *p, double tol, const double *X, size_t nrows,
+                        double *max_dev, ap_error *err);
+/* FULL again: AP_ECONFLICT when dense layers kept only their half weights. */
+int ap__onnx_plan_full(ap_onnx_plan *p, ap_error *err);
+/* bytes of dense weights and forests in precision q (0: not built) */
+size_t ap__onnx_plan_bytes(const ap_onnx_plan *p, ap_precision q);
+
+#define AP_PRECISION_DEFAULT_TOL 1e-3
 
 #endif

@@ -24,6 +24,7 @@
  * values, averaging and post transforms are applied here, in ORT's order.
  */
 #include "onnx/trees.h"
+#include "common/error.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -44,6 +45,22 @@ void ap__onnx_trees_free(ap_onnx_trees *t)
 
 int ap__onnx_trees_count(const ap_onnx_trees *t) { return t->ntrees; }
 int ap__onnx_trees_native(const ap_onnx_trees *t) { return t->forest != NULL; }
+
+int ap__onnx_trees_set_precision(ap_onnx_trees *t, ap_precision p, ap_error *err)
+{
+    if (t->forest)
+        return ap_forest_set_precision(t->forest, p, err);
+    if (p == AP_PRECISION_REDUCED)
+        return ap__error_set(err, AP_EUNSUPPORTED,
+                            "its trees run on the generic evaluator (EQ/NEQ branches, MIN/MAX "
+                            "or several weights per output in a leaf): no quantized engine");
+    return AP_OK;
+}
+
+size_t ap__onnx_trees_bytes(const ap_onnx_trees *t, ap_precision p)
+{
+    return t->forest ? ap_forest_model_bytes(t->forest, p) : 0;
+}
 
 /* ---- generic evaluator ---- */
 

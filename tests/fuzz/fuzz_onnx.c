@@ -1,6 +1,7 @@
 /* libFuzzer: the ONNX importer (protobuf walk + unpack, graph compile, tree
    import) on arbitrary bytes; native backend only. A model that loads must
-   also predict a couple of rows. */
+   also predict a couple of rows, then try reduced precision (half dense
+   weights, checked on those rows; refused or not) and predict again. */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -25,6 +26,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         for (int i = 0; i < nf; i++)
             X[nf + i] = NAN;
         ap_onnx_predict(m, X, 2, Y, &err);
+        double dev;
+        if (ap_onnx_set_precision(m, AP_PRECISION_REDUCED, 0, X, 2, &dev, &err) == AP_OK)
+            ap_onnx_predict(m, X, 2, Y, &err);
+        ap_onnx_model_bytes(m, AP_PRECISION_FULL);
+        ap_onnx_model_bytes(m, AP_PRECISION_REDUCED);
     }
     free(X);
     free(Y);
