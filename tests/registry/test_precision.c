@@ -1,8 +1,10 @@
 /* Precision through the registry (issue 12): the manifest's request, "auto"
    by ap_registry_options.mixed_precision, and what ap_model_info says about
-   it. Written for both states of the engine: a predictor that reduces must
-   give the full predictions bit for bit (quantized trees are exact) and say
-   nothing; one that refuses must stay full and say why. */
+   it. The reduced engine has landed: under mixed precision every demo model
+   with an engine of its own (bear's ONNX forest and the XGBoost forests)
+   runs reduced, says nothing, keeps fewer bytes than at full precision and
+   gives the full predictions bit for bit (quantized trees are exact); only
+   the ensemble's combiner stays full, with its note. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,9 +82,10 @@ static void feature_rows(double *rows, int n)
                 (r * 7 + j) % 11 == 0 ? NAN : 0.013 * (double)((j * 31 + r * 17) % 97) - 0.4;
 }
 
-/* mixed_precision: each model either runs reduced (no note, reduced bytes
-   built, the same predictions) or stays full with the engine's reason. */
-static void test_mixed_either_reduced_or_why(void **state)
+/* mixed_precision: every demo model but the ensemble runs reduced (no note,
+   reduced bytes built and fewer than the full ones, the same predictions);
+   the ensemble stays full and says why. */
+static void test_mixed_reduces_every_forest(void **state)
 {
     (void)state;
     ap_registry *full = open_repo(demo, 0), *mixed = open_repo(demo, 1);
@@ -96,21 +99,25 @@ static void test_mixed_either_reduced_or_why(void **state)
         describe(full, demo_models[i], &a, &ma);
         describe(mixed, demo_models[i], &b, &mb);
         assert_string_equal(b.precision_requested, "auto");
-        if (!strcmp(b.precision, "reduced")) {
-            assert_string_equal(b.precision_note, "");
-            assert_true(b.model_bytes_reduced > 0);
-        } else {
-            assert_string_equal(b.precision, "full");
-            if (!b.precision_note[0])
-                fail_msg("%s stayed full without saying why", b.name);
-            assert_int_equal(b.model_bytes_reduced, 0);
-        }
         if (b.kind == AP_MODEL_ENSEMBLE) { /* the combiner is full, and says so */
+            assert_string_equal(b.name, "meta");
             assert_string_equal(b.precision, "full");
             assert_non_null(strstr(b.precision_note, "ensemble"));
+            assert_int_equal(b.model_bytes_reduced, 0);
+        } else {
+            if (strcmp(b.precision, "reduced"))
+                fail_msg("%s stayed %s under mixed precision: %s", b.name, b.precision,
+                         b.precision_note);
+            assert_string_equal(b.precision_note, "");
+            assert_true(b.model_bytes_reduced > 0);
+            if (!(b.model_bytes_reduced < b.model_bytes_full))
+                fail_msg("%s: %zu reduced bytes, not fewer than %zu full", b.name,
+                         (size_t)b.model_bytes_reduced, (size_t)b.model_bytes_full);
+            if (!strcmp(b.format, "xgboost")) /* the quantized engine's nodes */
+                assert_true(b.node_bytes > 0 && b.node_bytes < a.node_bytes);
         }
         assert_int_equal(b.model_bytes_full, a.model_bytes_full);
-        /* every demo model is a forest: reduced or not, the same numbers */
+        /* every demo model is a forest (or combines forests): the same numbers */
         double pa[N], pb[N], ca[N], cb[N];
         ap_error err;
         assert_int_equal(ap_model_predict(ma, rows, N, pa, ca, NULL, &err), AP_OK);
@@ -166,8 +173,8 @@ static void add_model(const char *dir, const char *name, const char *precision)
     write_text(path, man);
 }
 
-/* A manifest's "full" stays full under mixed precision; its "reduced" is
-   tried without it. */
+/* A manifest's "full" stays full under mixed precision; its "reduced" runs
+   reduced without it. */
 static void test_manifest_overrides_auto(void **state)
 {
     (void)state;
@@ -189,13 +196,10 @@ static void test_manifest_overrides_auto(void **state)
         ap_model_release(m);
         describe(reg, "asks_reduced", &in, &m);
         assert_string_equal(in.precision_requested, "reduced");
-        if (!strcmp(in.precision, "reduced")) {
-            assert_string_equal(in.precision_note, "");
-            assert_true(in.model_bytes_reduced > 0 && in.node_bytes > 0);
-        } else {
-            assert_string_equal(in.precision, "full");
-            assert_true(in.precision_note[0] != '\0');
-        }
+        assert_string_equal(in.precision, "reduced"); /* the demo's bull: exact trees */
+        assert_string_equal(in.precision_note, "");
+        assert_true(in.model_bytes_reduced > 0 && in.node_bytes > 0);
+        assert_true(in.model_bytes_reduced < in.model_bytes_full);
         ap_model_release(m);
         ap_registry_free(reg);
     }
@@ -208,7 +212,7 @@ int main(void)
     snprintf(demo, sizeof demo, "%s/examples/models", root_dir);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_default_full),
-        cmocka_unit_test(test_mixed_either_reduced_or_why),
+        cmocka_unit_test(test_mixed_reduces_every_forest),
         cmocka_unit_test(test_manifest_overrides_auto),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

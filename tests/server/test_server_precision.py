@@ -5,10 +5,12 @@ the registry, and every view shows what each model runs: /v1/models,
 alphapulse_model_bytes per precision, alphapulse_model_node_bytes), the same
 values check-repo prints.
 
-Written for both states of the engine: with mixed precision each model runs
-"reduced" (no note, reduced bytes built, the same predictions: quantized
-trees are exact) or stays "full" and says why (precision_note non-empty, and
-the server logs it). An ensemble's combiner is always full."""
+With mixed precision every model with an engine of its own -- the demo's
+XGBoost forests and bear's ONNX forest -- runs "reduced" (no note, reduced
+bytes built and fewer than the full ones, the same predictions: quantized
+trees are exact). Only an ensemble's combiner stays "full", says why
+(precision_note non-empty) and the server logs it; a manifest's "full"
+stays full without a note."""
 import json
 import os
 import re
@@ -104,7 +106,8 @@ for name, m in sorted(models.items()):
     check(m["precision"] == "full" and m["precision_requested"] == "auto"
           and m["precision_note"] == "" and m["model_bytes_reduced"] == 0
           and m["precision_deviation"] == 0
-          and (not tree or (m["model_bytes_full"] > 0 and m["node_bytes"] > 0)),
+          and (not tree or (m["model_bytes_full"] > 0 and m["node_bytes"] > 0))
+          and (m["format"] != "onnx" or m["model_bytes_full"] > 0),
           "default: %s runs full (auto), %d bytes, %d per node" % (
               name, m["model_bytes_full"], m["node_bytes"]))
 st, js, _ = srv.get("/v1/stats")
@@ -149,17 +152,22 @@ for name, m in sorted(models.items()):
               "mixed: pinned_full: the manifest's full wins over mixed precision, no note")
         continue
     want_req = "reduced" if name == "asks_reduced" else "auto"
-    reduced = m["precision"] == "reduced" and m["precision_note"] == "" \
-        and m["model_bytes_reduced"] > 0
-    full = m["precision"] == "full" and m["precision_note"] != "" and m["model_bytes_reduced"] == 0
     if m["kind"] == "ensemble":
-        check(full and "ensemble" in m["precision_note"],
+        check(m["precision"] == "full" and "ensemble" in m["precision_note"]
+              and m["model_bytes_reduced"] == 0 and m["precision_requested"] == want_req,
               "mixed: %s: an ensemble's combiner stays full and says so" % name)
-    check(m["precision_requested"] == want_req and (reduced or full),
-          "mixed: %s (%s) runs %s%s" % (name, want_req, m["precision"],
-                                        ": " + m["precision_note"] if full else ""))
-    if full:
         stayed.append(name)
+        continue
+    check(m["precision_requested"] == want_req and m["precision"] == "reduced"
+          and m["precision_note"] == ""
+          and 0 < m["model_bytes_reduced"] < m["model_bytes_full"],
+          "mixed: %s (%s) runs reduced, %d bytes (full %d)%s" % (
+              name, want_req, m["model_bytes_reduced"], m["model_bytes_full"],
+              "" if m["precision_note"] == "" else ": " + m["precision_note"]))
+    if m["format"] == "onnx":
+        check(m["model_bytes_full"] > 0 and m["model_bytes_reduced"] > 0,
+              "mixed: %s (ONNX): model bytes counted at both precisions" % name)
+check(stayed == ["meta"], "mixed: only the ensemble (meta) stays full (%s)" % stayed)
 log = srv.output()
 for name in stayed:
     check(re.search(r"model %s version \d+: full precision \((mixed_precision_enabled|its manifest) "
@@ -174,8 +182,15 @@ check(srv.stop() == 0, "mixed server: SIGTERM, exit 0")
 # ---- the environment's name, as for every setting --------------------------------------------------
 srv = Server(env={"MIXED_PRECISION_ENABLED": "1"})
 st, js, _ = srv.get("/v1/models")
-bull = [m for m in js["models"] if m["name"] == "bull"][0]
-check(js and (bull["precision"] == "reduced") != (bull["precision_note"] != ""),
-      "MIXED_PRECISION_ENABLED=1: bull runs reduced or says why not (%s)" % bull["precision_note"])
+for m in sorted(js["models"], key=lambda m: m["name"]):
+    if m["kind"] == "ensemble":
+        check(m["precision"] == "full" and "ensemble" in m["precision_note"],
+              "MIXED_PRECISION_ENABLED=1: %s (ensemble) stays full and says so" % m["name"])
+    else:
+        check(m["precision"] == "reduced" and m["precision_note"] == ""
+              and m["model_bytes_reduced"] > 0,
+              "MIXED_PRECISION_ENABLED=1: %s runs reduced (%s)" % (m["name"],
+                                                                 m["precision_note"]))
+check(any(m["name"] == "bull" for m in js["models"]), "MIXED_PRECISION_ENABLED=1: bull listed")
 check(srv.stop() == 0, "env server: SIGTERM, exit 0")
 srvlib.finish()
