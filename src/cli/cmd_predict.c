@@ -35,7 +35,7 @@ static void predict_usage(FILE *fp)
             "                  and, in ONNX graphs, dense layers with half weights; refused\n"
             "                  (exit 1, saying why) when the model cannot be reduced\n"
             "  --precision-tolerance T  ONNX: the largest absolute output difference\n"
-            "                  reduced may make on a zero row (default 1e-3)\n"
+            "                  reduced may make on the input's first rows (default 1e-3)\n"
             "\n"
             "Columns are matched to the model's features by name when the model\n"
             "carries names and the header has them all; otherwise by position.\n"
@@ -132,9 +132,11 @@ static int load_model(const char *path, int raw, model *m)
     return 0;
 }
 
-/* Reduced precision (before any predict): measured, for an ONNX graph's
-   dense layers, on one zero row. 0, or the exit status. */
-static int reduce(model *m, double tolerance)
+/* Reduced precision (before any predict). An ONNX graph's dense layers
+   are checked on the rows to predict themselves (the first chunk of the
+   input; a zero row when it is empty): a zero row alone would test only the
+   biases. 0, or the exit status. */
+static int reduce(model *m, double tolerance, const char *input)
 {
     ap_error err = {0};
     double dev = 0.0;
@@ -143,12 +145,26 @@ static int reduce(model *m, double tolerance)
                 m->ops->title);
         return 2;
     }
-    double *zero = calloc((size_t)(m->desc.num_features > 0 ? m->desc.num_features : 1),
-                          sizeof *zero);
-    int rc = zero ? m->ops->set_precision(m->impl, AP_PRECISION_REDUCED, tolerance, zero, 1, &dev,
-                                          &err)
-                  : ap__error_set(&err, AP_ENOMEM, "out of memory");
+    const int nf = m->desc.num_features > 0 ? m->desc.num_features : 1;
+    ap_csv_rows rows;
+    size_t n = 0;
+    if (ap__csv_rows_open(&rows, input, nf, CHUNK, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse predict: %s\n", err.msg);
+        return 1;
+    }
+    if (map_columns(m, &rows.csv, rows.col_of, input) != 0) {
+        ap__csv_rows_close(&rows);
+        return 1;
+    }
+    int rc = ap__csv_rows_next(&rows, &n, &err);
+    double *zero = rc == AP_OK && n == 0 ? calloc((size_t)nf, sizeof *zero) : NULL;
+    if (rc == AP_OK && n == 0 && !zero)
+        rc = ap__error_set(&err, AP_ENOMEM, "out of memory");
+    if (rc == AP_OK)
+        rc = m->ops->set_precision(m->impl, AP_PRECISION_REDUCED, tolerance, zero ? zero : rows.X,
+                                   zero ? 1 : n, &dev, &err);
     free(zero);
+    ap__csv_rows_close(&rows);
     if (rc == AP_OK && m->ops->precision && m->ops->precision(m->impl) != AP_PRECISION_REDUCED)
         rc = ap__error_set(&err, AP_EUNSUPPORTED, "the engine stayed at full precision");
     if (rc != AP_OK) {
@@ -268,7 +284,7 @@ int ap_cmd_predict(int argc, char **argv)
     model m;
     int rc = load_model(model_path, raw, &m);
     if (rc == 0 && precision == AP_PRECISION_REDUCED)
-        rc = reduce(&m, tolerance);
+        rc = reduce(&m, tolerance, input);
     if (rc == 0)
         rc = predict_rows(&m, raw, input, output);
     if (m.impl)

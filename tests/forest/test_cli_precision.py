@@ -150,6 +150,14 @@ def main():
                    and close(r.stdout, full.stdout, DENSE_TOL),
                    "mlp: --precision-tolerance %s accepted, reduced within %g of full"
                    % (tol, DENSE_TOL), r.stderr)
+        # the tolerance is checked on the rows being predicted (a zero row
+        # would test only the biases): a tolerance below the half-weight
+        # deviation is refused, saying by how much, and nothing is written
+        r = run("--model", mlp, "--input", x4, "--precision", "reduced",
+                "--precision-tolerance", "1e-9")
+        expect(r.returncode == 1 and "exceeds the tolerance 1e-09" in r.stderr
+               and "on 200 rows" in r.stderr and r.stdout == "",
+               "mlp: --precision-tolerance 1e-9 refused with the measured deviation", r.stderr)
         r = run("--help")
         expect(r.returncode == 0 and "--precision" in r.stdout, "predict --help names --precision")
     if failures:
