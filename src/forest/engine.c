@@ -61,7 +61,7 @@
 #define XT_BYTES 32768  /* stack buffer for a block's tiles */
 #define ROW_TREES 16    /* trees walked together for a single row */
 /* Output groups we accept: bounded by the stack scratch above. */
-#define MAX_GROUPS 1024
+#define MAX_GROUPS AP_IR_MAX_GROUPS_ROW
 
 typedef struct etree {
     uint32_t root;
@@ -452,32 +452,12 @@ void ap__engine_predict(const ap_engine *e, const double *X, size_t nrows, doubl
         float f[ACC_MAX];
         double d[ACC_MAX];
     } acc;
-    double m[MAX_GROUPS];
 
     for (size_t r0 = 0; r0 < nrows; r0 += (size_t)bs) {
         int nb = nrows - r0 < (size_t)bs ? (int)(nrows - r0) : bs;
         const double *Xb = X + r0 * (size_t)nf;
         margins(e, Xb, nb, acc.f, xt);
-        for (int r = 0; r < nb; r++) {
-            for (int32_t g = 0; g < G; g++) {
-                if (e->prec == AP_PREC_F32) {
-                    m[g] = (double)acc.f[r * G + g];
-                } else {
-                    /* LightGBM averages only the transformed output (ir.h) */
-                    double s = acc.d[r * G + g];
-                    if (e->ir->average_output && !raw && e->count[g] > 0)
-                        s /= e->count[g];
-                    m[g] = s + e->ir->base_score[g];
-                }
-            }
-            double *o = out + (r0 + (size_t)r) * nout;
-            if (raw)
-                memcpy(o, m, (size_t)G * sizeof *m);
-            else if (e->prec == AP_PREC_F32)
-                ap__transform_xgboost(e->ir, m, o);
-            else
-                ap__transform_lightgbm(e->ir, m, o);
-        }
+        ap__transform_rows(e->ir, e->count, acc.f, nb, raw, out + r0 * (size_t)nout, nout);
     }
 }
 

@@ -148,6 +148,8 @@ typedef struct ap_forest_ir {
 #define AP_IR_MAX_FEATURES  (1 << 20)
 #define AP_IR_MAX_GROUPS    (1 << 16)
 #define AP_IR_MAX_CAT_WORDS (1 << 20)   /* per node */
+/* Output groups the engines accept (their stack scratch holds a row's). */
+#define AP_IR_MAX_GROUPS_ROW 1024
 
 void ap__forest_ir_init(ap_forest_ir *ir);
 void ap__forest_ir_free(ap_forest_ir *ir);

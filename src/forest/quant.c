@@ -480,32 +480,6 @@ NO_SLP static void walk_heap_one_u16(const ap_qengine *q, const void *codes, con
     walk_heap_one_t(q, codes, acc, 1);
 }
 
-static void finish_rows(const ap_qengine *q, const void *accv, int nb, size_t r0, int raw,
-                        double *out, int nout)
-{
-    const int32_t G = q->G;
-    double m[Q_MAX_GROUPS];
-    for (int r = 0; r < nb; r++) {
-        for (int32_t g = 0; g < G; g++) {
-            if (q->prec == AP_PREC_F32) {
-                m[g] = (double)((const float *)accv)[r * G + g];
-            } else {
-                double s = ((const double *)accv)[r * G + g];
-                if (q->ir->average_output && !raw && q->count[g] > 0)
-                    s /= q->count[g];
-                m[g] = s + q->ir->base_score[g];
-            }
-        }
-        double *o = out + (r0 + (size_t)r) * nout;
-        if (raw)
-            memcpy(o, m, (size_t)G * sizeof *m);
-        else if (q->prec == AP_PREC_F32)
-            ap__transform_xgboost(q->ir, m, o);
-        else
-            ap__transform_lightgbm(q->ir, m, o);
-    }
-}
-
 void ap__qengine_predict(const ap_qengine *q, const double *X, size_t nrows, double *out,
                          unsigned flags)
 {
@@ -540,7 +514,7 @@ void ap__qengine_predict(const ap_qengine *q, const double *X, size_t nrows, dou
                                                                      acc.f);
             else
                 walk[q->wide][q->has_special](q, ct_buf, Xb, nb / QTILE, acc.f);
-            finish_rows(q, acc.f, nb, r0, raw, out, nout);
+            ap__transform_rows(q->ir, q->count, acc.f, nb, raw, out + r0 * (size_t)nout, nout);
             if (nb < bs) {
                 r0 += (size_t)nb;
                 break;
@@ -567,6 +541,6 @@ void ap__qengine_predict(const ap_qengine *q, const double *X, size_t nrows, dou
             (q->wide ? walk_heap_one_u16 : walk_heap_one_u8)(q, ct_buf, row, acc.f);
         else
             one[q->wide][q->has_special](q, ct_buf, row, acc.f);
-        finish_rows(q, acc.f, 1, r0, raw, out, nout);
+        ap__transform_rows(q->ir, q->count, acc.f, 1, raw, out + r0 * (size_t)nout, nout);
     }
 }

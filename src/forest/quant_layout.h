@@ -16,7 +16,7 @@
 #define Q_MAX_COLS 4096
 /* ... and so that a node's tile offset fits its 16 bits: columns at most
    Q_CODES_BYTES / (QTILE * code bytes), 4096 (uint8) or 2048 (uint16) */
-#define Q_MAX_GROUPS 1024
+#define Q_MAX_GROUPS AP_IR_MAX_GROUPS_ROW
 #define Q_MAX_WIN 16        /* bounds per cell beyond which a feature is searched */
 #define Q_MAX_CELLS 4096
 #define Q_HEAP_MAX_DEPTH 14

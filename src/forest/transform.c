@@ -9,6 +9,7 @@
 #include "forest/transform.h"
 
 #include <math.h>
+#include <string.h>
 
 /* ---- XGBoost: 1.7's PredTransform, in float ---- */
 
@@ -112,5 +113,32 @@ void ap__transform_lightgbm(const ap_forest_ir *ir, const double *m, double *out
         for (int g = 0; g < G; g++)
             out[g] = m[g];
         break;
+    }
+}
+
+void ap__transform_rows(const ap_forest_ir *ir, const double *count, const void *acc, int nb,
+                        int raw, double *out, int nout)
+{
+    const int32_t G = ir->num_groups;
+    double m[AP_IR_MAX_GROUPS_ROW];
+    for (int r = 0; r < nb; r++) {
+        for (int32_t g = 0; g < G; g++) {
+            if (ir->precision == AP_PREC_F32) {
+                m[g] = (double)((const float *)acc)[r * G + g];
+            } else {
+                /* LightGBM averages only the transformed output (ir.h) */
+                double s = ((const double *)acc)[r * G + g];
+                if (ir->average_output && !raw && count[g] > 0)
+                    s /= count[g];
+                m[g] = s + ir->base_score[g];
+            }
+        }
+        double *o = out + (size_t)r * nout;
+        if (raw)
+            memcpy(o, m, (size_t)G * sizeof *m);
+        else if (ir->precision == AP_PREC_F32)
+            ap__transform_xgboost(ir, m, o);
+        else
+            ap__transform_lightgbm(ir, m, o);
     }
 }

@@ -14,4 +14,12 @@
 void ap__transform_xgboost(const ap_forest_ir *ir, const double *m, double *out);
 void ap__transform_lightgbm(const ap_forest_ir *ir, const double *m, double *out);
 
+/* Outputs of nb rows from the engines' accumulators (both engines sum the
+   same way): acc holds nb * num_groups tree sums, float for AP_PREC_F32
+   (base score included), double for AP_PREC_F64 (LightGBM: averaged by
+   count[g] trees for transformed output, then base score added). out:
+   nb * nout values (raw: the margins). */
+void ap__transform_rows(const ap_forest_ir *ir, const double *count, const void *acc, int nb,
+                        int raw, double *out, int nout);
+
 #endif
