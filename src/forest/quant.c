@@ -359,7 +359,11 @@ ONE_VARIANT(u16_checked, 1, 1)
 /* GCC's SLP vectoriser turns the heap step (2s + 2 - left, 16 rows) into
    shuffles and lane inserts, 2.3x slower than the scalar steps (perf,
    batch-1k): the heap walks are compiled without it. */
+#if defined(__GNUC__) && !defined(__clang__)
 #define NO_SLP __attribute__((optimize("no-tree-slp-vectorize", "no-tree-loop-vectorize")))
+#else
+#define NO_SLP   /* clang has no such attribute (and does not do this) */
+#endif
 
 /* The heap layout's leaf l (tree t's slot) for one row. */
 static inline __attribute__((always_inline)) void add_heap_leaf(const ap_qengine *q, int32_t t,
