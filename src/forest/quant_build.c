@@ -268,6 +268,9 @@ static int build_heap(ap_qengine *q)
 
 int ap__qengine_compile(const ap_forest_ir *ir, ap_qengine **out, ap_error *err)
 {
+    ap_error local;   /* the failure paths read err->code */
+    if (!err)
+        err = &local;
     *out = NULL;
     const int32_t nf = ir->num_features;
     if (ir->num_groups > Q_MAX_GROUPS)
@@ -583,5 +586,5 @@ fail:
     free(colid);
     free(fill);
     ap__qengine_free(q);
-    return err ? err->code : AP_ENOMEM;
+    return err->code;
 }
