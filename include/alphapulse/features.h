@@ -106,9 +106,27 @@ typedef struct ap_series ap_series;
 #define AP_SERIES_MAX_HISTORY (1u << 24)
 #define AP_SERIES_MAX_COUNT (1u << 22)
 
+/*
+ * A bar closed: a bar with a later start arrived in its series (for a
+ * rolled-up series: a base bar past the bucket's end), so its values and
+ * features are final. The pointers are valid during the call only.
+ */
+typedef struct ap_bar_closed {
+    const ap_series *series;
+    int64_t t;              /* the closed bar's start, us since 1970 */
+    const double *features; /* AP_FEATURE_COUNT values: the vector published for it */
+    uint64_t bars;          /* bars the series had while it was the latest */
+} ap_bar_closed;
+/* Called on the appending thread with the roll-up family's writer mutex
+   held, before the new bar is stored: it must be short, must not block,
+   and must not append to the store. */
+typedef void (*ap_series_close_fn)(void *ctx, const ap_bar_closed *c);
+
 typedef struct ap_series_config {
     size_t max_series; /* capacity of the store (roll-up series count too) */
     size_t history;    /* bars kept per series, >= 1 */
+    ap_series_close_fn on_close; /* optional: told of every bar that closes */
+    void *close_ctx;
 } ap_series_config;
 
 /* Open a series with roll-up: see ap_series_open. */

@@ -58,6 +58,7 @@ typedef struct rollup_state {
 
 struct ap_series {
     char symbol[AP_SYMBOL_MAX];
+    const ap_series_store *st; /* its store (the close hook) */
     int64_t tf;
     uint64_t hash;
     pthread_mutex_t wmu; /* writer mutex (a child is written under its base's) */
@@ -77,6 +78,8 @@ struct ap_series {
 
 struct ap_series_store {
     size_t history, max_series;
+    ap_series_close_fn on_close;
+    void *close_ctx;
     _Atomic size_t count; /* live series */
     size_t keys;          /* slots taken: live series and tombstones (under lock) */
     size_t mask;
@@ -124,6 +127,8 @@ int ap_series_store_new(const ap_series_config *cfg, ap_series_store **out, ap_e
     st->mask = cap - 1;
     st->history = cfg->history;
     st->max_series = cfg->max_series;
+    st->on_close = cfg->on_close;
+    st->close_ctx = cfg->close_ctx;
     pthread_mutex_init(&st->lock, NULL);
     *out = st;
     return AP_OK;
@@ -200,6 +205,7 @@ static int series_new(const ap_series_store *st, const char *symbol, int64_t tf,
     snprintf(s->symbol, sizeof s->symbol, "%s", symbol);
     s->tf = tf;
     s->hash = key_hash(symbol, tf);
+    s->st = st;
     s->cap = st->history;
     pthread_mutex_init(&s->wmu, NULL);
     *out = s;
@@ -359,6 +365,27 @@ static void publish(ap_series *s, const double *v, int64_t t)
     atomic_store_explicit(&s->seq, q + 2, memory_order_release);
 }
 
+/* Tell the store's hook that the latest bar of s closes: the next bar
+   (starting at t_next) is about to be committed. The vector published for
+   the closing bar is read back here (the writer's mutex is held: nothing
+   else writes it). */
+static void tell_closed(ap_series *s, int64_t t_next)
+{
+    const ap_series_store *st = s->st;
+    if (!st->on_close || s->total == 0)
+        return;
+    const ap_bar *last = &s->bars[(s->total - 1) % s->cap];
+    if (t_next <= last->t)
+        return; /* an update of the forming bar */
+    double v[AP_FEATURE_COUNT];
+    for (int i = 0; i < AP_FEATURE_COUNT; i++) {
+        uint64_t bits = atomic_load_explicit(&s->pub[i], memory_order_relaxed);
+        memcpy(&v[i], &bits, sizeof bits);
+    }
+    ap_bar_closed c = {s, last->t, v, s->total};
+    st->on_close(st->close_ctx, &c);
+}
+
 /* Push into the engine (already validated), keep the bar, publish. */
 static void commit(ap_series *s, const ap_bar *b)
 {
@@ -453,9 +480,11 @@ static int append_locked(ap_series *s, const ap_bar *b, ap_error *err)
         kb[i] = k;
         kr[i] = r;
     }
+    tell_closed(s, b->t);
     commit(s, b);
     for (int i = 0; i < s->nchild; i++) {
         s->child[i] = kr[i];
+        tell_closed(kr[i].s, kb[i].t);
         commit(kr[i].s, &kb[i]);
     }
     return AP_OK;

@@ -85,6 +85,21 @@ static const setting settings[] = {
      "seconds in-flight requests get to finish on SIGTERM"},
     {"access_log", "AP_ACCESS_LOG", NULL, T_BOOL, F(access_log), 0, 0, 1, "false",
      "log one line per request to stderr"},
+    {"stream_buffer", "AP_STREAM_BUFFER", NULL, T_INT, F(stream_buffer), 0, 1, 1 << 20, "1024",
+     "events a /v1/stream subscriber may have waiting; a slower one gets event: overflow and "
+     "is closed"},
+    {"stream_history", "AP_STREAM_HISTORY", NULL, T_INT, F(stream_history), 0, 1, 1 << 16, "256",
+     "events kept per series for streams that reconnect with Last-Event-ID"},
+    {"stream_keepalive", "AP_STREAM_KEEPALIVE", NULL, T_DOUBLE, F(stream_keepalive), 0, 0.05, 3600,
+     "15", "seconds between keep-alive comments on an idle stream"},
+    {"stream_linger", "AP_STREAM_LINGER", NULL, T_DOUBLE, F(stream_linger), 0, 0, 86400, "30",
+     "seconds a disconnected stream's models are still predicted, so that a reconnect with "
+     "Last-Event-ID finds what it missed (0: not at all)"},
+    {"stream_max_subscribers", "AP_STREAM_MAX_SUBSCRIBERS", NULL, T_INT, F(stream_max_subscribers),
+     0, 1, 1 << 20, "1024", "simultaneous /v1/stream subscriptions"},
+    {"stream_queue", "AP_STREAM_QUEUE", NULL, T_INT, F(stream_queue), 0, 1, 1 << 24, "65536",
+     "closed bars waiting for their stream predictions (beyond: dropped and counted, "
+     "ingestion never waits)"},
     {"replay", "AP_REPLAY", NULL, T_REPLAY, F(replay), 0, 0, 0, "",
      "bar replay: SYMBOL/TF=FILE.csv[,...] e.g. GOOG/1d=examples/data/goog_daily.csv"},
     {"replay_speed", "AP_REPLAY_SPEED", NULL, T_DOUBLE, F(replay_speed), 0, 0, 1e6, "10",

@@ -58,6 +58,12 @@ typedef struct ap_server_config {
     int64_t max_future_s;        /* bars may start at most this far ahead of the clock */
     double shutdown_timeout;     /* seconds in-flight requests get on SIGTERM */
     int access_log;
+    int stream_buffer;           /* events a stream subscriber may have waiting */
+    int stream_history;          /* events kept per series for Last-Event-ID */
+    double stream_keepalive;     /* seconds between keep-alive comments on an idle stream */
+    double stream_linger;        /* seconds a closed stream's models are still predicted */
+    int stream_max_subscribers;
+    int stream_queue;            /* closed bars waiting for their predictions */
     int inline_inference;        /* evaluate on the HTTP thread, not the batcher */
     int caller_runs;             /* an idle batcher's batch runs on the HTTP thread */
     ap_replay_source replay[AP_REPLAY_MAX_SOURCES];

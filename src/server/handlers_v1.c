@@ -182,8 +182,7 @@ static const int ep_kind[] = {[EP_PRED_PATTERN] = AP_MODEL_PATTERN,
                               [EP_PRED_REGIME] = AP_MODEL_REGIME,
                               [EP_PRED_ENSEMBLE] = AP_MODEL_ENSEMBLE};
 
-/* The prediction object (without the closing brace). */
-static void prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,
+void ap__srv_prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,
                             const ap_model *m, const ap_model_info *in, double pred, double conf,
                             const double *outs,
                             int nouts, int64_t bar_time, int undefined, uint64_t bars,
@@ -345,7 +344,7 @@ enum MHD_Result ap__srv_v1_finish(ap_srv_req *r)
     jbuf b;
     ap__jb_init(&b, store, sizeof store);
     uint64_t lat = (ap__clock_ns() - r->t0_ns) / 1000;
-    prediction_json(&b, r->id, r->symbol, r->timeframe, r->held, &r->info, r->out[0], r->out[1],
+    ap__srv_prediction_json(&b, r->id, r->symbol, r->timeframe, r->held, &r->info, r->out[0], r->out[1],
                     r->out + 2, (int)r->nout - 2, r->bar_time, r->undefined, r->bars, lat,
                     r->queue_us,
                     r->compute_us);
@@ -390,7 +389,7 @@ enum MHD_Result ap__srv_h_result_get(ap_srv_req *r)
         ap_model_info in;
         ap_model_describe(e.model, &in);
         const ap_async_meta *m = &e.meta;
-        prediction_json(&b, id, m->symbol, m->timeframe, e.model, &in, e.pred, e.conf, e.outs,
+        ap__srv_prediction_json(&b, id, m->symbol, m->timeframe, e.model, &in, e.pred, e.conf, e.outs,
                         e.nouts, m->bar_time, m->undefined, m->bars,
                         (e.t_done_ns - m->t_submit_ns) / 1000, e.queue_us, e.compute_us);
         ap__jb_puts(&b, ", \"status\": \"done\"");

@@ -185,8 +185,60 @@ static void mhd_resume(void *conn)
         wake(L);
 }
 
+static const char *mhd_query(void *conn, const char *name)
+{
+    return MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static unsigned mhd_query_count(void *conn)
+{
+    int n = MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL);
+    return n > 0 ? (unsigned)n : 0;
+}
+
+static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    ap_srv_body_source *src = cls;
+    long n = src->read(src->ctx, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void stream_done(void *cls)
+{
+    ap_srv_body_source *src = cls;
+    src->done(src->ctx);
+    free(src);
+}
+
+/* An event stream: chunked, never cached or buffered by a proxy. A read
+   that finds nothing suspends the connection from inside the reader
+   (libmicrohttpd's way for a body that is not ready: returning 0 without a
+   suspend would spin). */
+static enum MHD_Result mhd_stream(void *conn, unsigned code, const char *ctype,
+                                  const ap_srv_body_source *src)
+{
+    ap_srv_body_source *own = malloc(sizeof *own);
+    if (!own) {
+        src->done(src->ctx);
+        return MHD_NO;
+    }
+    *own = *src;
+    struct MHD_Response *resp =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_reader, own, stream_done);
+    if (!resp) {
+        stream_done(own);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "X-Accel-Buffering", "no");
+    enum MHD_Result ret = MHD_queue_response(conn, code, resp);
+    MHD_destroy_response(resp); /* the connection holds it now, or it is freed (done) */
+    return ret;
+}
+
 static const ap_srv_io mhd_io = {mhd_header, mhd_header_count, mhd_respond, mhd_suspend,
-                                 mhd_resume};
+                                 mhd_resume, mhd_query, mhd_query_count, mhd_stream};
 
 /* ---- connection records --------------------------------------------------------- */
 

@@ -394,6 +394,36 @@ void ap__srv_metrics_render(ap_server *s, jbuf *b)
     head(b, "alphapulse_bars_rejected_total", "counter", "bars refused (API and replay)");
     ap__jb_printf(b, "alphapulse_bars_rejected_total %llu\n",
               (unsigned long long)ld(&m->bars_rejected));
+    ap_srv_stream_counts sc;
+    ap__stream_counts(s->stream, &sc);
+    head(b, "alphapulse_stream_subscribers", "gauge", "open /v1/stream subscriptions");
+    ap__jb_printf(b, "alphapulse_stream_subscribers %zu\n", sc.subscribers);
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } sk[] = {
+        {"closed_bars", "closed bars queued for stream predictions",
+         offsetof(ap_srv_stream_counts, closed_bars)},
+        {"closed_dropped", "closed bars dropped: the stream queue was full (stream_queue)",
+         offsetof(ap_srv_stream_counts, closed_dropped)},
+        {"events", "stream events made (one per series, closed bar and model)",
+         offsetof(ap_srv_stream_counts, events)},
+        {"delivered", "stream events queued to subscribers",
+         offsetof(ap_srv_stream_counts, delivered)},
+        {"overflows", "stream subscribers closed as too slow (stream_buffer)",
+         offsetof(ap_srv_stream_counts, overflows)},
+        {"failed", "closed-bar predictions that failed (no event)",
+         offsetof(ap_srv_stream_counts, failed)},
+        {"rounds", "rounds of closed-bar predictions", offsetof(ap_srv_stream_counts, rounds)},
+    };
+    for (size_t i = 0; i < sizeof sk / sizeof sk[0]; i++) {
+        char mname[64];
+        snprintf(mname, sizeof mname, "alphapulse_stream_%s_total", sk[i].name);
+        head(b, mname, "counter", sk[i].help);
+        uint64_t v;
+        memcpy(&v, (const char *)&sc + sk[i].off, sizeof v);
+        ap__jb_printf(b, "%s %llu\n", mname, (unsigned long long)v);
+    }
     head(b, "alphapulse_async_results", "gauge", "async results kept (pending or done)");
     size_t held;
     uint64_t evicted;

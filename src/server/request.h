@@ -22,6 +22,16 @@ typedef struct ap_server ap_server;
  * How a request talks to its connection: libmicrohttpd (http.c) or the fuzz
  * target (tests/fuzz/fuzz_http.c). conn is the transport's own handle.
  */
+/* A response body produced as it goes (an event stream): read fills buf
+   and returns the bytes (> 0), 0 when nothing is ready (it has suspended
+   the connection: a resume calls it again), -1 at the end; done is called
+   once, when the transport is finished with it. */
+typedef struct ap_srv_body_source {
+    long (*read)(void *ctx, char *buf, size_t max);
+    void (*done)(void *ctx);
+    void *ctx;
+} ap_srv_body_source;
+
 typedef struct ap_srv_io {
     /* value of request header name (case-insensitive), NULL when absent */
     const char *(*header)(void *conn, const char *name);
@@ -33,6 +43,12 @@ typedef struct ap_srv_io {
                                int close);
     void (*suspend)(void *conn);
     void (*resume)(void *conn); /* from any thread */
+    /* value of URL query argument name, NULL when absent; how many the URL has */
+    const char *(*query)(void *conn, const char *name);
+    unsigned (*query_count)(void *conn);
+    /* queue a streamed response (src->done is called on every path) */
+    enum MHD_Result (*stream)(void *conn, unsigned code, const char *ctype,
+                              const ap_srv_body_source *src);
 } ap_srv_io;
 
 enum { PH_NEW, PH_BODY, PH_WAIT, PH_DONE };
@@ -86,6 +102,9 @@ typedef struct ap_srv_req {
     char body_small[SRV_SMALL_BODY];
 } ap_srv_req;
 
+/* Queue a streamed response (an event stream): counted as answered now. */
+enum MHD_Result ap__srv_respond_stream(ap_srv_req *r, int code, const char *ctype,
+                                       const ap_srv_body_source *src);
 /* Queue a response; body is JSON unless ctype says otherwise. */
 enum MHD_Result ap__srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype);
 enum MHD_Result ap__srv_error(ap_srv_req *r, int code, const char *fmt, ...) AP_PRINTF(3, 4);

@@ -80,6 +80,21 @@ enum MHD_Result ap__srv_respond(ap_srv_req *r, int code, jbuf *body, const char 
     return ret;
 }
 
+enum MHD_Result ap__srv_respond_stream(ap_srv_req *r, int code, const char *ctype,
+                                       const ap_srv_body_source *src)
+{
+    ap_server *s = r->srv;
+    enum MHD_Result ret = r->io->stream(r->conn, (unsigned)code, ctype, src);
+    uint64_t now = ap__clock_ns();
+    uint64_t lat = now > r->t0_ns ? now - r->t0_ns : 0;
+    ap__srv_metrics_record(s->metrics, r->model, r->ep, r->route ? r->route->name : NULL, code,
+                          lat);
+    if (s->cfg.access_log)
+        ap__srv_log(s, "%s %s %d (stream)", r->method, r->url, code);
+    r->phase = PH_DONE;
+    return ret;
+}
+
 enum MHD_Result ap__srv_error(ap_srv_req *r, int code, const char *fmt, ...)
 {
     char msg[AP_ERROR_MSG_MAX + 256], store[sizeof msg + 32];

@@ -23,6 +23,7 @@ static const ap_srv_route routes[] = {
     {EP_STATS, "GET", "/v1/stats", "stats", ap__srv_h_stats, 0},
     {EP_SERIES_DELETE, "DELETE", "/v1/series/{symbol}/{timeframe}", "series_delete",
      ap__srv_h_series_delete, 0},
+    {EP_STREAM, "GET", "/v1/stream", "stream", ap__srv_h_stream, 0},
     {EP_V2_SERVER, "GET", "/v2", "v2_server", ap__srv_h_v2_server, 0},
     {EP_V2_LIVE, "GET", "/v2/health/live", "v2_health_live", ap__srv_h_v2_live, 1},
     {EP_V2_READY, "GET", "/v2/health/ready", "v2_health_ready", ap__srv_h_v2_ready, 1},

@@ -46,7 +46,20 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
         rc = ap__error_set(err, AP_ENOMEM, "server: out of memory for metrics");
         goto fail;
     }
-    ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history};
+    ap_srv_stream_config stc = {
+        .buffer = (size_t)cfg->stream_buffer,
+        .history = (size_t)cfg->stream_history,
+        .max_closed = (size_t)cfg->stream_queue,
+        .keepalive_s = cfg->stream_keepalive,
+        .linger_s = cfg->stream_linger,
+        .max_subscribers = (size_t)cfg->stream_max_subscribers,
+    };
+    if ((rc = ap__stream_new(s, &stc, &s->stream, err)))
+        goto fail;
+    /* every closed bar is offered to the stream hub (one atomic load when
+       nobody subscribes) */
+    ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history, ap__stream_on_close,
+                           s->stream};
     const ap_server_config *c = &s->cfg;
     ap_service_config vc = {
         .repository = c->repository,
@@ -68,6 +81,7 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
         (rc = ap_onnx_options_parse(&vc.registry.onnx, c->onnx_enabled, c->onnxruntime_lib,
                                     err)) ||
         (rc = ap__service_create(&vc, service_log, s, &s->svc, err)) ||
+        (rc = ap__stream_start(s->stream, err)) ||
         (rc = ap__srv_replay_start(s, err)) ||
         (http && (rc = ap__srv_http_start(s, &s->http, err))))
         goto fail;
@@ -97,6 +111,8 @@ void ap__server_shutdown(ap_server *s)
     atomic_store(&s->draining, 1);
     if (s->http) {
         ap__srv_http_quiesce(s->http); /* stop accepting; open connections go on */
+        if (s->stream) /* streams end now (event: shutdown), or the drain would wait */
+            ap__stream_end_all(s->stream);
         uint64_t until = ap__clock_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
         pthread_mutex_lock(&s->drain_mu);
         while (atomic_load(&s->inflight) > 0 && ap__clock_ns() < until) {
@@ -116,6 +132,7 @@ void ap__server_shutdown(ap_server *s)
                     left, s->cfg.shutdown_timeout);
     }
     ap__srv_replay_stop(s);
+    ap__stream_stop(s->stream); /* its round in flight completes on the service */
     /* Freeing the batchers completes whatever is still queued (cancelled),
        which resumes every suspended connection: libmicrohttpd must not be
        stopped with connections suspended. */
@@ -131,6 +148,7 @@ void ap__server_free(ap_server *s)
     ap__server_shutdown(s);
     ap__srv_replay_stop(s);
     ap__srv_http_free(s->http);
+    ap__stream_free(s->stream); /* after the HTTP front: its streams unsubscribed */
     ap__service_free(s->svc);
     ap_series_store_free(s->store);
     free(s->metrics);

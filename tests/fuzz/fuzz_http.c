@@ -24,9 +24,13 @@
 
 #define MAX_HEADERS 32
 
+#define MAX_ARGS 16
+
 typedef struct fake_conn {
     const char *hname[MAX_HEADERS], *hval[MAX_HEADERS];
     int nh;
+    char *aname[MAX_ARGS], *aval[MAX_ARGS]; /* the URL's query, split (not unescaped) */
+    int na;
     int responses;
     unsigned code;
     atomic_int suspended, resumed;
@@ -65,7 +69,34 @@ static enum MHD_Result f_respond(void *c, unsigned code, jbuf *body, const char 
 static void f_suspend(void *c) { atomic_store(&((fake_conn *)c)->suspended, 1); }
 static void f_resume(void *c) { atomic_store(&((fake_conn *)c)->resumed, 1); }
 
-static const ap_srv_io fake_io = {f_header, f_header_count, f_respond, f_suspend, f_resume};
+static const char *f_query(void *c, const char *name)
+{
+    fake_conn *fc = c;
+    for (int i = 0; i < fc->na; i++)
+        if (!strcmp(fc->aname[i], name))
+            return fc->aval[i];
+    return NULL;
+}
+
+static unsigned f_query_count(void *c) { return (unsigned)((fake_conn *)c)->na; }
+
+/* A streamed body: read it a few times (a read that finds nothing parks,
+   as libmicrohttpd would suspend), then the connection goes away. */
+static enum MHD_Result f_stream(void *c, unsigned code, const char *ctype,
+                                const ap_srv_body_source *src)
+{
+    fake_conn *fc = c;
+    fc->responses++;
+    fc->code = code;
+    char buf[512];
+    for (int i = 0; i < 3 && src->read(src->ctx, buf, sizeof buf) > 0; i++)
+        ;
+    src->done(src->ctx);
+    return MHD_YES;
+}
+
+static const ap_srv_io fake_io = {f_header, f_header_count, f_respond, f_suspend, f_resume,
+                                  f_query, f_query_count, f_stream};
 
 static ap_server *srv;
 static ap_service_pass pass;
@@ -176,8 +207,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *method = text;
     char *url = sp + 1;
     char *q = strchr(url, '?');
-    if (q)
+    fake_conn fc = {0};
+    if (q) {
         *q = 0;
+        for (char *a = q + 1; a && *a && fc.na < MAX_ARGS;) {
+            char *amp = strchr(a, '&'), *eq;
+            if (amp)
+                *amp = 0;
+            fc.aname[fc.na] = a;
+            fc.aval[fc.na] = (eq = strchr(a, '=')) ? (*eq = 0, eq + 1) : a + strlen(a);
+            fc.na++;
+            a = amp ? amp + 1 : NULL;
+        }
+    }
     char *w = url; /* %XX unescape in place; a NUL ends the URL */
     for (char *p = url; *p; p++) {
         int a, b;
@@ -190,7 +232,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     *w = 0;
     /* headers */
-    fake_conn fc = {0};
     char *p = nl ? nl + 1 : text + size;
     char *end = text + size;
     while (p < end) {
