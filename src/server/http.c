@@ -584,6 +584,8 @@ int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
         h->loops[i].index = i;
         rc = loop_init(h, &h->loops[i], per, err);
     }
+    /* published before the threads start: their handlers read s->http */
+    *out = rc == AP_OK ? h : NULL;
     for (int i = 0; rc == AP_OK && i < h->nloops; i++) {
         loop *L = &h->loops[i];
         if (pthread_create(&L->th, NULL, loop_main, L))
@@ -592,10 +594,10 @@ int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
             L->started = 1;
     }
     if (rc) {
-        ap__srv_http_free(h);
+        ap__srv_http_free(h); /* joins the threads that started */
+        *out = NULL;
         return rc;
     }
-    *out = h;
     return AP_OK;
 }
 
