@@ -532,6 +532,8 @@ int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
         h->loops[i].index = i;
         rc = loop_init(h, &h->loops[i], per, err);
     }
+    /* published before the loops start: their handlers read it (/v1/stats) */
+    *out = rc == AP_OK ? h : NULL;
     for (int i = 0; rc == AP_OK && i < h->nloops; i++) {
         loop *L = &h->loops[i];
         if (pthread_create(&L->th, NULL, loop_main, L))
@@ -541,9 +543,9 @@ int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
     }
     if (rc) {
         ap__srv_http_free(h);
+        *out = NULL;
         return rc;
     }
-    *out = h;
     return AP_OK;
 }
 

@@ -29,6 +29,7 @@ typedef enum ap_srv_endpoint {
     EP_V2_UNLOAD,
     EP_METRICS,
     EP_SERIES_DELETE,
+    EP_PRED_BATCH,
     EP_UNKNOWN,
     EP_COUNT
 } ap_srv_endpoint;
