@@ -8,12 +8,19 @@
 # Prints one line per run: endpoint, connections, req/s, p50, p99, errors,
 # and the batches the server ran during the run with their mean size (from
 # /v1/stats before and after: requests that arrive together batch).
+# Then the fan-out bench (bench/bench_fanout.py): 1,000 series, one
+# POST /v1/predict/batch of 1,000 items on one model against 1,000 single
+# /v1/predict/pattern calls on one keep-alive connection; prints
+#   bench: fanout-1000 batch_us=B singles_us=S ratio=R (...)
+# BENCH_FANOUT_ONLY=1 runs only that (no wrk runs).
 set -u
 cd "$(dirname "$0")/.."
 BIN=${AP_BIN:-build/alphapulse}
 SECS=${BENCH_SECONDS:-10}
 CONNS=${BENCH_CONNS:-64 128}
-command -v wrk >/dev/null || { echo "bench_server: wrk is not installed (apt-get install wrk)"; exit 1; }
+FANOUT_ONLY=${BENCH_FANOUT_ONLY:-0}
+[ "$FANOUT_ONLY" = 1 ] || command -v wrk >/dev/null ||
+    { echo "bench_server: wrk is not installed (apt-get install wrk)"; exit 1; }
 log=$(mktemp)
 # shellcheck disable=SC2086
 "$BIN" serve --port 0 --replay GOOG/1d=examples/data/goog_daily.csv --replay-speed 0 \
@@ -32,7 +39,7 @@ curl -sf -XPOST "$url/v1/predict/pattern" -d "$pattern" >/dev/null || { echo "pr
 batching() { # "batches rows" so far
     curl -s "$url/v1/stats" | /usr/bin/python3 -c 'import json,sys; b=json.load(sys.stdin)["batching"]; print(b["batches"], b["rows"])'
 }
-printf '%-28s %6s %10s %9s %9s %7s %9s %10s\n' endpoint conns req/s p50 p99 errors batches mean_batch
+[ "$FANOUT_ONLY" = 1 ] || printf '%-28s %6s %10s %9s %9s %7s %9s %10s\n' endpoint conns req/s p50 p99 errors batches mean_batch
 run() { # name path body conns
     read -r b0 r0 <<<"$(batching)"
     out=$(WRK_BODY=$3 wrk -t2 -c"$4" -d"${SECS}s" --latency -s bench/wrk_post.lua "$url$2")
@@ -46,7 +53,9 @@ run() { # name path body conns
     printf '%-28s %6s %10s %9s %9s %7s %9s %10s %s\n' "$1" "$4" "$rps" "$p50" "$p99" "${bad:-0}" \
         "$((b1 - b0))" "$mean" "$sock"
 }
+[ "$FANOUT_ONLY" = 1 ] && CONNS=
 for c in $CONNS; do
     run "v2 infer (reversal, 1 row)" /v2/models/reversal/infer "$infer" "$c"
     run "v1 predict/pattern (GOOG)" /v1/predict/pattern "$pattern" "$c"
 done
+/usr/bin/python3 bench/bench_fanout.py "$url" || exit 1

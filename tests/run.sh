@@ -88,15 +88,17 @@ done
 #    (the C unit tests above cannot reach the CLI, the HTTP layer or signals)
 SANITIZED_SCRIPTS="forest/test_lightgbm_fixtures.py features/test_cli.sh
 registry/test_check_repo.py server/test_server_api.py server/test_server_lifecycle.py
-onnx/test_tree_modes_ort.py forest/test_cli_precision.py server/test_server_precision.py"
+onnx/test_tree_modes_ort.py forest/test_cli_precision.py server/test_server_precision.py
+server/test_server_batch.py server/test_server_stream.py"
+# TSan: only the server has threads worth checking end to end
+TSAN_SCRIPTS="server/test_server_api.py server/test_server_batch.py server/test_server_stream.py"
 # ONNX Runtime leaks a few bytes at exit: suppress that library only (and
 # nothing of ours) in LeakSanitizer.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan-ort.supp}
 for variant in asan tsan; do
     [ -x build/$variant/alphapulse ] || continue
     for t in $SANITIZED_SCRIPTS; do
-        # TSan: only the server has threads worth checking end to end
-        [ $variant = tsan ] && [[ $t != server/test_server_api.py ]] && continue
+        [ $variant = tsan ] && [[ " $TSAN_SCRIPTS " != *" $t "* ]] && continue
         case "$t" in
             *.py) run_one "$variant:$t" env AP_BIN=$ROOT/build/$variant/alphapulse "$PYTHON" "tests/$t" ;;
             *.sh) run_one "$variant:$t" env AP_BIN=$ROOT/build/$variant/alphapulse bash "tests/$t" ;;

@@ -4,6 +4,7 @@
  *   environment < command line. Runs until SIGTERM or SIGINT, then stops
  *   gracefully (exit 0).
  */
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -116,6 +117,14 @@ int ap_cmd_serve(int argc, char **argv)
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Requests like /v1/predict/batch allocate megabytes (rows, the batcher's
+       copy, the answer) and free them when answered; by default glibc hands
+       that memory back to the kernel at once (mmap over 128 KB, trimming an
+       arena's top) and the next request page-faults all of it in again,
+       which cost more than the batch itself (docs/BENCHMARKS.md, fan-out).
+       The process keeps up to 64 MB free per arena instead. */
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
 
     ap_server *srv;
     if (ap__server_create(&cfg, log_line, NULL, &srv, &err) != AP_OK) {

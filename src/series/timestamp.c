@@ -178,12 +178,59 @@ int ap_parse_timestamp(const char *s, int64_t *t_us, ap_error *err)
     return AP_OK;
 }
 
+/* The civil date of day z since 1970-01-01 (proleptic Gregorian; H. Hinnant's
+   civil_from_days). */
+static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
+{
+    z += 719468;
+    int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+    unsigned doe = (unsigned)(z - era * 146097);
+    unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    unsigned mp = (5 * doy + 2) / 153;
+    *d = doy - (153 * mp + 2) / 5 + 1;
+    *m = mp < 10 ? mp + 3 : mp - 9;
+    *y = (int64_t)yoe + era * 400 + (*m <= 2);
+}
+
+static char *put_digits(char *p, unsigned v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+    return p + n;
+}
+
 char *ap_format_timestamp(int64_t t_us, char *buf, size_t size)
 {
     int64_t us = t_us % 1000000, secs = t_us / 1000000;
     if (us < 0) {
         us += 1000000;
         secs--;
+    }
+    /* years 0..9999 without gmtime_r and printf (the answers of a batch
+       format thousands): the same text as the general path below */
+    int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400), y;
+    unsigned mo, d, sod = (unsigned)(secs - days * 86400);
+    civil_from_days(days, &y, &mo, &d);
+    if (y >= 0 && y <= 9999 && size >= 32) {
+        char *p = put_digits(buf, (unsigned)y, 4);
+        *p++ = '-';
+        p = put_digits(p, mo, 2);
+        *p++ = '-';
+        p = put_digits(p, d, 2);
+        *p++ = 'T';
+        p = put_digits(p, sod / 3600, 2);
+        *p++ = ':';
+        p = put_digits(p, sod / 60 % 60, 2);
+        *p++ = ':';
+        p = put_digits(p, sod % 60, 2);
+        if (us) {
+            *p++ = '.';
+            p = put_digits(p, (unsigned)us, 6);
+        }
+        *p++ = 'Z';
+        *p = 0;
+        return buf;
     }
     time_t tt = (time_t)secs;
     struct tm tm;

@@ -50,8 +50,10 @@ void ap__results_free(ap_results *rs)
 {
     if (!rs->e)
         return;
-    for (size_t i = 0; i < rs->cap; i++)
+    for (size_t i = 0; i < rs->cap; i++) {
         ap_model_release(rs->e[i].r.model);
+        free(rs->e[i].text);
+    }
     pthread_mutex_destroy(&rs->mu);
     free(rs->e);
     free(rs->buckets);
@@ -82,10 +84,13 @@ void ap__results_remove_locked(ap_results *rs, ap_async_entry *e)
         return;
     int32_t idx = (int32_t)(e - rs->e);
     unlink_chain(rs, &rs->buckets[bucket_of(rs, e->r.id)], idx, 0);
-    unlink_chain(rs, &rs->bbuckets[bucket_of(rs, e->batch_id)], idx, 1);
+    if (e->batch_id)
+        unlink_chain(rs, &rs->bbuckets[bucket_of(rs, e->batch_id)], idx, 1);
     e->r.state = 0;
     ap_model_release(e->r.model);
     e->r.model = NULL;
+    free(e->text);
+    e->text = NULL;
 }
 
 /* A live entry with public id `id`, expired or not. */
@@ -126,9 +131,12 @@ ap_async_entry *ap__results_insert_locked(ap_results *rs, uint64_t batch_id)
     size_t b = bucket_of(rs, id);
     e->next = rs->buckets[b];
     rs->buckets[b] = idx;
-    b = bucket_of(rs, batch_id);
-    e->bnext = rs->bbuckets[b];
-    rs->bbuckets[b] = idx;
+    e->bnext = -1;
+    if (batch_id) { /* 0: a front end's entry, completed by id (no batcher request) */
+        b = bucket_of(rs, batch_id);
+        e->bnext = rs->bbuckets[b];
+        rs->bbuckets[b] = idx;
+    }
     return e;
 }
 
@@ -172,6 +180,36 @@ void ap__results_on_done(void *user, const ap_batch_completion *c)
             snprintf(r->msg, sizeof r->msg, "%s", c->message);
     }
     pthread_mutex_unlock(&rs->mu);
+}
+
+int ap__service_result_open(ap_service *svc, uint64_t *id, ap_error *err)
+{
+    ap_results *rs = &svc->results;
+    (void)err; /* the ring always has room: the oldest entry goes */
+    pthread_mutex_lock(&rs->mu);
+    ap_async_entry *e = ap__results_insert_locked(rs, 0);
+    e->r.index = -1;
+    e->r.meta.t_submit_ns = ap__clock_ns();
+    *id = e->r.id;
+    pthread_mutex_unlock(&rs->mu);
+    return AP_OK;
+}
+
+void ap__service_result_close(ap_service *svc, uint64_t id, char *text, size_t len)
+{
+    ap_results *rs = &svc->results;
+    pthread_mutex_lock(&rs->mu);
+    ap_async_entry *e = ap__results_find_locked(rs, id, ap__clock_ns());
+    if (e && e->r.state == AP_ASYNC_PENDING && !e->batch_id) {
+        e->r.state = AP_ASYNC_DONE;
+        e->r.status = AP_OK;
+        e->r.t_done_ns = ap__clock_ns();
+        e->text = text;
+        e->text_len = len;
+        text = NULL;
+    }
+    pthread_mutex_unlock(&rs->mu);
+    free(text); /* deleted or evicted meanwhile: the answer is dropped */
 }
 
 void ap__service_result_counts(ap_service *svc, size_t *held, uint64_t *evicted)

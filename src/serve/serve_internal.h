@@ -32,8 +32,10 @@ struct ap_slot {
 typedef struct ap_async_entry {
     ap_async_result r; /* r.id: public, random; r.state 0: free */
     uint64_t batch_id; /* the batcher's id of the request */
-    int32_t next, bnext; /* hash chains by public id, by batch id */
+    int32_t next, bnext; /* hash chains by public id, by batch id (0: in no chain) */
     ap_batcher *batcher;
+    char *text; /* a front end's finished answer (ap__service_result_open), owned */
+    size_t text_len;
 } ap_async_entry;
 
 typedef struct ap_results {

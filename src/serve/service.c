@@ -327,14 +327,26 @@ int ap__service_result_get(ap_service *s, uint64_t id, ap_async_result *out, ap_
 {
     pthread_mutex_lock(&s->results.mu);
     ap_async_entry *p = ap__results_find_locked(&s->results, id, ap__clock_ns());
+    int oom = 0;
     if (p) {
         *out = p->r;
         ap_model_retain(out->model);
+        out->text = NULL;
+        out->text_len = p->text_len;
+        if (p->text && !(out->text = malloc(p->text_len + 1)))
+            oom = 1;
+        else if (p->text)
+            memcpy(out->text, p->text, p->text_len + 1);
     }
     pthread_mutex_unlock(&s->results.mu);
     if (!p)
         return ap__error_set(err, AP_ENOTFOUND, "unknown request id %" PRIu64 " (never issued, "
                             "deleted or expired)", id);
+    if (oom) {
+        ap_model_release(out->model);
+        return ap__error_set(err, AP_ENOMEM, "out of memory for a result of %zu bytes",
+                            out->text_len);
+    }
     return AP_OK;
 }
 

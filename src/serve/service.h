@@ -164,6 +164,10 @@ typedef struct ap_async_result {
     int nouts;
     double outs[AP_ASYNC_OUTS];
     uint64_t t_done_ns, queue_us, compute_us;
+    /* an entry of ap__service_result_open, done: the front end's answer (a
+       copy, NUL-terminated: free it); NULL for a single-row result */
+    char *text;
+    size_t text_len;
 } ap_async_result;
 
 /* Submit one feature row and keep the result under a new unguessable id
@@ -171,8 +175,19 @@ typedef struct ap_async_result {
 int ap__service_submit_async(ap_service *svc, ap_lease *l, const double *row,
                             uint64_t deadline_ns, const ap_async_meta *meta, uint64_t *id,
                             ap_error *err);
-/* AP_OK and a copy in *out (release out->model), or AP_ENOTFOUND (never
-   issued, deleted, expired or evicted). */
+/*
+ * A result a front end completes itself (a batch of several submits, each
+ * with its own callback): a new pending entry, its public id in *id, with
+ * no model and no batcher request. ap__service_result_close completes it
+ * with the answer's text (malloc'd, len bytes + NUL; the store owns it then,
+ * or frees it at once when the entry was deleted or evicted meanwhile). The
+ * entry counts, is evicted and expires like any other; deleting it while
+ * pending drops the answer (the front end's submits are not cancelled).
+ */
+int ap__service_result_open(ap_service *svc, uint64_t *id, ap_error *err);
+void ap__service_result_close(ap_service *svc, uint64_t id, char *text, size_t len);
+/* AP_OK and a copy in *out (release out->model, free out->text), or
+   AP_ENOTFOUND (never issued, deleted, expired or evicted), AP_ENOMEM. */
 int ap__service_result_get(ap_service *svc, uint64_t id, ap_async_result *out, ap_error *err);
 /* Cancel a pending result and delete it (or delete a finished one).
    *was_pending says which; *index is its slot. AP_OK or AP_ENOTFOUND. */

@@ -49,6 +49,8 @@ static const setting settings[] = {
      "adaptive batch delay target, us (0: off; see docs/SERVER.md)"},
     {"max_queue_rows", "AP_MAX_QUEUE_ROWS", NULL, T_INT, F(max_queue_rows), 0, 1, 1 << 24, "4096",
      "rows queued per model beyond which requests are refused (429)"},
+    {"max_batch_items", "AP_MAX_BATCH_ITEMS", NULL, T_INT, F(max_batch_items), 0, 1, 1 << 20, "4096",
+     "most items of one POST /v1/predict/batch (after expanding \"symbols\"; beyond: 400)"},
     {"inference_timeout", "AP_INFERENCE_TIMEOUT", "INFERENCE_TIMEOUT", T_DOUBLE, F(inference_timeout), 0, 0.001, 3600,
      "1", "default request deadline, seconds (a request may ask for less)"},
     {"model_cache_size", "AP_MODEL_CACHE_SIZE", "MODEL_CACHE_SIZE", T_INT, F(model_cache_size), 0, 1, 256, "64",

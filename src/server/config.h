@@ -41,6 +41,7 @@ typedef struct ap_server_config {
     int64_t max_queue_delay_us;  /* -1 = each model's manifest value */
     int64_t adaptive_target_us;  /* 0 = off */
     int max_queue_rows;
+    int max_batch_items;         /* items of one /v1/predict/batch request */
     double inference_timeout;    /* INFERENCE_TIMEOUT, seconds */
     int model_cache_size;        /* MODEL_CACHE_SIZE: model versions kept resident (LRU) */
     int max_async_results;       /* async results kept */

@@ -12,13 +12,18 @@ enum MHD_Result ap__srv_h_predict(ap_srv_req *r);
 enum MHD_Result ap__srv_h_result_get(ap_srv_req *r);
 enum MHD_Result ap__srv_h_result_delete(ap_srv_req *r);
 enum MHD_Result ap__srv_v1_finish(ap_srv_req *r); /* after an inference completed */
-/* The /v1 prediction object, without its closing brace (handlers_v1.c; the
-   stream's events are the same object). */
+/* The prediction object of /v1 (without its closing brace): the single
+   endpoints, /v1/results and each item of /v1/predict/batch. */
 void ap__srv_prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,
-                             const ap_model *m, const ap_model_info *in, double pred,
-                             double conf, const double *outs, int nouts, int64_t bar_time,
-                             int undefined, uint64_t bars, uint64_t latency_us,
-                             uint64_t queue_us, uint64_t compute_us);
+                             const ap_model *m, const ap_model_info *in, double pred, double conf,
+                             const double *outs, int nouts, int64_t bar_time, int undefined,
+                             uint64_t bars, uint64_t latency_us, uint64_t queue_us,
+                             uint64_t compute_us);
+/* POST /v1/predict/batch: handlers_batch.c. _finish after its submits
+   completed; _free: the request's batch (NULL is fine). */
+enum MHD_Result ap__srv_h_predict_batch(ap_srv_req *r);
+enum MHD_Result ap__srv_batch_finish(ap_srv_req *r);
+void ap__srv_batch_free(struct ap_srv_batch *b);
 /* GET /v1/stream: handlers_stream.c */
 enum MHD_Result ap__srv_h_stream(ap_srv_req *r);
 /* /v1 views and pages: handlers_info.c */

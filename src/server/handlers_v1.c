@@ -182,31 +182,47 @@ static const int ep_kind[] = {[EP_PRED_PATTERN] = AP_MODEL_PATTERN,
                               [EP_PRED_REGIME] = AP_MODEL_REGIME,
                               [EP_PRED_ENSEMBLE] = AP_MODEL_ENSEMBLE};
 
+/* The prediction object (without the closing brace): the single endpoints',
+   /v1/results' and every item of /v1/predict/batch. Written with puts and
+   integer appends, no printf: a batch writes thousands of these. */
 void ap__srv_prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,
-                            const ap_model *m, const ap_model_info *in, double pred, double conf,
-                            const double *outs,
-                            int nouts, int64_t bar_time, int undefined, uint64_t bars,
-                            uint64_t latency_us, uint64_t queue_us, uint64_t compute_us)
+                             const ap_model *m, const ap_model_info *in, double pred, double conf,
+                             const double *outs, int nouts, int64_t bar_time, int undefined,
+                             uint64_t bars, uint64_t latency_us, uint64_t queue_us,
+                             uint64_t compute_us)
 {
-    ap__jb_printf(b, "{\"request_id\": \"%" PRIu64 "\", \"symbol\": ", id);
+    ap__jb_puts(b, "{\"request_id\": \"");
+    ap__jb_u64(b, id);
+    ap__jb_puts(b, "\", \"symbol\": ");
     ap__jb_str(b, symbol);
     ap__jb_puts(b, ", \"timeframe\": ");
     ap__jb_str(b, tf);
     ap__jb_puts(b, ", \"model\": ");
     ap__jb_str(b, in->name);
-    ap__jb_printf(b, ", \"kind\": \"%s\", \"target\": ", in->kind_name);
+    ap__jb_puts(b, ", \"kind\": \"");
+    ap__jb_puts(b, in->kind_name);
+    ap__jb_puts(b, "\", \"target\": ");
     ap__jb_str(b, in->target);
-    ap__jb_printf(b, ", \"version\": %u, \"prediction\": ", in->version);
+    ap__jb_puts(b, ", \"version\": ");
+    ap__jb_u64(b, in->version);
+    ap__jb_puts(b, ", \"prediction\": ");
     ap__jb_num(b, pred);
     ap__jb_puts(b, ", \"confidence\": ");
     ap__jb_num(b, conf);
     ap__jb_puts(b, ", ");
     ap__srv_json_time(b, "bar_time", bar_time);
     /* warm: every feature the model reads is past its warm-up (docs/FEATURES.md) */
-    ap__jb_printf(b, ", \"bars\": %" PRIu64 ", \"warm\": %s, \"undefined_features\": %d", bars,
-                 undefined ? "false" : "true", undefined);
-    ap__jb_printf(b, ", \"latency_us\": %" PRIu64 ", \"queue_us\": %" PRIu64 ", \"compute_us\": %"
-              PRIu64, latency_us, queue_us, compute_us);
+    ap__jb_puts(b, ", \"bars\": ");
+    ap__jb_u64(b, bars);
+    ap__jb_puts(b, undefined ? ", \"warm\": false, \"undefined_features\": "
+                             : ", \"warm\": true, \"undefined_features\": ");
+    ap__jb_i64(b, undefined);
+    ap__jb_puts(b, ", \"latency_us\": ");
+    ap__jb_u64(b, latency_us);
+    ap__jb_puts(b, ", \"queue_us\": ");
+    ap__jb_u64(b, queue_us);
+    ap__jb_puts(b, ", \"compute_us\": ");
+    ap__jb_u64(b, compute_us);
     if (in->kind == AP_MODEL_ENSEMBLE) {
         ap__jb_puts(b, ", \"members\": {");
         for (int i = 0; i < nouts; i++) {
@@ -237,19 +253,11 @@ enum MHD_Result ap__srv_h_predict(ap_srv_req *r)
     const char *target =
         bad ? NULL : ap__srv_json_str(r, j, "target", kind != AP_MODEL_ENSEMBLE, &bad, &ret);
     const char *model = bad ? NULL : ap__srv_json_str(r, j, "model", 0, &bad, &ret);
-    json_t *async = json_object_get(j, "async"), *tmo = json_object_get(j, "timeout_ms");
-    if (bad || ap__srv_json_unknown_key(r, j, keys, &ret))
+    int async;
+    uint64_t asked_us;
+    if (bad || ap__srv_json_unknown_key(r, j, keys, &ret) ||
+        ap__srv_json_async_timeout(r, j, &async, &asked_us, &ret))
         goto done;
-    if (async && !json_is_boolean(async)) {
-        ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "field 'async' must be true or false");
-        goto done;
-    }
-    if (tmo && (!json_is_number(tmo) || !(json_number_value(tmo) > 0) ||
-                json_number_value(tmo) > 3.6e6)) {
-        ret = ap__srv_error(r, MHD_HTTP_BAD_REQUEST,
-                        "field 'timeout_ms' must be a number of milliseconds > 0");
-        goto done;
-    }
     ap_error err;
     int64_t tf;
     if (ap_timeframe_parse(tfs, &tf, &err) != AP_OK) {
@@ -295,18 +303,13 @@ enum MHD_Result ap__srv_h_predict(ap_srv_req *r)
     ap__srv_req_hold(r, &l);
     snprintf(r->symbol, sizeof r->symbol, "%s", sym);
     snprintf(r->timeframe, sizeof r->timeframe, "%s", tfs);
-    /* the deadline runs from the request's arrival, not from this moment */
-    uint64_t budget_us = (uint64_t)(s->cfg.inference_timeout * 1e6);
-    uint64_t asked_us = tmo ? (uint64_t)(json_number_value(tmo) * 1000) : 0;
-    if (asked_us && asked_us < budget_us)
-        budget_us = asked_us;
-    r->deadline_ns = r->t0_ns + budget_us * 1000;
+    ap__srv_set_deadline(r, asked_us);
     if (ap__srv_past_deadline(r, ap__clock_ns())) {
         ap__service_release(&l);
         ret = ap__srv_deadline_error(r, "before");
         goto done;
     }
-    if (async && json_is_true(async)) {
+    if (async) {
         ap_async_meta meta = {.ep = r->ep, .bar_time = r->bar_time, .undefined = r->undefined,
                               .bars = r->bars, .t_submit_ns = r->t0_ns};
         snprintf(meta.symbol, sizeof meta.symbol, "%s", sym);
@@ -379,7 +382,12 @@ enum MHD_Result ap__srv_h_result_get(ap_srv_req *r)
     ap__jb_init(&b, store, sizeof store);
     if (e.state == AP_ASYNC_PENDING)
         ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"pending\"", id);
-    else if (e.state == AP_ASYNC_CANCELLED)
+    else if (e.text) { /* a batch (handlers_batch.c): its results array, written when done */
+        ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"done\", \"results\": ",
+                      id);
+        ap__jb_raw(&b, e.text, e.text_len);
+        free(e.text);
+    } else if (e.state == AP_ASYNC_CANCELLED)
         ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"cancelled\"", id);
     else if (e.status != AP_OK) {
         ap__jb_printf(&b, "{\"request_id\": \"%" PRIu64 "\", \"status\": \"failed\", \"code\": "

@@ -44,6 +44,11 @@ void ap__srv_on_done(void *user, const ap_batch_completion *c)
         }
     } else
         snprintf(r->msg, sizeof r->msg, "%s", c->message);
+    ap__srv_wake(r);
+}
+
+void ap__srv_wake(ap_srv_req *r)
+{
     /* W_SUBMITTING: the handler has not suspended yet (or never will: this
        may run inside its own submit) and answers itself; once the exchange is
        done r may be gone, so nothing of it is read after */
@@ -53,34 +58,14 @@ void ap__srv_on_done(void *user, const ap_batch_completion *c)
         io->resume(conn);
 }
 
-void ap__srv_req_hold(ap_srv_req *r, const ap_lease *l)
+void ap__srv_submitting(ap_srv_req *r)
 {
-    ap_model_retain(l->model);
-    r->held = l->model;
-    r->info = l->info;
-    r->model = l->index;
-    r->version = l->info.version;
+    r->phase = PH_WAIT;
+    atomic_store_explicit(&r->wait, W_SUBMITTING, memory_order_relaxed);
 }
 
-int ap__srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t n)
+int ap__srv_await(ap_srv_req *r, int parked)
 {
-    ap_error err;
-    r->phase = PH_WAIT;
-    if (ap__srv_past_deadline(r, ap__clock_ns())) {
-        ap__service_release(l);
-        r->status = AP_ETIMEDOUT;
-        r->msg[0] = 0; /* answered by the finish's deadline check */
-        return 1;
-    }
-    ap_submit_opts o = {r->deadline_ns, r->pass, ap__srv_on_done, r};
-    int parked;
-    atomic_store_explicit(&r->wait, W_SUBMITTING, memory_order_relaxed);
-    int rc = ap__service_submit(r->srv->svc, l, X, n, &o, &parked, &err);
-    if (rc) { /* refused: no completion will come */
-        r->status = rc;
-        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
-        return 1;
-    }
     if (atomic_load_explicit(&r->wait, memory_order_acquire) == W_COMPLETED)
         return 1; /* ran on this thread (caller_runs, inline) or already done elsewhere */
     if (parked) {
@@ -97,3 +82,41 @@ int ap__srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t 
     return 0;
 }
 
+void ap__srv_set_deadline(ap_srv_req *r, uint64_t asked_us)
+{
+    /* the deadline runs from the request's arrival, not from this moment */
+    uint64_t budget_us = (uint64_t)(r->srv->cfg.inference_timeout * 1e6);
+    if (asked_us && asked_us < budget_us)
+        budget_us = asked_us;
+    r->deadline_ns = r->t0_ns + budget_us * 1000;
+}
+
+void ap__srv_req_hold(ap_srv_req *r, const ap_lease *l)
+{
+    ap_model_retain(l->model);
+    r->held = l->model;
+    r->info = l->info;
+    r->model = l->index;
+    r->version = l->info.version;
+}
+
+int ap__srv_start_inference(ap_srv_req *r, ap_lease *l, const double *X, size_t n)
+{
+    ap_error err;
+    ap__srv_submitting(r);
+    if (ap__srv_past_deadline(r, ap__clock_ns())) {
+        ap__service_release(l);
+        r->status = AP_ETIMEDOUT;
+        r->msg[0] = 0; /* answered by the finish's deadline check */
+        return 1;
+    }
+    ap_submit_opts o = {r->deadline_ns, r->pass, ap__srv_on_done, r};
+    int parked;
+    int rc = ap__service_submit(r->srv->svc, l, X, n, &o, &parked, &err);
+    if (rc) { /* refused: no completion will come */
+        r->status = rc;
+        snprintf(r->msg, sizeof r->msg, "%s", err.msg);
+        return 1;
+    }
+    return ap__srv_await(r, parked);
+}

@@ -322,6 +322,11 @@ void ap__srv_metrics_render(ap_server *s, jbuf *b)
     ap__jb_printf(b, "alphapulse_http_request_body_bytes_total %llu\n",
               (unsigned long long)ld(&m->body_bytes));
 
+    head(b, "alphapulse_batch_items_total", "counter",
+         "items of POST /v1/predict/batch requests accepted (\"symbols\" expanded)");
+    ap__jb_printf(b, "alphapulse_batch_items_total %llu\n",
+                  (unsigned long long)ld(&m->batch_items));
+
     head(b, "alphapulse_model_cache_capacity", "gauge", "model_cache_size: models kept loaded");
     ap__jb_printf(b, "alphapulse_model_cache_capacity %d\n", s->cfg.model_cache_size);
     ap_cache_stats cs;

@@ -27,6 +27,7 @@ typedef struct ap_srv_metrics {
     /* inference requests answered 504 because of their deadline: before any
        work (they waited too long to be read), or after (finished too late) */
     _Atomic uint64_t deadline_before, deadline_after;
+    _Atomic uint64_t batch_items; /* items of /v1/predict/batch requests (after "symbols") */
 } ap_srv_metrics;
 
 /* Count one answer; ep_name: the route's name (the label; NULL: unknown). */

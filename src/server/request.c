@@ -177,6 +177,8 @@ enum MHD_Result ap__srv_req_resumed(ap_srv_req *r)
     if (r->parked && atomic_load_explicit(&r->wait, memory_order_acquire) != W_COMPLETED)
         return MHD_YES;
     r->phase = PH_DONE;
+    if (r->ep == EP_PRED_BATCH)
+        return ap__srv_batch_finish(r);
     return r->ep == EP_V2_INFER ? ap__srv_v2_finish(r) : ap__srv_v1_finish(r);
 }
 
@@ -188,6 +190,7 @@ void ap__srv_req_free(ap_srv_req *r)
     if (r->out && r->out != r->out_small)
         free(r->out);
     ap_model_release(r->held);
+    ap__srv_batch_free(r->batch);
     free(r);
     if (atomic_fetch_sub_explicit(&s->inflight, 1, memory_order_acq_rel) == 1 &&
         atomic_load(&s->draining)) {

@@ -97,6 +97,7 @@ typedef struct ap_srv_req {
     int64_t bar_time;
     int undefined;  /* v1: features the model reads that are NaN (0: warm) */
     uint64_t bars;  /* v1: bars in the series when its row was read */
+    struct ap_srv_batch *batch; /* /v1/predict/batch: its items (handlers_batch.c), owned */
 
     double out_small[SRV_SMALL_OUT];
     char body_small[SRV_SMALL_BODY];
@@ -119,6 +120,18 @@ int ap__srv_compute_status(int ap_code);
 enum MHD_Result ap__srv_fail(ap_srv_req *r, const ap_error *err);
 /* Completion callback of inferences answered on their connection. */
 void ap__srv_on_done(void *user, const ap_batch_completion *c);
+/*
+ * The handshake of a suspended inference (infer.c), for handlers that submit
+ * themselves (ap__srv_start_inference is built on it): ap__srv_submitting
+ * before the first submit; ap__srv_wake from the completion that finishes
+ * the request (any thread; r may be gone once it returns); ap__srv_await
+ * after the last submit: 1 when the completion already came (answer now),
+ * else 0 with the connection parked (parked: every submit was deferred to
+ * this loop's pass) or suspended until the wake resumes it.
+ */
+void ap__srv_submitting(ap_srv_req *r);
+void ap__srv_wake(ap_srv_req *r);
+int ap__srv_await(ap_srv_req *r, int parked);
 /*
  * Start the inference of r (n rows of X) on the lease's model through the
  * service (ap__service_submit; the lease ends), within r->deadline_ns. The
@@ -161,6 +174,9 @@ void ap__srv_req_hold(ap_srv_req *r, const ap_lease *l);
  * ap__srv_v1_finish / ap__srv_v2_finish answer 504 instead of a late 200.
  */
 int ap__srv_past_deadline(const ap_srv_req *r, uint64_t now);
+/* r->deadline_ns: arrival + the smaller of inference_timeout and asked_us
+   (the request's timeout_ms; 0: none asked). */
+void ap__srv_set_deadline(ap_srv_req *r, uint64_t asked_us);
 enum MHD_Result ap__srv_deadline_error(ap_srv_req *r, const char *when);
 
 

@@ -17,6 +17,7 @@ static const ap_srv_route routes[] = {
     {EP_PRED_PATTERN, "POST", "/v1/predict/pattern", "predict_pattern", ap__srv_h_predict, 0},
     {EP_PRED_REGIME, "POST", "/v1/predict/regime", "predict_regime", ap__srv_h_predict, 0},
     {EP_PRED_ENSEMBLE, "POST", "/v1/predict/ensemble", "predict_ensemble", ap__srv_h_predict, 0},
+    {EP_PRED_BATCH, "POST", "/v1/predict/batch", "predict_batch", ap__srv_h_predict_batch, 0},
     {EP_RESULT_GET, "GET", "/v1/results/{id}", "results_get", ap__srv_h_result_get, 0},
     {EP_RESULT_DELETE, "DELETE", "/v1/results/{id}", "results_delete", ap__srv_h_result_delete, 0},
     {EP_MODELS, "GET", "/v1/models", "models", ap__srv_h_models, 0},
