@@ -52,6 +52,8 @@ Try:
   curl -s -XPOST $url/v1/predict/pattern -d '{"symbol":"GOOG","timeframe":"1d","target":"reversal"}'
   curl -s -XPOST $url/v1/predict/regime -d '{"symbol":"USDCHF","timeframe":"4h","target":"sideways"}'
   curl -s -XPOST $url/v1/predict/ensemble -d '{"symbol":"USDCHF","timeframe":"1d","async":true}'
+  curl -s -XPOST $url/v1/predict/batch -d '{"requests":[{"kind":"pattern","target":"reversal","symbols":["GOOG"],"timeframe":"1d"},{"kind":"regime","symbol":"USDCHF","timeframe":"4h","target":"bull"}]}'
+  curl -N $url/v1/stream?series=*        # predictions pushed on every closed bar (Server-Sent Events)
   curl -s -XPOST $url/v1/candles -d '{"symbol":"BTCUSDT","timeframe":"1m","candles":[[1700000000,37000,37100,36950,37050,12.5]]}'
   curl -s -XPOST $url/v2/models/volatile/infer -d '{"inputs":[{"name":"input","shape":[1,9],"datatype":"FP32","data":[0.01,0.02,0.5,1.1,0.3,0.02,0.01,-0.01,1.2]}]}'
   curl -s -XPOST $url/v2/repository/models/reversal/load -d '{"parameters":{"version":1}}'
@@ -69,6 +71,9 @@ sleep 1
 show curl -s -XPOST "$url/v1/predict/pattern" -d '{"symbol":"GOOG","timeframe":"1d","target":"reversal"}'
 show curl -s -XPOST "$url/v1/predict/ensemble" -d '{"symbol":"USDCHF","timeframe":"4h"}'
 show curl -s -XPOST "$url/v2/models/volatile/infer" -d '{"inputs":[{"name":"input","shape":[1,9],"datatype":"FP32","data":[0.01,0.02,0.5,1.1,0.3,0.02,0.01,-0.01,1.2]}]}'
+echo "\$ curl -N '$url/v1/stream?series=*&models=reversal,bull'   (4 s: events as the replay closes bars)"
+timeout 4 curl -sN "$url/v1/stream?series=*&models=reversal,bull" |
+    sed -n 's/^id: \(.*\)/  \1/p; s/^data: .*"prediction": \([^,]*\).*/    prediction=\1/p' | head -12
 # predictions keep flowing while the replay advances
 end=$((SECONDS + seconds - 2))
 while [ $SECONDS -lt $end ]; do

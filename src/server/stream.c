@@ -62,6 +62,19 @@ size_t ap__stream_active(ap_srv_stream *h)
     return n;
 }
 
+/* the counters are bumped on both sides; read here, below the metrics */
+void ap__stream_counts(ap_srv_stream *h, ap_srv_stream_counts *o)
+{
+    o->closed_bars = atomic_load(&h->closed_bars);
+    o->closed_dropped = atomic_load(&h->closed_dropped);
+    o->events = atomic_load(&h->events);
+    o->delivered = atomic_load(&h->delivered);
+    o->overflows = atomic_load(&h->overflows);
+    o->failed = atomic_load(&h->failed);
+    o->rounds = atomic_load(&h->rounds);
+    o->subscribers = ap__stream_active(h);
+}
+
 /* ---- events and rings --------------------------------------------------------- */
 
 static void sev_release(sev *e)

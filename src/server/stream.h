@@ -2,7 +2,7 @@
  * Pushed predictions (GET /v1/stream): the stream hub.
  *
  *   ingestion ──(series close hook: one copy into a bounded queue)──► hub queue
- *   hub thread: a round = every closed bar queued now; per subscribed model
+ *   hub thread: a round = the closed bars queued now (up to 1024); per subscribed model
  *               one submit of all its rows through the service's batchers;
  *               when the round completed, its events in close order:
  *   events ──► per-series ring (Last-Event-ID) ──► each matching

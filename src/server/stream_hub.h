@@ -50,8 +50,8 @@ struct ap_srv_stream {
 
     pthread_mutex_t qmu; /* the closed-bar queue */
     pthread_cond_t qcv;
-    closed_item *q;
-    size_t qn, qcap;
+    closed_item *q; /* [qhead, qn) waiting */
+    size_t qhead, qn, qcap;
     int stop;
     pthread_t th;
     int started;

@@ -2,7 +2,8 @@
  * The stream hub's producer side: the closed-bar queue the series store's
  * hook fills, the hub thread, and its rounds (stream.h has the picture).
  *
- * A round takes every closed bar queued. For each model some matching
+ * A round takes the closed bars queued, oldest first, at most ROUND_MAX
+ * (and max_queue_rows) of them. For each model some matching
  * subscription names, it picks the model once (one lease at a time: a
  * lease read-locks a slot, and a pick may load a model), submits all of
  * that model's rows through the service (the batchers: several submits
@@ -28,6 +29,7 @@
 #include "common/error.h"
 
 #define ROUND_MODELS 64 /* distinct models one closed bar may be predicted by */
+#define ROUND_MAX 1024  /* closed bars per round (at most max_queue_rows) */
 
 typedef struct round_sync {
     pthread_mutex_t mu;
@@ -64,10 +66,15 @@ void ap__stream_on_close(void *ctx, const ap_bar_closed *c)
     if (!ap__stream_subscribers(h))
         return; /* nobody listens: ingestion pays one load */
     pthread_mutex_lock(&h->qmu);
-    if (h->stop || h->qn == h->cfg.max_closed) {
+    if (h->stop || h->qn - h->qhead == h->cfg.max_closed) {
         pthread_mutex_unlock(&h->qmu);
         atomic_fetch_add_explicit(&h->closed_dropped, 1, memory_order_relaxed);
         return;
+    }
+    if (h->qn == h->qcap && h->qhead > 0) { /* the hub took the front: move the rest down */
+        memmove(h->q, h->q + h->qhead, (h->qn - h->qhead) * sizeof *h->q);
+        h->qn -= h->qhead;
+        h->qhead = 0;
     }
     if (h->qn == h->qcap) {
         size_t nc = h->qcap ? 2 * h->qcap : 256;
@@ -88,7 +95,8 @@ void ap__stream_on_close(void *ctx, const ap_bar_closed *c)
     it->bars = c->bars;
     it->t_ns = ap__clock_ns();
     memcpy(it->f, c->features, sizeof it->f);
-    pthread_cond_signal(&h->qcv);
+    if (h->qn - h->qhead == 1) /* the hub only sleeps on an empty queue: no wake-up per bar */
+        pthread_cond_signal(&h->qcv);
     pthread_mutex_unlock(&h->qmu);
     atomic_fetch_add_explicit(&h->closed_bars, 1, memory_order_relaxed);
 }
@@ -160,7 +168,7 @@ static void group_submit(ap_srv_stream *h, group *g, const closed_item *it, roun
         for (int f = 0; f < AP_FEATURE_COUNT; f++)
             g->undefined[k] += used[f] && isnan(x->f[f]);
     }
-    size_t per = s->cfg.max_queue_rows < 1024 ? (size_t)s->cfg.max_queue_rows : 1024;
+    size_t per = s->cfg.max_queue_rows < ROUND_MAX ? (size_t)s->cfg.max_queue_rows : ROUND_MAX;
     g->per_chunk = per;
     g->nch = nrows ? (nrows + per - 1) / per : 0;
     double *rows = nrows ? malloc(nrows * AP_FEATURE_COUNT * sizeof *rows) : NULL;
@@ -328,9 +336,11 @@ static void *hub_main(void *arg)
     double ka = h->cfg.keepalive_s / 4;
     uint64_t tick = (uint64_t)((ka < 0.05 ? 0.05 : ka > 1 ? 1 : ka) * 1e9);
     uint64_t next = ap__clock_ns() + tick;
+    int mq = h->srv->cfg.max_queue_rows;
+    size_t round_max = mq < ROUND_MAX ? (size_t)mq : ROUND_MAX;
     pthread_mutex_lock(&h->qmu);
     while (!h->stop) {
-        if (!h->qn) {
+        if (h->qn == h->qhead) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             uint64_t ns = (uint64_t)ts.tv_nsec + tick;
@@ -338,15 +348,21 @@ static void *hub_main(void *arg)
             ts.tv_nsec = (long)(ns % 1000000000u);
             pthread_cond_timedwait(&h->qcv, &h->qmu, &ts);
         }
-        size_t n = h->qn;
-        if (n) { /* take the queue; ingestion fills the other buffer */
-            closed_item *q = h->q;
-            size_t qc = h->qcap;
-            h->q = mine;
-            h->qcap = mcap;
-            h->qn = 0;
-            mine = q;
-            mcap = qc;
+        /* a round takes at most round_max closed bars (so that each model's
+           rows are one submit its queue takes), the oldest first */
+        size_t n = h->qn - h->qhead < round_max ? h->qn - h->qhead : round_max;
+        if (n && mcap < n) {
+            closed_item *nm = realloc(mine, round_max * sizeof *nm);
+            if (nm)
+                mine = nm, mcap = round_max;
+            else
+                n = 0;
+        }
+        if (n) {
+            memcpy(mine, h->q + h->qhead, n * sizeof *mine);
+            h->qhead += n;
+            if (h->qhead == h->qn)
+                h->qhead = h->qn = 0;
         }
         pthread_mutex_unlock(&h->qmu);
         if (n)
@@ -415,16 +431,4 @@ void ap__stream_free(ap_srv_stream *h)
     pthread_mutex_destroy(&h->qmu);
     pthread_cond_destroy(&h->qcv);
     free(h);
-}
-
-void ap__stream_counts(ap_srv_stream *h, ap_srv_stream_counts *o)
-{
-    o->closed_bars = atomic_load(&h->closed_bars);
-    o->closed_dropped = atomic_load(&h->closed_dropped);
-    o->events = atomic_load(&h->events);
-    o->delivered = atomic_load(&h->delivered);
-    o->overflows = atomic_load(&h->overflows);
-    o->failed = atomic_load(&h->failed);
-    o->rounds = atomic_load(&h->rounds);
-    o->subscribers = ap__stream_active(h);
 }

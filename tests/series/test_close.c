@@ -56,7 +56,7 @@ static void base_series(void **state)
 {
     (void)state;
     seen z = {0};
-    ap_series_config cfg = {16, 100, on_close, &z};
+    ap_series_config cfg = {.max_series = 16, .history = 100, .on_close = on_close, .close_ctx = &z};
     ap_series_store *st;
     ap_series *s;
     ap_error err;
@@ -90,7 +90,7 @@ static void rollup_buckets(void **state)
 {
     (void)state;
     seen z = {0};
-    ap_series_config cfg = {16, 100, on_close, &z};
+    ap_series_config cfg = {.max_series = 16, .history = 100, .on_close = on_close, .close_ctx = &z};
     ap_series_store *st;
     ap_series *s;
     ap_error err;

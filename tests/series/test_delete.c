@@ -28,7 +28,7 @@
 
 static ap_series_store *mkstore(size_t max_series, size_t history)
 {
-    ap_series_config c = {max_series, history};
+    ap_series_config c = {.max_series = max_series, .history = history};
     ap_series_store *st;
     ap_error err;
     if (ap_series_store_new(&c, &st, &err) != AP_OK)

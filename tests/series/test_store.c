@@ -463,8 +463,10 @@ static void config_and_names(void **state)
     (void)state;
     ap_series_store *st = NULL;
     ap_error err = {0};
-    ap_series_config bad[] = {{0, 10}, {10, 0}, {10, (size_t)AP_SERIES_MAX_HISTORY + 1},
-                              {(size_t)AP_SERIES_MAX_COUNT + 1, 10}};
+    ap_series_config bad[] = {{.max_series = 0, .history = 10},
+                              {.max_series = 10, .history = 0},
+                              {.max_series = 10, .history = (size_t)AP_SERIES_MAX_HISTORY + 1},
+                              {.max_series = (size_t)AP_SERIES_MAX_COUNT + 1, .history = 10}};
     for (size_t i = 0; i < 4; i++) {
         assert_int_equal(ap_series_store_new(&bad[i], &st, &err), AP_ERANGE);
         assert_null(st);
