@@ -90,3 +90,7 @@ echo "bench: server (batcher, default settings)"
 bench/bench_server.sh
 echo "bench: server (inline_inference)"
 BENCH_SERVER_ARGS="--inline-inference true" bench/bench_server.sh
+
+# ---- Streams: bars/s ingested with and without /v1/stream subscribers ----
+make --no-print-directory -s "$OUT/bench_stream" >&2
+"$OUT/bench_stream" 2000
