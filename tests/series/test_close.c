@@ -52,16 +52,26 @@ static int same(const double *a, const double *b)
     return memcmp(a, b, AP_FEATURE_COUNT * sizeof *a) == 0;
 }
 
+/* A store whose hook records into z, and its series (symbol, tf) opened. */
+static ap_series_store *hooked(seen *z, const char *symbol, int64_t tf, unsigned flags,
+                               ap_series **s)
+{
+    ap_series_config cfg = {.max_series = 16, .history = 100, .on_close = on_close,
+                            .close_ctx = z};
+    ap_series_store *st;
+    ap_error err;
+    assert_int_equal(ap_series_store_new(&cfg, &st, &err), AP_OK);
+    assert_int_equal(ap_series_open(st, symbol, tf, flags, s, &err), AP_OK);
+    return st;
+}
+
 static void base_series(void **state)
 {
     (void)state;
     seen z = {0};
-    ap_series_config cfg = {.max_series = 16, .history = 100, .on_close = on_close, .close_ctx = &z};
-    ap_series_store *st;
     ap_series *s;
     ap_error err;
-    assert_int_equal(ap_series_store_new(&cfg, &st, &err), AP_OK);
-    assert_int_equal(ap_series_open(st, "X", 86400, 0, &s, &err), AP_OK);
+    ap_series_store *st = hooked(&z, "X", 86400, 0, &s);
     double want[40][AP_FEATURE_COUNT];
     const int64_t day = 86400000000LL, t0 = 1262304000LL * 1000000;
     for (int i = 0; i < 40; i++) {
@@ -90,12 +100,9 @@ static void rollup_buckets(void **state)
 {
     (void)state;
     seen z = {0};
-    ap_series_config cfg = {.max_series = 16, .history = 100, .on_close = on_close, .close_ctx = &z};
-    ap_series_store *st;
     ap_series *s;
     ap_error err;
-    assert_int_equal(ap_series_store_new(&cfg, &st, &err), AP_OK);
-    assert_int_equal(ap_series_open(st, "Y", 3600, AP_SERIES_ROLLUP, &s, &err), AP_OK);
+    ap_series_store *st = hooked(&z, "Y", 3600, AP_SERIES_ROLLUP, &s);
     ap_series *h4 = ap_series_find(st, "Y", 14400);
     assert_non_null(h4);
     const int64_t hour = 3600000000LL, t0 = 1262304000LL * 1000000; /* 00:00 UTC */

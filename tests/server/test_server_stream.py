@@ -116,8 +116,9 @@ class Sse:
             except (EOFError, ConnectionResetError):
                 self.ended = True
 
-    def take(self, n, timeout=10):
-        out = []
+    def take(self, n, timeout=10, into=None):
+        """Up to n events (fewer at the end or a timeout), appended to into."""
+        out = [] if into is None else into
         for _ in range(n):
             e = self.next(timeout)
             if not e:
@@ -266,12 +267,7 @@ r4.close()
 # ---- shutdown closes streams cleanly --------------------------------------------------------
 t0 = time.time()
 srv.proc.send_signal(signal.SIGTERM)
-evs = []
-while True:
-    x = b.next(timeout=5)
-    if not x:
-        break
-    evs.append(x)
+evs = b.take(10 ** 6, timeout=5)
 check(evs and evs[-1]["event"] == "shutdown" and b.ended,
       "shutdown: event: shutdown, then the stream ends (%s)" % [x.get("event") for x in evs][-3:])
 rc = srv.proc.wait(timeout=15)
@@ -286,11 +282,7 @@ got_fast = []
 
 
 def read_fast():
-    while True:
-        x = fast.next(timeout=3)
-        if not x:
-            return
-        got_fast.append(x)
+    fast.take(10 ** 6, timeout=3, into=got_fast)
 
 
 reader = threading.Thread(target=read_fast)
@@ -313,12 +305,7 @@ reader.join()
 nm = len({x["json"]["model"] for x in got_fast if "json" in x})
 check(len(got_fast) == 899 * nm and nm == 7 and all(x["event"] == "prediction" for x in got_fast),
       "overflow: the fast subscriber got every event (%d = 899 x %d)" % (len(got_fast), nm))
-evs = []
-while True:
-    x = slow.next(timeout=10)
-    if not x:
-        break
-    evs.append(x)
+evs = slow.take(10 ** 6, timeout=10)
 check(evs and evs[-1]["event"] == "overflow" and "stream_buffer" in evs[-1]["json"]["error"]
       and slow.ended and len(evs) < 3 * 899 * 7,
       "overflow: the slow subscriber got %d events, then event: overflow, and its stream ended"
