@@ -38,6 +38,16 @@ typedef enum ap_srv_endpoint {
 typedef struct ap_srv_req ap_srv_req;
 typedef enum MHD_Result (*ap_srv_handler)(ap_srv_req *r);
 
+/* Who may call an endpoint once auth_tokens_file is set (a token's role
+   must be at least this one); ROLE_PUBLIC: anyone (health, the page shell). */
+typedef enum ap_srv_role {
+    ROLE_PUBLIC = 0,
+    ROLE_READ,    /* models, stats, metrics, status */
+    ROLE_PREDICT, /* predictions, results, streams */
+    ROLE_INGEST,  /* bars */
+    ROLE_ADMIN    /* repository load/unload, series delete */
+} ap_srv_role;
+
 typedef struct ap_srv_route {
     int ep;               /* ap_srv_endpoint */
     const char *methods;  /* "GET", "POST", "DELETE", "GET POST" (GET also takes HEAD) */
@@ -46,6 +56,7 @@ typedef struct ap_srv_route {
     const char *name;     /* the endpoint label in /metrics */
     ap_srv_handler handler;
     int reserve_ok;       /* served on a reserve connection (health, metrics) */
+    int role;             /* ap_srv_role: the least role that may call it */
 } ap_srv_route;
 
 /* The endpoint's metric label ("unknown" for EP_UNKNOWN). */
