@@ -6,7 +6,7 @@ PKGS="build-essential clang libclang-rt-14-dev libcmocka-dev libjansson-dev \
 libxgboost-dev python3-xgboost python3-sklearn python3-pandas python3-numpy curl \
 libmicrohttpd-dev wrk prometheus \
 libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx \
-python3-pytest python3-pip python3-setuptools python3-wheel binutils"
+python3-pytest python3-pip python3-setuptools python3-wheel binutils openssl"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

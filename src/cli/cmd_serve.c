@@ -115,6 +115,7 @@ int ap_cmd_serve(int argc, char **argv)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP); /* reload auth_tokens_file */
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     /* Requests like /v1/predict/batch allocate megabytes (rows, the batcher's
@@ -131,12 +132,17 @@ int ap_cmd_serve(int argc, char **argv)
         fprintf(stderr, "alphapulse serve: %s\n", err.msg);
         return 1;
     }
-    fprintf(stderr, "alphapulse serve: %d model(s) from %s; listening on http://%s:%d\n",
-            ap__server_models_loaded(srv), cfg.repository,
-            strchr(cfg.host, ':') ? "[::1]" : cfg.host, ap__server_port(srv));
+    fprintf(stderr, "alphapulse serve: %d model(s) from %s; listening on %s://%s:%d%s\n",
+            ap__server_models_loaded(srv), cfg.repository, cfg.tls_cert_file[0] ? "https" : "http",
+            strchr(cfg.host, ':') ? "[::1]" : cfg.host, ap__server_port(srv),
+            cfg.auth_tokens_file[0] ? " (tokens required)" : "");
     fflush(stderr);
     int sig = 0;
-    sigwait(&set, &sig);
+    while (sigwait(&set, &sig) == 0 && sig == SIGHUP) {
+        ap_error herr;
+        if (ap__server_reload_auth(srv, &herr) != AP_OK && !cfg.auth_tokens_file[0])
+            fprintf(stderr, "alphapulse serve: SIGHUP: %s\n", herr.msg);
+    }
     fprintf(stderr, "alphapulse serve: %s: shutting down\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
     ap__server_shutdown(srv);
     ap__server_free(srv);

@@ -87,6 +87,18 @@ static const setting settings[] = {
      "seconds in-flight requests get to finish on SIGTERM"},
     {"access_log", "AP_ACCESS_LOG", NULL, T_BOOL, F(access_log), 0, 0, 1, "false",
      "log one line per request to stderr"},
+    {"auth_tokens_file", "AP_AUTH_TOKENS_FILE", NULL, T_STR, F(auth_tokens_file),
+     S(auth_tokens_file), 0, 0, "", "bearer tokens, one `TOKEN ROLE [NAME]` per line (roles read, "
+     "predict, ingest, admin); empty: no authentication (docs/SERVER.md, Security)"},
+    {"allow_insecure", "AP_ALLOW_INSECURE", NULL, T_BOOL, F(allow_insecure), 0, 0, 1, "false",
+     "listen on a non-loopback address without auth_tokens_file (refused otherwise)"},
+    {"rate_limit_rps", "AP_RATE_LIMIT_RPS", NULL, T_DOUBLE, F(rate_limit_rps), 0, 0, 1e6, "0",
+     "requests per second per token (token bucket; beyond: 429 with Retry-After); 0: no limit; "
+     "needs auth_tokens_file"},
+    {"tls_cert_file", "AP_TLS_CERT_FILE", NULL, T_STR, F(tls_cert_file), S(tls_cert_file), 0, 0,
+     "", "TLS certificate chain (PEM); with tls_key_file the server speaks HTTPS only"},
+    {"tls_key_file", "AP_TLS_KEY_FILE", NULL, T_STR, F(tls_key_file), S(tls_key_file), 0, 0, "",
+     "TLS private key (PEM, unencrypted)"},
     {"stream_buffer", "AP_STREAM_BUFFER", NULL, T_INT, F(stream_buffer), 0, 1, 1 << 20, "1024",
      "events a /v1/stream subscriber may have waiting; a slower one gets event: overflow and "
      "is closed"},
@@ -380,6 +392,13 @@ int ap__server_config_load_env(ap_server_config *c, const char *(*getenv_fn)(con
 
 int ap__server_config_check(const ap_server_config *c, ap_error *err)
 {
+    if (c->rate_limit_rps > 0 && !c->auth_tokens_file[0])
+        return ap__error_set(err, AP_EINVAL, "rate_limit_rps is per token: it needs "
+                            "auth_tokens_file (without tokens it would do nothing)");
+    if (!c->tls_cert_file[0] != !c->tls_key_file[0])
+        return ap__error_set(err, AP_EINVAL, "TLS needs both tls_cert_file and tls_key_file "
+                            "(%s is set alone)", c->tls_cert_file[0] ? "tls_cert_file" :
+                            "tls_key_file");
     for (int i = 0; i < c->nreplay; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(c->replay[i].symbol, c->replay[j].symbol) &&

@@ -59,6 +59,10 @@ typedef struct ap_server_config {
     int64_t max_future_s;        /* bars may start at most this far ahead of the clock */
     double shutdown_timeout;     /* seconds in-flight requests get on SIGTERM */
     int access_log;
+    char auth_tokens_file[AP_CONFIG_PATH_MAX]; /* "": no authentication */
+    int allow_insecure;          /* listen beyond loopback without tokens */
+    double rate_limit_rps;       /* per token; 0: none */
+    char tls_cert_file[AP_CONFIG_PATH_MAX], tls_key_file[AP_CONFIG_PATH_MAX]; /* PEM */
     int stream_buffer;           /* events a stream subscriber may have waiting */
     int stream_history;          /* events kept per series for Last-Event-ID */
     double stream_keepalive;     /* seconds between keep-alive comments on an idle stream */

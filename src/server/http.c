@@ -105,7 +105,50 @@ struct ap_srv_http {
     loop *loops;
     uint64_t request_timeout_ns;
     long max_connections;
+    char *tls_cert, *tls_key; /* PEM text; NULL: plain HTTP */
 };
+
+/* A whole PEM file as a string (what libmicrohttpd's TLS options take). */
+static int read_pem(const char *path, const char *what, char **out, ap_error *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ap__error_set(err, AP_EIO, "%s %s: %s", what, path, strerror(errno));
+    char *buf = NULL;
+    size_t n = 0, cap = 0;
+    for (;;) {
+        if (n + 4096 + 1 > cap) {
+            if (cap > (1u << 20)) {
+                free(buf);
+                fclose(f);
+                return ap__error_set(err, AP_ERANGE, "%s %s: larger than 1 MB: not a PEM file",
+                                    what, path);
+            }
+            cap = cap ? 2 * cap : 8192;
+            char *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
+            }
+            buf = nb;
+        }
+        size_t k = fread(buf + n, 1, cap - n - 1, f);
+        n += k;
+        if (k == 0)
+            break;
+    }
+    int bad = ferror(f);
+    fclose(f);
+    buf[n] = 0;
+    if (bad || !strstr(buf, "-----BEGIN ")) {
+        free(buf);
+        return ap__error_set(err, AP_EINVAL, "%s %s: %s", what, path,
+                            bad ? "read error" : "not a PEM file (no -----BEGIN line)");
+    }
+    *out = buf;
+    return AP_OK;
+}
 
 /* ---- the transport for server.c ---------------------------------------------- */
 
@@ -136,7 +179,7 @@ static unsigned mhd_header_count(void *conn, const char *name)
 }
 
 static enum MHD_Result mhd_respond(void *conn, unsigned code, jbuf *body, const char *ctype,
-                                   int close)
+                                   int close, const char *const *headers)
 {
     struct MHD_Response *resp;
     if (body->failed) {
@@ -159,6 +202,8 @@ static enum MHD_Result mhd_respond(void *conn, unsigned code, jbuf *body, const 
                             ctype ? ctype : "application/json");
     if (close)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    for (; headers && headers[0] && headers[1]; headers += 2)
+        MHD_add_response_header(resp, headers[0], headers[1]);
     enum MHD_Result ret = MHD_queue_response(conn, code, resp);
     MHD_destroy_response(resp);
     return ret;
@@ -494,6 +539,22 @@ static int bind_listen(ap_srv_http *h, const ap_server_config *cfg, ap_error *er
     struct sockaddr_storage sa;
     socklen_t sl = sizeof sa;
     getsockname(fd, (struct sockaddr *)&sa, &sl);
+    /* anyone who reaches a non-loopback port could load models and write
+       bars: not without tokens, unless asked for in so many words */
+    int loopback = sa.ss_family == AF_INET6
+                       ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr)
+                       : (ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr) >> 24) == 127;
+    if (!loopback && !h->s->auth) {
+        if (!cfg->allow_insecure) {
+            close(fd);
+            return ap__error_set(err, AP_EINVAL, "refusing to listen on %s (not a loopback "
+                                "address) without auth_tokens_file: anyone who reaches it could "
+                                "load and unload models and write bars; set auth_tokens_file, or "
+                                "allow_insecure = true to serve it open anyway", cfg->host);
+        }
+        ap__srv_log(h->s, "WARNING: listening on %s without authentication (allow_insecure = "
+                   "true): anyone who reaches it may load models and write bars", cfg->host);
+    }
     h->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
                                              : ((struct sockaddr_in *)&sa)->sin_port);
     h->listen_fd = fd;
@@ -509,13 +570,15 @@ static int loop_init(ap_srv_http *h, loop *L, unsigned limit, ap_error *err)
     L->epfd = L->wake_fd = -1;
     /* TURBO: read/write/accept optimistically before asking epoll */
     unsigned flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | (h->tls_cert ? MHD_USE_TLS : 0);
+    /* with TLS the two PEM options come first; without, the list ends there */
     L->d = MHD_start_daemon(
         flags, 0, NULL, NULL, ahc, L, MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s,
         MHD_OPTION_LISTEN_SOCKET, h->listen_fd, MHD_OPTION_CONNECTION_LIMIT, limit,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->connection_timeout,
         MHD_OPTION_NOTIFY_COMPLETED, completed, L, MHD_OPTION_NOTIFY_CONNECTION, notify_conn,
-        L, MHD_OPTION_END);
+        L, h->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, h->tls_cert,
+        MHD_OPTION_HTTPS_MEM_KEY, h->tls_key, MHD_OPTION_END);
     if (!L->d)
         return ap__error_set(err, AP_EIO, "cannot start the HTTP daemon on %s:%d", cfg->host,
                             h->port);
@@ -574,8 +637,17 @@ int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
     h->max_connections = cfg->max_connections;
     h->nloops = cfg->http_threads;
     h->loops = calloc((size_t)h->nloops, sizeof *h->loops);
-    int rc = h->loops ? bind_listen(h, cfg, err)
-                      : ap__error_set(err, AP_ENOMEM, "server: out of memory");
+    int rc = h->loops ? AP_OK : ap__error_set(err, AP_ENOMEM, "server: out of memory");
+    if (rc == AP_OK && cfg->tls_cert_file[0]) {
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+            rc = ap__error_set(err, AP_EUNSUPPORTED, "tls_cert_file: this libmicrohttpd was "
+                               "built without TLS (GnuTLS)");
+        else if ((rc = read_pem(cfg->tls_cert_file, "tls_cert_file", &h->tls_cert, err)) ==
+                 AP_OK)
+            rc = read_pem(cfg->tls_key_file, "tls_key_file", &h->tls_key, err);
+    }
+    if (rc == AP_OK)
+        rc = bind_listen(h, cfg, err);
     /* each daemon takes its share of the connections (ordinary + reserve);
        a daemon at its limit stops accepting and the others take the rest */
     long total = (long)cfg->max_connections + cfg->reserve_connections;
@@ -634,6 +706,8 @@ void ap__srv_http_free(ap_srv_http *h)
     if (h->listen_fd >= 0)
         close(h->listen_fd);
     free(h->loops);
+    free(h->tls_cert);
+    free(h->tls_key);
     free(h);
 }
 

@@ -111,15 +111,51 @@ enum MHD_Result ap__srv_req_headers(ap_srv_req *r)
         return ap__srv_req_refuse(r, MHD_HTTP_CONTENT_TOO_LARGE,
                                  "request body of %llu bytes is over the limit (max_body_bytes "
                                  "= %lld)", len, (long long)s->cfg.max_body_bytes);
+    /* tokens: decided now, answered once the body is read (and dropped), so
+       that keep-alive survives a refusal; an unknown path needs read */
+    int role = r->route ? r->route->role : ROLE_READ;
+    if (s->auth && role != ROLE_PUBLIC)
+        r->auth = ap__auth_check(s->auth, r->io->header(r->conn, MHD_HTTP_HEADER_AUTHORIZATION),
+                                 role, ap__clock_ns(), r->token_name, sizeof r->token_name,
+                                 &r->retry_s);
     return MHD_YES;
+}
+
+/* The answer to a request its token does not allow (r->auth). */
+static enum MHD_Result auth_refuse(ap_srv_req *r)
+{
+    ap_server *s = r->srv;
+    const char *need = ap__auth_role_name(r->route ? r->route->role : ROLE_READ);
+    switch (r->auth) {
+    case AP_AUTH_MISSING:
+    case AP_AUTH_INVALID:
+        r->hdr[0] = MHD_HTTP_HEADER_WWW_AUTHENTICATE;
+        r->hdr[1] = r->auth == AP_AUTH_MISSING ? "Bearer realm=\"alphapulse\""
+                                               : "Bearer realm=\"alphapulse\", "
+                                                 "error=\"invalid_token\"";
+        return ap__srv_error(r, MHD_HTTP_UNAUTHORIZED, "%s %s needs a token with role %s or "
+                             "above: Authorization: Bearer TOKEN (%s)", r->method, r->url, need,
+                             r->auth == AP_AUTH_MISSING ? "none was sent"
+                                                        : "the one sent is not valid");
+    case AP_AUTH_FORBIDDEN:
+        return ap__srv_error(r, MHD_HTTP_FORBIDDEN, "token '%s' may not call %s %s: that needs "
+                             "role %s or above", r->token_name, r->method, r->url, need);
+    default: /* AP_AUTH_LIMITED */
+        snprintf(r->hdr_val, sizeof r->hdr_val, "%d", r->retry_s);
+        r->hdr[0] = MHD_HTTP_HEADER_RETRY_AFTER;
+        r->hdr[1] = r->hdr_val;
+        return ap__srv_error(r, MHD_HTTP_TOO_MANY_REQUESTS, "token '%s' is over its rate "
+                             "limit (rate_limit_rps = %g): retry in %d s", r->token_name,
+                             s->cfg.rate_limit_rps, r->retry_s);
+    }
 }
 
 void ap__srv_req_body(ap_srv_req *r, const char *data, size_t n)
 {
     ap_server *s = r->srv;
     atomic_fetch_add_explicit(&s->metrics->body_bytes, n, memory_order_relaxed);
-    if (r->phase != PH_BODY || r->too_big)
-        return;
+    if (r->phase != PH_BODY || r->too_big || r->auth)
+        return; /* a refused token's body is read and dropped */
     if (r->len + n > (size_t)s->cfg.max_body_bytes) {
         r->too_big = 1; /* keep reading (and dropping) so keep-alive survives */
         return;
@@ -148,6 +184,8 @@ enum MHD_Result ap__srv_req_complete(ap_srv_req *r)
     if (r->phase != PH_BODY)
         return MHD_YES;
     r->body[r->len] = 0;
+    if (r->auth)
+        return auth_refuse(r);
     if (r->status == 404)
         return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", r->method, r->url);
     if (r->status == 405)

@@ -38,9 +38,10 @@ typedef struct ap_srv_io {
     /* how many times the request carries header name */
     unsigned (*header_count)(void *conn, const char *name);
     /* queue the response; body is consumed (a heap body is handed over);
-       close: ask for the connection to be closed after it */
+       close: ask for the connection to be closed after it; headers: extra
+       name, value pairs, NULL-terminated (or NULL) */
     enum MHD_Result (*respond)(void *conn, unsigned code, jbuf *body, const char *ctype,
-                               int close);
+                               int close, const char *const *headers);
     void (*suspend)(void *conn);
     void (*resume)(void *conn); /* from any thread */
     /* value of URL query argument name, NULL when absent; how many the URL has */
@@ -71,6 +72,11 @@ typedef struct ap_srv_req {
     int reserve;      /* arrived on a reserve connection */
     int close;        /* close the connection after the response */
     int parked;       /* deferred without a suspend: the transport asks again */
+    int auth;         /* AP_AUTH_* of the request's token (auth.h), answered at complete */
+    int retry_s;      /* AP_AUTH_LIMITED: Retry-After */
+    char token_name[64]; /* the token's NAME (the access log), "" when none */
+    const char *hdr[5]; /* extra response headers: name, value, ..., NULL */
+    char hdr_val[64];
     char arg[128];    /* path argument: model name or result id */
     char arg2[32];    /* second path argument (a timeframe) */
     uint32_t want_version;

@@ -67,15 +67,17 @@ enum MHD_Result ap__srv_respond(ap_srv_req *r, int code, jbuf *body, const char 
     ap_server *s = r->srv;
     int close = r->close || atomic_load_explicit(&s->draining, memory_order_relaxed);
     int failed = body->failed;
-    enum MHD_Result ret = r->io->respond(r->conn, (unsigned)code, body, ctype, close);
+    enum MHD_Result ret =
+        r->io->respond(r->conn, (unsigned)code, body, ctype, close, r->hdr[0] ? r->hdr : NULL);
     if (failed)
         code = MHD_HTTP_INTERNAL_SERVER_ERROR;
     uint64_t now = ap__clock_ns();
     uint64_t lat = now > r->t0_ns ? now - r->t0_ns : 0;
     ap__srv_metrics_record(s->metrics, r->model, r->ep, r->route ? r->route->name : NULL, code,
                           lat);
-    if (s->cfg.access_log)
-        ap__srv_log(s, "%s %s %d %.3f ms", r->method, r->url, code, (double)lat / 1e6);
+    if (s->cfg.access_log) /* the token's name, never the token */
+        ap__srv_log(s, "%s %s %d %.3f ms%s%s", r->method, r->url, code, (double)lat / 1e6,
+                    r->token_name[0] ? " token=" : "", r->token_name);
     r->phase = PH_DONE;
     return ret;
 }
@@ -90,7 +92,8 @@ enum MHD_Result ap__srv_respond_stream(ap_srv_req *r, int code, const char *ctyp
     ap__srv_metrics_record(s->metrics, r->model, r->ep, r->route ? r->route->name : NULL, code,
                           lat);
     if (s->cfg.access_log)
-        ap__srv_log(s, "%s %s %d (stream)", r->method, r->url, code);
+        ap__srv_log(s, "%s %s %d (stream)%s%s", r->method, r->url, code,
+                    r->token_name[0] ? " token=" : "", r->token_name);
     r->phase = PH_DONE;
     return ret;
 }

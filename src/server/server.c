@@ -56,6 +56,9 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
     };
     if ((rc = ap__stream_new(s, &stc, &s->stream, err)))
         goto fail;
+    if (cfg->auth_tokens_file[0] &&
+        (rc = ap__auth_open(cfg->auth_tokens_file, cfg->rate_limit_rps, &s->auth, err)))
+        goto fail;
     /* every closed bar is offered to the stream hub (one atomic load when
        nobody subscribes) */
     ap_series_config sc = {(size_t)cfg->max_series, (size_t)cfg->history, ap__stream_on_close,
@@ -90,6 +93,18 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
 fail:
     s->shut_down = 1; /* nothing was served */
     ap__server_free(s);
+    return rc;
+}
+
+int ap__server_reload_auth(ap_server *s, ap_error *err)
+{
+    if (!s->auth)
+        return ap__error_set(err, AP_EINVAL, "no auth_tokens_file to reload");
+    int n, rc = ap__auth_reload(s->auth, &n, err);
+    if (rc)
+        ap__srv_log(s, "SIGHUP: %s (the previous tokens stay in force)", err->msg);
+    else
+        ap__srv_log(s, "SIGHUP: %d token(s) from %s", n, s->cfg.auth_tokens_file);
     return rc;
 }
 
@@ -149,6 +164,7 @@ void ap__server_free(ap_server *s)
     ap__srv_replay_stop(s);
     ap__srv_http_free(s->http);
     ap__stream_free(s->stream); /* after the HTTP front: its streams unsubscribed */
+    ap__auth_free(s->auth);
     ap__service_free(s->svc);
     ap_series_store_free(s->store);
     free(s->metrics);

@@ -40,6 +40,9 @@ int ap__server_models_loaded(ap_server *s);
  * wait up to shutdown_timeout for them, then stop the replay and HTTP threads.
  */
 void ap__server_shutdown(ap_server *s);
+/* SIGHUP: read auth_tokens_file again (the old tokens stay on failure);
+   the outcome is logged. AP_OK, or why not (no file configured: EINVAL). */
+int ap__server_reload_auth(ap_server *s, ap_error *err);
 /* Shuts down first if that was not done. */
 void ap__server_free(ap_server *s);
 

@@ -19,6 +19,7 @@
 #include "server/request.h"
 #include "server/server.h"
 #include "server/stream.h"
+#include "server/auth.h"
 
 void ap__srv_log(ap_server *s, const char *fmt, ...) AP_PRINTF(2, 3);
 
@@ -42,6 +43,7 @@ struct ap_server {
     ap_srv_metrics *metrics;
     ap_srv_replay replay;
     ap_srv_stream *stream; /* /v1/stream: the closed-bar hook's hub */
+    ap_srv_auth *auth;     /* tokens (auth_tokens_file); NULL: no authentication */
 
     struct ap_srv_http *http; /* NULL: no HTTP front (the fuzz target) */
     ap_srv_conn_counters conn;

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "server/server_internal.h"
 
@@ -55,7 +56,7 @@ static unsigned f_header_count(void *c, const char *name)
 }
 
 static enum MHD_Result f_respond(void *c, unsigned code, jbuf *body, const char *ctype,
-                                 int close)
+                                 int close, const char *const *headers)
 {
     fake_conn *fc = c;
     fc->responses++;
@@ -99,6 +100,11 @@ static const ap_srv_io fake_io = {f_header, f_header_count, f_respond, f_suspend
                                   f_query, f_query_count, f_stream};
 
 static ap_server *srv;
+/* the same server core with auth_tokens_file: inputs that carry an
+   Authorization header go to it (the token parse, roles, the 401/403
+   answers); FUZZ_TOKEN is its admin token, in the seeds */
+static ap_server *srv_auth;
+#define FUZZ_TOKEN "fuzz-admin-0123456789abcdef"
 static ap_service_pass pass;
 
 static int unhex(int c)
@@ -108,7 +114,7 @@ static int unhex(int c)
 }
 
 /* One request through the whole life; returns the status answered. */
-static unsigned one_request(const char *method, const char *url, fake_conn *fc,
+static unsigned one_request(ap_server *srv, const char *method, const char *url, fake_conn *fc,
                             const char *body, size_t len)
 {
     memset(&pass, 0, sizeof pass);
@@ -153,6 +159,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_http: %s\n", err.msg);
         exit(1);
     }
+    snprintf(cfg.auth_tokens_file, sizeof cfg.auth_tokens_file, "/tmp/fuzz_http_tokens_%d",
+             (int)getpid());
+    FILE *tf = fopen(cfg.auth_tokens_file, "w");
+    if (!tf || fprintf(tf, FUZZ_TOKEN " admin fuzz\nfuzz-read-0123456789abcdef read\n") < 0 ||
+        fclose(tf)) {
+        fprintf(stderr, "fuzz_http: cannot write %s\n", cfg.auth_tokens_file);
+        exit(1);
+    }
+    cfg.rate_limit_rps = 1000;
+    int arc = ap__srv_create(&cfg, NULL, NULL, 0, &srv_auth, &err);
+    unlink(cfg.auth_tokens_file);
+    if (arc != AP_OK) {
+        fprintf(stderr, "fuzz_http: %s\n", err.msg);
+        exit(1);
+    }
     /* a series to predict on: 300 bars of GOOG/1d as POST /v1/candles */
     FILE *fp = fopen("examples/data/goog_daily.csv", "r");
     if (!fp) {
@@ -178,7 +199,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fclose(fp);
     n += (size_t)snprintf(body + n, cap - n, "]}");
     fake_conn fc = {0};
-    unsigned code = one_request("POST", "/v1/candles", &fc, body, n);
+    unsigned code = one_request(srv, "POST", "/v1/candles", &fc, body, n);
     free(body);
     if (code != 200) {
         fprintf(stderr, "fuzz_http: seeding the series answered %u\n", code);
@@ -255,7 +276,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         p = e + 1;
     }
     size_t blen = p < end ? (size_t)(end - p) : 0;
-    one_request(method, url, &fc, p < end ? p : "", blen);
+    int with_auth = f_header(&fc, "Authorization") != NULL;
+    one_request(with_auth ? srv_auth : srv, method, url, &fc, p < end ? p : "", blen);
     free(text);
     return 0;
 }

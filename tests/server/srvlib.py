@@ -60,7 +60,7 @@ class Server:
         t0 = time.time()
         while time.time() - t0 < timeout:
             text = open(self.log_path).read()
-            m = re.search(r"listening on http://[^:]+:(\d+)", text)
+            m = re.search(r"listening on https?://[^:]+:(\d+)", text)
             if m:
                 self.port = int(m.group(1))
                 return
