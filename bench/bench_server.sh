@@ -59,3 +59,24 @@ for c in $CONNS; do
     run "v1 predict/pattern (GOOG)" /v1/predict/pattern "$pattern" "$c"
 done
 /usr/bin/python3 bench/bench_fanout.py "$url" || exit 1
+
+# TLS: keep-alive req/s over HTTPS against plain HTTP, same endpoint, same
+# wrk settings, one after the other (a certificate made here with openssl)
+[ "$FANOUT_ONLY" = 1 ] && exit 0
+command -v openssl >/dev/null || { echo "bench: tls: SKIP (no openssl)"; exit 0; }
+tdir=$(mktemp -d)
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tdir/key.pem" -out "$tdir/cert.pem" \
+    -subj /CN=localhost -days 2 2>/dev/null || { echo "bench: tls: openssl failed"; exit 1; }
+# shellcheck disable=SC2086
+"$BIN" serve --port 0 --tls-cert-file "$tdir/cert.pem" --tls-key-file "$tdir/key.pem" \
+    ${BENCH_SERVER_ARGS:-} >"$tdir/log" 2>&1 &
+tpid=$!
+for _ in $(seq 200); do grep -q "listening on" "$tdir/log" && break; sleep 0.05; done
+turl=$(grep -o 'https://[^ ]*' "$tdir/log" | head -1)
+c=${CONNS_TLS:-64}
+rps() { WRK_BODY=$infer wrk -t2 -c"$c" -d"${SECS}s" -s bench/wrk_post.lua "$1/v2/models/reversal/infer" |
+    awk '/Requests\/sec/ {print $2}'; }
+plain=$(rps "$url")
+tls=$(rps "$turl")
+kill -TERM $tpid; wait $tpid 2>/dev/null; rm -rf "$tdir"
+echo "bench: tls keep-alive req_per_s=$tls plain req_per_s=$plain ratio=$(awk -v a="$tls" -v b="$plain" 'BEGIN { printf "%.2f", b ? a / b : 0 }') (v2 infer, $c connections, ${SECS}s each)"
