@@ -108,47 +108,6 @@ struct ap_srv_http {
     char *tls_cert, *tls_key; /* PEM text; NULL: plain HTTP */
 };
 
-/* A whole PEM file as a string (what libmicrohttpd's TLS options take). */
-static int read_pem(const char *path, const char *what, char **out, ap_error *err)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ap__error_set(err, AP_EIO, "%s %s: %s", what, path, strerror(errno));
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 4096 + 1 > cap) {
-            if (cap > (1u << 20)) {
-                free(buf);
-                fclose(f);
-                return ap__error_set(err, AP_ERANGE, "%s %s: larger than 1 MB: not a PEM file",
-                                    what, path);
-            }
-            cap = cap ? 2 * cap : 8192;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                free(buf);
-                fclose(f);
-                return ap__error_set(err, AP_ENOMEM, "%s: out of memory", what);
-            }
-            buf = nb;
-        }
-        size_t k = fread(buf + n, 1, cap - n - 1, f);
-        n += k;
-        if (k == 0)
-            break;
-    }
-    int bad = ferror(f);
-    fclose(f);
-    buf[n] = 0;
-    if (bad || !strstr(buf, "-----BEGIN ")) {
-        free(buf);
-        return ap__error_set(err, AP_EINVAL, "%s %s: %s", what, path,
-                            bad ? "read error" : "not a PEM file (no -----BEGIN line)");
-    }
-    *out = buf;
-    return AP_OK;
-}
 
 /* ---- the transport for server.c ---------------------------------------------- */
 
@@ -642,9 +601,9 @@ int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
             rc = ap__error_set(err, AP_EUNSUPPORTED, "tls_cert_file: this libmicrohttpd was "
                                "built without TLS (GnuTLS)");
-        else if ((rc = read_pem(cfg->tls_cert_file, "tls_cert_file", &h->tls_cert, err)) ==
+        else if ((rc = ap__srv_read_pem(cfg->tls_cert_file, "tls_cert_file", &h->tls_cert, err)) ==
                  AP_OK)
-            rc = read_pem(cfg->tls_key_file, "tls_key_file", &h->tls_key, err);
+            rc = ap__srv_read_pem(cfg->tls_key_file, "tls_key_file", &h->tls_key, err);
     }
     if (rc == AP_OK)
         rc = bind_listen(h, cfg, err);

@@ -21,4 +21,8 @@ void ap__srv_http_quiesce(ap_srv_http *h);
 void ap__srv_http_stop(ap_srv_http *h);
 void ap__srv_http_free(ap_srv_http *h);
 
+/* A whole PEM file as a string (malloc'd), checked to look like PEM;
+   what names the setting in messages (pem.c). */
+int ap__srv_read_pem(const char *path, const char *what, char **out, ap_error *err);
+
 #endif
