@@ -601,8 +601,8 @@ int ap__srv_http_start(ap_server *s, ap_srv_http **out, ap_error *err)
         if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
             rc = ap__error_set(err, AP_EUNSUPPORTED, "tls_cert_file: this libmicrohttpd was "
                                "built without TLS (GnuTLS)");
-        else if ((rc = ap__srv_read_pem(cfg->tls_cert_file, "tls_cert_file", &h->tls_cert, err)) ==
-                 AP_OK)
+        else if ((rc = ap__srv_read_pem(cfg->tls_cert_file, "tls_cert_file", &h->tls_cert,
+                                        err)) == AP_OK)
             rc = ap__srv_read_pem(cfg->tls_key_file, "tls_key_file", &h->tls_key, err);
     }
     if (rc == AP_OK)
