@@ -70,6 +70,13 @@ $(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_SRC)
 $(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c $< -o $@
+# The status page (GET /): src/server/status_page.html as a C array, made at
+# build time (xxd -i, its arrays made static const), never committed.
+$(GEN)/status_page.h: src/server/status_page.html
+	@mkdir -p $(GEN)
+	cd src/server && xxd -i status_page.html | sed 's/^unsigned/static const unsigned/' > ../../$@.part
+	mv $@.part $@
+$(BUILD)/obj/src/server/handlers_info.o $(BUILD)/pic/src/server/handlers_info.o: $(GEN)/status_page.h
 # sources that include onnx.pb-c.h need it generated before they compile
 $(LIB_OBJ) $(SO_OBJ) $(CLI_OBJ) $(TESTS): | $(GEN)/onnx.pb-c.h
 
@@ -111,7 +118,8 @@ test-only:
 FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 fuzz: $(FUZZ_BIN)
-build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN_SRC)
+build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN_SRC) \
+  $(GEN)/status_page.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -I$(GEN) -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN_SRC) \

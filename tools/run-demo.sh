@@ -46,6 +46,7 @@ url=$(grep -o 'http://[^ ]*' "$log" | head -1)
 cat <<TXT
 
 alphapulse is serving $url  (docs/SERVER.md)
+  $url/            the status page: open it in a browser
   $url/v1/models   $url/v1/stats   $url/metrics   $url/v2/health/ready
 
 Try:

@@ -206,6 +206,16 @@ AP_API int ap_series_bar(const ap_series *s, size_t back, ap_bar *out, ap_error 
 AP_API const char *ap_series_symbol(const ap_series *s);
 AP_API int64_t ap_series_timeframe(const ap_series *s);
 
+/* Call fn(ctx, series) for every live series of the store (roll-ups too),
+   in table order, without locking: series created meanwhile may or may not
+   be seen; a series deleted meanwhile may still be passed (its calls then
+   say it was deleted). fn returns nonzero to stop. Returns the calls made. */
+typedef int (*ap_series_visit_fn)(void *ctx, const ap_series *s);
+AP_API size_t ap_series_store_list(const ap_series_store *st, ap_series_visit_fn fn, void *ctx);
+/* Copy the latest min(n, held) bars, oldest first, into out under the
+   family's writer mutex (safe while others append); returns how many. */
+AP_API size_t ap_series_tail(const ap_series *s, size_t n, ap_bar *out);
+
 /* "1m","5m","15m","1h","4h","1d" (any N followed by s/m/h/d) -> seconds. */
 AP_API int ap_timeframe_parse(const char *s, int64_t *seconds, ap_error *err);
 

@@ -581,43 +581,66 @@ int ap_series_delete(ap_series_store *st, const char *symbol, int64_t tf, ap_err
     return rc;
 }
 
-int ap_series_info(const ap_series *cs, ap_series_info_t *out)
+/* Lock s's family (its mutex is the base's; a child's parent changes only
+   under the store lock and the child's mutex: look, lock, check again).
+   Returns the parent, locked too (NULL: s is a base): unlock s, then it. */
+static ap_series *family_lock(ap_series *s)
 {
-    ap_series *s = (ap_series *)cs;
-    memset(out, 0, sizeof *out);
-    /* the family's mutex is the base's: a child's parent changes only under
-       the store lock and the child's own mutex, so look, lock, check again */
     for (;;) {
         pthread_mutex_lock(&s->wmu);
         ap_series *p = s->parent;
-        if (!p) {
-            out->length = ap_series_length(s);
-            out->total = s->total;
-            out->last_t = s->total ? s->bars[(s->total - 1) % s->cap].t : 0;
-            out->deleted = atomic_load(&s->dead);
-            out->timeframe_s = s->tf;
-            out->rolled_up = 0;
-            pthread_mutex_unlock(&s->wmu);
-            return AP_OK;
-        }
+        if (!p)
+            return NULL;
         pthread_mutex_unlock(&s->wmu);
         pthread_mutex_lock(&p->wmu);
         pthread_mutex_lock(&s->wmu);
-        int same = s->parent == p;
-        if (same) {
-            out->length = ap_series_length(s);
-            out->total = s->total;
-            out->last_t = s->total ? s->bars[(s->total - 1) % s->cap].t : 0;
-            out->deleted = atomic_load(&s->dead);
-            out->timeframe_s = s->tf;
-            out->rolled_up = 1;
-            out->base_timeframe_s = p->tf;
-        }
+        if (s->parent == p)
+            return p;
         pthread_mutex_unlock(&s->wmu);
         pthread_mutex_unlock(&p->wmu);
-        if (same)
-            return AP_OK;
     }
+}
+
+int ap_series_info(const ap_series *cs, ap_series_info_t *out)
+{
+    ap_series *s = (ap_series *)cs, *p = family_lock(s);
+    memset(out, 0, sizeof *out);
+    out->length = ap_series_length(s);
+    out->total = s->total;
+    out->last_t = s->total ? s->bars[(s->total - 1) % s->cap].t : 0;
+    out->deleted = atomic_load(&s->dead);
+    out->timeframe_s = s->tf;
+    out->rolled_up = p != NULL;
+    out->base_timeframe_s = p ? p->tf : 0;
+    pthread_mutex_unlock(&s->wmu);
+    if (p)
+        pthread_mutex_unlock(&p->wmu);
+    return AP_OK;
+}
+
+size_t ap_series_tail(const ap_series *cs, size_t n, ap_bar *out)
+{
+    ap_series *s = (ap_series *)cs, *p = family_lock(s);
+    size_t held = s->bars ? ap_series_length(s) : 0;
+    n = n < held ? n : held;
+    for (size_t i = 0; i < n; i++)
+        out[i] = s->bars[(s->total - n + i) % s->cap];
+    pthread_mutex_unlock(&s->wmu);
+    if (p)
+        pthread_mutex_unlock(&p->wmu);
+    return n;
+}
+
+size_t ap_series_store_list(const ap_series_store *st, ap_series_visit_fn fn, void *ctx)
+{
+    ap_series_store *mst = (ap_series_store *)st;
+    size_t calls = 0;
+    for (size_t i = 0; i <= st->mask; i++) {
+        ap_series *s = atomic_load_explicit(&mst->slots[i], memory_order_acquire);
+        if (s && !atomic_load_explicit(&s->dead, memory_order_acquire) && (calls++, fn(ctx, s)))
+            break;
+    }
+    return calls;
 }
 
 size_t ap_series_length(const ap_series *s)

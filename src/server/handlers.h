@@ -31,6 +31,8 @@ enum MHD_Result ap__srv_h_root(ap_srv_req *r);
 enum MHD_Result ap__srv_h_metrics(ap_srv_req *r);
 enum MHD_Result ap__srv_h_models(ap_srv_req *r);
 enum MHD_Result ap__srv_h_stats(ap_srv_req *r);
+/* GET /v1/status: handlers_status.c (the status page's data) */
+enum MHD_Result ap__srv_h_status(ap_srv_req *r);
 /* A model's precision fields, each after ", " (/v1/models, /v2 metadata
    parameters): precision, precision_requested, precision_note, node_bytes,
    model_bytes_full, model_bytes_reduced, precision_deviation. */

@@ -12,24 +12,42 @@
 
 static const char *const kind_names[] = {"pattern", "regime", "ensemble", "raw"};
 
+/* The status page (src/server/status_page.html, made into a C array at build
+   time: build/gen/status_page.h). */
+#include "status_page.h"
+
+/* GET /: the status page for a browser (Accept names text/html, or
+   ?format=html), the plain-text endpoint list otherwise (?format=text). */
 enum MHD_Result ap__srv_h_root(ap_srv_req *r)
 {
     static const char text[] =
         "alphapulse: real-time inference for trading signals (docs/SERVER.md)\n"
+        "  GET  /                               status page (a browser; ?format=text: this list)\n"
         "  POST /v1/candles                     add bars to a series\n"
         "  POST /v1/predict/{pattern,regime,ensemble}   predict on a series' latest bar\n"
         "  POST /v1/predict/batch               many predictions in one request\n"
         "  GET  /v1/stream?series=S/TF,...&models=M,...   predictions pushed on every closed "
         "bar (SSE)\n"
         "  GET|DELETE /v1/results/{id}          async results\n"
-        "  GET  /v1/models, /v1/stats\n"
+        "  GET  /v1/models, /v1/stats, /v1/status[?series=S/TF]\n"
         "  GET  /v2, /v2/health/{live,ready}, /v2/models/{m}[/ready]   KServe v2\n"
         "  POST /v2/models/{m}/infer            feature tensors\n"
         "  POST /v2/repository/models/{m}/{load,unload}\n"
         "  DELETE /v1/series/{symbol}/{timeframe}   drop a series (and its roll-ups)\n"
         "  GET  /metrics                        Prometheus\n";
-    char store[sizeof text];
+    const char *format = r->io->query(r->conn, "format");
+    if (r->io->query_count(r->conn) > (unsigned)(format != NULL) ||
+        (format && strcmp(format, "text") && strcmp(format, "html")))
+        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "GET / takes format=text or format=html");
+    const char *accept = r->io->header(r->conn, "Accept");
+    int html = format ? !strcmp(format, "html") : accept && strstr(accept, "text/html") != NULL;
     jbuf b;
+    if (html) {
+        ap__jb_init(&b, NULL, 0);
+        ap__jb_raw(&b, (const char *)status_page_html, status_page_html_len);
+        return ap__srv_respond(r, MHD_HTTP_OK, &b, "text/html; charset=utf-8");
+    }
+    char store[sizeof text];
     ap__jb_init(&b, store, sizeof store);
     ap__jb_raw(&b, text, sizeof text - 1);
     return ap__srv_respond(r, MHD_HTTP_OK, &b, "text/plain; charset=utf-8");

@@ -14,6 +14,11 @@
 static const int codes[SRV_NCODES] = {200, 201, 202, 204, 400, 404, 405,
                                       409, 413, 429, 500, 503, 504, 0};
 
+int ap__srv_metrics_code(int ci)
+{
+    return ci >= 0 && ci < SRV_NCODES ? codes[ci] : 0;
+}
+
 void ap__srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
                            uint64_t latency_ns)
 {

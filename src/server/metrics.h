@@ -30,6 +30,8 @@ typedef struct ap_srv_metrics {
     _Atomic uint64_t batch_items; /* items of /v1/predict/batch requests (after "symbols") */
 } ap_srv_metrics;
 
+/* The HTTP status counted at index ci of requests[][][] (0: "other"). */
+int ap__srv_metrics_code(int ci);
 /* Count one answer; ep_name: the route's name (the label; NULL: unknown). */
 void ap__srv_metrics_record(ap_srv_metrics *m, int model, int ep, const char *ep_name, int code,
                            uint64_t latency_ns);

@@ -22,6 +22,7 @@ static const ap_srv_route routes[] = {
     {EP_RESULT_DELETE, "DELETE", "/v1/results/{id}", "results_delete", ap__srv_h_result_delete, 0, ROLE_PREDICT},
     {EP_MODELS, "GET", "/v1/models", "models", ap__srv_h_models, 0, ROLE_READ},
     {EP_STATS, "GET", "/v1/stats", "stats", ap__srv_h_stats, 0, ROLE_READ},
+    {EP_STATUS, "GET", "/v1/status", "status", ap__srv_h_status, 0, ROLE_READ},
     {EP_SERIES_DELETE, "DELETE", "/v1/series/{symbol}/{timeframe}", "series_delete",
      ap__srv_h_series_delete, 0, ROLE_ADMIN},
     {EP_STREAM, "GET", "/v1/stream", "stream", ap__srv_h_stream, 0, ROLE_PREDICT},

@@ -31,6 +31,7 @@ typedef enum ap_srv_endpoint {
     EP_SERIES_DELETE,
     EP_STREAM,
     EP_PRED_BATCH,
+    EP_STATUS,
     EP_UNKNOWN,
     EP_COUNT
 } ap_srv_endpoint;

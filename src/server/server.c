@@ -84,6 +84,7 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
         (rc = ap_onnx_options_parse(&vc.registry.onnx, c->onnx_enabled, c->onnxruntime_lib,
                                     err)) ||
         (rc = ap__service_create(&vc, service_log, s, &s->svc, err)) ||
+        (rc = ap__srv_status_new(s, http, &s->status, err)) ||
         (rc = ap__stream_start(s->stream, err)) ||
         (rc = ap__srv_replay_start(s, err)) ||
         (http && (rc = ap__srv_http_start(s, &s->http, err))))
@@ -147,6 +148,7 @@ void ap__server_shutdown(ap_server *s)
                     left, s->cfg.shutdown_timeout);
     }
     ap__srv_replay_stop(s);
+    ap__srv_status_stop(s->status);
     ap__stream_stop(s->stream); /* its round in flight completes on the service */
     /* Freeing the batchers completes whatever is still queued (cancelled),
        which resumes every suspended connection: libmicrohttpd must not be
@@ -164,6 +166,7 @@ void ap__server_free(ap_server *s)
     ap__srv_replay_stop(s);
     ap__srv_http_free(s->http);
     ap__stream_free(s->stream); /* after the HTTP front: its streams unsubscribed */
+    ap__srv_status_free(s->status); /* it reads the service: stopped before it goes */
     ap__auth_free(s->auth);
     ap__service_free(s->svc);
     ap_series_store_free(s->store);

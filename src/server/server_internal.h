@@ -18,6 +18,7 @@
 #include "server/replay.h"
 #include "server/request.h"
 #include "server/server.h"
+#include "server/status.h"
 #include "server/stream.h"
 #include "server/auth.h"
 
@@ -44,6 +45,7 @@ struct ap_server {
     ap_srv_replay replay;
     ap_srv_stream *stream; /* /v1/stream: the closed-bar hook's hub */
     ap_srv_auth *auth;     /* tokens (auth_tokens_file); NULL: no authentication */
+    ap_srv_status *status; /* /v1/status: the once-a-second sampler */
 
     struct ap_srv_http *http; /* NULL: no HTTP front (the fuzz target) */
     ap_srv_conn_counters conn;

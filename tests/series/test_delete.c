@@ -21,20 +21,11 @@
 #include <string.h>
 
 #include "alphapulse.h"
+#include "series/store_fixture.h"
 #include "series/bars_csv.h"
 
 #define MIN_US 60000000LL
 #define DAY_US (86400 * 1000000LL)
-
-static ap_series_store *mkstore(size_t max_series, size_t history)
-{
-    ap_series_config c = {.max_series = max_series, .history = history};
-    ap_series_store *st;
-    ap_error err;
-    if (ap_series_store_new(&c, &st, &err) != AP_OK)
-        fail_msg("%s", err.msg);
-    return st;
-}
 
 static ap_bar bar_at(int64_t t, double px)
 {

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "alphapulse.h"
+#include "series/store_fixture.h"
 
 typedef struct rng {
     uint64_t s;
@@ -44,15 +45,6 @@ static ap_bar rbar(rng *r, double *px, int64_t t)
     double hi = fmax(o, c) * (1 + 0.002 * urand(r)), lo = fmin(o, c) * (1 - 0.002 * urand(r));
     ap_bar b = {t, o, hi, lo, c, floor(100 * urand(r))};
     return b;
-}
-
-static ap_series_store *mkstore(size_t max_series, size_t history)
-{
-    ap_series_store *st = NULL;
-    ap_error err = {0};
-    ap_series_config cfg = {.max_series = max_series, .history = history};
-    assert_int_equal(ap_series_store_new(&cfg, &st, &err), 0);
-    return st;
 }
 
 static void latest(const ap_series *s, double *v, int64_t *t)
