@@ -42,6 +42,8 @@ MATRIX = [
     ("GET", "/v2/health/live", None, "public"),
     ("GET", "/v2/health/ready", None, "public"),
     ("GET", "/metrics", None, "read"),
+    ("GET", "/v1/status", None, "read"),
+    ("GET", "/v1/status?series=GOOG/1d", None, "read"),
     ("GET", "/v1/models", None, "read"),
     ("GET", "/v1/stats", None, "read"),
     ("GET", "/v2", None, "read"),
@@ -73,6 +75,8 @@ for method, path, body, need in MATRIX:
             hdr["Authorization"] = "Bearer not-a-real-token-0123456789"
         elif who:
             hdr["Authorization"] = "Bearer " + TOK[who]
+        if path == "/":
+            hdr["Accept"] = "text/html"  # the status page shell: public
         st, js, raw = srv.request(method, path, body=body, headers=hdr)
         if need == "public":
             ok = st not in (401, 403)
