@@ -58,6 +58,7 @@ MATRIX = [
     ("GET", "/v1/results/12345", None, "predict"),
     ("DELETE", "/v1/results/12345", None, "predict"),
     ("POST", "/v2/models/reversal/infer", INFER, "predict"),
+    ("HEAD", "/v1/stream?series=GOOG/1d", None, "predict"),  # HEAD: the stream's headers only
     ("POST", "/v1/candles", CANDLES, "ingest"),
     ("POST", "/v2/repository/models/reversal/load", {}, "admin"),
     ("DELETE", "/v1/series/NOPE/1d", None, "admin"),
@@ -83,7 +84,8 @@ for method, path, body, need in MATRIX:
         elif who is None or who == "bogus":
             ok = st == 401
         elif RANK[who] < RANK[need]:
-            ok = st == 403 and need in js["error"] and who + "-user" in js["error"]
+            ok = st == 403 and (method == "HEAD" or (need in js["error"] and
+                                                     who + "-user" in js["error"]))
         else:
             ok = st not in (401, 403)
         if not ok:
