@@ -178,11 +178,13 @@ static void mhd_suspend(void *conn) { MHD_suspend_connection(conn); }
    connection, or, on that loop's own thread, make it run again at once. */
 static void mhd_resume(void *conn)
 {
+    /* the loop is read before the resume: once resumed, the owning loop may
+       finish the connection and free its record (and conn) at once */
     conn_rec *cr = rec_of(conn);
+    loop *L = cr ? cr->L : NULL;
     MHD_resume_connection(conn);
-    if (!cr)
+    if (!L)
         return;
-    loop *L = cr->L;
     if (pthread_equal(pthread_self(), L->th))
         L->again = 1;
     else if (!atomic_exchange(&L->woken, 1))
