@@ -24,9 +24,18 @@ void ap__srv_prediction_json(jbuf *b, uint64_t id, const char *symbol, const cha
 enum MHD_Result ap__srv_h_predict_batch(ap_srv_req *r);
 enum MHD_Result ap__srv_batch_finish(ap_srv_req *r);
 void ap__srv_batch_free(struct ap_srv_batch *b);
+/* Warm-up of a feature row for a model (handlers_v1.c; every /v1 path and
+   the streams): *undefined = the features it reads that are still NaN;
+   AP_ECONFLICT naming series sym/tfs when it has fewer than the manifest's
+   min_bars bars (err NULL: no message, sym and tfs unused). */
+int ap__srv_warmup(const ap_model_info *in, const unsigned char *used, const double *row,
+                   const char *sym, const char *tfs, uint64_t bars, int *undefined,
+                   ap_error *err);
 /* GET /v1/stream: handlers_stream.c */
 enum MHD_Result ap__srv_h_stream(ap_srv_req *r);
 /* /v1 views and pages: handlers_info.c */
+/* "pattern", "regime", "ensemble", "raw" (a repository listing's kinds) */
+const char *ap__srv_kind_name(int kind);
 enum MHD_Result ap__srv_h_root(ap_srv_req *r);
 enum MHD_Result ap__srv_h_metrics(ap_srv_req *r);
 enum MHD_Result ap__srv_h_models(ap_srv_req *r);

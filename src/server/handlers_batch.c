@@ -129,9 +129,6 @@ static size_t item_count(json_t *o)
     return 1;
 }
 
-static const char *const kinds[] = {[AP_MODEL_PATTERN] = "pattern", [AP_MODEL_REGIME] = "regime",
-                                    [AP_MODEL_ENSEMBLE] = "ensemble"};
-
 static int parse_items(struct ap_srv_batch *b, json_t *o, bitem *it, size_t cnt);
 
 /* Fill the items of element o (item_count(o) of them, from *k on); an error
@@ -168,8 +165,8 @@ static int parse_items(struct ap_srv_batch *b, json_t *o, bitem *it, size_t cnt)
         return 1;
     }
     int kd = -1;
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(kind, kinds[i]))
+    for (int i = AP_MODEL_PATTERN; i <= AP_MODEL_ENSEMBLE; i++)
+        if (!strcmp(kind, ap__srv_kind_name(i)))
             kd = i;
     if (kd < 0) {
         item_fail(it, AP_EINVAL, "field 'kind' must be pattern, regime or ensemble (not '%.64s')",
@@ -302,16 +299,11 @@ static size_t take_rows(struct ap_srv_batch *b, const ap_lease *l, int64_t *cur,
             item_fail(it, AP_ENOTFOUND, "%s", err.msg);
             continue;
         }
-        it->undefined = 0;
-        for (int f = 0; f < NF; f++)
-            it->undefined += used[f] && isnan(row[f]);
         ap_series_info_t in;
         it->bars = ap_series_info(it->series, &in) == AP_OK ? in.total : 0;
-        if (l->info.min_bars && it->bars < l->info.min_bars) {
-            item_fail(it, AP_ECONFLICT, "series %s/%s has %" PRIu64 " bar(s); model '%s' needs "
-                      "min_bars = %u before it predicts (%d of its features are still "
-                      "undefined)", it->sym, it->tfs, it->bars, l->info.name, l->info.min_bars,
-                      it->undefined);
+        if (ap__srv_warmup(&l->info, used, row, it->sym, it->tfs, it->bars, &it->undefined,
+                           &err) != AP_OK) {
+            item_fail(it, err.code, "%s", err.msg);
             continue;
         }
         it->sub = si;

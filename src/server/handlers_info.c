@@ -12,6 +12,11 @@
 
 static const char *const kind_names[] = {"pattern", "regime", "ensemble", "raw"};
 
+const char *ap__srv_kind_name(int kind)
+{
+    return kind >= 0 && kind <= AP_MODEL_RAW ? kind_names[kind] : "?";
+}
+
 /* The status page (src/server/status_page.html, made into a C array at build
    time: build/gen/status_page.h). */
 #include "status_page.h"
@@ -150,7 +155,7 @@ enum MHD_Result ap__srv_h_models(ap_srv_req *r)
         ap__jb_str(&b, c->name);
         ap__jb_puts(&b, ", \"loaded\": false");
         if (c->ok) {
-            ap__jb_printf(&b, ", \"kind\": \"%s\", \"target\": ", kind_names[c->kind]);
+            ap__jb_printf(&b, ", \"kind\": \"%s\", \"target\": ", ap__srv_kind_name(c->kind));
             ap__jb_str(&b, c->target);
         }
         ap__jb_puts(&b, "},");

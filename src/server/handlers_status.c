@@ -25,18 +25,6 @@
 #define STATUS_MAX_SERIES 1000 /* series listed (the count says how many there are) */
 #define STATUS_CHART_BARS 200  /* bars of the chosen series */
 
-/* A bar time (us since 1970) as ISO 8601 UTC. */
-static void iso_time(jbuf *b, int64_t t_us)
-{
-    time_t sec = (time_t)(t_us / 1000000);
-    struct tm tm;
-    char buf[32];
-    if (t_us < 0 || !gmtime_r(&sec, &tm) || !strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        ap__jb_puts(b, "null");
-    else
-        ap__jb_printf(b, "\"%s\"", buf);
-}
-
 static void num_or_null(jbuf *b, const char *key, double v)
 {
     ap__jb_printf(b, ", \"%s\": ", key);
@@ -180,8 +168,9 @@ static int series_item(void *ctx, const ap_series *se)
     ap__jb_printf(w->b, ", \"timeframe\": \"%s\", \"bars\": %zu, \"total\": %" PRIu64
                   ", \"rolled_up\": %s, \"latest_bar_t_us\": %" PRId64 ", \"latest_bar_time\": ",
                   tf, in.length, in.total, in.rolled_up ? "true" : "false", in.last_t);
-    if (in.total)
-        iso_time(w->b, in.last_t);
+    char t[40];
+    if (in.total && in.last_t >= 0) /* the text of every other bar time (ap_format_timestamp) */
+        ap__jb_str(w->b, ap_format_timestamp(in.last_t, t, sizeof t));
     else
         ap__jb_puts(w->b, "null");
     ap__jb_puts(w->b, "},");
@@ -192,27 +181,19 @@ static int series_item(void *ctx, const ap_series *se)
 /* "chart": the series' last bars (time in seconds, close). */
 static int chart_json(ap_server *s, jbuf *b, const char *spec, ap_error *err)
 {
-    char sym[AP_SYMBOL_MAX + 32];
-    const char *sl = strrchr(spec, '/');
-    size_t len = strlen(spec);
-    if (!sl || sl == spec || (size_t)(sl - spec) >= AP_SYMBOL_MAX || len >= sizeof sym)
-        return ap__error_set(err, AP_EINVAL, "series: '%.80s' is not SYMBOL/TIMEFRAME (e.g. "
-                             "GOOG/1d)", spec);
-    memcpy(sym, spec, (size_t)(sl - spec));
-    sym[sl - spec] = 0;
-    int64_t tf;
-    int rc = ap_timeframe_parse(sl + 1, &tf, err);
+    ap_srv_stream_key k;
+    int rc = ap__stream_key_parse(spec, strlen(spec), &k, err);
     if (rc)
         return rc;
-    ap_series *se = ap_series_find(s->store, sym, tf);
+    ap_series *se = ap_series_find(s->store, k.symbol, k.tf);
     if (!se)
-        return ap__error_set(err, AP_ENOTFOUND, "unknown series %s/%s", sym, sl + 1);
+        return ap__error_set(err, AP_ENOTFOUND, "unknown series %s", spec);
     ap_bar bars[STATUS_CHART_BARS];
     size_t n = ap_series_tail(se, STATUS_CHART_BARS, bars);
     char tfn[24];
-    ap__stream_tf_name(tf, tfn, sizeof tfn);
+    ap__stream_tf_name(k.tf, tfn, sizeof tfn);
     ap__jb_puts(b, ", \"chart\": {\"symbol\": ");
-    ap__jb_str(b, sym);
+    ap__jb_str(b, k.symbol);
     ap__jb_printf(b, ", \"timeframe\": \"%s\", \"bars\": %zu, \"t\": [", tfn, n);
     for (size_t i = 0; i < n; i++)
         ap__jb_printf(b, "%" PRId64 ",", bars[i].t / 1000000);

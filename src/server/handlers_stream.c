@@ -34,21 +34,11 @@ static int parse_series(const char *v, ap_srv_stream_key **out, int *n, ap_error
     for (const char *p = v; rc == AP_OK;) {
         const char *e = strchr(p, ',');
         size_t len = e ? (size_t)(e - p) : strlen(p);
-        char item[AP_SYMBOL_MAX + 32];
-        if (!len || len >= sizeof item) {
-            rc = ap__error_set(err, AP_EINVAL, "series: item %d is empty or too long (expected "
+        if (!len) {
+            rc = ap__error_set(err, AP_EINVAL, "series: item %d is empty (expected "
                                "SYMBOL/TIMEFRAME, or * for every series)", *n + 1);
             break;
         }
-        memcpy(item, p, len);
-        item[len] = 0;
-        char *sl = strrchr(item, '/');
-        if (!sl || sl == item || (size_t)(sl - item) >= AP_SYMBOL_MAX) {
-            rc = ap__error_set(err, AP_EINVAL, "series: '%s' is not SYMBOL/TIMEFRAME (e.g. "
-                               "GOOG/1d)", item);
-            break;
-        }
-        *sl = 0;
         if (*n == cap) {
             if (cap == STREAM_MAX_SERIES) {
                 rc = ap__error_set(err, AP_ERANGE, "series: more than %d series (use * for "
@@ -63,11 +53,8 @@ static int parse_series(const char *v, ap_srv_stream_key **out, int *n, ap_error
             }
             k = nk;
         }
-        if ((rc = ap_timeframe_parse(sl + 1, &k[*n].tf, err)) != AP_OK) {
-            ap__error_prefix(err, "series '%s/%s': ", item, sl + 1);
+        if ((rc = ap__stream_key_parse(p, len, &k[*n], err)) != AP_OK)
             break;
-        }
-        memcpy(k[*n].symbol, item, (size_t)(sl - item) + 1); /* checked: < AP_SYMBOL_MAX */
         (*n)++;
         if (!e)
             break;
@@ -111,20 +98,18 @@ static int resolve_models(ap_server *s, const char *v, char (*names)[65], int *n
         }
         memcpy(tok, p, len);
         tok[len] = 0;
-        char *colon = strchr(tok, ':');
+        char *colon = strchr(tok, ':'); /* KIND:TARGET, else a name */
+        const char *target = colon ? colon + 1 : NULL;
+        if (colon)
+            *colon = 0;
         int hit = -1;
-        for (int i = 0; i < nc && hit < 0; i++) {
-            if (colon) {
-                *colon = 0;
-                if (!strcmp(cat[i].kind == AP_MODEL_PATTERN ? "pattern" :
-                            cat[i].kind == AP_MODEL_REGIME ? "regime" :
-                            cat[i].kind == AP_MODEL_ENSEMBLE ? "ensemble" : "raw", tok) &&
-                    !strcmp(cat[i].target, colon + 1))
-                    hit = i;
-                *colon = ':';
-            } else if (!strcmp(cat[i].name, tok))
+        for (int i = 0; i < nc && hit < 0; i++)
+            if (target ? !strcmp(ap__srv_kind_name(cat[i].kind), tok) &&
+                             !strcmp(cat[i].target, target)
+                       : !strcmp(cat[i].name, tok))
                 hit = i;
-        }
+        if (colon)
+            *colon = ':'; /* the messages name the token as written */
         if (hit < 0)
             rc = ap__error_set(err, AP_ENOTFOUND, "models: no model '%s' in the repository "
                                "(a name, or KIND:TARGET such as pattern:reversal)", tok);

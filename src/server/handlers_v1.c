@@ -237,6 +237,21 @@ void ap__srv_prediction_json(jbuf *b, uint64_t id, const char *symbol, const cha
     }
 }
 
+int ap__srv_warmup(const ap_model_info *in, const unsigned char *used, const double *row,
+                   const char *sym, const char *tfs, uint64_t bars, int *undefined,
+                   ap_error *err)
+{
+    *undefined = 0;
+    for (int f = 0; f < AP_FEATURE_COUNT; f++)
+        *undefined += used[f] && isnan(row[f]);
+    if (in->min_bars && bars < in->min_bars)
+        return ap__error_set(err, AP_ECONFLICT, "series %s/%s has %" PRIu64 " bar(s); model "
+                            "'%s' needs min_bars = %u before it predicts (%d of its features "
+                            "are still undefined)", sym, tfs, bars, in->name, in->min_bars,
+                            *undefined);
+    return AP_OK;
+}
+
 enum MHD_Result ap__srv_h_predict(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "target", "model",
@@ -282,19 +297,11 @@ enum MHD_Result ap__srv_h_predict(ap_srv_req *r)
         ret = ap__srv_fail(r, &err);
         goto done;
     }
-    /* warm-up: count the features this model reads that are still undefined,
-       and refuse when the manifest asks for more bars than the series has */
     unsigned char used[AP_FEATURE_COUNT];
     ap_model_features_used(l.model, used);
-    r->undefined = 0;
-    for (int f = 0; f < AP_FEATURE_COUNT; f++)
-        r->undefined += used[f] && isnan(row[f]);
     ap_series_info_t si;
     r->bars = ap_series_info(series, &si) == AP_OK ? si.total : 0;
-    if (l.info.min_bars && r->bars < l.info.min_bars) {
-        ap__error_set(&err, AP_ECONFLICT, "series %s/%s has %" PRIu64 " bar(s); model '%s' "
-                     "needs min_bars = %u before it predicts (%d of its features are still "
-                     "undefined)", sym, tfs, r->bars, l.info.name, l.info.min_bars, r->undefined);
+    if (ap__srv_warmup(&l.info, used, row, sym, tfs, r->bars, &r->undefined, &err) != AP_OK) {
         r->model = l.index;
         ap__service_release(&l);
         ret = ap__srv_fail(r, &err);

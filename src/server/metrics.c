@@ -408,31 +408,27 @@ void ap__srv_metrics_render(ap_server *s, jbuf *b)
     ap__stream_counts(s->stream, &sc);
     head(b, "alphapulse_stream_subscribers", "gauge", "open /v1/stream subscriptions");
     ap__jb_printf(b, "alphapulse_stream_subscribers %zu\n", sc.subscribers);
-    static const struct {
+    const struct {
         const char *name, *help;
-        size_t off;
-    } sk[] = {
-        {"closed_bars", "closed bars queued for stream predictions",
-         offsetof(ap_srv_stream_counts, closed_bars)},
-        {"closed_dropped", "closed bars dropped: the stream queue was full (stream_queue)",
-         offsetof(ap_srv_stream_counts, closed_dropped)},
-        {"events", "stream events made (one per series, closed bar and model)",
-         offsetof(ap_srv_stream_counts, events)},
-        {"delivered", "stream events queued to subscribers",
-         offsetof(ap_srv_stream_counts, delivered)},
-        {"overflows", "stream subscribers closed as too slow (stream_buffer)",
-         offsetof(ap_srv_stream_counts, overflows)},
-        {"failed", "closed-bar predictions that failed (no event)",
-         offsetof(ap_srv_stream_counts, failed)},
-        {"rounds", "rounds of closed-bar predictions", offsetof(ap_srv_stream_counts, rounds)},
-    };
-    for (size_t i = 0; i < sizeof sk / sizeof sk[0]; i++) {
-        char mname[64];
-        snprintf(mname, sizeof mname, "alphapulse_stream_%s_total", sk[i].name);
-        head(b, mname, "counter", sk[i].help);
         uint64_t v;
-        memcpy(&v, (const char *)&sc + sk[i].off, sizeof v);
-        ap__jb_printf(b, "%s %llu\n", mname, (unsigned long long)v);
+    } sk[] = { /* as the model cache's counters above */
+        {"alphapulse_stream_closed_bars_total", "closed bars queued for stream predictions",
+         sc.closed_bars},
+        {"alphapulse_stream_closed_dropped_total",
+         "closed bars dropped: the stream queue was full (stream_queue)", sc.closed_dropped},
+        {"alphapulse_stream_events_total",
+         "stream events made (one per series, closed bar and model)", sc.events},
+        {"alphapulse_stream_delivered_total", "stream events queued to subscribers",
+         sc.delivered},
+        {"alphapulse_stream_overflows_total",
+         "stream subscribers closed as too slow (stream_buffer)", sc.overflows},
+        {"alphapulse_stream_failed_total", "closed-bar predictions that failed (no event)",
+         sc.failed},
+        {"alphapulse_stream_rounds_total", "rounds of closed-bar predictions", sc.rounds},
+    };
+    for (size_t k = 0; k < sizeof sk / sizeof sk[0]; k++) {
+        head(b, sk[k].name, "counter", sk[k].help);
+        ap__jb_printf(b, "%s %llu\n", sk[k].name, (unsigned long long)sk[k].v);
     }
     head(b, "alphapulse_async_results", "gauge", "async results kept (pending or done)");
     size_t held;

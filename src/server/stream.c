@@ -93,7 +93,7 @@ static size_t ptr_hash(const void *p, size_t mask)
 }
 
 /* The ring of series s, made on first use (NULL: out of memory). */
-static sring *ring_of(ap_srv_stream *h, const ap_series *s, int create)
+static sring *ring_of(ap_srv_stream *h, const ap_series *s)
 {
     if (h->rcap) {
         for (size_t i = ptr_hash(s, h->rcap - 1);; i = (i + 1) & (h->rcap - 1)) {
@@ -103,8 +103,6 @@ static sring *ring_of(ap_srv_stream *h, const ap_series *s, int create)
                 break;
         }
     }
-    if (!create)
-        return NULL;
     if (2 * (h->rn + 1) > h->rcap) { /* grow: load stays <= 1/2 */
         size_t ncap = h->rcap ? 2 * h->rcap : 64;
         sring *nr = calloc(ncap, sizeof *nr);
@@ -261,6 +259,25 @@ static void wake_all(ap_srv_stream *h, wake_list *w)
     free(w->u);
 }
 
+int ap__stream_key_parse(const char *spec, size_t n, ap_srv_stream_key *k, ap_error *err)
+{
+    const char *sl = n ? memrchr(spec, '/', n) : NULL;
+    if (!sl || sl == spec || (size_t)(sl - spec) >= sizeof k->symbol ||
+        n - (size_t)(sl - spec) > 16)
+        return ap__error_set(err, AP_EINVAL, "series: '%.*s' is not SYMBOL/TIMEFRAME (e.g. "
+                            "GOOG/1d)", (int)(n < 100 ? n : 100), spec);
+    char tf[17];
+    size_t tl = n - (size_t)(sl - spec) - 1;
+    memcpy(tf, sl + 1, tl);
+    tf[tl] = 0;
+    int rc = ap_timeframe_parse(tf, &k->tf, err);
+    if (rc)
+        return ap__error_prefix(err, "series '%.*s': ", (int)(n < 100 ? n : 100), spec);
+    memcpy(k->symbol, spec, (size_t)(sl - spec));
+    k->symbol[sl - spec] = 0;
+    return AP_OK;
+}
+
 /* Parse "<symbol>/<tf>:<bar_time_ms>:<model>" (the symbol may hold '/'
    and ':'; the last two fields are read from the right). */
 static int parse_event_id(const char *id, ap_srv_stream_key *k, int64_t *bar_ms,
@@ -274,26 +291,17 @@ static int parse_event_id(const char *id, ap_srv_stream_key *k, int64_t *bar_ms,
         c1--;
     if (c1 < id)
         return -1;
-    const char *sl = c1 - 1;
-    while (sl >= id && *sl != '/')
-        sl--;
-    if (sl <= id || (size_t)(sl - id) >= sizeof k->symbol)
-        return -1;
-    char num[24], tf[16];
-    size_t nl = (size_t)(c2 - c1 - 1), tl = (size_t)(c1 - sl - 1);
-    if (!nl || nl >= sizeof num || !tl || tl >= sizeof tf)
+    char num[24];
+    size_t nl = (size_t)(c2 - c1 - 1);
+    if (!nl || nl >= sizeof num)
         return -1;
     memcpy(num, c1 + 1, nl);
     num[nl] = 0;
-    memcpy(tf, sl + 1, tl);
-    tf[tl] = 0;
     char *end;
     long long v = strtoll(num, &end, 10);
     ap_error err;
-    if (*end || ap_timeframe_parse(tf, &k->tf, &err) != AP_OK)
+    if (*end || ap__stream_key_parse(id, (size_t)(c1 - id), k, &err) != AP_OK)
         return -1;
-    memcpy(k->symbol, id, (size_t)(sl - id));
-    k->symbol[sl - id] = 0;
     *bar_ms = v;
     snprintf(model, msize, "%s", c2 + 1);
     return 0;
@@ -537,7 +545,7 @@ void ap__stream_publish(ap_srv_stream *h, const ap_srv_stream_event *ev, size_t 
         }
         e->refs = 1; /* ours, until the end of this loop turn */
         atomic_fetch_add_explicit(&h->events, 1, memory_order_relaxed);
-        sring *r = ring_of(h, ev[i].series, 1);
+        sring *r = ring_of(h, ev[i].series);
         if (r)
             ring_push(h, r, e);
         for (ap_srv_sub *u = h->subs; u; u = u->next)

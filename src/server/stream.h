@@ -113,6 +113,9 @@ long ap__stream_read(ap_srv_sub *sub, char *buf, size_t max);
    shutdown). */
 void ap__stream_unsubscribe(ap_srv_sub *sub);
 
+/* "SYMBOL/TIMEFRAME" (n bytes; a symbol may hold '/': the timeframe is
+   after the last one) into *k; AP_EINVAL naming it. */
+int ap__stream_key_parse(const char *spec, size_t n, ap_srv_stream_key *k, ap_error *err);
 /* Canonical name of a timeframe: 1d, 4h, 15m, 90s. */
 void ap__stream_tf_name(int64_t tf, char *buf, size_t size);
 

@@ -6,8 +6,8 @@
  * (and max_queue_rows) of them. For each model some matching
  * subscription names, it picks the model once (one lease at a time: a
  * lease read-locks a slot, and a pick may load a model), submits all of
- * that model's rows through the service (the batchers: several submits
- * only past max_queue_rows), and moves to the next model. When every
+ * that model's rows through the service in one submit (the round's size
+ * keeps it within max_queue_rows), and moves to the next model. When every
  * submit completed, the round's events are made in close order (then
  * model order) and published together, so that a series' events are in
  * bar order. A bar whose series has fewer bars than the model's min_bars
@@ -37,15 +37,8 @@ typedef struct round_sync {
     int left;
 } round_sync;
 
-typedef struct chunk {
-    round_sync *rs;
-    int status;
-    char msg[AP_ERROR_MSG_MAX];
-    double *out;
-    size_t want, nrows, nout; /* want: rows submitted */
-    uint64_t id, queue_us, compute_us;
-} chunk;
-
+/* One model of a round: its closed bars (items) and, since a round holds
+   at most max_queue_rows closed bars, ONE submit of their rows. */
 typedef struct group {
     char name[65];
     size_t *items; /* round indices, increasing */
@@ -54,8 +47,14 @@ typedef struct group {
     ap_model_info info;
     int *undefined;
     long *pos;     /* row k's place among the submitted rows; -1: no event */
-    chunk *ch;
-    size_t nch, per_chunk;
+    size_t nrows;  /* rows submitted */
+    /* the submit's completion */
+    round_sync *rs;
+    int status;
+    char msg[AP_ERROR_MSG_MAX];
+    double *out;   /* nrows x nout */
+    size_t nout;
+    uint64_t id, queue_us, compute_us;
 } group;
 
 /* ---- the queue (any ingesting thread) ---------------------------------------------- */
@@ -103,24 +102,28 @@ void ap__stream_on_close(void *ctx, const ap_bar_closed *c)
 
 /* ---- a round ------------------------------------------------------------------------ */
 
-static void on_chunk_done(void *user, const ap_batch_completion *c)
+static void on_group_done(void *user, const ap_batch_completion *c)
 {
-    chunk *ch = user;
-    ch->status = c->status;
-    ch->id = c->id;
-    ch->queue_us = c->queue_us;
-    ch->compute_us = c->compute_us;
-    if (c->status == AP_OK) {
-        ch->out = malloc(c->nrows * c->nout * sizeof *ch->out);
-        if (ch->out) {
-            memcpy(ch->out, c->out, c->nrows * c->nout * sizeof *ch->out);
-            ch->nrows = c->nrows;
-            ch->nout = c->nout;
-        } else
-            ch->status = AP_ENOMEM;
+    group *g = user;
+    g->status = c->status;
+    g->id = c->id;
+    g->queue_us = c->queue_us;
+    g->compute_us = c->compute_us;
+    if (c->status == AP_OK && c->nrows != g->nrows) {
+        g->status = AP_EIO;
+        snprintf(g->msg, sizeof g->msg, "%zu rows answered for %zu", c->nrows, g->nrows);
+    } else if (c->status == AP_OK) {
+        g->out = malloc(c->nrows * c->nout * sizeof *g->out);
+        if (g->out) {
+            memcpy(g->out, c->out, c->nrows * c->nout * sizeof *g->out);
+            g->nout = c->nout;
+        } else {
+            g->status = AP_ENOMEM;
+            snprintf(g->msg, sizeof g->msg, "out of memory for %zu outputs", c->nrows * c->nout);
+        }
     } else
-        snprintf(ch->msg, sizeof ch->msg, "%s", c->message);
-    round_sync *rs = ch->rs;
+        snprintf(g->msg, sizeof g->msg, "%s", c->message);
+    round_sync *rs = g->rs;
     pthread_mutex_lock(&rs->mu);
     if (--rs->left == 0)
         pthread_cond_signal(&rs->cv);
@@ -143,80 +146,60 @@ static int group_add(group *g, size_t item)
     return 0;
 }
 
-/* Pick g's model, check its rows and submit them (one lease, then free). */
+/* Pick g's model, check its rows and submit them: one lease, one submit
+   (g->status says why there was none). */
 static void group_submit(ap_srv_stream *h, group *g, const closed_item *it, round_sync *rs)
 {
     ap_server *s = h->srv;
+    ap_error err;
+    g->rs = rs;
+    g->status = AP_ENOMEM;
+    snprintf(g->msg, sizeof g->msg, "out of memory for %zu rows", g->n);
     g->undefined = calloc(g->n, sizeof *g->undefined);
     g->pos = malloc(g->n * sizeof *g->pos);
-    if (!g->undefined || !g->pos)
-        goto failed;
+    double *rows = malloc(g->n * AP_FEATURE_COUNT * sizeof *rows);
     ap_selector sel = {g->name, AP_KIND_ANY, NULL, 0, 0, 1};
     ap_lease l;
-    ap_error err;
-    if (ap__service_pick(s->svc, &sel, &l, &err) != AP_OK)
-        goto failed;
+    if (!g->undefined || !g->pos || !rows)
+        goto out;
+    if ((g->status = ap__service_pick(s->svc, &sel, &l, &err)) != AP_OK) {
+        snprintf(g->msg, sizeof g->msg, "%s", err.msg);
+        goto out;
+    }
     ap_model_retain(l.model);
     g->m = l.model;
     g->info = l.info;
     unsigned char used[AP_FEATURE_COUNT];
     ap_model_features_used(l.model, used);
-    size_t nrows = 0;
+    g->nrows = 0;
     for (size_t k = 0; k < g->n; k++) {
         const closed_item *x = &it[g->items[k]];
-        g->pos[k] = l.info.min_bars && x->bars < l.info.min_bars ? -1 : (long)nrows++;
-        for (int f = 0; f < AP_FEATURE_COUNT; f++)
-            g->undefined[k] += used[f] && isnan(x->f[f]);
-    }
-    size_t per = s->cfg.max_queue_rows < ROUND_MAX ? (size_t)s->cfg.max_queue_rows : ROUND_MAX;
-    g->per_chunk = per;
-    g->nch = nrows ? (nrows + per - 1) / per : 0;
-    double *rows = nrows ? malloc(nrows * AP_FEATURE_COUNT * sizeof *rows) : NULL;
-    g->ch = g->nch ? calloc(g->nch, sizeof *g->ch) : NULL;
-    if (nrows && (!rows || !g->ch)) {
-        free(rows);
-        ap__service_release(&l);
-        goto failed;
-    }
-    for (size_t k = 0; k < g->n; k++)
+        g->pos[k] = ap__srv_warmup(&l.info, used, x->f, NULL, NULL, x->bars, &g->undefined[k],
+                                   NULL) == AP_OK
+                        ? (long)g->nrows++
+                        : -1; /* short of min_bars: no event (the single endpoint's 409) */
         if (g->pos[k] >= 0)
-            memcpy(rows + (size_t)g->pos[k] * AP_FEATURE_COUNT, it[g->items[k]].f,
-                   sizeof it->f);
-    if (!g->nch) {
-        ap__service_release(&l);
-        return;
+            memcpy(rows + (size_t)g->pos[k] * AP_FEATURE_COUNT, x->f, sizeof x->f);
     }
-    for (size_t c = 0; c < g->nch; c++) {
-        chunk *ch = &g->ch[c];
-        ch->rs = rs;
-        size_t first = c * per, n = nrows - first < per ? nrows - first : per;
-        ch->want = n;
-        ap_submit_opts o = {0, NULL, on_chunk_done, ch};
-        int parked, rc = AP_OK;
-        pthread_mutex_lock(&rs->mu);
-        rs->left++;
-        pthread_mutex_unlock(&rs->mu);
-        if (c > 0 && (rc = ap__service_pick(s->svc, &sel, &l, &err)) == AP_OK &&
-            l.model != g->m) { /* reloaded in between: the round keeps one version */
-            ap__service_release(&l);
-            rc = ap__error_set(&err, AP_ECONFLICT, "model reloaded during the round");
-        }
-        if (rc == AP_OK)
-            rc = ap__service_submit(s->svc, &l, rows + first * AP_FEATURE_COUNT, n, &o,
-                                    &parked, &err);
-        if (rc == AP_OK)
-            continue; /* on_chunk_done counts it down */
-        ch->status = rc;
-        snprintf(ch->msg, sizeof ch->msg, "%s", err.msg);
+    if (!g->nrows) { /* every bar short of min_bars: no events, nothing failed */
+        g->status = AP_OK;
+        ap__service_release(&l);
+        goto out;
+    }
+    pthread_mutex_lock(&rs->mu);
+    rs->left++;
+    pthread_mutex_unlock(&rs->mu);
+    ap_submit_opts o = {0, NULL, on_group_done, g};
+    int parked;
+    if ((g->status = ap__service_submit(s->svc, &l, rows, g->nrows, &o, &parked, &err)) !=
+        AP_OK) { /* refused: no completion will come */
+        snprintf(g->msg, sizeof g->msg, "%s", err.msg);
         pthread_mutex_lock(&rs->mu);
         rs->left--;
         pthread_mutex_unlock(&rs->mu);
     }
+out:
     free(rows);
-    return;
-failed:
-    free(g->pos);
-    g->pos = NULL; /* no events for this model this round */
 }
 
 /* The events of the round, in close order then model order. */
@@ -240,20 +223,18 @@ static void round_publish(ap_srv_stream *h, group *g, int ng, const closed_item 
             if (x->cursor >= x->n || x->items[x->cursor] != i)
                 continue;
             size_t k = x->cursor++;
-            if (!x->pos || x->pos[k] < 0)
-                continue;
-            chunk *ch = &x->ch[(size_t)x->pos[k] / x->per_chunk];
-            size_t row = (size_t)x->pos[k] % x->per_chunk;
-            if (ch->status != AP_OK || row >= ch->nrows || ch->nout < 2) {
+            if (x->status == AP_OK && x->pos[k] < 0)
+                continue; /* short of the model's min_bars: no event */
+            if (x->status != AP_OK || x->nout < 2) {
                 atomic_fetch_add_explicit(&h->failed, 1, memory_order_relaxed);
                 continue;
             }
-            const double *o = ch->out + row * ch->nout;
+            const double *o = x->out + (size_t)x->pos[k] * x->nout;
             off[ne] = b.len;
-            ap__srv_prediction_json(&b, ch->id, ap_series_symbol(it[i].series), tf, x->m,
-                                    &x->info, o[0], o[1], o + 2, (int)ch->nout - 2, it[i].t,
+            ap__srv_prediction_json(&b, x->id, ap_series_symbol(it[i].series), tf, x->m,
+                                    &x->info, o[0], o[1], o + 2, (int)x->nout - 2, it[i].t,
                                     x->undefined[k], it[i].bars, (now - it[i].t_ns) / 1000,
-                                    ch->queue_us, ch->compute_us);
+                                    x->queue_us, x->compute_us);
             ap__jb_puts(&b, ", \"closed\": true}");
             ev[ne] = (ap_srv_stream_event){it[i].series, it[i].t, x->info.name, NULL,
                                            b.len - off[ne]};
@@ -305,17 +286,12 @@ static void round_run(ap_srv_stream *h, const closed_item *it, size_t n)
         pthread_cond_wait(&rs.cv, &rs.mu);
     pthread_mutex_unlock(&rs.mu);
     for (int j = 0; j < ng; j++)
-        if (g[j].pos)
-            for (size_t c = 0; c < g[j].nch; c++)
-                if (g[j].ch[c].status != AP_OK)
-                    ap__srv_log(h->srv, "stream: model %s: %zu closed bar(s) not predicted: "
-                                "%s", g[j].name, g[j].ch[c].want,
-                                g[j].ch[c].msg);
+        if (g[j].status != AP_OK)
+            ap__srv_log(h->srv, "stream: model %s: %zu closed bar(s) not predicted: %s",
+                        g[j].name, g[j].n, g[j].msg);
     round_publish(h, g, ng, it, n);
     for (int j = 0; j < ng; j++) {
-        for (size_t c = 0; c < g[j].nch; c++)
-            free(g[j].ch[c].out);
-        free(g[j].ch);
+        free(g[j].out);
         free(g[j].items);
         free(g[j].undefined);
         free(g[j].pos);
