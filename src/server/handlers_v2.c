@@ -16,8 +16,8 @@
 #include "server/server_internal.h"
 #include "server/handlers.h"
 #include "common/clock.h"
+#include "server/v2_core.h"
 
-enum { OUT_PRED = 1, OUT_CONF = 2, OUT_OUTS = 4 };
 
 /* Pick the model named in the URL (loaded on first use when on_demand;
    the version of /versions/{v} when given); on failure the error is
@@ -113,32 +113,25 @@ enum MHD_Result ap__srv_h_v2_model(ap_srv_req *r)
 
 /* ---- infer ------------------------------------------------------------------- */
 
-static int number_into(json_t *v, int fp32, double *out)
+/* One JSON element into its double through the core's conversion. */
+static int json_elem(json_t *v, int dt, double *out, const char *where, char *why, size_t whysize)
 {
-    if (json_is_null(v)) { /* JSON has no NaN: null is a missing value */
-        *out = NAN;
+    if (json_is_integer(v))
+        return ap__v2_elem_from_int(dt, (int64_t)json_integer_value(v), 0, out, where, why,
+                                    whysize);
+    if (json_is_real(v) || json_is_null(v))
+        return ap__v2_elem_from_number(dt, json_is_null(v) ? 0 : json_real_value(v),
+                                       json_is_null(v), out, where, why, whysize);
+    if (json_is_boolean(v) && dt == AP_V2_BOOL) {
+        *out = json_is_true(v);
         return 0;
     }
-    if (!json_is_number(v))
-        return -1;
-    double x = json_number_value(v);
-    if (fp32 && isinf((float)x))
-        return -2; /* would silently become an infinity */
-    *out = fp32 ? (double)(float)x : x;
-    return 0;
-}
-
-static void number_error(int rc, json_t *v, char *why, size_t whysize, const char *where)
-{
-    if (rc == -2)
-        snprintf(why, whysize, "'data'%s = %.17g is beyond the FP32 range (|x| <= %.9g)",
-                 where, json_number_value(v), (double)FLT_MAX);
-    else
-        snprintf(why, whysize, "'data'%s is not a number", where);
+    snprintf(why, whysize, "'data'%s is not a number", where);
+    return -1;
 }
 
 /* Fill X (n * f values) from data, flat or nested [n][f]. */
-static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, char *why,
+static int tensor_data(json_t *data, size_t n, size_t f, int dt, double *X, char *why,
                        size_t whysize)
 {
     if (!json_is_array(data)) {
@@ -146,6 +139,7 @@ static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, ch
         return -1;
     }
     size_t len = json_array_size(data);
+    char where[48];
     if (len && json_is_array(json_array_get(data, 0))) {
         if (len != n) {
             snprintf(why, whysize, "'data' has %zu rows, shape says %zu", len, n);
@@ -158,14 +152,9 @@ static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, ch
                 return -1;
             }
             for (size_t k = 0; k < f; k++) {
-                json_t *v = json_array_get(row, k);
-                int rc = number_into(v, fp32, &X[i * f + k]);
-                if (rc) {
-                    char where[48];
-                    snprintf(where, sizeof where, "[%zu][%zu]", i, k);
-                    number_error(rc, v, why, whysize, where);
+                snprintf(where, sizeof where, "[%zu][%zu]", i, k);
+                if (json_elem(json_array_get(row, k), dt, &X[i * f + k], where, why, whysize))
                     return -1;
-                }
             }
         }
         return 0;
@@ -176,21 +165,16 @@ static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, ch
         return -1;
     }
     for (size_t i = 0; i < len; i++) {
-        json_t *v = json_array_get(data, i);
-        int rc = number_into(v, fp32, &X[i]);
-        if (rc) {
-            char where[32];
-            snprintf(where, sizeof where, "[%zu]", i);
-            number_error(rc, v, why, whysize, where);
+        snprintf(where, sizeof where, "[%zu]", i);
+        if (json_elem(json_array_get(data, i), dt, &X[i], where, why, whysize))
             return -1;
-        }
     }
     return 0;
 }
 
 /* Parse the infer request; fills r->client_id, r->fp32, r->out_mask and the
    rows (*X, *n; *X may be the caller's small buffer). Returns 0 or -1 with why. */
-static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t small_n, double **X,
+static int parse_infer(ap_srv_req *r, json_t *j, const ap_v2_model_meta *meta, double *small, size_t small_n, double **X,
                        size_t *n, char *why, size_t whysize)
 {
     const char *k;
@@ -212,7 +196,7 @@ static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t sm
         strcpy(r->client_id, json_string_value(id));
     }
     json_t *outs = json_object_get(j, "outputs");
-    r->out_mask = OUT_PRED | OUT_CONF | OUT_OUTS;
+    r->out_mask = AP_V2_OUT_ALL;
     if (outs) {
         if (!json_is_array(outs) || !json_array_size(outs)) {
             snprintf(why, whysize, "'outputs' must be a non-empty array of {\"name\": ...}");
@@ -221,14 +205,9 @@ static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t sm
         r->out_mask = 0;
         for (size_t i = 0; i < json_array_size(outs); i++) {
             const char *nm = json_string_value(json_object_get(json_array_get(outs, i), "name"));
-            int bit = !nm                        ? 0
-                      : !strcmp(nm, "prediction") ? OUT_PRED
-                      : !strcmp(nm, "confidence") ? OUT_CONF
-                      : !strcmp(nm, "outputs")    ? OUT_OUTS
-                                                  : 0;
+            int bit = ap__v2_output_bit(nm);
             if (!bit) {
-                snprintf(why, whysize, "outputs[%zu]: unknown output '%s' (prediction, "
-                         "confidence, outputs)", i, nm ? nm : "(no name)");
+                ap__v2_output_unknown(nm, i, why, whysize);
                 return -1;
             }
             r->out_mask |= bit;
@@ -237,41 +216,34 @@ static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t sm
     json_t *inputs = json_object_get(j, "inputs");
     if (!json_is_array(inputs) || json_array_size(inputs) != 1) {
         snprintf(why, whysize, "'inputs' must be an array of one tensor \"input\" of shape "
-                 "[N, %d]", f);
+                 "[N, %lld]", (long long)meta->input.shape[1]);
         return -1;
     }
     json_t *t = json_array_get(inputs, 0), *shape = json_object_get(t, "shape");
-    const char *dt = json_string_value(json_object_get(t, "datatype"));
     if (!json_is_object(t) || !json_is_string(json_object_get(t, "name"))) {
         snprintf(why, whysize, "inputs[0] must be an object with a 'name'");
         return -1;
     }
-    if (!dt || (strcmp(dt, "FP32") && strcmp(dt, "FP64"))) {
-        snprintf(why, whysize, "inputs[0]: datatype must be FP32 or FP64%s%s",
-                 dt ? ", not " : "", dt ? dt : "");
-        return -1;
+    int64_t dims[2] = {0, 0};
+    size_t rank = json_is_array(shape) ? json_array_size(shape) : 0;
+    for (size_t i = 0; i < rank && i < 2; i++) {
+        json_t *d = json_array_get(shape, i);
+        dims[i] = json_is_integer(d) ? (int64_t)json_integer_value(d) : -2;
     }
-    r->fp32 = !strcmp(dt, "FP32");
-    json_t *d0 = json_array_get(shape, 0), *d1 = json_array_get(shape, 1);
-    if (!json_is_array(shape) || json_array_size(shape) != 2 || !json_is_integer(d0) ||
-        !json_is_integer(d1) || json_integer_value(d0) < 1 || json_integer_value(d1) != f) {
-        snprintf(why, whysize, "inputs[0]: shape must be [N, %d] with N >= 1", f);
+    ap_v2_input in = {json_string_value(json_object_get(t, "name")),
+                      json_string_value(json_object_get(t, "datatype")), dims, rank};
+    ap_v2_input_plan plan;
+    if (ap__v2_check_input(meta, &in, (size_t)r->srv->cfg.max_queue_rows, &plan, why, whysize))
         return -1;
-    }
-    json_int_t rows = json_integer_value(d0);
-    if (rows > (json_int_t)r->srv->cfg.max_queue_rows) {
-        snprintf(why, whysize, "inputs[0]: %lld rows is more than max_queue_rows (%d)",
-                 (long long)rows, r->srv->cfg.max_queue_rows);
-        return -1;
-    }
-    *n = (size_t)rows;
-    size_t total = *n * (size_t)f;
+    r->fp32 = plan.dtype == AP_V2_FP32;
+    *n = plan.nrows;
+    size_t total = plan.count;
     *X = total <= small_n ? small : malloc(total * sizeof **X);
     if (!*X) {
         snprintf(why, whysize, "out of memory for %zu values", total);
         return -1;
     }
-    if (tensor_data(json_object_get(t, "data"), *n, (size_t)f, r->fp32, *X, why, whysize)) {
+    if (tensor_data(json_object_get(t, "data"), *n, plan.ncols, plan.dtype, *X, why, whysize)) {
         if (*X != small)
             free(*X);
         return -1;
@@ -304,7 +276,9 @@ enum MHD_Result ap__srv_h_v2_infer(ap_srv_req *r)
     double small[256], *X = NULL;
     size_t n = 0;
     char why[256];
-    if (parse_infer(r, j, l.info.num_inputs, small, 256, &X, &n, why, sizeof why)) {
+    ap_v2_model_meta meta;
+    ap__v2_model_meta(&l.info, &meta);
+    if (parse_infer(r, j, &meta, small, 256, &X, &n, why, sizeof why)) {
         ap__service_release(&l);
         json_decref(j);
         return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
@@ -356,11 +330,11 @@ enum MHD_Result ap__srv_v2_finish(ap_srv_req *r)
         ap__jb_str(&b, r->client_id);
     }
     ap__jb_puts(&b, ", \"outputs\": [");
-    if (r->out_mask & OUT_PRED)
+    if (r->out_mask & AP_V2_OUT_PRED)
         column(&b, "prediction", r->out, r->nrows, r->nout, 0, 1);
-    if (r->out_mask & OUT_CONF)
+    if (r->out_mask & AP_V2_OUT_CONF)
         column(&b, "confidence", r->out, r->nrows, r->nout, 1, 1);
-    if (r->out_mask & OUT_OUTS)
+    if (r->out_mask & AP_V2_OUT_OUTS)
         column(&b, "outputs", r->out, r->nrows, r->nout, 2, r->nout - 2);
     ap__jb_uncomma(&b);
     ap__jb_puts(&b, "]}\n");
