@@ -106,11 +106,13 @@ check(st >= 400 and work not in js(d)["error"] and "broken/1/model.json" in js(d
 open(broken_file, "wb").write(good_model)
 st, h, d = req("POST", "/v2/repository/models/broken/load")
 check(st == 200 and js(d)["state"] == "READY", "load of the fixed model -> 200")
+valid(js(d), "repository_load_response", "load")
 st, h, d = req("GET", "/v2/health/ready")
 check(st == 200 and js(d) == {"ready": True}, "ready once it loaded -> 200 %s" % d)
 valid(js(d), "server_ready_response", "ready")
 st, h, d = req("POST", "/v2/repository/models/broken/unload")
 check(st == 200, "unload broken -> 200")
+valid(js(d), "repository_load_response", "unload")
 
 # ---- 2. server metadata -------------------------------------------------------------
 st, h, d = req("GET", "/v2")
@@ -318,8 +320,15 @@ check(s1["inference_stats"]["success"]["count"] - s0["inference_stats"]["success
 check(s1["execution_count"] > s0["execution_count"]
       and s1["inference_stats"]["compute_infer"]["ns"] > s0["inference_stats"]["compute_infer"]["ns"],
       "execution_count and compute_infer.ns grew")
-check(sum(b["compute_infer"]["count"] for b in s1["batch_stats"]) == s1["execution_count"] or
-      s1["batch_stats"], "batch_stats present")
+def bucket(s, size):
+    return sum(b["compute_infer"]["count"] for b in s["batch_stats"] if b["batch_size"] == size)
+
+
+# 4 sequential requests of 3 rows: 4 batches of 3 rows, the bucket (2, 4] rows
+check(bucket(s1, 4) - bucket(s0, 4) == 4, "batch_stats: 4 more batches of size bucket 4 (%d)"
+      % (bucket(s1, 4) - bucket(s0, 4)))
+check(sum(b["compute_infer"]["count"] for b in s1["batch_stats"]) == s1["execution_count"],
+      "batch_stats count every execution")
 all_ = stats("/v2/models/stats")
 check("reversal" in [m["name"] for m in all_] and "bear" in [m["name"] for m in all_],
       "/v2/models/stats lists every model served")
@@ -327,6 +336,7 @@ check(len(stats("/v2/models/reversal/versions/2/stats")) == 1, "stats of version
 for path in ("/v2/models/reversal/versions/1/stats", "/v2/models/nope/stats"):
     st, h, d = req("GET", path)
     check(st == 404, "%s -> 404" % path)
+    valid(js(d), "error_response", "stats 404")
 st, h, d = req("GET", "/v2/models/reversal/config")
 cfg = js(d)
 valid(cfg, "model_config_response", "config")
@@ -357,6 +367,7 @@ for enc, data, code in enc_bad:
     st, h, d = req("POST", "/v2/models/reversal/infer", data, {"Content-Encoding": enc})
     check(st == code and js(d) and js(d)["error"], "Content-Encoding %s (%d bytes) -> %d: %s"
           % (enc, len(data), st, js(d)))
+    valid(js(d), "error_response", "Content-Encoding %s error" % enc)
 st, h, d = req("GET", "/v2/health/live")
 check(st == 200, "server alive after the bomb")
 for method, path, allow in (("DELETE", "/v2/models/reversal", "GET, HEAD"),
@@ -366,6 +377,7 @@ for method, path, allow in (("DELETE", "/v2/models/reversal", "GET, HEAD"),
     st, h, d = req(method, path)
     check(st == 405 and h.get("allow") == allow, "%s %s -> 405, Allow: %s (%s)"
           % (method, path, allow, h.get("allow")))
+    valid(js(d), "error_response", "405")
 
 srv.stop()
 finish()
