@@ -42,32 +42,6 @@ enum MHD_Result ap__srv_h_v2_server(ap_srv_req *r)
     return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-/* Not ready, and why: draining, nothing served, or a repository model
-   that failed to load (its last load failed, or its manifest is unreadable)
-   — the readiness probe keeps traffic away until it is fixed or removed.
-   0: ready. */
-static int not_ready(ap_server *s, char *why, size_t size)
-{
-    if (atomic_load(&s->draining))
-        return snprintf(why, size, "the server is shutting down"), 1;
-    if (ap__service_resident(s->svc) <= 0)
-        return snprintf(why, size, "no model is loaded"), 1;
-    ap_repo_model *cat = NULL;
-    int nc = 0, bad = 0;
-    ap_error err;
-    if (ap__service_catalog(s->svc, 0, &cat, &nc, &err) != AP_OK)
-        return snprintf(why, size, "the repository cannot be read"), 1;
-    ap_registry *reg = ap__service_registry(s->svc);
-    char msg[AP_ERROR_MSG_MAX];
-    for (int i = 0; i < nc && !bad; i++)
-        if (!cat[i].ok || ap_registry_failure(reg, cat[i].name, msg, sizeof msg)) {
-            snprintf(why, size, "model '%s' failed to load", cat[i].name);
-            bad = 1;
-        }
-    ap_registry_listing_free(cat);
-    return bad;
-}
-
 /* live while the process answers; ready when serving, not draining and no
    repository model failed. Not ready is 503 with {"ready": false} (what
    KServe's own server answers; the protocol asks for a non-200 status). */
@@ -76,7 +50,8 @@ static enum MHD_Result health(ap_srv_req *r, int ready)
     char store[256], why[160] = "";
     jbuf b;
     ap__jb_init(&b, store, sizeof store);
-    int ok = !ready || !not_ready(r->srv, why, sizeof why);
+    int ok = !ready || !ap__v2_not_ready(r->srv->svc, atomic_load(&r->srv->draining), why,
+                                        sizeof why);
     ap__jb_printf(&b, "{\"%s\": %s", ready ? "ready" : "live", ok ? "true" : "false");
     if (!ok) {
         ap__jb_puts(&b, ", \"error\": ");

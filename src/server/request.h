@@ -98,7 +98,7 @@ typedef struct ap_srv_req {
     ap_model *held;     /* the version that answers, held until the request ends */
     ap_model_info info; /* of held */
     uint32_t version;
-    int kind, fp32, out_mask, num_outputs;
+    int kind, out_mask, num_outputs;
     int out_binary; /* v2: AP_V2_OUT_* answered as binary tensor data */
     int has_id;     /* v2: the request had an 'id' (echoed, even empty) */
     char symbol[AP_SYMBOL_MAX], timeframe[16], client_id[128];

@@ -348,6 +348,34 @@ void ap__v2_output_raw(const ap_v2_output *o, const double *out, size_t nrows, s
         }
 }
 
+/* ---- readiness ------------------------------------------------------------------- */
+
+/* Not ready, and why: draining, nothing served, or a repository model
+   that failed to load (its last load failed, or its manifest is unreadable)
+   — the readiness probe keeps traffic away until it is fixed or removed.
+   0: ready. */
+int ap__v2_not_ready(ap_service *svc, int draining, char *why, size_t size)
+{
+    if (draining)
+        return snprintf(why, size, "the server is shutting down"), 1;
+    if (ap__service_resident(svc) <= 0)
+        return snprintf(why, size, "no model is loaded"), 1;
+    ap_repo_model *cat = NULL;
+    int nc = 0, bad = 0;
+    ap_error err;
+    if (ap__service_catalog(svc, 0, &cat, &nc, &err) != AP_OK)
+        return snprintf(why, size, "the repository cannot be read"), 1;
+    ap_registry *reg = ap__service_registry(svc);
+    char msg[AP_ERROR_MSG_MAX];
+    for (int i = 0; i < nc && !bad; i++)
+        if (!cat[i].ok || ap_registry_failure(reg, cat[i].name, msg, sizeof msg)) {
+            snprintf(why, size, "model '%s' failed to load", cat[i].name);
+            bad = 1;
+        }
+    ap_registry_listing_free(cat);
+    return bad;
+}
+
 /* ---- statistics ------------------------------------------------------------------- */
 
 static void add_batcher(ap_v2_model_stats *o, const ap_batch_stats *b)

@@ -175,6 +175,14 @@ void ap__v2_output_values(const ap_v2_output *o, const double *out, size_t nrows
 void ap__v2_output_raw(const ap_v2_output *o, const double *out, size_t nrows, size_t nout,
                        unsigned char *dst);
 
+/* ---- readiness ------------------------------------------------------------------------ */
+
+/* Server readiness (REST /v2/health/ready, gRPC ServerReady): 0 when ready;
+   1 with why when draining (the front end says), nothing is served, or a
+   model of the repository failed its last load or has an unreadable
+   manifest (the repository as last read). */
+int ap__v2_not_ready(ap_service *svc, int draining, char *why, size_t size);
+
 /* ---- statistics (Triton's ModelStatistics) ------------------------------------------- */
 
 typedef struct ap_v2_duration {
