@@ -12,6 +12,7 @@
 
 #include "server/handlers.h"
 #include "server/server_internal.h"
+#include "server/v2_core.h"
 
 /* ---- repository extension ------------------------------------------------------- */
 
@@ -35,56 +36,27 @@ enum MHD_Result ap__srv_h_v2_repo_index(ap_srv_req *r)
             return ap__srv_error(r, MHD_HTTP_BAD_REQUEST,
                                 "index body must be {} or {\"ready\": true|false}");
     }
-    ap_repo_model *cat = NULL;
-    int nc = 0;
+    ap_v2_repo_entry *e = NULL;
+    int n = 0;
     ap_error err;
-    if (ap__service_catalog(s->svc, 1, &cat, &nc, &err) != AP_OK)
+    if (ap__v2_repo_index(s->svc, only_ready, &e, &n, &err) != AP_OK)
         return ap__srv_fail(r, &err);
-    ap_registry *reg = ap__service_registry(s->svc);
     jbuf b;
     ap__jb_init(&b, NULL, 0);
     ap__jb_puts(&b, "[");
-    int nslots = ap__service_slots(s->svc);
-    for (int i = 0; i < nc + nslots; i++) {
-        /* the catalog, then served models no longer in the repository */
-        const char *name;
-        if (i < nc)
-            name = cat[i].name;
-        else {
-            name = ap__service_slot_name(s->svc, i - nc);
-            int seen = 0;
-            for (int k = 0; k < nc && !seen; k++)
-                seen = !strcmp(cat[k].name, name);
-            if (seen)
-                continue;
-        }
-        ap_model *m = ap__service_slot_model(s->svc, ap__service_slot_find(s->svc, name));
-        uint32_t v = 0;
-        if (m) {
-            ap_model_info in;
-            ap_model_describe(m, &in);
-            v = in.version;
-            ap_model_release(m);
-        }
-        if (only_ready && !v)
-            continue;
+    for (int i = 0; i < n; i++) {
         ap__jb_puts(&b, "{\"name\": ");
-        ap__jb_str(&b, name);
-        if (v) {
-            ap__jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
+        ap__jb_str(&b, e[i].name);
+        if (e[i].version) {
+            ap__jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", e[i].version);
             continue;
         }
-        char why[AP_ERROR_MSG_MAX];
-        if (!ap_registry_failure(reg, name, why, sizeof why))
-            snprintf(why, sizeof why, "%s", i < nc && !cat[i].ok
-                                                ? "manifest.json cannot be read or parsed"
-                                                : "not loaded");
-        ap__srv_scrub_paths(s, why);
+        ap__srv_scrub_paths(s, e[i].reason);
         ap__jb_puts(&b, ", \"state\": \"UNAVAILABLE\", \"reason\": ");
-        ap__jb_str(&b, why);
+        ap__jb_str(&b, e[i].reason);
         ap__jb_puts(&b, "},");
     }
-    ap_registry_listing_free(cat);
+    free(e);
     ap__jb_uncomma(&b);
     ap__jb_puts(&b, "]\n");
     return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);

@@ -9,6 +9,7 @@
 #include <float.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/error.h"
@@ -374,6 +375,62 @@ int ap__v2_not_ready(ap_service *svc, int draining, char *why, size_t size)
         }
     ap_registry_listing_free(cat);
     return bad;
+}
+
+/* ---- the repository index ------------------------------------------------------------ */
+
+int ap__v2_repo_index(ap_service *svc, int only_ready, ap_v2_repo_entry **out, int *n,
+                      ap_error *err)
+{
+    *out = NULL;
+    *n = 0;
+    ap_repo_model *cat = NULL;
+    int nc = 0;
+    if (ap__service_catalog(svc, 1, &cat, &nc, err) != AP_OK)
+        return err ? err->code : AP_EIO;
+    int nslots = ap__service_slots(svc);
+    ap_v2_repo_entry *e = calloc((size_t)(nc + nslots) + 1, sizeof *e);
+    if (!e) {
+        ap_registry_listing_free(cat);
+        return ap__error_set(err, AP_ENOMEM, "out of memory for the repository index");
+    }
+    ap_registry *reg = ap__service_registry(svc);
+    int k = 0;
+    for (int i = 0; i < nc + nslots; i++) {
+        /* the catalog, then served models no longer in the repository */
+        const char *name;
+        if (i < nc)
+            name = cat[i].name;
+        else {
+            name = ap__service_slot_name(svc, i - nc);
+            int seen = 0;
+            for (int c = 0; c < nc && !seen; c++)
+                seen = !strcmp(cat[c].name, name);
+            if (seen)
+                continue;
+        }
+        ap_model *m = ap__service_slot_model(svc, ap__service_slot_find(svc, name));
+        uint32_t v = 0;
+        if (m) {
+            ap_model_info in;
+            ap_model_describe(m, &in);
+            v = in.version;
+            ap_model_release(m);
+        }
+        if (only_ready && !v)
+            continue;
+        ap_v2_repo_entry *x = &e[k++];
+        snprintf(x->name, sizeof x->name, "%s", name);
+        x->version = v;
+        if (!v && !ap_registry_failure(reg, name, x->reason, sizeof x->reason))
+            snprintf(x->reason, sizeof x->reason, "%s",
+                     i < nc && !cat[i].ok ? "manifest.json cannot be read or parsed"
+                                          : "not loaded");
+    }
+    ap_registry_listing_free(cat);
+    *out = e;
+    *n = k;
+    return AP_OK;
 }
 
 /* ---- statistics ------------------------------------------------------------------- */

@@ -183,6 +183,22 @@ void ap__v2_output_raw(const ap_v2_output *o, const double *out, size_t nrows, s
    manifest (the repository as last read). */
 int ap__v2_not_ready(ap_service *svc, int draining, char *why, size_t size);
 
+/* ---- the repository index --------------------------------------------------------------- */
+
+typedef struct ap_v2_repo_entry {
+    char name[128];
+    uint32_t version; /* served now: READY; 0: UNAVAILABLE with reason */
+    char reason[AP_ERROR_MSG_MAX]; /* the last failed load's message (not scrubbed of
+                                      paths: ap__srv_scrub_paths), "not loaded", or
+                                      "manifest.json cannot be read or parsed" */
+} ap_v2_repo_entry;
+
+/* Every model of the repository (read again now) and every model served
+   that is no longer in it, in that order; only_ready: the READY ones only.
+   *out is malloc'd (free it), *n entries. */
+int ap__v2_repo_index(ap_service *svc, int only_ready, ap_v2_repo_entry **out, int *n,
+                      ap_error *err);
+
 /* ---- statistics (Triton's ModelStatistics) ------------------------------------------- */
 
 typedef struct ap_v2_duration {
