@@ -1,6 +1,7 @@
 /* ap_forest: format detection, loading, validation, compile; the public API. */
 #include "forest/forest_internal.h"
 #include "forest/quant.h"
+#include "gpu/gpu.h"
 #include "common/csv.h"
 #include "common/error.h"
 
@@ -117,6 +118,7 @@ void ap_forest_free(ap_forest *f)
 {
     if (!f)
         return;
+    ap__forest_drop_device(f);
     ap__engine_free(f->engine);
     ap__qengine_free(f->quant);
     ap__forest_ir_free(&f->ir);
@@ -141,13 +143,24 @@ const char *ap_forest_feature_name(const ap_forest *f, int i)
     return f->ir.feature_names[i];
 }
 
-void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
-                       unsigned flags)
+void ap__forest_predict_cpu(const ap_forest *f, const double *X, size_t nrows, double *out,
+                            unsigned flags)
 {
     if (f->quant && !(flags & AP_PREDICT_FULL))
         ap__qengine_predict(f->quant, X, nrows, out, flags);
     else
         ap__engine_predict(f->engine, X, nrows, out, flags);
+}
+
+/* A batch that reaches the GPU's threshold goes there; a device failure
+   (counted in the device model) runs the call on the CPU instead. */
+void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
+                       unsigned flags)
+{
+    if (f->gpu && nrows >= f->gpu_min_rows && !(flags & AP_PREDICT_CPU) &&
+        ap__gforest_predict(f->gpu, X, nrows, out, flags) == AP_OK)
+        return;
+    ap__forest_predict_cpu(f, X, nrows, out, flags);
 }
 
 /* Precision: see forest.h. */
