@@ -53,7 +53,7 @@ int cuda_probe(char *why, size_t cap)
     }
     if (e != cudaSuccess) {
         /* no driver, or a driver older than the runtime: no usable device */
-        snprintf(why, cap, "no CUDA device (%s)", cudaGetErrorString(e));
+        snprintf(why, cap, "no CUDA device: %s", cudaGetErrorString(e));
         return 0;
     }
     return n;

@@ -80,6 +80,7 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
     };
     ap_registry_options_default(&vc.registry);
     vc.registry.mixed_precision = c->mixed_precision_enabled; /* "auto" means reduced */
+    vc.registry.gpu_min_batch_rows = (size_t)c->gpu_min_batch_rows;
     if ((rc = ap_series_store_new(&sc, &s->store, err)) ||
         (rc = ap_onnx_options_parse(&vc.registry.onnx, c->onnx_enabled, c->onnxruntime_lib,
                                     err)) ||
