@@ -1,8 +1,11 @@
-/* Where a forest's batches run: CPU, GPU, or AUTO by a threshold that is
-   configured or measured here at load (docs/GPU.md). */
+/* Where a forest's batches run: the predict dispatch (GPU at or above the
+   threshold, else the reduced or full CPU engine) and the device choice:
+   CPU, GPU, or AUTO by a threshold that is configured or measured here at
+   load (docs/GPU.md). */
 #include "forest/forest_internal.h"
 #include "common/clock.h"
 #include "common/error.h"
+#include "forest/quant.h"
 #include "gpu/gpu.h"
 
 #include <stdio.h>
@@ -38,6 +41,26 @@ int ap_gpu_available(char *why, size_t cap)
     if (why && cap)
         snprintf(why, cap, "%s", n > 0 ? "" : buf);
     return n > 0 ? n : 0;
+}
+
+void ap__forest_predict_cpu(const ap_forest *f, const double *X, size_t nrows, double *out,
+                            unsigned flags)
+{
+    if (f->quant && !(flags & AP_PREDICT_FULL))
+        ap__qengine_predict(f->quant, X, nrows, out, flags);
+    else
+        ap__engine_predict(f->engine, X, nrows, out, flags);
+}
+
+/* A batch that reaches the GPU's threshold goes there; a device failure
+   (counted in the device model) runs the call on the CPU instead. */
+void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
+                       unsigned flags)
+{
+    if (f->gpu && nrows >= f->gpu_min_rows && !(flags & AP_PREDICT_CPU) &&
+        ap__gforest_predict(f->gpu, X, nrows, out, flags) == AP_OK)
+        return;
+    ap__forest_predict_cpu(f, X, nrows, out, flags);
 }
 
 void ap__forest_drop_device(ap_forest *f)
@@ -89,7 +112,7 @@ static uint64_t best_of_2(const ap_forest *f, int gpu, const double *X, size_t n
 static int calibrate(ap_forest *f, ap_error *err)
 {
     const size_t F = (size_t)f->ir.num_features;
-    const size_t W = (size_t)ap_forest_num_outputs(f, 0);
+    const size_t W = (size_t)ap__forest_ir_num_outputs(&f->ir);
     size_t top = cal_sizes[CAL_N - 1];
     double *X = malloc(top * (F ? F : 1) * sizeof *X), *Y = malloc(top * W * sizeof *Y);
     if (!X || !Y) {

@@ -1,7 +1,6 @@
 /* ap_forest: format detection, loading, validation, compile; the public API. */
 #include "forest/forest_internal.h"
 #include "forest/quant.h"
-#include "gpu/gpu.h"
 #include "common/csv.h"
 #include "common/error.h"
 
@@ -141,26 +140,6 @@ const char *ap_forest_feature_name(const ap_forest *f, int i)
     if (!f->ir.feature_names || i < 0 || i >= f->ir.num_features)
         return NULL;
     return f->ir.feature_names[i];
-}
-
-void ap__forest_predict_cpu(const ap_forest *f, const double *X, size_t nrows, double *out,
-                            unsigned flags)
-{
-    if (f->quant && !(flags & AP_PREDICT_FULL))
-        ap__qengine_predict(f->quant, X, nrows, out, flags);
-    else
-        ap__engine_predict(f->engine, X, nrows, out, flags);
-}
-
-/* A batch that reaches the GPU's threshold goes there; a device failure
-   (counted in the device model) runs the call on the CPU instead. */
-void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
-                       unsigned flags)
-{
-    if (f->gpu && nrows >= f->gpu_min_rows && !(flags & AP_PREDICT_CPU) &&
-        ap__gforest_predict(f->gpu, X, nrows, out, flags) == AP_OK)
-        return;
-    ap__forest_predict_cpu(f, X, nrows, out, flags);
 }
 
 /* Precision: see forest.h. */

@@ -130,7 +130,7 @@ int cuda_run(void *p, const double *X, size_t nrows, int raw, double *margins, c
     return 0;
 }
 
-const ap_gpu_backend cuda_backend = {"cuda", cuda_probe, cuda_upload, cuda_run, cuda_release};
+const ap_gpu_backend cuda_backend = {"cuda", cuda_probe, cuda_upload, cuda_run, cuda_release, 0};
 
 } // namespace
 

@@ -42,8 +42,9 @@ int ap__gforest_open(const ap_forest_ir *ir, const ap_gpu_backend *be, ap_gfores
        device: the chunk keeps both within AP_GPU_BUFFER_BYTES */
     size_t per_row = 2 * 8 * ((size_t)g->lay.hdr.nfeat + (size_t)g->lay.hdr.groups);
     g->chunk = AP_GPU_BUFFER_BYTES / per_row;
-    if (g->chunk > AP_GPU_MAX_CHUNK_ROWS)
-        g->chunk = AP_GPU_MAX_CHUNK_ROWS;
+    size_t most = be->max_rows ? be->max_rows : AP_GPU_MAX_CHUNK_ROWS;
+    if (g->chunk > most)
+        g->chunk = most;
     if (g->chunk < 1)
         g->chunk = 1;
     g->margins = malloc(g->chunk * (size_t)g->lay.hdr.groups * sizeof *g->margins);

@@ -43,6 +43,7 @@ typedef struct ap_gpu_backend {
     int (*run)(void *dev, const double *X, size_t nrows, int raw, double *margins, char *msg,
                size_t cap);
     void (*release)(void *dev);
+    size_t max_rows;       /* rows per device call at most (0: AP_GPU_MAX_CHUNK_ROWS) */
 } ap_gpu_backend;
 
 /* The build's backend: CUDA (cuda.cu) or the one that has no device. */

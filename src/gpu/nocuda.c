@@ -24,7 +24,7 @@ static int none_run(void *dev, const double *X, size_t nrows, int raw, double *m
 }
 static void none_release(void *dev) {}
 
-static const ap_gpu_backend none = {"none", none_probe, none_upload, none_run, none_release};
+static const ap_gpu_backend none = {"none", none_probe, none_upload, none_run, none_release, 0};
 
 const ap_gpu_backend *ap__gpu_default_backend(void) { return &none; }
 #endif
