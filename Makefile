@@ -158,6 +158,12 @@ $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) -lxgboost $(LDLIBS_ALL) $(LDFLAGS_ALL)
 
+# bench_gpu (the GPU path, tools/gpu-check.sh) needs no reference library:
+# a machine with a GPU may not have libxgboost.
+$(BUILD)/bench/bench_gpu: bench/bench_gpu.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDFLAGS_ALL)
+
 bench: setup all
 	@$(MAKE) --no-print-directory $(BENCH_BIN)
 	@bench/run.sh
