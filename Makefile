@@ -25,11 +25,13 @@ endif
 # is found (PATH, then /usr/local/cuda); NVCC=false builds without it (the
 # C fallback in src/gpu/nocuda.c: "built without CUDA"). The CUDA runtime is
 # linked statically, so nothing needs LD_LIBRARY_PATH.
-NVCC    ?= $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+ifeq ($(origin NVCC),undefined)
+NVCC    := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
 NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
   -gencode arch=compute_90,code=compute_90
 ifneq ($(filter-out false,$(NVCC)),)
-CUDA_HOME ?= $(abspath $(dir $(realpath $(NVCC)))..)
+CUDA_HOME ?= $(abspath $(dir $(realpath $(shell command -v $(NVCC))))..)
 CU_SRC   := src/gpu/cuda.cu
 CFLAGS_ALL += -DAP_HAVE_CUDA
 LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -lstdc++
@@ -78,6 +80,15 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c $< -o $@
+
+# nocuda.c compiles to the fallback or to nothing by AP_HAVE_CUDA: a build
+# folder switched between NVCC=false and nvcc recompiles it (the stamp).
+GPU_STAMP := $(BUILD)/gpu-$(if $(CU_SRC),cuda,none).stamp
+$(GPU_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(BUILD)/gpu-*.stamp
+	@touch $@
+$(BUILD)/obj/src/gpu/nocuda.o $(BUILD)/pic/src/gpu/nocuda.o: $(GPU_STAMP)
 
 $(BUILD)/obj/%.o: %.cu src/gpu/kernel_body.h src/gpu/gpu.h
 	@mkdir -p $(dir $@)
