@@ -91,6 +91,10 @@ int cuda_upload(const ap_gpu_hdr *h, const void *blob, size_t max_rows, void **o
         say(cudaMalloc((void **)&d->blob, h->bytes), "model memory", msg, cap) ||
         say(cudaMemcpy(d->blob, blob, h->bytes, cudaMemcpyHostToDevice), "model upload", msg,
             cap) ||
+        /* a copy from pageable memory may return before its DMA is done, and
+           the kernels run on a non-blocking stream that does not wait for
+           the legacy one: finish the upload here */
+        say(cudaDeviceSynchronize(), "model upload", msg, cap) ||
         say(cudaMalloc((void **)&d->dX, xb ? xb : 8), "batch memory", msg, cap) ||
         say(cudaMalloc((void **)&d->dM, mb), "batch memory", msg, cap) ||
         say(cudaMallocHost((void **)&d->hX, xb ? xb : 8), "pinned memory", msg, cap) ||

@@ -50,7 +50,7 @@ typedef struct ap_gpu_backend {
 const ap_gpu_backend *ap__gpu_default_backend(void);
 
 /* Pinned + device memory one model may hold for its batch buffers. */
-#define AP_GPU_BUFFER_BYTES ((size_t)64 << 20)
+#define AP_GPU_BUFFER_BYTES ((size_t)32 << 20)
 #define AP_GPU_MAX_CHUNK_ROWS ((size_t)1 << 17)
 
 typedef struct ap_gforest ap_gforest;
