@@ -108,6 +108,9 @@ b = srv.post("/v2/models/pinned_cpu/infer", body)
 check(a[0] == 200 and b[0] == 200 and a[1]["outputs"][0]["data"] == b[1]["outputs"][0]["data"],
       "600 rows: asks_gpu and pinned_cpu infer the same values")
 log = srv.output()
+check(len(re.findall(r"gpu: (none \(%s.*\): every model runs on the CPU|\d+ CUDA device)" % REASON
+                     if not have_gpu else r"gpu: \d+ CUDA device\(s\)", log)) == 1,
+      "the server says once at start whether there is a GPU")
 said = re.findall(r"model asks_gpu version \d+: device (.*) \(its manifest asked gpu\)", log)
 check(have_gpu and not said or not have_gpu and len(said) == 1,
       "the server says once that asks_gpu runs elsewhere than asked (%s)" % said)
