@@ -60,6 +60,14 @@ typedef struct ap_gpu_hdr {
     uint64_t bytes;        /* the blob's size */
 } ap_gpu_hdr;
 
+/* The blob is written by gcc (layout.c) and read by nvcc's device code: the
+   two must agree on these layouts (both follow the x86-64 ABI; checked). */
+#ifdef __cplusplus
+static_assert(sizeof(ap_gpu_node) == 40 && sizeof(ap_gpu_hdr) == 88, "GPU layout size");
+#else
+_Static_assert(sizeof(ap_gpu_node) == 40 && sizeof(ap_gpu_hdr) == 88, "GPU layout size");
+#endif
+
 typedef struct ap_gpu_view {
     const ap_gpu_node *nodes;
     const int32_t *root;   /* ntrees: first node of each tree */
