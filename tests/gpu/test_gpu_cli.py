@@ -115,6 +115,13 @@ said = re.findall(r"model asks_gpu version \d+: device (.*) \(its manifest asked
 check(have_gpu and not said or not have_gpu and len(said) == 1,
       "the server says once that asks_gpu runs elsewhere than asked (%s)" % said)
 check(srv.stop() == 0, "server: SIGTERM, exit 0")
+r = subprocess.run([BIN, "check-repo", repo], capture_output=True, text=True)
+cr = {ln.split()[1]: re.search(r' device="([^"]*)"', ln) for ln in r.stdout.splitlines()
+      if ln.startswith("OK ")}
+# (with a GPU, check-repo calibrates where the server was given 500 rows)
+check(set(cr) == set(models) and all(cr[n] and (have_gpu or cr[n].group(1) == models[n]["device"])
+                                     for n in models),
+      "check-repo prints each model's device as /v1/models does")
 
 # ---- refused manifests -----------------------------------------------------------------------------
 bad = os.path.join(work, "bad")
