@@ -8,8 +8,9 @@
  *   ap_forest_free(f);
  *
  * A loaded forest is immutable: any number of threads may call
- * ap_forest_predict on it at once. The predict path allocates nothing, takes
- * no lock and parses nothing.
+ * ap_forest_predict on it at once. The CPU predict path allocates nothing,
+ * takes no lock and parses nothing; a forest placed on a GPU
+ * (ap_forest_set_device) takes its device mutex for batches that go there.
  */
 #ifndef ALPHAPULSE_FOREST_H
 #define ALPHAPULSE_FOREST_H
