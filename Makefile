@@ -21,6 +21,26 @@ else
 LDFLAGS_ALL := $(LDFLAGS)
 endif
 
+# The GPU backend (src/gpu, docs/GPU.md): src/gpu/cuda.cu is built when nvcc
+# is found (PATH, then /usr/local/cuda); NVCC=false builds without it (the
+# C fallback in src/gpu/nocuda.c: "built without CUDA"). The CUDA runtime is
+# linked statically, so nothing needs LD_LIBRARY_PATH.
+ifeq ($(origin NVCC),undefined)
+NVCC    := $(shell command -v nvcc 2>/dev/null || { test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc; })
+endif
+NVCC_ARCH ?= -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
+  -gencode arch=compute_90,code=compute_90
+ifneq ($(filter-out false,$(NVCC)),)
+CUDA_HOME ?= $(abspath $(dir $(realpath $(shell command -v $(NVCC))))..)
+CU_SRC   := src/gpu/cuda.cu
+CFLAGS_ALL += -DAP_HAVE_CUDA
+LDLIBS_ALL += -L$(CUDA_HOME)/lib64 -lcudart_static -lrt -lstdc++
+NVCCFLAGS := -std=c++17 -O2 --fmad=false -DAP_HAVE_CUDA -D_GNU_SOURCE -Iinclude -Isrc $(NVCC_ARCH) \
+  -Xcompiler -fPIC,-fvisibility=hidden,-Wall
+else
+CU_SRC   :=
+endif
+
 LIB_SRC  := $(sort $(filter-out src/cli/%,$(wildcard src/*/*.c)))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*/test_*.c))
@@ -33,14 +53,14 @@ GEN      := build/gen
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
 GEN_SRC  := $(GEN)/onnx.pb-c.c
 CFLAGS_ALL += -I$(GEN)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libalphapulse.a
 # The shared library (python/ loads it): the same sources compiled again as
 # position-independent code with hidden visibility, so that it exports the
 # public API (AP_API in include/alphapulse/) and nothing else. Plain builds
 # only: a sanitizer runtime cannot be loaded into a Python process.
-SO_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/onnx.pb-c.o
+SO_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/onnx.pb-c.o $(CU_SRC:%.cu=$(BUILD)/pic/%.o)
 SO       := $(if $(SAN),,$(BUILD)/libalphapulse.so)
 CLI      := $(BUILD)/alphapulse
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -60,6 +80,22 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/pic/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c $< -o $@
+
+# nocuda.c compiles to the fallback or to nothing by AP_HAVE_CUDA: a build
+# folder switched between NVCC=false and nvcc recompiles it (the stamp).
+GPU_STAMP := $(BUILD)/gpu-$(if $(CU_SRC),cuda,none).stamp
+$(GPU_STAMP):
+	@mkdir -p $(dir $@)
+	@rm -f $(BUILD)/gpu-*.stamp
+	@touch $@
+$(BUILD)/obj/src/gpu/nocuda.o $(BUILD)/pic/src/gpu/nocuda.o: $(GPU_STAMP)
+
+$(BUILD)/obj/%.o: %.cu src/gpu/kernel_body.h src/gpu/gpu.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+$(BUILD)/pic/%.o: %.cu src/gpu/kernel_body.h src/gpu/gpu.h
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
 
 $(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h &: $(ONNX_PROTO)
 	@mkdir -p $(GEN)
@@ -102,12 +138,13 @@ setup:
 run: setup all
 	@tools/run-demo.sh
 
-# Everything: plain build + tests, ASan/UBSan build + C tests, TSan for the
-# threaded parts, short fuzz runs, script tests (parity, CLI, integration).
+# Everything: plain build + tests (with the GPU backend when nvcc is here),
+# ASan/UBSan build + C tests and TSan for the threaded parts (both without
+# it: NVCC=false, the build CI gets where nvcc is absent), short fuzz runs, script tests (parity, CLI, integration).
 test: setup
 	@$(MAKE) --no-print-directory all tests
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=address,undefined OPT=-O1 all tests
-	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread OPT=-O1 all tests
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=address,undefined OPT=-O1 NVCC=false all tests
+	@$(MAKE) --no-print-directory BUILD=build/tsan SAN=thread OPT=-O1 NVCC=false all tests
 	@$(MAKE) --no-print-directory fuzz
 	@tests/run.sh
 
@@ -131,6 +168,12 @@ BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 $(BUILD)/bench/%: bench/%.c $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) -lxgboost $(LDLIBS_ALL) $(LDFLAGS_ALL)
+
+# bench_gpu (the GPU path, tools/gpu-check.sh) needs no reference library:
+# a machine with a GPU may not have libxgboost.
+$(BUILD)/bench/bench_gpu: bench/bench_gpu.c $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(LIB) $(LDLIBS_ALL) $(LDFLAGS_ALL)
 
 bench: setup all
 	@$(MAKE) --no-print-directory $(BENCH_BIN)

@@ -55,6 +55,14 @@ make --no-print-directory -s "$OUT/bench_batch" >&2
 
 echo "bench: machine: $(lscpu | sed -n 's/^Model name: *//p' | head -n 1), $(nproc) cpus; time is thread CPU time"
 
+# ---- GPU (issue 17, docs/GPU.md): rows/s CPU vs GPU on the 1000-tree model ----
+# Skipped with the reason where there is no usable CUDA device.
+make --no-print-directory -s "$OUT/bench_gpu" >&2
+gpu_rc=0
+"$OUT/bench_gpu" bench tests/data/lightgbm/large/model.txt 1 1000 10000 100000 | sed 's/^/bench: gpu: /' \
+    || gpu_rc=${PIPESTATUS[0]}
+[ "$gpu_rc" -eq 0 ] || [ "$gpu_rc" -eq 3 ] || { echo "bench: gpu: FAILED" >&2; exit 1; }
+
 # ---- ONNX (owned by the ONNX engineer; see docs/ONNX.md) ----
 # Native import vs ONNX Runtime on the same skl2onnx-style file (100-tree
 # random forest, depth 10, 50 features), both single-threaded. Skipped with a

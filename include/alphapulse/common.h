@@ -78,6 +78,26 @@ AP_API const char *ap_precision_name(ap_precision p);
 /* The inverse; anything else is AP_EINVAL naming the text. */
 AP_API int ap_precision_parse(const char *s, ap_precision *out, ap_error *err);
 
+/*
+ * Where a forest's batches run (issue 17, docs/GPU.md). CPU: always the CPU
+ * engine. GPU: every batch of at least the threshold (default 1 row) on a
+ * CUDA device, refused when there is none. AUTO: the GPU where a device is
+ * present and a batch reaches the threshold (configured, or measured at load
+ * by a short calibration of both paths), else the CPU, saying why.
+ */
+typedef enum ap_device {
+    AP_DEVICE_AUTO = 0,
+    AP_DEVICE_CPU = 1,
+    AP_DEVICE_GPU = 2
+} ap_device;
+/* "auto", "cpu", "gpu" ("?" out of range). */
+AP_API const char *ap_device_name(ap_device d);
+/* The inverse; anything else is AP_EINVAL naming the text. */
+AP_API int ap_device_parse(const char *s, ap_device *out, ap_error *err);
+/* Number of usable CUDA devices; 0 with the reason in why ("built without
+   CUDA", "no CUDA device"). */
+AP_API int ap_gpu_available(char *why, size_t cap);
+
 /* Library version string: AP_VERSION of the build. */
 AP_API const char *ap_version(void);
 

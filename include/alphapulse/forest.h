@@ -8,8 +8,9 @@
  *   ap_forest_free(f);
  *
  * A loaded forest is immutable: any number of threads may call
- * ap_forest_predict on it at once. The predict path allocates nothing, takes
- * no lock and parses nothing.
+ * ap_forest_predict on it at once. The CPU predict path allocates nothing,
+ * takes no lock and parses nothing; a forest placed on a GPU
+ * (ap_forest_set_device) takes its device mutex for batches that go there.
  */
 #ifndef ALPHAPULSE_FOREST_H
 #define ALPHAPULSE_FOREST_H
@@ -32,6 +33,7 @@ typedef enum ap_forest_format {
 /* Predict flags */
 #define AP_PREDICT_RAW 1u     /* margins (before the objective's transform) */
 #define AP_PREDICT_FULL 2u    /* the full-precision engine even when reduced is built */
+#define AP_PREDICT_CPU 4u     /* the CPU engine even when the forest is on a GPU */
 
 /* Largest model file we accept (bounds memory on hostile input). */
 #define AP_FOREST_MAX_FILE ((size_t)1 << 31)
@@ -71,6 +73,28 @@ AP_API ap_precision ap_forest_precision(const ap_forest *f);
    bytes one split node takes in it. */
 AP_API size_t ap_forest_model_bytes(const ap_forest *f, ap_precision p);
 AP_API int ap_forest_node_bytes(const ap_forest *f, ap_precision p);
+
+/*
+ * Device (common.h, docs/GPU.md). min_rows: the smallest batch the GPU takes
+ * (0: for GPU 1 row, for AUTO measured now by a short calibration of both
+ * paths, well under a second). The forest's tree layout is uploaded once here
+ * and freed by ap_forest_free or the next call. GPU without a usable device,
+ * or for a model the kernel does not take (linear leaves), returns
+ * AP_EUNSUPPORTED with the reason and the forest stays on the CPU; AUTO then
+ * returns AP_OK and ap_forest_device_note says why. Results are bitwise the
+ * CPU engine's either way. Not thread-safe: call before the forest is shared.
+ * A forest on a GPU serves one batch at a time there (one set of pinned
+ * buffers, one mutex: concurrent large batches queue for it); batches below
+ * the threshold run on the CPU and never wait for it.
+ */
+AP_API int ap_forest_set_device(ap_forest *f, ap_device d, size_t min_rows, ap_error *err);
+/* Where batches of at least ap_forest_gpu_min_rows rows run: CPU or GPU. */
+AP_API ap_device ap_forest_device(const ap_forest *f);
+/* The GPU's threshold in rows (0 on the CPU). */
+AP_API size_t ap_forest_gpu_min_rows(const ap_forest *f);
+/* Why the forest is where it is, e.g. "no CUDA device", "calibrated: GPU
+   faster from 4096 rows"; "" when nothing was asked. */
+AP_API const char *ap_forest_device_note(const ap_forest *f);
 
 /*
  * Predict nrows rows. X is row-major, nrows * ap_forest_num_features(f)

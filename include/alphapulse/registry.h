@@ -100,6 +100,12 @@ typedef struct ap_model_info {
     size_t model_bytes_reduced;      /* the same reduced (0: not built) */
     double precision_deviation;      /* largest |reduced - full| output measured at load
                                         (FP16 dense layers; 0 for exact engines) */
+    const char *device;              /* where its large batches run and why, e.g.
+                                        "cpu (no CUDA device)", "gpu (calibrated: GPU
+                                        faster from 4096 rows)" (docs/GPU.md) */
+    const char *device_requested;    /* the manifest's: "auto", "cpu" or "gpu" */
+    size_t gpu_min_batch_rows;       /* batches of at least this many rows run on the
+                                        GPU (0: on the CPU) */
 } ap_model_info;
 
 /* How a repository's models load. Everything a model load depends on is
@@ -109,6 +115,9 @@ typedef struct ap_registry_options {
     ap_onnx_options onnx; /* ONNX graphs: backend, ONNX Runtime library (copied at open) */
     int mixed_precision;  /* 1: a manifest's precision "auto" means reduced (the server's
                              mixed_precision_enabled); 0: auto means full */
+    size_t gpu_min_batch_rows; /* a manifest's device "auto": batches of at least this many
+                             rows go to the GPU (the server's gpu_min_batch_rows);
+                             0: measured at load (docs/GPU.md) */
 } ap_registry_options;
 
 /* Defaults: ap_onnx_options_default, mixed_precision 0. */

@@ -81,7 +81,8 @@ class ModelInfo(ctypes.Structure):
                 ("precision", c_char_p), ("precision_requested", c_char_p),
                 ("precision_note", c_char_p), ("node_bytes", c_int),
                 ("model_bytes_full", c_size_t), ("model_bytes_reduced", c_size_t),
-                ("precision_deviation", ctypes.c_double)]
+                ("precision_deviation", ctypes.c_double), ("device", c_char_p),
+                ("device_requested", c_char_p), ("gpu_min_batch_rows", c_size_t)]
 
 
 class OnnxOptions(ctypes.Structure):
@@ -91,7 +92,8 @@ class OnnxOptions(ctypes.Structure):
 
 class RegistryOptions(ctypes.Structure):
     """Mirror of ap_registry_options (include/alphapulse/registry.h)."""
-    _fields_ = [("onnx", OnnxOptions), ("mixed_precision", c_int)]
+    _fields_ = [("onnx", OnnxOptions), ("mixed_precision", c_int),
+                ("gpu_min_batch_rows", c_size_t)]
 
 
 # ap_precision (include/alphapulse/common.h)

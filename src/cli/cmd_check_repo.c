@@ -75,6 +75,7 @@ static void report(void *ctx, const char *name, const ap_model *m, const ap_erro
         fprintf(t->fp, " deviation=%.3g", in.precision_deviation);
     if (in.precision_note[0])
         fprintf(t->fp, " precision_note=\"%s\"", in.precision_note);
+    fprintf(t->fp, " device=\"%s\"", in.device);
     fputc('\n', t->fp);
 }
 

@@ -1,10 +1,13 @@
 /*
  * alphapulse predict --model FILE --input X.csv [--output Y.csv] [--raw]
  *                    [--precision full|reduced [--precision-tolerance T]]
+ *                    [--device cpu|gpu|auto]
  *   one model file, no repository: its format from its name and content
  *   (the predictor table, pipeline/predictor.h), rows from a CSV, one output
  *   row per input row. Reduced precision asked and refused is an error (the
  *   engine's message, exit 1): an explicit request never runs full.
+ *   --device gpu where there is no usable CUDA device (or for a model the GPU
+ *   kernel does not take) exits 2 naming the reason: it never runs on the CPU.
  */
 #include <math.h>
 #include <stdio.h>
@@ -25,6 +28,7 @@ static void predict_usage(FILE *fp)
     fprintf(fp,
             "usage: alphapulse predict --model FILE --input X.csv [--output Y.csv] [--raw]\n"
             "                          [--precision full|reduced] [--precision-tolerance T]\n"
+            "                          [--device cpu|gpu|auto]\n"
             "\n"
             "  --model FILE    XGBoost JSON/UBJSON, LightGBM text or ONNX (.onnx) model\n"
             "  --input X.csv   header of feature names, one row per prediction;\n"
@@ -36,6 +40,10 @@ static void predict_usage(FILE *fp)
             "                  (exit 1, saying why) when the model cannot be reduced\n"
             "  --precision-tolerance T  ONNX: the largest absolute output difference\n"
             "                  reduced may make on the input's first rows (default 1e-3)\n"
+            "  --device D      cpu (default), gpu (every batch on a CUDA device; exit 2 with\n"
+            "                  the reason where there is none) or auto (the GPU from a batch\n"
+            "                  size measured now; the choice is printed on stderr). The\n"
+            "                  outputs are the same bits on either (docs/GPU.md)\n"
             "\n"
             "Columns are matched to the model's features by name when the model\n"
             "carries names and the header has them all; otherwise by position.\n"
@@ -129,6 +137,31 @@ static int load_model(const char *path, int raw, model *m)
         return 1;
     }
     m->ops->describe(m->impl, &m->desc);
+    return 0;
+}
+
+/* --device (after precision, before any predict). 0, or the exit status. */
+static int place(model *m, ap_device d)
+{
+    ap_error err = {0};
+    if (!m->ops->set_device) {
+        fprintf(stderr, "alphapulse predict: --device %s is not available for %s models\n",
+                ap_device_name(d), m->ops->title);
+        return 2;
+    }
+    if (m->ops->set_device(m->impl, d, 0, &err) != AP_OK) {
+        const char *msg = err.msg;
+        if (!strncmp(msg, "device gpu: ", 12))
+            msg += 12;
+        fprintf(stderr, "alphapulse predict: --device %s: %s\n", ap_device_name(d), msg);
+        return 2;
+    }
+    if (d == AP_DEVICE_AUTO) {
+        size_t rows;
+        const char *note;
+        ap_device got = m->ops->device(m->impl, &rows, &note);
+        fprintf(stderr, "alphapulse predict: device %s (%s)\n", ap_device_name(got), note);
+    }
     return 0;
 }
 
@@ -240,9 +273,17 @@ int ap_cmd_predict(int argc, char **argv)
     const char *model_path = NULL, *input = NULL, *output = NULL;
     int raw = 0;
     ap_precision precision = AP_PRECISION_FULL;
+    ap_device device = AP_DEVICE_CPU;
     double tolerance = 1e-3;
     for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
+        if (!strcmp(argv[i], "--device") && i + 1 < argc) {
+            ap_error err;
+            const char *d = argv[++i];
+            if (ap_device_parse(d, &device, &err) != AP_OK) {
+                fprintf(stderr, "alphapulse predict: --device '%s': expected cpu, gpu or auto\n", d);
+                return 2;
+            }
+        } else if (!strcmp(argv[i], "--precision") && i + 1 < argc) {
             ap_error err;
             const char *p = argv[++i];
             if (ap_precision_parse(p, &precision, &err) != AP_OK ||
@@ -285,6 +326,8 @@ int ap_cmd_predict(int argc, char **argv)
     int rc = load_model(model_path, raw, &m);
     if (rc == 0 && precision == AP_PRECISION_REDUCED)
         rc = reduce(&m, tolerance, input);
+    if (rc == 0 && device != AP_DEVICE_CPU)
+        rc = place(&m, device);
     if (rc == 0)
         rc = predict_rows(&m, raw, input, output);
     if (m.impl)

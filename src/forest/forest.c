@@ -117,6 +117,7 @@ void ap_forest_free(ap_forest *f)
 {
     if (!f)
         return;
+    ap__forest_drop_device(f);
     ap__engine_free(f->engine);
     ap__qengine_free(f->quant);
     ap__forest_ir_free(&f->ir);
@@ -139,15 +140,6 @@ const char *ap_forest_feature_name(const ap_forest *f, int i)
     if (!f->ir.feature_names || i < 0 || i >= f->ir.num_features)
         return NULL;
     return f->ir.feature_names[i];
-}
-
-void ap_forest_predict(const ap_forest *f, const double *X, size_t nrows, double *out,
-                       unsigned flags)
-{
-    if (f->quant && !(flags & AP_PREDICT_FULL))
-        ap__qengine_predict(f->quant, X, nrows, out, flags);
-    else
-        ap__engine_predict(f->engine, X, nrows, out, flags);
 }
 
 /* Precision: see forest.h. */

@@ -11,7 +11,19 @@ struct ap_forest {
     ap_forest_ir ir;     /* kept for metadata, validation and the reference predictor */
     ap_engine *engine;   /* compiled, read-only predict layout */
     struct ap_qengine *quant; /* reduced precision (quant.c), or NULL: predict uses it when set */
+    struct ap_gforest *gpu;   /* on a device (src/gpu, device.c), or NULL */
+    size_t gpu_min_rows;      /* batches of at least this many rows go to gpu */
+    char device_note[AP_ERROR_MSG_MAX];
 };
+
+/* The CPU engines (reduced when built, unless AP_PREDICT_FULL). */
+void ap__forest_predict_cpu(const ap_forest *f, const double *X, size_t nrows, double *out,
+                            unsigned flags);
+/* ap_forest_set_device with a given device backend (tests: a fake one). */
+struct ap_gpu_backend;
+int ap__forest_set_device_with(ap_forest *f, ap_device d, size_t min_rows,
+                               const struct ap_gpu_backend *be, ap_error *err);
+void ap__forest_drop_device(ap_forest *f);
 
 /* Loaders: fill ir from a buffer (NUL-terminated at buf[len] for text formats).
    `name` prefixes every error message. They validate what they read; the

@@ -104,6 +104,18 @@ static int forest_node_bytes(const void *impl, ap_precision p)
     return ap_forest_node_bytes(impl, p);
 }
 
+static int forest_set_device(void *impl, ap_device d, size_t min_rows, ap_error *err)
+{
+    return ap_forest_set_device(impl, d, min_rows, err);
+}
+
+static ap_device forest_device(const void *impl, size_t *min_rows, const char **note)
+{
+    *min_rows = ap_forest_gpu_min_rows(impl);
+    *note = ap_forest_device_note(impl);
+    return ap_forest_device(impl);
+}
+
 /* ---- ONNX graphs: backend from the options (docs/ONNX.md) -------------- */
 
 static int onnx_load(const char *path, const ap_registry_options *opt, void **out, ap_error *err)
@@ -162,7 +174,8 @@ static int onnx_node_bytes(const void *impl, ap_precision p) { return 0; }
     .free = forest_free, .describe = forest_describe,                  \
     .feature_name = forest_feature_name,                               \
     .set_precision = forest_set_precision, .precision = forest_precision, \
-    .model_bytes = forest_model_bytes, .node_bytes = forest_node_bytes
+    .model_bytes = forest_model_bytes, .node_bytes = forest_node_bytes, \
+    .set_device = forest_set_device, .device = forest_device
 
 static const ap_predictor_ops xgboost_ops = {
     .format = "xgboost", .title = "XGBoost", .load = xgboost_load, TREE_HOOKS};

@@ -60,6 +60,12 @@ typedef struct ap_predictor_ops {
        tree node in it (0: not a tree model). Cannot fail. */
     size_t (*model_bytes)(const void *impl, ap_precision p);
     int (*node_bytes)(const void *impl, ap_precision p);
+    /* Device (common.h, docs/GPU.md), before the predictor is shared:
+       ap_forest_set_device. AUTO never fails for want of a device; GPU
+       does, err saying why. NULL where the format has no GPU path. */
+    int (*set_device)(void *impl, ap_device d, size_t min_rows, ap_error *err);
+    /* Where large batches run (CPU, GPU), from how many rows, and why. */
+    ap_device (*device)(const void *impl, size_t *min_rows, const char **note);
 } ap_predictor_ops;
 
 /* The entry for a format name, or NULL. */

@@ -147,6 +147,44 @@ static int settle_precision(const ap_registry *reg, ap_model *m, const char *wha
     return AP_OK;
 }
 
+/* Device, after precision and before warm-up: the manifest's, with the
+   registry's gpu_min_batch_rows for "auto". A model that cannot go to the
+   GPU (no device, a format or node kind without a GPU path) runs on the CPU
+   and the description says why; it is not a load failure, "gpu" included
+   (a repository stays servable on a machine without a GPU; the CLI's
+   --device gpu is the strict one). */
+static void settle_device(const ap_registry *reg, ap_model *m)
+{
+    const size_t cap = sizeof m->device;
+    ap_device want = m->man.device;
+    m->gpu_min_rows = 0;
+    if (want == AP_DEVICE_CPU) {
+        snprintf(m->device, cap, "cpu (requested)");
+        return;
+    }
+    if (!m->ops) {
+        snprintf(m->device, cap, "cpu (an ensemble's combiner; its members carry their own)");
+        return;
+    }
+    if (!m->ops->set_device) {
+        snprintf(m->device, cap, "cpu (%s models have no GPU path)", m->ops->title);
+        return;
+    }
+    ap_error why = {0};
+    if (m->ops->set_device(m->impl, want, want == AP_DEVICE_AUTO ? reg->opt.gpu_min_batch_rows : 0,
+                           &why) != AP_OK) {
+        const char *msg = why.msg;
+        if (!strncmp(msg, "device gpu: ", 12)) /* the request is said by device_requested */
+            msg += 12;
+        snprintf(m->device, cap, "cpu (%s)", msg);
+        return;
+    }
+    const char *note = "";
+    ap_device d = m->ops->device(m->impl, &m->gpu_min_rows, &note);
+    snprintf(m->device, cap, "%s (%s)", d == AP_DEVICE_GPU ? "gpu" : "cpu",
+             note[0] ? note : "requested");
+}
+
 /* Warm-up: a NaN row and a zero row through the whole path. Touches every
    page of the model once and proves it predicts finite values. */
 static int warm_up(const ap_model *m, const char *what, ap_error *err)
@@ -233,6 +271,8 @@ int ap__version_build(const ap_registry *reg, const char *name, uint32_t version
         m->scratch_per_row = 2 * ap__pipeline_max_width(m->spec.pipeline) + m->num_outputs;
     if (rc == AP_OK)
         rc = settle_precision(reg, m, what, err);
+    if (rc == AP_OK)
+        settle_device(reg, m);
     if (rc == AP_OK)
         rc = warm_up(m, what, err);
     if (rc != AP_OK) {

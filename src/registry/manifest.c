@@ -137,12 +137,31 @@ static int parse_precision(const json_t *root, ap_manifest *out, const char *wha
     return AP_OK;
 }
 
+/* "device" (after kind: an ensemble's combiner has no device). */
+static int parse_device(const json_t *root, ap_manifest *out, const char *what, ap_error *err)
+{
+    char d[16];
+    int rc = get_string(root, "device", "auto", d, sizeof d, what, err);
+    if (rc == AP_EFORMAT && json_is_string(json_object_get(root, "device")))
+        return ap__error_set(err, AP_EFORMAT, "%s: unknown device '%.32s...' (auto, cpu, gpu)",
+                            what, json_string_value(json_object_get(root, "device")));
+    if (rc != AP_OK)
+        return rc;
+    if (ap_device_parse(d, &out->device, NULL) != AP_OK)
+        return ap__error_set(err, AP_EFORMAT, "%s: unknown device '%s' (auto, cpu, gpu)", what, d);
+    if (out->kind == AP_MODEL_ENSEMBLE && out->device == AP_DEVICE_GPU)
+        return ap__error_set(err, AP_EFORMAT,
+                            "%s: device 'gpu': an ensemble's combiner runs on the CPU (its "
+                            "members carry their own device)", what);
+    return AP_OK;
+}
+
 int ap__manifest_parse(const char *buf, size_t len, const char *what, ap_manifest *out,
                       ap_error *err)
 {
     static const char *const keys[] = {"name", "kind", "target", "description",
                                        "version_policy", "batching", "min_bars", "precision",
-                                       "precision_tolerance", NULL};
+                                       "precision_tolerance", "device", NULL};
     static const char *const batch_keys[] = {"max_batch_size", "max_queue_delay_us", NULL};
     json_t *root;
     memset(out, 0, sizeof *out);
@@ -172,7 +191,8 @@ int ap__manifest_parse(const char *buf, size_t len, const char *what, ap_manifes
         goto done;
     }
     if ((rc = get_int(root, "min_bars", 0, 0, 1 << 24, &v, what, err)) ||
-        (rc = parse_precision(root, out, what, err)))
+        (rc = parse_precision(root, out, what, err)) ||
+        (rc = parse_device(root, out, what, err)))
         goto done;
     out->min_bars = (uint32_t)v;
     const json_t *d = json_object_get(root, "description");

@@ -32,6 +32,7 @@ typedef struct ap_manifest {
     uint32_t min_bars;            /* predictions refused on series with fewer bars (0: none) */
     ap_precision precision;       /* "precision": AUTO (default), FULL or REDUCED */
     double precision_tolerance;   /* "precision_tolerance": > 0, finite (default 1e-3) */
+    ap_device device;             /* "device": AUTO (default), CPU or GPU (docs/GPU.md) */
 } ap_manifest;
 
 /* The default of precision_tolerance: absolute, on the predictor's outputs. */

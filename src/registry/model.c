@@ -64,6 +64,9 @@ void ap_model_describe(const ap_model *m, ap_model_info *out)
     out->model_bytes_full = m->bytes_full;
     out->model_bytes_reduced = m->bytes_reduced;
     out->precision_deviation = m->precision_deviation;
+    out->device = m->device;
+    out->device_requested = ap_device_name(m->man.device);
+    out->gpu_min_batch_rows = m->gpu_min_rows;
 }
 
 int ap_model_features_used(const ap_model *m, unsigned char *used)

@@ -51,6 +51,9 @@ struct ap_model {
     size_t bytes_full, bytes_reduced;
     double precision_deviation;   /* largest |reduced - full| measured at load */
     char precision_note[AP_ERROR_MSG_MAX]; /* why reduced was asked and not taken; "" */
+    /* device, settled at load after precision (load.c) */
+    size_t gpu_min_rows;          /* batches of at least this many rows on the GPU; 0: CPU */
+    char device[AP_ERROR_MSG_MAX + 8]; /* "cpu (why)" / "gpu (threshold)" */
 };
 
 /* Free a version nobody else holds (a failed build, the last release). */

@@ -36,6 +36,7 @@ void ap_registry_options_default(ap_registry_options *o)
 {
     ap_onnx_options_default(&o->onnx);
     o->mixed_precision = 0;
+    o->gpu_min_batch_rows = 0;
 }
 
 int ap_registry_open(const char *root, const ap_registry_options *opt, ap_registry **out,

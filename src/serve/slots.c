@@ -182,6 +182,11 @@ static int install(ap_service *s, ap_slot *m, ap_model *v, ap_error *err)
                          strcmp(in.precision_requested, "auto") ? "its manifest"
                                                                 : "mixed_precision_enabled",
                          in.precision_note);
+    /* a manifest that asks for the GPU and does not get it: said once, here
+       (every model says where it runs in /v1/models) */
+    if (!strcmp(in.device_requested, "gpu") && strncmp(in.device, "gpu", 3))
+        ap__service_logf(s, "model %s version %u: device %s (its manifest asked gpu)", in.name,
+                         in.version, in.device);
     return AP_OK;
 }
 

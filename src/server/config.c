@@ -68,6 +68,9 @@ static const setting settings[] = {
     {"mixed_precision_enabled", "AP_MIXED_PRECISION_ENABLED", "MIXED_PRECISION_ENABLED", T_BOOL, F(mixed_precision_enabled),
      0, 0, 1, "false", "manifest precision \"auto\" means reduced (quantized trees, FP16 "
      "dense layers) for every model that qualifies; false: auto means full"},
+    {"gpu_min_batch_rows", "AP_GPU_MIN_BATCH_ROWS", "GPU_MIN_BATCH_ROWS", T_I64, F(gpu_min_batch_rows),
+     0, 0, 1 << 30, "0", "manifest device \"auto\": batches of at least this many rows run on "
+     "the GPU where there is one (0: the threshold is measured at load, docs/GPU.md)"},
     {"history", "AP_HISTORY", NULL, T_INT, F(history), 0, 1, 1 << 24, "1000", "bars kept per series"},
     {"max_series", "AP_MAX_SERIES", NULL, T_INT, F(max_series), 0, 1, 1 << 22, "10000",
      "series the store holds (roll-up series count)"},

@@ -49,6 +49,7 @@ typedef struct ap_server_config {
     char onnx_enabled[8];        /* ONNX_ENABLED: "auto", "native" or "ort" (docs/ONNX.md) */
     char onnxruntime_lib[AP_CONFIG_PATH_MAX]; /* ONNXRUNTIME_LIB; "": the default */
     int mixed_precision_enabled; /* MIXED_PRECISION_ENABLED: manifest "auto" means reduced */
+    int64_t gpu_min_batch_rows;  /* GPU_MIN_BATCH_ROWS: device "auto" threshold; 0: calibrate */
     int history;                 /* bars kept per series */
     int max_series;
     int64_t max_body_bytes;

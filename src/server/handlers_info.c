@@ -78,6 +78,11 @@ void ap__srv_precision_json(jbuf *b, const ap_model_info *in)
                   "\"model_bytes_reduced\": %zu, \"precision_deviation\": ",
                   in->node_bytes, in->model_bytes_full, in->model_bytes_reduced);
     ap__jb_num(b, in->precision_deviation);
+    ap__jb_puts(b, ", \"device\": ");
+    ap__jb_str(b, in->device ? in->device : "cpu");
+    ap__jb_puts(b, ", \"device_requested\": ");
+    ap__jb_str(b, in->device_requested ? in->device_requested : "auto");
+    ap__jb_printf(b, ", \"gpu_min_batch_rows\": %zu", in->gpu_min_batch_rows);
 }
 
 /* Describe the version served in slot i (or that it is not loaded). */

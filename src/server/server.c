@@ -80,6 +80,16 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
     };
     ap_registry_options_default(&vc.registry);
     vc.registry.mixed_precision = c->mixed_precision_enabled; /* "auto" means reduced */
+    vc.registry.gpu_min_batch_rows = (size_t)c->gpu_min_batch_rows;
+    /* where tree models may run, said once (each model's device is in
+       /v1/models) */
+    char why[AP_ERROR_MSG_MAX];
+    int ndev = ap_gpu_available(why, sizeof why);
+    if (ndev > 0)
+        ap__srv_log(s, "gpu: %d CUDA device(s): device \"auto\" models use one from %s", ndev,
+                    c->gpu_min_batch_rows ? "gpu_min_batch_rows" : "a batch size measured at load");
+    else
+        ap__srv_log(s, "gpu: none (%s): every model runs on the CPU", why);
     if ((rc = ap_series_store_new(&sc, &s->store, err)) ||
         (rc = ap_onnx_options_parse(&vc.registry.onnx, c->onnx_enabled, c->onnxruntime_lib,
                                     err)) ||
