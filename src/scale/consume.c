@@ -1,0 +1,341 @@
+/*
+ * The consumer thread: the only one that touches the series of the
+ * partitions this node owns.
+ *
+ * A batch: XREADGROUP GROUP ap:workers NODE COUNT redis_batch BLOCK 200
+ * STREAMS ap:bars:{p}... > ...; every entry goes through the ingestion path
+ * of POST /v1/candles (checks, ap_series_open with roll-up, ap__srv_ingest);
+ * the series store's close hook hands the bars this closes to the stream
+ * hub; ap__stream_flush waits until the hub has published their signals
+ * (signals.c); only then is the batch XACKed. So an entry is acked after
+ * the signals of every bar its arrival closed — its series' previous bar,
+ * and a roll-up bucket (4h -> 1d) that its start ends — are in ap:signals.
+ * A refused entry is XADDed to ap:bars:dead with the reason before the ack.
+ */
+#include "scale/scale_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/clock.h"
+#include "common/error.h"
+
+static void dead_letter_args(const char **argv, size_t *lens, int *argc, const char *pstr,
+                             const char *id, const char *reason, const char *node,
+                             const char *maxlen, const redisReply *fields)
+{
+    int a = 0;
+    argv[a++] = "XADD";
+    argv[a++] = AP_SCALE_DEAD;
+    if (strcmp(maxlen, "0")) {
+        argv[a++] = "MAXLEN";
+        argv[a++] = "~";
+        argv[a++] = maxlen;
+    }
+    argv[a++] = "*";
+    argv[a++] = "partition";
+    argv[a++] = pstr;
+    argv[a++] = "id";
+    argv[a++] = id;
+    argv[a++] = "reason";
+    argv[a++] = reason;
+    argv[a++] = "node";
+    argv[a++] = node;
+    for (int i = 0; i < a; i++)
+        lens[i] = strlen(argv[i]);
+    /* the entry's own fields, as they were (names prefixed: f_) are kept
+       verbatim after ours; at most 32 of them */
+    for (size_t i = 0; fields && i + 1 < fields->elements && i < 64; i += 2) {
+        argv[a] = fields->element[i]->str ? fields->element[i]->str : "";
+        lens[a] = fields->element[i]->str ? fields->element[i]->len : 0;
+        a++;
+        argv[a] = fields->element[i + 1]->str ? fields->element[i + 1]->str : "";
+        lens[a] = fields->element[i + 1]->str ? fields->element[i + 1]->len : 0;
+        a++;
+    }
+    *argc = a;
+}
+
+int ap__scale_entry(ap_worker *w, ap_rconn *c, uint32_t p, const redisReply *e, int quiet)
+{
+    ap_error err;
+    int rc = AP_OK;
+    const redisReply *fields = e->type == REDIS_REPLY_ARRAY && e->elements == 2 ? e->element[1]
+                                                                                : NULL;
+    const char *id = e->type == REDIS_REPLY_ARRAY && e->elements >= 1 && e->element[0]->str
+                         ? e->element[0]->str
+                         : "?";
+    if (!fields || fields->type != REDIS_REPLY_ARRAY) {
+        rc = ap__error_set(&err, AP_EINVAL, "the entry has no fields");
+        fields = NULL;
+    } else {
+        const char *f[64];
+        size_t len[64], n = fields->elements;
+        if (n > 64)
+            rc = ap__error_set(&err, AP_EINVAL, "%zu field strings (a bar has 16)", n);
+        for (size_t i = 0; !rc && i < n; i++) {
+            f[i] = fields->element[i]->str ? fields->element[i]->str : "";
+            len[i] = fields->element[i]->str ? fields->element[i]->len : 0;
+        }
+        ap_scale_bar b;
+        ap_series *s;
+        if (!rc && !(rc = ap__scale_bar_parse(f, len, n, &b, &err))) {
+            uint32_t q = ap__scale_partition(b.symbol, w->P);
+            if (q != p)
+                rc = ap__error_set(&err, AP_EINVAL, "symbol %s belongs to partition %u, not %u",
+                                   b.symbol, q, p);
+        }
+        if (!rc)
+            rc = ap__srv_bar_time_ok(w->srv, b.bar.t, &err);
+        if (!rc)
+            rc = ap_series_open(w->srv->store, b.symbol, b.tf_s, AP_SERIES_ROLLUP, &s, &err);
+        if (!rc)
+            rc = ap__srv_ingest(w->srv, s, &b.bar, &err);
+        if (!rc)
+            atomic_fetch_add(&w->n.ingested, 1);
+    }
+    if (!rc || quiet)
+        return AP_OK; /* a rebuild refuses what was dead-lettered already */
+    ap__worker_log(w, "partition %u: entry %s refused: %s", p, id, err.msg);
+    const char *argv[96];
+    size_t lens[96];
+    int argc;
+    char pstr[16], maxlen[24];
+    snprintf(pstr, sizeof pstr, "%u", p);
+    snprintf(maxlen, sizeof maxlen, "%lld", (long long)w->cfg.maxlen);
+    dead_letter_args(argv, lens, &argc, pstr, id, err.msg, w->node, maxlen, fields);
+    for (;;) {
+        if (!ap__rconn_ready(c))
+            return AP_EIO;
+        redisReply *r = ap__rconn_cmd(c, argc, argv, lens);
+        if (r) {
+            freeReplyObject(r);
+            break;
+        }
+    }
+    atomic_fetch_add(&w->n.dead, 1);
+    return AP_OK;
+}
+
+typedef struct drop_ctx {
+    ap_worker *w;
+    uint32_t p;
+    char (*sym)[AP_SYMBOL_MAX];
+    int64_t *tf;
+    size_t n, cap;
+} drop_ctx;
+
+static int drop_visit(void *ctx, const ap_series *s)
+{
+    drop_ctx *d = ctx;
+    ap_series_info_t in;
+    if (ap_series_info(s, &in) != AP_OK || in.deleted || in.rolled_up ||
+        ap__scale_partition(ap_series_symbol(s), d->w->P) != d->p)
+        return 0;
+    if (d->n == d->cap) {
+        size_t nc = d->cap ? 2 * d->cap : 64;
+        void *a = realloc(d->sym, nc * sizeof *d->sym), *b = a ? realloc(d->tf, nc * sizeof *d->tf)
+                                                              : NULL;
+        if (a)
+            d->sym = a;
+        if (!b)
+            return 1;
+        d->tf = b;
+        d->cap = nc;
+    }
+    snprintf(d->sym[d->n], AP_SYMBOL_MAX, "%s", ap_series_symbol(s));
+    d->tf[d->n++] = in.timeframe_s;
+    return 0;
+}
+
+void ap__scale_drop_series(ap_worker *w, uint32_t p)
+{
+    drop_ctx d = {w, p, NULL, NULL, 0, 0};
+    ap_series_store_list(w->srv->store, drop_visit, &d);
+    ap_error err;
+    for (size_t i = 0; i < d.n; i++)
+        ap_series_delete(w->srv->store, d.sym[i], d.tf[i], &err);
+    free(d.sym);
+    free(d.tf);
+}
+
+int ap__scale_ack(ap_worker *w, ap_rconn *c, const char *key, const char **ids, size_t n)
+{
+    if (!n)
+        return 0;
+    if (atomic_load(&w->sink_gave_up))
+        return -1; /* their signals may be unpublished: leave them pending */
+    const char **argv = malloc((n + 3) * sizeof *argv);
+    size_t *lens = malloc((n + 3) * sizeof *lens);
+    int rc = -1;
+    if (!argv || !lens)
+        goto out;
+    argv[0] = "XACK";
+    argv[1] = key;
+    argv[2] = AP_SCALE_GROUP;
+    for (size_t i = 0; i < n; i++)
+        argv[3 + i] = ids[i];
+    for (size_t i = 0; i < n + 3; i++)
+        lens[i] = strlen(argv[i]);
+    while (rc && ap__rconn_ready(c)) {
+        redisReply *r = ap__rconn_cmd(c, (int)n + 3, argv, lens);
+        if (r) {
+            rc = 0;
+            atomic_fetch_add(&w->n.acked, n);
+            freeReplyObject(r);
+        }
+    }
+out:
+    free(argv);
+    free(lens);
+    return rc;
+}
+
+int ap__scale_group(ap_worker *w, ap_rconn *c, const char *key)
+{
+    redisReply *r = ap__rconn_cmdf(c, "XGROUP CREATE %s " AP_SCALE_GROUP " 0 MKSTREAM", key);
+    if (!r)
+        return -1;
+    int ok = r->type == REDIS_REPLY_STATUS ||
+             (r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "BUSYGROUP", 9));
+    if (!ok)
+        ap__worker_log(w, "%s: XGROUP CREATE: %s", key, r->str ? r->str : "?");
+    freeReplyObject(r);
+    return ok ? 0 : -1;
+}
+
+/* The state changes the consumer makes (scale_internal.h). */
+static void settle(ap_worker *w, ap_rconn *c)
+{
+    for (uint32_t p = 0; p < w->P && !atomic_load(&w->stop); p++) {
+        pthread_mutex_lock(&w->mu);
+        int st = w->parts[p].state;
+        pthread_mutex_unlock(&w->mu);
+        if (st == P_LOST || st == P_RELEASE) {
+            ap__scale_drop_series(w, p);
+            pthread_mutex_lock(&w->mu);
+            if (w->parts[p].state == st)
+                w->parts[p].state = st == P_LOST ? P_IDLE : P_DROPPED;
+            pthread_mutex_unlock(&w->mu);
+            ap__worker_log(w, "partition %u: %s", p, st == P_LOST ? "lost" : "given up");
+        } else if (st == P_ACQUIRED) {
+            ap__scale_drop_series(w, p); /* anything left from an earlier ownership */
+            if (ap__scale_takeover(w, c, p) == AP_OK) {
+                pthread_mutex_lock(&w->mu);
+                uint64_t t0 = w->parts[p].lease_t_ns;
+                if (w->parts[p].state == P_ACQUIRED)
+                    w->parts[p].state = P_ACTIVE;
+                pthread_mutex_unlock(&w->mu);
+                atomic_store(&w->last_takeover_us, (ap__clock_ns() - t0) / 1000);
+                atomic_fetch_add(&w->n.takeovers, 1);
+            }
+        }
+    }
+}
+
+/* One XREADGROUP over the active partitions, ingested, flushed, acked;
+   from ">" (new entries) or "0" (ours still pending: a reply lost with the
+   connection). Returns the entries read. */
+static size_t batch(ap_worker *w, ap_rconn *c, const uint32_t *act, size_t na, const char *from)
+{
+    size_t got = 0;
+    char (*keys)[24] = malloc(na * sizeof *keys);
+    const char **argv = malloc((2 * na + 10) * sizeof *argv);
+    size_t *lens = malloc((2 * na + 10) * sizeof *lens);
+    if (!keys || !argv || !lens)
+        goto out;
+    char count[16];
+    snprintf(count, sizeof count, "%d", w->cfg.redis_batch);
+    int a = 0;
+    const char *head[] = {"XREADGROUP", "GROUP", AP_SCALE_GROUP, w->node, "COUNT", count,
+                          "BLOCK", "200", "STREAMS"};
+    for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
+        argv[a++] = head[i];
+    for (size_t i = 0; i < na; i++) {
+        snprintf(keys[i], sizeof keys[i], "ap:bars:%u", act[i]);
+        argv[a++] = keys[i];
+    }
+    for (size_t i = 0; i < na; i++)
+        argv[a++] = from;
+    for (int i = 0; i < a; i++)
+        lens[i] = strlen(argv[i]);
+    redisReply *r = ap__rconn_cmd(c, a, argv, lens);
+    if (!r)
+        goto out;
+    if (r->type == REDIS_REPLY_ERROR) { /* NOGROUP: the stream went (Redis lost its data) */
+        ap__worker_log(w, "XREADGROUP: %s", r->str);
+        for (size_t i = 0; i < na; i++)
+            ap__scale_group(w, c, keys[i]);
+        freeReplyObject(r);
+        goto out;
+    }
+    for (size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; s++) {
+        redisReply *st = r->element[s];
+        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 || !st->element[0]->str)
+            continue;
+        uint32_t p = (uint32_t)strtoul(st->element[0]->str + 8, NULL, 10);
+        redisReply *ents = st->element[1];
+        for (size_t i = 0; ents->type == REDIS_REPLY_ARRAY && i < ents->elements; i++) {
+            atomic_fetch_add(&w->n.consumed, 1);
+            got++;
+            ap__scale_entry(w, c, p, ents->element[i], 0);
+        }
+    }
+    ap__stream_flush(w->srv->stream); /* the signals of what closed are published */
+    for (size_t s = 0; r->type == REDIS_REPLY_ARRAY && s < r->elements; s++) {
+        redisReply *st = r->element[s], *ents;
+        if (st->type != REDIS_REPLY_ARRAY || st->elements != 2 ||
+            (ents = st->element[1])->type != REDIS_REPLY_ARRAY || !ents->elements)
+            continue;
+        const char **ids = malloc(ents->elements * sizeof *ids);
+        size_t n = 0;
+        for (size_t i = 0; ids && i < ents->elements; i++)
+            if (ents->element[i]->type == REDIS_REPLY_ARRAY && ents->element[i]->elements &&
+                ents->element[i]->element[0]->str)
+                ids[n++] = ents->element[i]->element[0]->str;
+        if (ids)
+            ap__scale_ack(w, c, st->element[0]->str, ids, n);
+        free(ids);
+    }
+    freeReplyObject(r);
+out:
+    free(keys);
+    free(argv);
+    free(lens);
+    return got;
+}
+
+void *ap__scale_consume_main(void *arg)
+{
+    ap_worker *w = arg;
+    ap_rconn c;
+    /* the read blocks 200 ms: the timeout is beyond it */
+    ap__rconn_init(&c, &w->url, &w->stop, &w->n.reconnects, 5.0);
+    uint32_t *act = malloc(w->P * sizeof *act);
+    int resync = 0;
+    while (act && !atomic_load(&w->stop) && !atomic_load(&w->sink_gave_up)) {
+        resync |= !c.c && c.lost; /* a batch's reply may have gone with the connection */
+        if (!ap__rconn_ready(&c))
+            break;
+        settle(w, &c);
+        size_t na = 0;
+        pthread_mutex_lock(&w->mu);
+        for (uint32_t p = 0; p < w->P; p++)
+            if (w->parts[p].state == P_ACTIVE)
+                act[na++] = p;
+        pthread_mutex_unlock(&w->mu);
+        if (!na) {
+            nanosleep(&(struct timespec){0, 20000000L}, NULL);
+            continue;
+        }
+        if (resync)
+            resync = batch(w, &c, act, na, "0") > 0 || !c.c;
+        else
+            batch(w, &c, act, na, ">");
+    }
+    free(act);
+    ap__rconn_close(&c);
+    return NULL;
+}
