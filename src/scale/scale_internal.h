@@ -5,6 +5,8 @@
  *   consume.c  the consumer thread: XREADGROUP, ingestion, flush, XACK
  *   takeover.c rebuilding a partition from its stream, XAUTOCLAIM
  *   signals.c  the hub's sink: idempotent publication (one Lua script)
+ *   entry.c    one entry in (or dead-lettered), XACK, the group, dropping series
+ *   log.c      the log line
  *
  * A partition's state moves under mu: the lease thread makes it ACQUIRED
  * (lease won), RELEASE (an extra to give up) or LOST (renewal refused); the

@@ -13,18 +13,6 @@
 
 #include "common/error.h"
 
-void ap__worker_log(ap_worker *w, const char *fmt, ...)
-{
-    if (!w->log)
-        return;
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    w->log(w->log_ctx, msg);
-}
-
 static void server_log(void *ctx, const char *msg)
 {
     ap_worker *w = ctx;
