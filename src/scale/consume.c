@@ -137,9 +137,13 @@ void *ap__scale_consume_main(void *arg)
             break;
         settle(w, &c);
         size_t na = 0;
+        /* fencing: read a partition only while its lease surely holds (a
+           node stalled past it must not read entries its successor owns;
+           its lease thread then finds the renewal refused) */
+        uint64_t horizon = ap__clock_ns() + (uint64_t)w->cfg.lease_ms * 1000000u / 4;
         pthread_mutex_lock(&w->mu);
         for (uint32_t p = 0; p < w->P; p++)
-            if (w->parts[p].state == P_ACTIVE)
+            if (w->parts[p].state == P_ACTIVE && w->parts[p].valid_ns > horizon)
                 act[na++] = p;
         pthread_mutex_unlock(&w->mu);
         if (!na) {

@@ -118,6 +118,7 @@ static void round_once(ap_worker *w, ap_rconn *c, int may_acquire)
         pthread_mutex_unlock(&w->mu);
         if (st == P_IDLE || st == P_LOST)
             continue;
+        uint64_t sent = ap__clock_ns();
         int ours = lease_eval(w, c, st == P_DROPPED ? release_lua : renew_lua, p);
         if (ours < 0)
             return; /* no answer: nothing is decided on a half-seen round */
@@ -128,8 +129,10 @@ static void round_once(ap_worker *w, ap_rconn *c, int may_acquire)
             w->parts[p].state = P_LOST;
             atomic_fetch_add(&w->n.lost, 1);
             ap__worker_log(w, "partition %u: the lease was lost (expired or taken)", p);
-        } else if (st != P_RELEASE)
-            owned++;
+        } else {
+            w->parts[p].valid_ns = sent + (uint64_t)w->cfg.lease_ms * 1000000u;
+            owned += st != P_RELEASE;
+        }
         pthread_mutex_unlock(&w->mu);
         if (ours && st == P_ACTIVE)
             sample(w, c, p);
@@ -155,6 +158,7 @@ static void round_once(ap_worker *w, ap_rconn *c, int may_acquire)
             continue;
         char key[32];
         lease_key(key, sizeof key, p);
+        uint64_t sent = ap__clock_ns();
         redisReply *r = ap__rconn_cmdf(c, "SET %s %s NX PX %d", key, w->node, w->cfg.lease_ms);
         if (!r)
             return;
@@ -164,6 +168,7 @@ static void round_once(ap_worker *w, ap_rconn *c, int may_acquire)
             pthread_mutex_lock(&w->mu);
             w->parts[p].state = P_ACQUIRED;
             w->parts[p].lease_t_ns = ap__clock_ns();
+            w->parts[p].valid_ns = sent + (uint64_t)w->cfg.lease_ms * 1000000u;
             pthread_mutex_unlock(&w->mu);
             owned++;
         }

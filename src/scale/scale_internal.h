@@ -32,6 +32,7 @@ typedef struct ap_scale_part {
     atomic_int muted;    /* rebuilding: its signals are not published */
     int64_t lag, pending; /* XINFO GROUPS, by the lease thread (under mu) */
     uint64_t lease_t_ns; /* when it was won (take-over timing) */
+    uint64_t valid_ns;   /* the lease surely holds until then (sent before + lease_ms) */
 } ap_scale_part;
 
 typedef struct ap_scale_counters {
