@@ -145,6 +145,30 @@ def scenario_redis_restart(redis, specs, ref, tmp):
     assert "refused" in open(os.path.join(tmp, "r0.log")).read()
 
 
+def scenario_refusals(redis):
+    """Settings that cannot work are refused at start, naming what is wrong."""
+    import subprocess
+
+    def run(*args):
+        p = subprocess.run([u.BIN] + list(args), capture_output=True, text=True, timeout=30)
+        return p.returncode, p.stderr
+
+    rc, err = run("serve", "--redis", redis.url, "--port", "0")
+    assert rc == 2 and "alphapulse worker" in err, (rc, err)
+    rc, err = run("worker", "--repository", u.REPO)
+    assert rc == 1 and "redis is required" in err, (rc, err)
+    rc, err = run("worker", "--redis", "http://x", "--repository", u.REPO)
+    assert rc == 1 and "redis://HOST" in err, (rc, err)
+    redis.client().cmd("SET", "ap:partitions", "8")
+    rc, err = run("worker", "--redis", redis.url, "--partitions", "5", "--repository", u.REPO)
+    assert rc == 1 and "same count" in err, (rc, err)
+    rc, err = run("publish", "--redis", redis.url, "--partitions", "5", "--bars",
+                  "X/4h=" + u.MARKET)
+    assert rc == 1 and "same count" in err, (rc, err)
+    rc, err = run("publish", "--redis", redis.url, "--bars", "X=" + u.MARKET)
+    assert rc == 2 and "SYMBOL/TF=FILE" in err, (rc, err)
+
+
 def main():
     tmp = tempfile.mkdtemp(prefix="ap_scale_")
     specs = u.make_bars(tmp, NSYM, NBARS)
@@ -154,7 +178,8 @@ def main():
     print("reference: %d signals from one serve node in %.1f s" % (len(ref), time.time() - t0))
     redis = u.Redis()
     try:
-        for name, fn in (("kill", lambda: scenario_kill(redis, specs, ref, tmp, want)),
+        for name, fn in (("refusals", lambda: scenario_refusals(redis)),
+                         ("kill", lambda: scenario_kill(redis, specs, ref, tmp, want)),
                          ("join_restart",
                           lambda: scenario_join_restart(redis, specs, ref, tmp, want)),
                          ("redis_restart",
