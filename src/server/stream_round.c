@@ -212,15 +212,18 @@ static void round_publish(ap_srv_stream *h, group *g, int ng, const closed_item 
     size_t total = 0;
     for (int j = 0; j < ng; j++)
         total += g[j].n;
-    ap_srv_stream_event *ev = total ? malloc(total * sizeof *ev) : NULL;
-    size_t *off = total ? malloc(total * sizeof *off) : NULL;
+    /* the sink alone (a worker nobody streams from) needs no event text and
+       no rings: as serve's close hook, which queues nothing then */
+    int want_ev = atomic_load_explicit(&h->nsubs, memory_order_relaxed) > 0;
+    ap_srv_stream_event *ev = total && want_ev ? malloc(total * sizeof *ev) : NULL;
+    size_t *off = total && want_ev ? malloc(total * sizeof *off) : NULL;
     char store[4096];
     jbuf b;
     ap__jb_init(&b, store, sizeof store);
     size_t ne = 0, ns = 0;
     ap_srv_signal *sig = h->sink && total ? malloc(total * sizeof *sig) : NULL;
     uint64_t now = ap__clock_ns();
-    for (size_t i = 0; ev && off && i < n; i++) {
+    for (size_t i = 0; ((ev && off) || (!want_ev && sig)) && i < n; i++) {
         char tf[16];
         ap__stream_tf_name(ap_series_timeframe(it[i].series), tf, sizeof tf);
         for (int j = 0; j < ng; j++) {
@@ -238,6 +241,8 @@ static void round_publish(ap_srv_stream *h, group *g, int ng, const closed_item 
             if (sig && x->sink)
                 sig[ns++] = (ap_srv_signal){it[i].series, it[i].t, x->info.name, x->info.version,
                                             o[0], o[1]};
+            if (!want_ev)
+                continue;
             off[ne] = b.len;
             ap__srv_prediction_json(&b, x->id, ap_series_symbol(it[i].series), tf, x->m,
                                     &x->info, o[0], o[1], o + 2, (int)x->nout - 2, it[i].t,
