@@ -57,8 +57,8 @@ static int load(src *s, const char *spec, size_t len)
     if (strlen(buf) >= sizeof s->symbol || strlen(sl + 1) >= sizeof s->tf ||
         ap_timeframe_parse(sl + 1, &tf, &err) != AP_OK)
         return fprintf(stderr, "alphapulse publish: '%s': bad symbol or timeframe\n", spec), -1;
-    snprintf(s->symbol, sizeof s->symbol, "%s", buf);
-    snprintf(s->tf, sizeof s->tf, "%s", sl + 1);
+    memcpy(s->symbol, buf, strlen(buf) + 1); /* lengths checked above */
+    memcpy(s->tf, sl + 1, strlen(sl + 1) + 1);
     ap_bars_csv r;
     if (ap__bars_csv_open(&r, eq + 1, &err) != AP_OK)
         return fprintf(stderr, "alphapulse publish: %s\n", err.msg), -1;
