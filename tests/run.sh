@@ -94,6 +94,7 @@ server/test_server_status.py scale/test_scale_out.py"
 # TSan: only the server has threads worth checking end to end
 TSAN_SCRIPTS="server/test_server_api.py server/test_server_batch.py"
 TSAN_SCRIPTS+=" server/test_server_stream.py server/test_server_auth.py server/test_server_status.py"
+TSAN_SCRIPTS+=" scale/test_scale_out.py"
 # ONNX Runtime leaks a few bytes at exit: suppress that library only (and
 # nothing of ours) in LeakSanitizer.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan-ort.supp}
