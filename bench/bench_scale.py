@@ -7,6 +7,7 @@ Uses a redis-server of its own; tests/scale/scale_util.py does the work."""
 import http.client
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -86,6 +87,7 @@ def main():
         for w in u.STARTED:
             w.kill_if_running()
         redis.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
