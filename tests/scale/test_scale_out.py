@@ -10,6 +10,7 @@ its own and a single `serve` node as the reference:
 import http.client
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -194,9 +195,10 @@ def main():
             fn()
             print("PASS %s %.1f s" % (name, time.time() - t))
     finally:
-        redis.stop()
         for w in u.STARTED:
             w.kill_if_running()
+        redis.stop()
+    shutil.rmtree(tmp, ignore_errors=True)  # kept when a scenario failed: its logs
 
 
 if __name__ == "__main__":
