@@ -114,7 +114,7 @@ int main(int argc, char **argv)
     cfg.stream_queue = 1 << 24;
     ap_server *s;
     ap_error err;
-    if (ap__srv_create(&cfg, NULL, NULL, 0, &s, &err) != AP_OK) {
+    if (ap__srv_create(&cfg, NULL, NULL, 0, NULL, &s, &err) != AP_OK) {
         fprintf(stderr, "bench_stream: %s (run from the repository root)\n", err.msg);
         return 1;
     }

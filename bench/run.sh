@@ -105,3 +105,7 @@ BENCH_SERVER_ARGS="--inline-inference true" bench/bench_server.sh
 # ---- Streams: bars/s ingested with and without /v1/stream subscribers ----
 make --no-print-directory -s "$OUT/bench_stream" >&2
 "$OUT/bench_stream" 2000
+
+# ---- Scale-out on Redis Streams: 1, 2, 3 workers; take-over after kill -9 ----
+echo "bench: scale-out (redis streams)"
+bench/bench_scale.sh

@@ -48,28 +48,30 @@ static const char *env_get(const char *name)
     return getenv(name);
 }
 
-int ap_cmd_serve(int argc, char **argv)
+/* Settings from every source into cfg (defaults < file < environment <
+   command line); aliases maps a worker's short options (--name) to keys.
+   0: go on; 1: --help was printed; 2: an error was printed. */
+int ap_cli_server_config(int argc, char **argv, const char *cmd, const char *const *aliases,
+                         void (*help)(FILE *), ap_server_config *cfg)
 {
     const char *config = getenv("AP_CONFIG");
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
+            help(stdout);
+            return 1;
         }
         if (!strcmp(argv[i], "--config") && i + 1 < argc)
             config = argv[++i];
         else if (!strncmp(argv[i], "--config=", 9))
             config = argv[i] + 9;
     }
-    ap_server_config cfg;
     ap_error err;
-    ap__server_config_default(&cfg);
-    if (config && ap__server_config_load_file(&cfg, config, &err) != AP_OK) {
-        fprintf(stderr, "alphapulse serve: %s\n", err.msg);
+    if (config && ap__server_config_load_file(cfg, config, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse %s: %s\n", cmd, err.msg);
         return 2;
     }
-    if (ap__server_config_load_env(&cfg, env_get, &err) != AP_OK) {
-        fprintf(stderr, "alphapulse serve: %s\n", err.msg);
+    if (ap__server_config_load_env(cfg, env_get, &err) != AP_OK) {
+        fprintf(stderr, "alphapulse %s: %s\n", cmd, err.msg);
         return 2;
     }
     for (int i = 1; i < argc; i++) {
@@ -81,15 +83,15 @@ int ap_cmd_serve(int argc, char **argv)
         if (!strncmp(a, "--config=", 9))
             continue;
         if (strncmp(a, "--", 2) || !a[2]) {
-            fprintf(stderr, "alphapulse serve: unexpected argument '%s'\n", a);
-            usage(stderr);
+            fprintf(stderr, "alphapulse %s: unexpected argument '%s'\n", cmd, a);
+            help(stderr);
             return 2;
         }
         char key[64], where[96];
         const char *eq = strchr(a, '='), *val;
         size_t kl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
         if (kl >= sizeof key) {
-            fprintf(stderr, "alphapulse serve: unknown option '%s'\n", a);
+            fprintf(stderr, "alphapulse %s: unknown option '%s'\n", cmd, a);
             return 2;
         }
         memcpy(key, a + 2, kl);
@@ -99,14 +101,33 @@ int ap_cmd_serve(int argc, char **argv)
         else if (i + 1 < argc)
             val = argv[++i];
         else {
-            fprintf(stderr, "alphapulse serve: option '%s' needs a value\n", a);
+            fprintf(stderr, "alphapulse %s: option '%s' needs a value\n", cmd, a);
             return 2;
         }
         snprintf(where, sizeof where, "option --%s", key);
-        if (ap__server_config_set(&cfg, key, val, where, &err) != AP_OK) {
-            fprintf(stderr, "alphapulse serve: %s\n", err.msg);
+        for (int k = 0; aliases && aliases[k]; k += 2)
+            if (!strcmp(key, aliases[k]))
+                snprintf(key, sizeof key, "%s", aliases[k + 1]);
+        if (ap__server_config_set(cfg, key, val, where, &err) != AP_OK) {
+            fprintf(stderr, "alphapulse %s: %s\n", cmd, err.msg);
             return 2;
         }
+    }
+    return 0;
+}
+
+int ap_cmd_serve(int argc, char **argv)
+{
+    ap_server_config cfg;
+    ap_error err;
+    ap__server_config_default(&cfg);
+    int prc = ap_cli_server_config(argc, argv, "serve", NULL, usage, &cfg);
+    if (prc)
+        return prc == 1 ? 0 : 2;
+    if (cfg.redis[0]) {
+        fprintf(stderr, "alphapulse serve: redis is a setting of `alphapulse worker` "
+                        "(docs/SCALE_OUT.md); serve reads no Redis stream\n");
+        return 2;
     }
 
     /* Signals are taken by this thread with sigwait: block them before any

@@ -17,6 +17,8 @@ static const command commands[] = {
     {"check-repo", ap_cmd_check_repo, "load and validate a model repository; predict with one model"},
     {"convert", ap_cmd_convert, "write an XGBoost/LightGBM model as an ONNX graph (--to onnx)"},
     {"serve", ap_cmd_serve, "serve a model repository over HTTP (JSON API, KServe v2, metrics)"},
+    {"worker", ap_cmd_worker, "a scale-out node: bars from Redis Streams, signals back (SCALE_OUT.md)"},
+    {"publish", ap_cmd_publish, "write CSV bars into the Redis partition streams of the workers"},
 };
 
 static void usage(FILE *fp)

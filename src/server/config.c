@@ -125,6 +125,22 @@ static const setting settings[] = {
      "bars of each source fed at once at start, before pacing"},
     {"replay_loop", "AP_REPLAY_LOOP", NULL, T_BOOL, F(replay_loop), 0, 0, 1, "true",
      "at the end of a file start again, times shifted past the last bar"},
+    /* `alphapulse worker` only (docs/SCALE_OUT.md); `serve` refuses redis */
+    {"redis", "AP_REDIS", NULL, T_STR, F(redis), S(redis), 0, 0, "",
+     "worker: redis://HOST:PORT[/DB] of the bar and signal streams"},
+    {"node_name", "AP_NODE_NAME", NULL, T_STR, F(node_name), S(node_name), 0, 0, "",
+     "worker: this node's name in leases and signals (\"\": HOSTNAME-PID)"},
+    {"partitions", "AP_PARTITIONS", NULL, T_INT, F(partitions), 0, 1, 4096, "8",
+     "worker: partition streams ap:bars:{0..P-1} (every node and publisher agrees)"},
+    {"lease_ms", "AP_LEASE_MS", NULL, T_INT, F(lease_ms), 0, 300, 600000, "5000",
+     "worker: a partition lease (and node heartbeat) lasts this long unless renewed"},
+    {"maxlen", "AP_MAXLEN", NULL, T_I64, F(maxlen), 0, 0, (double)(1LL << 40), "1000000",
+     "worker/publish: each stream kept to about this many entries (XADD MAXLEN ~; 0: all)"},
+    {"dedup_ttl_ms", "AP_DEDUP_TTL_MS", NULL, T_I64, F(dedup_ttl_ms), 0, 1000,
+     (double)(1LL << 40), "86400000",
+     "worker: how long a published signal's key suppresses a replayed duplicate"},
+    {"redis_batch", "AP_REDIS_BATCH", NULL, T_INT, F(redis_batch), 0, 1, 65536, "256",
+     "worker: entries read per partition per XREADGROUP (then flushed and XACKed)"},
 };
 
 #define NSETTINGS ((int)(sizeof settings / sizeof settings[0]))

@@ -77,6 +77,14 @@ typedef struct ap_server_config {
     double replay_speed;         /* bars per second per source, 0 = no pause */
     int replay_warmup;           /* bars fed at once before pacing */
     int replay_loop;
+    /* `alphapulse worker` (docs/SCALE_OUT.md) */
+    char redis[AP_CONFIG_PATH_MAX]; /* redis://HOST:PORT[/DB]; "": not a worker */
+    char node_name[64];
+    int partitions;
+    int lease_ms;
+    int64_t maxlen;              /* MAXLEN ~ of every stream written; 0: untrimmed */
+    int64_t dedup_ttl_ms;
+    int redis_batch;
 } ap_server_config;
 
 void ap__server_config_default(ap_server_config *c);

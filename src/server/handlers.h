@@ -11,7 +11,11 @@ enum MHD_Result ap__srv_h_series_delete(ap_srv_req *r);
 enum MHD_Result ap__srv_h_predict(ap_srv_req *r);
 enum MHD_Result ap__srv_h_result_get(ap_srv_req *r);
 enum MHD_Result ap__srv_h_result_delete(ap_srv_req *r);
-enum MHD_Result ap__srv_v1_finish(ap_srv_req *r); /* after an inference completed */
+enum MHD_Result ap__srv_v1_finish(ap_srv_req *r);
+/* Models a stream names (v: NULL or "*" for every streamable model, else
+   NAME or KIND:TARGET, comma-separated) into names (room for max >= 64). */
+int ap__srv_stream_models(ap_server *s, const char *v, char (*names)[65], int max, int *n,
+                          ap_error *err); /* after an inference completed */
 /* The prediction object of /v1 (without its closing brace): the single
    endpoints, /v1/results and each item of /v1/predict/batch. */
 void ap__srv_prediction_json(jbuf *b, uint64_t id, const char *symbol, const char *tf,

@@ -71,6 +71,16 @@ static int parse_series(const char *v, ap_srv_stream_key **out, int *n, ap_error
 
 /* models absent or *: every repository model that takes alphapulse-v1
    rows; else NAME or KIND:TARGET (the first model of that kind and target). */
+static int resolve_models(ap_server *s, const char *v, char (*names)[65], int *n, ap_error *err);
+
+int ap__srv_stream_models(ap_server *s, const char *v, char (*names)[65], int max, int *n,
+                          ap_error *err)
+{
+    if (max < STREAM_MAX_MODELS)
+        return ap__error_set(err, AP_EINVAL, "models: room for %d needed", STREAM_MAX_MODELS);
+    return resolve_models(s, v, names, n, err);
+}
+
 static int resolve_models(ap_server *s, const char *v, char (*names)[65], int *n, ap_error *err)
 {
     ap_repo_model *cat;

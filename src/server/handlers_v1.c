@@ -38,26 +38,6 @@ static int candle_time(json_t *v, int64_t *t, ap_error *err)
     return AP_OK;
 }
 
-/* A posted bar starts between 1970 and max_future_s after the server's
-   clock: one bar from year 5138 would otherwise refuse every real bar after
-   it (bars of a series only go forward). */
-static int bar_time_ok(const ap_server *s, int64_t t, ap_error *err)
-{
-    char tb[40], nb[40];
-    if (t < 0)
-        return ap__error_set(err, AP_EINVAL, "bar time %s is before 1970",
-                            ap_format_timestamp(t, tb, sizeof tb));
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-    if (t > now + s->cfg.max_future_s * 1000000)
-        return ap__error_set(err, AP_EINVAL, "bar time %s is more than max_future_s (%lld s) "
-                            "after the server's clock (%s)",
-                            ap_format_timestamp(t, tb, sizeof tb), (long long)s->cfg.max_future_s,
-                            ap_format_timestamp(now, nb, sizeof nb));
-    return AP_OK;
-}
-
 enum MHD_Result ap__srv_h_candles(ap_srv_req *r)
 {
     static const char *const keys[] = {"symbol", "timeframe", "candles", NULL};
@@ -99,7 +79,7 @@ enum MHD_Result ap__srv_h_candles(ap_srv_req *r)
         }
         if ((rc = candle_time(json_array_get(c, 0), &bar.t, &err)))
             break;
-        if ((rc = bar_time_ok(s, bar.t, &err)))
+        if ((rc = ap__srv_bar_time_ok(s, bar.t, &err)))
             break;
         double *f[5] = {&bar.open, &bar.high, &bar.low, &bar.close, &bar.volume};
         static const char *names[5] = {"open", "high", "low", "close", "volume"};

@@ -447,4 +447,6 @@ void ap__srv_metrics_render(ap_server *s, jbuf *b)
         ap__jb_printf(b, "\"} %llu\n", (unsigned long long)r->fed);
     }
     pthread_mutex_unlock(&s->replay.mu);
+    if (s->hooks.metrics) /* `worker`: its Redis side (src/scale/metrics.c) */
+        s->hooks.metrics(s->hooks.metrics_ctx, b);
 }

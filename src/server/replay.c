@@ -19,6 +19,7 @@
 #include "server/server_internal.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -30,6 +31,26 @@ int ap__srv_ingest(ap_server *s, ap_series *series, const ap_bar *bar, ap_error 
     atomic_fetch_add_explicit(rc ? &s->metrics->bars_rejected : &s->metrics->bars_ingested, 1,
                               memory_order_relaxed);
     return rc;
+}
+
+/* A posted bar starts between 1970 and max_future_s after the server's
+   clock: one bar from year 5138 would otherwise refuse every real bar after
+   it (bars of a series only go forward). */
+int ap__srv_bar_time_ok(const ap_server *s, int64_t t, ap_error *err)
+{
+    char tb[40], nb[40];
+    if (t < 0)
+        return ap__error_set(err, AP_EINVAL, "bar time %s is before 1970",
+                            ap_format_timestamp(t, tb, sizeof tb));
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+    if (t > now + s->cfg.max_future_s * 1000000)
+        return ap__error_set(err, AP_EINVAL, "bar time %s is more than max_future_s (%lld s) "
+                            "after the server's clock (%s)",
+                            ap_format_timestamp(t, tb, sizeof tb), (long long)s->cfg.max_future_s,
+                            ap_format_timestamp(now, nb, sizeof nb));
+    return AP_OK;
 }
 
 static int src_open(ap_srv_replay_src *r, ap_error *err)

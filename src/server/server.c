@@ -5,6 +5,7 @@
  */
 #include "server/server_internal.h"
 #include "server/http.h"
+#include "server/handlers.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +22,21 @@ static void service_log(void *ctx, const char *msg) { ap__srv_log(ctx, "%s", msg
 int ap__server_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx,
                      ap_server **out, ap_error *err)
 {
-    return ap__srv_create(cfg, log, log_ctx, 1, out, err);
+    return ap__srv_create(cfg, log, log_ctx, 1, NULL, out, err);
+}
+
+/* The sink's models: every streamable model of the repository (as
+   /v1/stream?models=*). */
+static int sink_start(ap_server *s, ap_error *err)
+{
+    char names[64][65];
+    int n, rc = ap__srv_stream_models(s, NULL, names, 64, &n, err);
+    return rc ? rc : ap__stream_set_sink(s->stream, (const char(*)[65])names, n, s->hooks.sink,
+                                         s->hooks.sink_ctx, err);
 }
 
 int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx, int http,
-                  ap_server **out, ap_error *err)
+                  const ap_srv_hooks *hooks, ap_server **out, ap_error *err)
 {
     int rc = ap__server_config_check(cfg, err);
     if (rc)
@@ -34,6 +45,8 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
     if (!s)
         return ap__error_set(err, AP_ENOMEM, "server: out of memory");
     s->cfg = *cfg;
+    if (hooks)
+        s->hooks = *hooks;
     s->log = log;
     s->log_ctx = log_ctx;
     s->start_ns = ap__clock_ns();
@@ -95,6 +108,7 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
                                     err)) ||
         (rc = ap__service_create(&vc, service_log, s, &s->svc, err)) ||
         (rc = ap__srv_status_new(s, http, &s->status, err)) ||
+        (s->hooks.sink && (rc = sink_start(s, err))) ||
         (rc = ap__stream_start(s->stream, err)) ||
         (rc = ap__srv_replay_start(s, err)) ||
         (http && (rc = ap__srv_http_start(s, &s->http, err))))

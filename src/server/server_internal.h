@@ -24,6 +24,17 @@
 
 void ap__srv_log(ap_server *s, const char *fmt, ...) AP_PRINTF(2, 3);
 
+/* What a front other than `serve` plugs into the server (`worker`,
+   src/scale): a sink for the signal of every closed bar from every
+   streamable model (ap__stream_set_sink), and lines of its own on /metrics.
+   Both are fixed at creation, before any thread runs. */
+typedef struct ap_srv_hooks {
+    ap_srv_signal_sink sink;
+    void *sink_ctx;
+    void (*metrics)(void *ctx, jbuf *b); /* appended to /metrics, Prometheus text */
+    void *metrics_ctx;
+} ap_srv_hooks;
+
 /* Connection counters: written by the HTTP front, read by /metrics and
    /v1/stats. */
 typedef struct ap_srv_conn_counters {
@@ -46,6 +57,7 @@ struct ap_server {
     ap_srv_stream *stream; /* /v1/stream: the closed-bar hook's hub */
     ap_srv_auth *auth;     /* tokens (auth_tokens_file); NULL: no authentication */
     ap_srv_status *status; /* /v1/status: the once-a-second sampler */
+    ap_srv_hooks hooks;    /* zeroes: plain `serve` */
 
     struct ap_srv_http *http; /* NULL: no HTTP front (the fuzz target) */
     ap_srv_conn_counters conn;
@@ -57,9 +69,14 @@ struct ap_server {
 };
 
 /* ap__server_create, with or without the HTTP front (http = 0: the fuzz
-   target drives requests through ap_srv_req_* itself). */
+   target drives requests through ap_srv_req_* itself, or `worker` without
+   --port); hooks may be NULL. */
 int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_ctx, int http,
-                  ap_server **out, ap_error *err);
+                  const ap_srv_hooks *hooks, ap_server **out, ap_error *err);
+
+/* A bar posted or consumed starts between 1970 and max_future_s after the
+   server's clock (POST /v1/candles, the worker's bars). */
+int ap__srv_bar_time_ok(const ap_server *s, int64_t t, ap_error *err);
 
 /* Append a bar to a base series (the store serialises appends) and count it
    in the ingest metrics. */

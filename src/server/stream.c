@@ -51,7 +51,7 @@ void ap__stream_tf_name(int64_t tf, char *buf, size_t size)
 
 size_t ap__stream_subscribers(ap_srv_stream *h)
 {
-    return atomic_load_explicit(&h->nsubs, memory_order_relaxed);
+    return atomic_load_explicit(&h->nsubs, memory_order_relaxed) + (h->sink != NULL);
 }
 
 size_t ap__stream_active(ap_srv_stream *h)
@@ -561,6 +561,8 @@ void ap__stream_publish(ap_srv_stream *h, const ap_srv_stream_event *ev, size_t 
 int ap__stream_models_for(ap_srv_stream *h, const ap_series *s, char (*names)[65], int max)
 {
     int n = 0;
+    for (int i = 0; i < h->nsink_models && n < max; i++) /* read-only once started */
+        memcpy(names[n++], h->sink_models[i], sizeof names[0]);
     pthread_mutex_lock(&h->mu);
     for (ap_srv_sub *u = h->subs; u; u = u->next) {
         if ((u->ending && !u->gone) || !sub_wants_series(u, s))

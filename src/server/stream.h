@@ -119,6 +119,29 @@ int ap__stream_key_parse(const char *spec, size_t n, ap_srv_stream_key *k, ap_er
 /* Canonical name of a timeframe: 1d, 4h, 15m, 90s. */
 void ap__stream_tf_name(int64_t tf, char *buf, size_t size);
 
+/*
+ * The internal sink (`alphapulse worker`, docs/SCALE_OUT.md): every closed
+ * bar of every series is predicted by the sink's models, in the same rounds
+ * and submits as the subscriptions' (one submit per model per round), and
+ * each round's signals are handed to fn on the hub thread, in close order,
+ * before the round counts as done. fn may block (publishing to Redis): the
+ * hub waits, the queue fills, and ingestion then waits for room instead of
+ * dropping closed bars (back-pressure). Set once, before ap__stream_start.
+ */
+typedef struct ap_srv_signal {
+    const ap_series *series;
+    int64_t bar_t;          /* the closed bar's start, us */
+    const char *model;
+    uint32_t version;
+    double prediction, confidence;
+} ap_srv_signal;
+typedef void (*ap_srv_signal_sink)(void *ctx, const ap_srv_signal *sig, size_t n);
+int ap__stream_set_sink(ap_srv_stream *h, const char (*models)[65], int nmodels,
+                       ap_srv_signal_sink fn, void *ctx, ap_error *err);
+/* Wait until every bar that closed before the call has been through its
+   round (the sink has been called with its signals). */
+void ap__stream_flush(ap_srv_stream *h);
+
 /* ---- between stream.c and stream_round.c ---------------------------------- */
 
 /* One event of a round, before publication (its text is copied). */

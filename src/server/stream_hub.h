@@ -57,6 +57,17 @@ struct ap_srv_stream {
     int started;
 
     _Atomic uint64_t closed_bars, closed_dropped, events, delivered, overflows, failed, rounds;
+
+    /* The internal sink (ap__stream_set_sink; set before the hub starts,
+       read-only after): its models are predicted for every closed bar, and
+       a full queue makes ingestion wait (qspace) instead of dropping. */
+    ap_srv_signal_sink sink;
+    void *sink_ctx;
+    char (*sink_models)[65];
+    int nsink_models;
+    pthread_cond_t qspace; /* the hub took bars (a waiting ingester may go on) */
+    pthread_cond_t qdone;  /* a round is over (ap__stream_flush) */
+    uint64_t queued, done; /* closed bars queued, and finished with (under qmu) */
 };
 
 /* Free the rings and any subscription left (stream.c; the hub's end). */

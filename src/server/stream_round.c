@@ -45,6 +45,7 @@ typedef struct group {
     size_t n, cap, cursor;
     ap_model *m;   /* held while the round's events are made */
     ap_model_info info;
+    int sink;      /* one of the internal sink's models */
     int *undefined;
     long *pos;     /* row k's place among the submitted rows; -1: no event */
     size_t nrows;  /* rows submitted */
@@ -65,6 +66,8 @@ void ap__stream_on_close(void *ctx, const ap_bar_closed *c)
     if (!ap__stream_subscribers(h))
         return; /* nobody listens: ingestion pays one load */
     pthread_mutex_lock(&h->qmu);
+    while (h->sink && !h->stop && h->qn - h->qhead == h->cfg.max_closed)
+        pthread_cond_wait(&h->qspace, &h->qmu); /* back-pressure: the sink loses nothing */
     if (h->stop || h->qn - h->qhead == h->cfg.max_closed) {
         pthread_mutex_unlock(&h->qmu);
         atomic_fetch_add_explicit(&h->closed_dropped, 1, memory_order_relaxed);
@@ -94,6 +97,7 @@ void ap__stream_on_close(void *ctx, const ap_bar_closed *c)
     it->bars = c->bars;
     it->t_ns = ap__clock_ns();
     memcpy(it->f, c->features, sizeof it->f);
+    h->queued++;
     if (h->qn - h->qhead == 1) /* the hub only sleeps on an empty queue: no wake-up per bar */
         pthread_cond_signal(&h->qcv);
     pthread_mutex_unlock(&h->qmu);
@@ -208,14 +212,18 @@ static void round_publish(ap_srv_stream *h, group *g, int ng, const closed_item 
     size_t total = 0;
     for (int j = 0; j < ng; j++)
         total += g[j].n;
-    ap_srv_stream_event *ev = total ? malloc(total * sizeof *ev) : NULL;
-    size_t *off = total ? malloc(total * sizeof *off) : NULL;
+    /* the sink alone (a worker nobody streams from) needs no event text and
+       no rings: as serve's close hook, which queues nothing then */
+    int want_ev = atomic_load_explicit(&h->nsubs, memory_order_relaxed) > 0;
+    ap_srv_stream_event *ev = total && want_ev ? malloc(total * sizeof *ev) : NULL;
+    size_t *off = total && want_ev ? malloc(total * sizeof *off) : NULL;
     char store[4096];
     jbuf b;
     ap__jb_init(&b, store, sizeof store);
-    size_t ne = 0;
+    size_t ne = 0, ns = 0;
+    ap_srv_signal *sig = h->sink && total ? malloc(total * sizeof *sig) : NULL;
     uint64_t now = ap__clock_ns();
-    for (size_t i = 0; ev && off && i < n; i++) {
+    for (size_t i = 0; ((ev && off) || (!want_ev && sig)) && i < n; i++) {
         char tf[16];
         ap__stream_tf_name(ap_series_timeframe(it[i].series), tf, sizeof tf);
         for (int j = 0; j < ng; j++) {
@@ -230,6 +238,11 @@ static void round_publish(ap_srv_stream *h, group *g, int ng, const closed_item 
                 continue;
             }
             const double *o = x->out + (size_t)x->pos[k] * x->nout;
+            if (sig && x->sink)
+                sig[ns++] = (ap_srv_signal){it[i].series, it[i].t, x->info.name, x->info.version,
+                                            o[0], o[1]};
+            if (!want_ev)
+                continue;
             off[ne] = b.len;
             ap__srv_prediction_json(&b, x->id, ap_series_symbol(it[i].series), tf, x->m,
                                     &x->info, o[0], o[1], o + 2, (int)x->nout - 2, it[i].t,
@@ -251,6 +264,11 @@ static void round_publish(ap_srv_stream *h, group *g, int ng, const closed_item 
     ap__jb_free(&b);
     free(ev);
     free(off);
+    if (h->sink && total && !sig) /* nothing can be published: say so, loudly */
+        ap__srv_log(h->srv, "stream: out of memory for %zu signals of a round", total);
+    if (ns)
+        h->sink(h->sink_ctx, sig, ns);
+    free(sig);
 }
 
 static void round_run(ap_srv_stream *h, const closed_item *it, size_t n)
@@ -276,6 +294,9 @@ static void round_run(ap_srv_stream *h, const closed_item *it, size_t n)
     }
     if (!ng)
         return;
+    for (int j = 0; j < ng; j++)
+        for (int a = 0; a < h->nsink_models && !g[j].sink; a++)
+            g[j].sink = !strcmp(g[j].name, h->sink_models[a]);
     round_sync rs = {.left = 0};
     pthread_mutex_init(&rs.mu, NULL);
     pthread_cond_init(&rs.cv, NULL);
@@ -340,9 +361,15 @@ static void *hub_main(void *arg)
             if (h->qhead == h->qn)
                 h->qhead = h->qn = 0;
         }
+        if (n && h->sink)
+            pthread_cond_broadcast(&h->qspace);
         pthread_mutex_unlock(&h->qmu);
         if (n)
             round_run(h, mine, n);
+        pthread_mutex_lock(&h->qmu);
+        h->done += n;
+        pthread_cond_broadcast(&h->qdone);
+        pthread_mutex_unlock(&h->qmu);
         uint64_t now = ap__clock_ns();
         if (now >= next) {
             ap__stream_keepalive(h, now);
@@ -372,8 +399,36 @@ int ap__stream_new(ap_server *s, const ap_srv_stream_config *cfg, ap_srv_stream 
     pthread_mutex_init(&h->mu, NULL);
     pthread_mutex_init(&h->qmu, NULL);
     pthread_cond_init(&h->qcv, NULL);
+    pthread_cond_init(&h->qspace, NULL);
+    pthread_cond_init(&h->qdone, NULL);
     *out = h;
     return AP_OK;
+}
+
+int ap__stream_set_sink(ap_srv_stream *h, const char (*models)[65], int nmodels,
+                       ap_srv_signal_sink fn, void *ctx, ap_error *err)
+{
+    if (h->started || h->sink)
+        return ap__error_set(err, AP_EINVAL, "stream: the sink is set once, before the hub starts");
+    if (nmodels < 1 || nmodels > ROUND_MODELS || !fn)
+        return ap__error_set(err, AP_EINVAL, "stream: a sink takes 1 to %d models", ROUND_MODELS);
+    h->sink_models = malloc((size_t)nmodels * sizeof *h->sink_models);
+    if (!h->sink_models)
+        return ap__error_set(err, AP_ENOMEM, "stream: out of memory");
+    memcpy(h->sink_models, models, (size_t)nmodels * sizeof *h->sink_models);
+    h->nsink_models = nmodels;
+    h->sink = fn;
+    h->sink_ctx = ctx;
+    return AP_OK;
+}
+
+void ap__stream_flush(ap_srv_stream *h)
+{
+    pthread_mutex_lock(&h->qmu);
+    uint64_t want = h->queued;
+    while (h->done < want && !h->stop)
+        pthread_cond_wait(&h->qdone, &h->qmu);
+    pthread_mutex_unlock(&h->qmu);
 }
 
 int ap__stream_start(ap_srv_stream *h, ap_error *err)
@@ -391,6 +446,8 @@ void ap__stream_stop(ap_srv_stream *h)
     pthread_mutex_lock(&h->qmu);
     h->stop = 1;
     pthread_cond_signal(&h->qcv);
+    pthread_cond_broadcast(&h->qspace);
+    pthread_cond_broadcast(&h->qdone);
     pthread_mutex_unlock(&h->qmu);
     pthread_join(h->th, NULL);
     h->started = 0;
@@ -406,5 +463,8 @@ void ap__stream_free(ap_srv_stream *h)
     pthread_mutex_destroy(&h->mu);
     pthread_mutex_destroy(&h->qmu);
     pthread_cond_destroy(&h->qcv);
+    pthread_cond_destroy(&h->qspace);
+    pthread_cond_destroy(&h->qdone);
+    free(h->sink_models);
     free(h);
 }

@@ -155,7 +155,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     cfg.workers = 1;
     cfg.max_series = 64;
     cfg.history = 300;
-    if (ap__srv_create(&cfg, NULL, NULL, 0, &srv, &err) != AP_OK) {
+    if (ap__srv_create(&cfg, NULL, NULL, 0, NULL, &srv, &err) != AP_OK) {
         fprintf(stderr, "fuzz_http: %s\n", err.msg);
         exit(1);
     }
@@ -168,7 +168,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         exit(1);
     }
     cfg.rate_limit_rps = 1000;
-    int arc = ap__srv_create(&cfg, NULL, NULL, 0, &srv_auth, &err);
+    int arc = ap__srv_create(&cfg, NULL, NULL, 0, NULL, &srv_auth, &err);
     unlink(cfg.auth_tokens_file);
     if (arc != AP_OK) {
         fprintf(stderr, "fuzz_http: %s\n", err.msg);

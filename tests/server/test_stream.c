@@ -141,7 +141,7 @@ static void ingest_and_stream(void **state)
     cfg.stream_buffer = 1 << 16;
     ap_server *s;
     ap_error err;
-    assert_int_equal(ap__srv_create(&cfg, NULL, NULL, 0, &s, &err), AP_OK);
+    assert_int_equal(ap__srv_create(&cfg, NULL, NULL, 0, NULL, &s, &err), AP_OK);
 
     reader rd = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
     const char models[2][65] = {"reversal", "bull"};
