@@ -1,0 +1,280 @@
+/*
+ * The RPCs of inference.GRPCInferenceService that need no model tensor
+ * work: health, server metadata, model readiness, the repository (index,
+ * load, unload), and the method table. ModelMetadata, ModelStatistics and
+ * ModelInfer are in rpc_model.c / rpc_infer.c. Every handler decodes its
+ * request with protobuf-c (an undecodable message: INVALID_ARGUMENT) and
+ * answers at once (call.h); the semantics are the REST handlers' (server/
+ * handlers_v2.c), so that one client sees one server over both.
+ */
+#include "grpc/call.h"
+#include "grpc/framing.h"
+#include "grpc/rpc.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "grpc_service.pb-c.h"
+#include "server/server_internal.h"
+#include "server/routes.h"
+
+/* ---- answers ----------------------------------------------------------------------- */
+
+int ap__grpc_reply(ap_grpc_call *c, const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *b = n <= UINT32_MAX ? malloc(AP_GRPC_PREFIX + n) : NULL;
+    if (!b)
+        return ap__grpc_fail(c, AP_GRPC_RESOURCE_EXHAUSTED, "out of memory for the answer");
+    ap__grpc_prefix(b, (uint32_t)n);
+    protobuf_c_message_pack(m, b + AP_GRPC_PREFIX);
+    free(c->resp);
+    c->resp = b;
+    c->resp_len = AP_GRPC_PREFIX + n;
+    c->code = AP_GRPC_OK;
+    return 1;
+}
+
+int ap__grpc_fail(ap_grpc_call *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
+    va_end(ap);
+    c->code = code;
+    free(c->resp);
+    c->resp = NULL;
+    return 1;
+}
+
+int ap__grpc_fail_err(ap_grpc_call *c, const ap_error *err)
+{
+    return ap__grpc_fail(c, ap__grpc_code_of(err->code), "%s", err->msg);
+}
+
+ProtobufCMessage *ap__grpc_decode(ap_grpc_call *c, const ProtobufCMessageDescriptor *d,
+                                  const uint8_t *msg, size_t len)
+{
+    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, msg);
+    if (!m)
+        ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "cannot decode the %s message", d->name);
+    return m;
+}
+
+/* A version string as the protocol sends it: "" (the one served) or a
+   decimal >= 1. 0 and *v, or -1 (answered). */
+int ap__grpc_version(ap_grpc_call *c, const char *s, uint32_t *v)
+{
+    *v = 0;
+    if (!*s)
+        return 0;
+    char *end;
+    unsigned long long x = strtoull(s, &end, 10);
+    if (*s < '1' || *s > '9' || *end || x > UINT32_MAX) {
+        ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "version '%.64s' must be a number >= 1 (or "
+                      "empty: the version served)", s);
+        return -1;
+    }
+    *v = (uint32_t)x;
+    return 0;
+}
+
+/* ---- health and metadata ----------------------------------------------------------------- */
+
+static int server_live(ap_grpc_call *c, const uint8_t *msg, size_t len)
+{
+    ProtobufCMessage *rq = ap__grpc_decode(c, &inference__server_live_request__descriptor, msg, len);
+    if (!rq)
+        return 1;
+    protobuf_c_message_free_unpacked(rq, NULL);
+    Inference__ServerLiveResponse r = INFERENCE__SERVER_LIVE_RESPONSE__INIT;
+    r.live = 1; /* live while the process answers */
+    return ap__grpc_reply(c, &r.base);
+}
+
+static int server_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
+{
+    ProtobufCMessage *rq = ap__grpc_decode(c, &inference__server_ready_request__descriptor, msg, len);
+    if (!rq)
+        return 1;
+    protobuf_c_message_free_unpacked(rq, NULL);
+    Inference__ServerReadyResponse r = INFERENCE__SERVER_READY_RESPONSE__INIT;
+    r.ready = ap__grpc_server_ready(c->srv);
+    return ap__grpc_reply(c, &r.base);
+}
+
+static int server_metadata(ap_grpc_call *c, const uint8_t *msg, size_t len)
+{
+    ProtobufCMessage *rq =
+        ap__grpc_decode(c, &inference__server_metadata_request__descriptor, msg, len);
+    if (!rq)
+        return 1;
+    protobuf_c_message_free_unpacked(rq, NULL);
+    Inference__ServerMetadataResponse r = INFERENCE__SERVER_METADATA_RESPONSE__INIT;
+    char *ext[] = {"model_repository", "statistics"};
+    r.name = "alphapulse";
+    r.version = (char *)ap_version();
+    r.n_extensions = 2;
+    r.extensions = ext;
+    return ap__grpc_reply(c, &r.base);
+}
+
+static int model_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
+{
+    Inference__ModelReadyRequest *rq = (Inference__ModelReadyRequest *)ap__grpc_decode(
+        c, &inference__model_ready_request__descriptor, msg, len);
+    if (!rq)
+        return 1;
+    uint32_t v;
+    if (ap__grpc_version(c, rq->version, &v)) {
+        protobuf_c_message_free_unpacked(&rq->base, NULL);
+        return 1;
+    }
+    /* readiness never loads a model; an unknown or unloaded one is not ready
+       (the protocol answers ready = false rather than an error) */
+    ap_selector sel = {rq->name, AP_KIND_ANY, NULL, 1, v, 0};
+    ap_lease l;
+    ap_error err;
+    Inference__ModelReadyResponse r = INFERENCE__MODEL_READY_RESPONSE__INIT;
+    if (*rq->name && ap__service_pick(c->srv->svc, &sel, &l, &err) == AP_OK) {
+        ap__service_release(&l);
+        r.ready = 1;
+    }
+    protobuf_c_message_free_unpacked(&rq->base, NULL);
+    return ap__grpc_reply(c, &r.base);
+}
+
+/* ---- repository ------------------------------------------------------------------------------ */
+
+static int repo_index(ap_grpc_call *c, const uint8_t *msg, size_t len)
+{
+    Inference__RepositoryIndexRequest *rq = (Inference__RepositoryIndexRequest *)ap__grpc_decode(
+        c, &inference__repository_index_request__descriptor, msg, len);
+    if (!rq)
+        return 1;
+    int only_ready = rq->ready;
+    int named = *rq->repository_name != 0;
+    protobuf_c_message_free_unpacked(&rq->base, NULL);
+    if (named) /* one repository, unnamed: a name we cannot match is refused, not ignored */
+        return ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "this server has one model "
+                             "repository: repository_name must be empty");
+    ap__grpc_index idx;
+    ap_error err;
+    if (ap__grpc_index_read(c->srv, only_ready, &idx, &err))
+        return ap__grpc_fail_err(c, &err);
+    Inference__RepositoryIndexResponse r = INFERENCE__REPOSITORY_INDEX_RESPONSE__INIT;
+    Inference__RepositoryIndexResponse__ModelIndex *e = calloc(idx.n ? idx.n : 1, sizeof *e);
+    Inference__RepositoryIndexResponse__ModelIndex **pe = calloc(idx.n ? idx.n : 1, sizeof *pe);
+    if (!e || !pe) {
+        free(e);
+        free(pe);
+        ap__grpc_index_free(&idx);
+        return ap__grpc_fail(c, AP_GRPC_RESOURCE_EXHAUSTED, "out of memory");
+    }
+    for (size_t i = 0; i < idx.n; i++) {
+        inference__repository_index_response__model_index__init(&e[i]);
+        e[i].name = idx.e[i].name;
+        e[i].version = idx.e[i].version;
+        e[i].state = (char *)(idx.e[i].ready ? "READY" : "UNAVAILABLE");
+        e[i].reason = idx.e[i].reason;
+        pe[i] = &e[i];
+    }
+    r.n_models = idx.n;
+    r.models = pe;
+    ap__grpc_reply(c, &r.base);
+    free(e);
+    free(pe);
+    ap__grpc_index_free(&idx);
+    return 1;
+}
+
+static int repo_check(ap_grpc_call *c, const char *repo, const char *name)
+{
+    if (*repo)
+        return ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "this server has one model "
+                             "repository: repository_name must be empty"), -1;
+    if (!*name)
+        return ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "model_name is empty"), -1;
+    return 0;
+}
+
+static int repo_load(ap_grpc_call *c, const uint8_t *msg, size_t len)
+{
+    Inference__RepositoryModelLoadRequest *rq =
+        (Inference__RepositoryModelLoadRequest *)ap__grpc_decode(
+            c, &inference__repository_model_load_request__descriptor, msg, len);
+    if (!rq)
+        return 1;
+    uint32_t version = 0;
+    int bad = repo_check(c, rq->repository_name, rq->model_name);
+    for (size_t i = 0; !bad && i < rq->n_parameters; i++) {
+        /* the one parameter we know: "version" (int64 >= 1), as the REST body's */
+        const char *k = rq->parameters[i]->key;
+        Inference__ModelRepositoryParameter *p = rq->parameters[i]->value;
+        if (strcmp(k, "version") || !p ||
+            p->parameter_choice_case !=
+                INFERENCE__MODEL_REPOSITORY_PARAMETER__PARAMETER_CHOICE_INT64_PARAM ||
+            p->int64_param < 1 || p->int64_param > UINT32_MAX) {
+            ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "load parameter '%.64s': the only one "
+                          "is \"version\" (int64_param >= 1)", k);
+            bad = 1;
+        } else
+            version = (uint32_t)p->int64_param;
+    }
+    ap_error err;
+    if (!bad && ap__service_load(c->srv->svc, rq->model_name, version, &err))
+        bad = ap__grpc_fail_err(c, &err);
+    protobuf_c_message_free_unpacked(&rq->base, NULL);
+    if (bad)
+        return 1;
+    Inference__RepositoryModelLoadResponse r = INFERENCE__REPOSITORY_MODEL_LOAD_RESPONSE__INIT;
+    return ap__grpc_reply(c, &r.base);
+}
+
+static int repo_unload(ap_grpc_call *c, const uint8_t *msg, size_t len)
+{
+    Inference__RepositoryModelUnloadRequest *rq =
+        (Inference__RepositoryModelUnloadRequest *)ap__grpc_decode(
+            c, &inference__repository_model_unload_request__descriptor, msg, len);
+    if (!rq)
+        return 1;
+    int bad = repo_check(c, rq->repository_name, rq->model_name);
+    if (!bad && rq->n_parameters)
+        bad = ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "unload takes no parameters "
+                            "('%.64s' given)", rq->parameters[0]->key);
+    ap_error err;
+    if (!bad && ap__service_unload(c->srv->svc, rq->model_name, &err))
+        bad = ap__grpc_fail_err(c, &err);
+    protobuf_c_message_free_unpacked(&rq->base, NULL);
+    if (bad)
+        return 1;
+    Inference__RepositoryModelUnloadResponse r = INFERENCE__REPOSITORY_MODEL_UNLOAD_RESPONSE__INIT;
+    return ap__grpc_reply(c, &r.base);
+}
+
+/* ---- the method table ------------------------------------------------------------------------ */
+
+#define SVC "/inference.GRPCInferenceService/"
+static const ap_grpc_method methods[] = {
+    {SVC "ServerLive", ROLE_PUBLIC, server_live, NULL},
+    {SVC "ServerReady", ROLE_PUBLIC, server_ready, NULL},
+    {SVC "ServerMetadata", ROLE_READ, server_metadata, NULL},
+    {SVC "ModelReady", ROLE_READ, model_ready, NULL},
+    {SVC "ModelMetadata", ROLE_READ, ap__grpc_model_metadata, NULL},
+    {SVC "ModelStatistics", ROLE_READ, ap__grpc_model_statistics, NULL},
+    {SVC "ModelInfer", ROLE_PREDICT, ap__grpc_model_infer, ap__grpc_model_infer_finish},
+    {SVC "RepositoryIndex", ROLE_READ, repo_index, NULL},
+    {SVC "RepositoryModelLoad", ROLE_ADMIN, repo_load, NULL},
+    {SVC "RepositoryModelUnload", ROLE_ADMIN, repo_unload, NULL},
+};
+
+const ap_grpc_method *ap__grpc_method(const char *path)
+{
+    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
+        if (!strcmp(methods[i].path, path))
+            return &methods[i];
+    return NULL;
+}
