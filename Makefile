@@ -13,7 +13,7 @@ PYTHON  ?= /usr/bin/python3
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -Isrc -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -ljansson -lmicrohttpd -lnghttp2 -lprotobuf-c -ldl -lm -lpthread $(LDLIBS)
+LDLIBS_ALL := -ljansson -lmicrohttpd -lz -lnghttp2 -lprotobuf-c -ldl -lm -lpthread $(LDLIBS)
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_ALL := -fsanitize=$(SAN) $(LDFLAGS)
@@ -131,7 +131,7 @@ build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -I$(GEN) -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN_SRC) \
-	  -ljansson -lmicrohttpd -lnghttp2 -lprotobuf-c -ldl -lm -lpthread
+	  -ljansson -lmicrohttpd -lz -lnghttp2 -lprotobuf-c -ldl -lm -lpthread
 
 # Bench programs (bench/*.c): linked against the library and XGBoost's C API
 # (libxgboost-dev), the reference they are timed against.

@@ -7,7 +7,7 @@ libxgboost-dev python3-xgboost python3-sklearn python3-pandas python3-numpy curl
 libmicrohttpd-dev wrk prometheus \
 libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx \
 python3-pytest python3-pip python3-setuptools python3-wheel binutils openssl \
-xxd chromium fonts-liberation \
+xxd chromium fonts-liberation zlib1g-dev python3-jsonschema \
 libnghttp2-dev python3-grpcio python3-protobuf protobuf-compiler"
 missing=""
 for p in $PKGS; do

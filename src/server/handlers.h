@@ -46,16 +46,23 @@ enum MHD_Result ap__srv_h_status(ap_srv_req *r);
    parameters): precision, precision_requested, precision_note, node_bytes,
    model_bytes_full, model_bytes_reduced, precision_deviation. */
 void ap__srv_precision_json(jbuf *b, const ap_model_info *in);
-/* KServe v2: handlers_v2.c */
+/* KServe v2: handlers_v2.c (health, metadata, configuration, statistics),
+   handlers_v2_infer.c (infer), handlers_v2_repo.c (the repository extension) */
 enum MHD_Result ap__srv_h_v2_live(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_ready(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_server(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_model(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_model_ready(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_infer(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_config(ap_srv_req *r);
+enum MHD_Result ap__srv_h_v2_stats(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_repo_index(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_load(ap_srv_req *r);
 enum MHD_Result ap__srv_h_v2_unload(ap_srv_req *r);
 enum MHD_Result ap__srv_v2_finish(ap_srv_req *r);
+/* Pick the model named in the URL (loaded on first use when on_demand; the
+   version of /versions/{v} when given); on failure the error is answered
+   (*ret) and the status returned. */
+int ap__srv_v2_pick(ap_srv_req *r, ap_lease *l, enum MHD_Result *ret, int on_demand);
 
 #endif

@@ -1,14 +1,12 @@
 /*
- * KServe v2 / Open Inference Protocol (REST, JSON tensors): health, server and
- * model metadata, readiness, infer, and the model repository extension
- * (index, load, unload). A model takes one input tensor "input" of shape
- * [N, F]: the manifest's F features in order, before the pipeline (for an
- * ensemble: its member predictions). docs/SERVER.md.
+ * KServe v2 / Open Inference Protocol (REST): health, server and model
+ * metadata, readiness, the model configuration extension (the subset a
+ * perf_analyzer run reads) and the statistics extension (Triton's schema).
+ * Infer is handlers_v2_infer.c, the repository extension handlers_v2_repo.c.
+ * A model takes one input tensor "input" of shape [N, F] (v2_core.h).
+ * docs/SERVER.md.
  */
-#include <jansson.h>
-#include <float.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +14,13 @@
 #include "server/server_internal.h"
 #include "server/handlers.h"
 #include "common/clock.h"
+#include "server/v2_core.h"
 
-enum { OUT_PRED = 1, OUT_CONF = 2, OUT_OUTS = 4 };
 
 /* Pick the model named in the URL (loaded on first use when on_demand;
    the version of /versions/{v} when given); on failure the error is
    answered (*ret) and the status returned. */
-static int served(ap_srv_req *r, ap_lease *l, enum MHD_Result *ret, int on_demand)
+int ap__srv_v2_pick(ap_srv_req *r, ap_lease *l, enum MHD_Result *ret, int on_demand)
 {
     ap_selector sel = {r->arg, AP_KIND_ANY, NULL, 1, r->want_version, on_demand};
     ap_error err;
@@ -39,19 +37,28 @@ enum MHD_Result ap__srv_h_v2_server(ap_srv_req *r)
     jbuf b;
     ap__jb_init(&b, store, sizeof store);
     ap__jb_printf(&b, "{\"name\": \"alphapulse\", \"version\": \"%s\", \"extensions\": "
-              "[\"model_repository\"]}\n", ap_version());
+              "[\"model_repository\", \"model_configuration\", \"binary_tensor_data\", "
+              "\"statistics\"]}\n", ap_version());
     return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
+/* live while the process answers; ready when serving, not draining and no
+   repository model failed. Not ready is 503 with {"ready": false} (what
+   KServe's own server answers; the protocol asks for a non-200 status). */
 static enum MHD_Result health(ap_srv_req *r, int ready)
 {
-    char store[64];
+    char store[256], why[160] = "";
     jbuf b;
     ap__jb_init(&b, store, sizeof store);
-    /* live while the process answers; ready when serving and not draining */
-    int ok = !ready || (!atomic_load(&r->srv->draining) && ap__service_resident(r->srv->svc) > 0);
-    ap__jb_printf(&b, "{\"%s\": %s}\n", ready ? "ready" : "live", ok ? "true" : "false");
-    return ap__srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_BAD_REQUEST, &b, NULL);
+    int ok = !ready || !ap__v2_not_ready(r->srv->svc, atomic_load(&r->srv->draining), why,
+                                        sizeof why);
+    ap__jb_printf(&b, "{\"%s\": %s", ready ? "ready" : "live", ok ? "true" : "false");
+    if (!ok) {
+        ap__jb_puts(&b, ", \"error\": ");
+        ap__jb_str(&b, why);
+    }
+    ap__jb_puts(&b, "}\n");
+    return ap__srv_respond(r, ok ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, &b, NULL);
 }
 
 enum MHD_Result ap__srv_h_v2_live(ap_srv_req *r) { return health(r, 0); }
@@ -61,7 +68,7 @@ enum MHD_Result ap__srv_h_v2_model_ready(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
     ap_lease l;
-    if (served(r, &l, &ret, 0)) /* readiness never loads a model */
+    if (ap__srv_v2_pick(r, &l, &ret, 0)) /* readiness never loads a model */
         return ret;
     ap__service_release(&l);
     char store[160];
@@ -77,7 +84,7 @@ enum MHD_Result ap__srv_h_v2_model(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
     ap_lease l;
-    if (served(r, &l, &ret, 1))
+    if (ap__srv_v2_pick(r, &l, &ret, 1))
         return ret;
     ap__service_unlock(&l);
     const ap_model_info *in = &l.info;
@@ -111,390 +118,132 @@ enum MHD_Result ap__srv_h_v2_model(ap_srv_req *r)
     return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-/* ---- infer ------------------------------------------------------------------- */
 
-static int number_into(json_t *v, int fp32, double *out)
+/* ---- model configuration extension ---------------------------------------------- */
+
+static void config_tensor(jbuf *b, const char *name, int64_t dim, int reshape_scalar)
 {
-    if (json_is_null(v)) { /* JSON has no NaN: null is a missing value */
-        *out = NAN;
-        return 0;
-    }
-    if (!json_is_number(v))
-        return -1;
-    double x = json_number_value(v);
-    if (fp32 && isinf((float)x))
-        return -2; /* would silently become an infinity */
-    *out = fp32 ? (double)(float)x : x;
-    return 0;
+    ap__jb_printf(b, "{\"name\": \"%s\", \"data_type\": \"TYPE_FP64\", \"dims\": [%lld]", name,
+                  (long long)dim);
+    if (reshape_scalar) /* answered as [N]: one value per row, no second dimension */
+        ap__jb_puts(b, ", \"reshape\": {\"shape\": []}");
+    ap__jb_puts(b, "},");
 }
 
-static void number_error(int rc, json_t *v, char *why, size_t whysize, const char *where)
-{
-    if (rc == -2)
-        snprintf(why, whysize, "'data'%s = %.17g is beyond the FP32 range (|x| <= %.9g)",
-                 where, json_number_value(v), (double)FLT_MAX);
-    else
-        snprintf(why, whysize, "'data'%s is not a number", where);
-}
-
-/* Fill X (n * f values) from data, flat or nested [n][f]. */
-static int tensor_data(json_t *data, size_t n, size_t f, int fp32, double *X, char *why,
-                       size_t whysize)
-{
-    if (!json_is_array(data)) {
-        snprintf(why, whysize, "'data' must be an array");
-        return -1;
-    }
-    size_t len = json_array_size(data);
-    if (len && json_is_array(json_array_get(data, 0))) {
-        if (len != n) {
-            snprintf(why, whysize, "'data' has %zu rows, shape says %zu", len, n);
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++) {
-            json_t *row = json_array_get(data, i);
-            if (!json_is_array(row) || json_array_size(row) != f) {
-                snprintf(why, whysize, "'data' row %zu must be an array of %zu numbers", i, f);
-                return -1;
-            }
-            for (size_t k = 0; k < f; k++) {
-                json_t *v = json_array_get(row, k);
-                int rc = number_into(v, fp32, &X[i * f + k]);
-                if (rc) {
-                    char where[48];
-                    snprintf(where, sizeof where, "[%zu][%zu]", i, k);
-                    number_error(rc, v, why, whysize, where);
-                    return -1;
-                }
-            }
-        }
-        return 0;
-    }
-    if (len != n * f) {
-        snprintf(why, whysize, "'data' has %zu values, shape [%zu, %zu] needs %zu", len, n, f,
-                 n * f);
-        return -1;
-    }
-    for (size_t i = 0; i < len; i++) {
-        json_t *v = json_array_get(data, i);
-        int rc = number_into(v, fp32, &X[i]);
-        if (rc) {
-            char where[32];
-            snprintf(where, sizeof where, "[%zu]", i);
-            number_error(rc, v, why, whysize, where);
-            return -1;
-        }
-    }
-    return 0;
-}
-
-/* Parse the infer request; fills r->client_id, r->fp32, r->out_mask and the
-   rows (*X, *n; *X may be the caller's small buffer). Returns 0 or -1 with why. */
-static int parse_infer(ap_srv_req *r, json_t *j, int f, double *small, size_t small_n, double **X,
-                       size_t *n, char *why, size_t whysize)
-{
-    const char *k;
-    json_t *v;
-    json_object_foreach(j, k, v) {
-        if (strcmp(k, "id") && strcmp(k, "inputs") && strcmp(k, "outputs") &&
-            strcmp(k, "parameters")) {
-            snprintf(why, whysize, "unknown field '%s'", k);
-            return -1;
-        }
-    }
-    json_t *id = json_object_get(j, "id");
-    if (id) {
-        if (!json_is_string(id) || json_string_length(id) >= sizeof r->client_id) {
-            snprintf(why, whysize, "'id' must be a string of at most %zu bytes",
-                     sizeof r->client_id - 1);
-            return -1;
-        }
-        strcpy(r->client_id, json_string_value(id));
-    }
-    json_t *outs = json_object_get(j, "outputs");
-    r->out_mask = OUT_PRED | OUT_CONF | OUT_OUTS;
-    if (outs) {
-        if (!json_is_array(outs) || !json_array_size(outs)) {
-            snprintf(why, whysize, "'outputs' must be a non-empty array of {\"name\": ...}");
-            return -1;
-        }
-        r->out_mask = 0;
-        for (size_t i = 0; i < json_array_size(outs); i++) {
-            const char *nm = json_string_value(json_object_get(json_array_get(outs, i), "name"));
-            int bit = !nm                        ? 0
-                      : !strcmp(nm, "prediction") ? OUT_PRED
-                      : !strcmp(nm, "confidence") ? OUT_CONF
-                      : !strcmp(nm, "outputs")    ? OUT_OUTS
-                                                  : 0;
-            if (!bit) {
-                snprintf(why, whysize, "outputs[%zu]: unknown output '%s' (prediction, "
-                         "confidence, outputs)", i, nm ? nm : "(no name)");
-                return -1;
-            }
-            r->out_mask |= bit;
-        }
-    }
-    json_t *inputs = json_object_get(j, "inputs");
-    if (!json_is_array(inputs) || json_array_size(inputs) != 1) {
-        snprintf(why, whysize, "'inputs' must be an array of one tensor \"input\" of shape "
-                 "[N, %d]", f);
-        return -1;
-    }
-    json_t *t = json_array_get(inputs, 0), *shape = json_object_get(t, "shape");
-    const char *dt = json_string_value(json_object_get(t, "datatype"));
-    if (!json_is_object(t) || !json_is_string(json_object_get(t, "name"))) {
-        snprintf(why, whysize, "inputs[0] must be an object with a 'name'");
-        return -1;
-    }
-    if (!dt || (strcmp(dt, "FP32") && strcmp(dt, "FP64"))) {
-        snprintf(why, whysize, "inputs[0]: datatype must be FP32 or FP64%s%s",
-                 dt ? ", not " : "", dt ? dt : "");
-        return -1;
-    }
-    r->fp32 = !strcmp(dt, "FP32");
-    json_t *d0 = json_array_get(shape, 0), *d1 = json_array_get(shape, 1);
-    if (!json_is_array(shape) || json_array_size(shape) != 2 || !json_is_integer(d0) ||
-        !json_is_integer(d1) || json_integer_value(d0) < 1 || json_integer_value(d1) != f) {
-        snprintf(why, whysize, "inputs[0]: shape must be [N, %d] with N >= 1", f);
-        return -1;
-    }
-    json_int_t rows = json_integer_value(d0);
-    if (rows > (json_int_t)r->srv->cfg.max_queue_rows) {
-        snprintf(why, whysize, "inputs[0]: %lld rows is more than max_queue_rows (%d)",
-                 (long long)rows, r->srv->cfg.max_queue_rows);
-        return -1;
-    }
-    *n = (size_t)rows;
-    size_t total = *n * (size_t)f;
-    *X = total <= small_n ? small : malloc(total * sizeof **X);
-    if (!*X) {
-        snprintf(why, whysize, "out of memory for %zu values", total);
-        return -1;
-    }
-    if (tensor_data(json_object_get(t, "data"), *n, (size_t)f, r->fp32, *X, why, whysize)) {
-        if (*X != small)
-            free(*X);
-        return -1;
-    }
-    return 0;
-}
-
-enum MHD_Result ap__srv_h_v2_infer(ap_srv_req *r)
+/* GET /v2/models/{m}[/versions/{v}]/config: Triton's model configuration,
+   the subset perf_analyzer reads. max_batch_size is the batcher's cap on rows
+   per batch (the manifest's, within the server's batch_size); dims exclude
+   the batch dimension, as Triton's do when max_batch_size > 0. */
+enum MHD_Result ap__srv_h_v2_config(ap_srv_req *r)
 {
     enum MHD_Result ret = MHD_YES;
-    /* the server's deadline, from the request's arrival; a request that
-       already waited past it is refused before its body is parsed */
-    r->deadline_ns = r->t0_ns + (uint64_t)(r->srv->cfg.inference_timeout * 1e9);
-    if (ap__srv_past_deadline(r, ap__clock_ns()))
-        return ap__srv_deadline_error(r, "before");
-    json_error_t je;
-    json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "malformed JSON body: line %d column %d: %s",
-                         je.line, je.column, je.text);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "the body must be a JSON object");
-    }
     ap_lease l;
-    if (served(r, &l, &ret, 1)) {
-        json_decref(j);
+    if (ap__srv_v2_pick(r, &l, &ret, 1))
         return ret;
-    }
-    double small[256], *X = NULL;
-    size_t n = 0;
-    char why[256];
-    if (parse_infer(r, j, l.info.num_inputs, small, 256, &X, &n, why, sizeof why)) {
-        ap__service_release(&l);
-        json_decref(j);
-        return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "%s", why);
-    }
-    json_decref(j);
-    ap__srv_req_hold(r, &l);
-    int answered = ap__srv_start_inference(r, &l, X, n);
-    if (X != small)
-        free(X);
-    if (answered) {
-        r->phase = PH_DONE;
-        return ap__srv_v2_finish(r);
-    }
-    return MHD_YES;
+    ap__service_unlock(&l);
+    ap_v2_model_meta m;
+    ap__v2_model_meta(&l.info, &m);
+    const ap_server_config *c = &r->srv->cfg;
+    int mbs = c->batch_size;
+    if (m.max_batch_size > 0 && m.max_batch_size < mbs)
+        mbs = m.max_batch_size;
+    int64_t delay = c->max_queue_delay_us >= 0 ? c->max_queue_delay_us : m.max_queue_delay_us;
+    jbuf b;
+    ap__jb_init(&b, NULL, 0);
+    ap__jb_puts(&b, "{\"name\": ");
+    ap__jb_str(&b, m.name);
+    ap__jb_printf(&b, ", \"platform\": \"%s\", \"backend\": \"alphapulse\", "
+                  "\"version_policy\": {\"specific\": {\"versions\": [%u]}}, "
+                  "\"max_batch_size\": %d, \"input\": [", m.platform, m.version, mbs);
+    config_tensor(&b, m.input.name, m.input.shape[1], 0);
+    ap__jb_uncomma(&b);
+    ap__jb_puts(&b, "], \"output\": [");
+    for (int i = 0; i < m.noutputs; i++)
+        config_tensor(&b, m.outputs[i].name, m.outputs[i].rank == 2 ? m.outputs[i].shape[1] : 1,
+                      m.outputs[i].rank == 1);
+    ap__jb_uncomma(&b);
+    ap__jb_printf(&b, "], \"dynamic_batching\": {\"max_queue_delay_microseconds\": %lld}}\n",
+                  (long long)delay);
+    ap__service_release(&l);
+    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
 
-static void column(jbuf *b, const char *name, const double *out, size_t nrows, size_t nout,
-                   size_t col, size_t ncols)
+/* ---- statistics extension ------------------------------------------------------- */
+
+static void duration(jbuf *b, const char *name, const ap_v2_duration *d)
 {
-    ap__jb_printf(b, "{\"name\": \"%s\", \"datatype\": \"FP64\", \"shape\": [%zu", name, nrows);
-    if (ncols > 1 || !strcmp(name, "outputs"))
-        ap__jb_printf(b, ", %zu", ncols);
-    ap__jb_puts(b, "], \"data\": [");
-    for (size_t i = 0; i < nrows; i++)
-        for (size_t k = 0; k < ncols; k++) {
-            ap__jb_num(b, out[i * nout + col + k]);
-            ap__jb_raw(b, ",", 1);
-        }
+    ap__jb_printf(b, "\"%s\": {\"count\": %" PRIu64 ", \"ns\": %" PRIu64 "},", name, d->count,
+                  d->ns);
+}
+
+static void model_stats_json(jbuf *b, const ap_v2_model_stats *s)
+{
+    ap__jb_puts(b, "{\"name\": ");
+    ap__jb_str(b, s->name);
+    ap__jb_printf(b, ", \"version\": \"%u\", \"last_inference\": %" PRIu64 ", "
+                  "\"inference_count\": %" PRIu64 ", \"execution_count\": %" PRIu64 ", "
+                  "\"inference_stats\": {", s->version, s->last_inference, s->inference_count,
+                  s->execution_count);
+    duration(b, "success", &s->success);
+    duration(b, "fail", &s->fail);
+    duration(b, "queue", &s->queue);
+    duration(b, "compute_input", &s->compute_input);
+    duration(b, "compute_infer", &s->compute_infer);
+    duration(b, "compute_output", &s->compute_output);
+    duration(b, "cache_hit", &s->cache_hit);
+    duration(b, "cache_miss", &s->cache_miss);
+    ap__jb_uncomma(b);
+    ap__jb_puts(b, "}, \"batch_stats\": [");
+    for (int i = 0; i < s->nbatch; i++) {
+        const ap_v2_batch_stat *bs = &s->batch[i];
+        ap__jb_printf(b, "{\"batch_size\": %" PRIu64 ", ", bs->batch_size);
+        duration(b, "compute_input", &bs->compute_input);
+        duration(b, "compute_infer", &bs->compute_infer);
+        duration(b, "compute_output", &bs->compute_output);
+        ap__jb_uncomma(b);
+        ap__jb_puts(b, "},");
+    }
     ap__jb_uncomma(b);
     ap__jb_puts(b, "]},");
 }
 
-enum MHD_Result ap__srv_v2_finish(ap_srv_req *r)
+/* GET /v2/models/stats (every model served since start) and
+   /v2/models/{m}[/versions/{v}]/stats (404 for a model never served, or
+   not serving that version now). */
+enum MHD_Result ap__srv_h_v2_stats(ap_srv_req *r)
 {
-    if (r->status == AP_ETIMEDOUT)
-        return ap__srv_deadline_error(r, "before");
-    if (r->status == AP_OK && ap__srv_past_deadline(r, ap__clock_ns()))
-        return ap__srv_deadline_error(r, "after");
-    if (r->status)
-        return ap__srv_error(r, ap__srv_compute_status(r->status), "%s", r->msg);
-    char store[2048];
+    ap_service *svc = r->srv->svc;
     jbuf b;
-    ap__jb_init(&b, store, sizeof store);
-    ap__jb_puts(&b, "{\"model_name\": ");
-    ap__jb_str(&b, r->info.name);
-    ap__jb_printf(&b, ", \"model_version\": \"%u\"", r->version);
-    if (r->client_id[0]) {
-        ap__jb_puts(&b, ", \"id\": ");
-        ap__jb_str(&b, r->client_id);
+    ap__jb_init(&b, NULL, 0);
+    ap__jb_puts(&b, "{\"model_stats\": [");
+    int one = r->route && strstr(r->route->path, "{model}") != NULL;
+    int from = 0, to = ap__service_slots(svc);
+    if (one) {
+        from = ap__service_slot_find(svc, r->arg);
+        r->model = from;
+        if (from < 0) {
+            ap__jb_free(&b);
+            return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s' (never served)",
+                                 r->arg);
+        }
+        to = from + 1;
     }
-    ap__jb_puts(&b, ", \"outputs\": [");
-    if (r->out_mask & OUT_PRED)
-        column(&b, "prediction", r->out, r->nrows, r->nout, 0, 1);
-    if (r->out_mask & OUT_CONF)
-        column(&b, "confidence", r->out, r->nrows, r->nout, 1, 1);
-    if (r->out_mask & OUT_OUTS)
-        column(&b, "outputs", r->out, r->nrows, r->nout, 2, r->nout - 2);
+    ap_v2_model_stats *st = malloc(sizeof *st);
+    if (!st) {
+        ap__jb_free(&b);
+        return ap__srv_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+    }
+    for (int i = from; i < to; i++) {
+        ap_error err;
+        if (ap__v2_model_stats(svc, i, one ? r->want_version : 0, st, &err) != AP_OK) {
+            free(st);
+            ap__jb_free(&b);
+            return ap__srv_fail(r, &err);
+        }
+        model_stats_json(&b, st);
+    }
+    free(st);
     ap__jb_uncomma(&b);
     ap__jb_puts(&b, "]}\n");
     return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
 }
-
-/* ---- repository extension ------------------------------------------------------- */
-
-/* Every model of the repository (read again now) and every model served:
-   READY with its version, or UNAVAILABLE with the reason (the last failed
-   load, "not loaded" when none was tried or it was unloaded). The body may
-   be {"ready": true}: only the ready ones. */
-enum MHD_Result ap__srv_h_v2_repo_index(ap_srv_req *r)
-{
-    ap_server *s = r->srv;
-    int only_ready = 0;
-    if (r->len) {
-        json_error_t je;
-        json_t *j = json_loadb(r->body, r->len, JSON_REJECT_DUPLICATES, &je);
-        json_t *rd = json_object_get(j, "ready");
-        int bad = !json_is_object(j) || (rd && !json_is_boolean(rd)) ||
-                  json_object_size(j) > (rd ? 1u : 0u);
-        only_ready = rd && json_is_true(rd);
-        json_decref(j);
-        if (bad)
-            return ap__srv_error(r, MHD_HTTP_BAD_REQUEST,
-                                "index body must be {} or {\"ready\": true|false}");
-    }
-    ap_repo_model *cat = NULL;
-    int nc = 0;
-    ap_error err;
-    if (ap__service_catalog(s->svc, 1, &cat, &nc, &err) != AP_OK)
-        return ap__srv_fail(r, &err);
-    ap_registry *reg = ap__service_registry(s->svc);
-    jbuf b;
-    ap__jb_init(&b, NULL, 0);
-    ap__jb_puts(&b, "[");
-    int nslots = ap__service_slots(s->svc);
-    for (int i = 0; i < nc + nslots; i++) {
-        /* the catalog, then served models no longer in the repository */
-        const char *name;
-        if (i < nc)
-            name = cat[i].name;
-        else {
-            name = ap__service_slot_name(s->svc, i - nc);
-            int seen = 0;
-            for (int k = 0; k < nc && !seen; k++)
-                seen = !strcmp(cat[k].name, name);
-            if (seen)
-                continue;
-        }
-        ap_model *m = ap__service_slot_model(s->svc, ap__service_slot_find(s->svc, name));
-        uint32_t v = 0;
-        if (m) {
-            ap_model_info in;
-            ap_model_describe(m, &in);
-            v = in.version;
-            ap_model_release(m);
-        }
-        if (only_ready && !v)
-            continue;
-        ap__jb_puts(&b, "{\"name\": ");
-        ap__jb_str(&b, name);
-        if (v) {
-            ap__jb_printf(&b, ", \"version\": \"%u\", \"state\": \"READY\"},", v);
-            continue;
-        }
-        char why[AP_ERROR_MSG_MAX];
-        if (!ap_registry_failure(reg, name, why, sizeof why))
-            snprintf(why, sizeof why, "%s", i < nc && !cat[i].ok
-                                                ? "manifest.json cannot be read or parsed"
-                                                : "not loaded");
-        ap__jb_puts(&b, ", \"state\": \"UNAVAILABLE\", \"reason\": ");
-        ap__jb_str(&b, why);
-        ap__jb_puts(&b, "},");
-    }
-    ap_registry_listing_free(cat);
-    ap__jb_uncomma(&b);
-    ap__jb_puts(&b, "]\n");
-    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
-}
-
-static int name_ok(const char *s)
-{
-    if (!*s || *s == '.' || strlen(s) >= 65)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '.' || *s == '-'))
-            return 0;
-    return 1;
-}
-
-static enum MHD_Result repo_load(ap_srv_req *r, int load)
-{
-    ap_server *s = r->srv;
-    if (!name_ok(r->arg))
-        return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "unknown model '%s'", r->arg);
-    uint32_t version = 0;
-    if (load && r->len) { /* optional {"parameters": {"version": N}} */
-        json_error_t je;
-        json_t *j = json_loadb(r->body, r->len, 0, &je);
-        json_t *p = json_object_get(j, "parameters"), *v = json_object_get(p, "version");
-        int bad = !json_is_object(j) || (p && !json_is_object(p)) ||
-                  (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
-                         json_integer_value(v) > UINT32_MAX));
-        if (!bad && v)
-            version = (uint32_t)json_integer_value(v);
-        json_decref(j);
-        if (bad)
-            return ap__srv_error(r, MHD_HTTP_BAD_REQUEST, "load body must be {} or {\"parameters\": "
-                             "{\"version\": N}} with N >= 1");
-    }
-    ap_error err;
-    int rc = load ? ap__service_load(s->svc, r->arg, version, &err)
-                  : ap__service_unload(s->svc, r->arg, &err);
-    r->model = ap__service_slot_find(s->svc, r->arg);
-    if (rc)
-        return ap__srv_fail(r, &err);
-    char store[160];
-    jbuf b;
-    ap__jb_init(&b, store, sizeof store);
-    ap__jb_puts(&b, "{\"name\": ");
-    ap__jb_str(&b, r->arg);
-    ap_model *m = load ? ap__service_slot_model(s->svc, r->model) : NULL;
-    if (m) {
-        ap_model_info in;
-        ap_model_describe(m, &in);
-        ap__jb_printf(&b, ", \"version\": \"%u\"", in.version);
-        ap_model_release(m);
-    }
-    ap__jb_printf(&b, ", \"state\": \"%s\"}\n", load ? "READY" : "UNAVAILABLE");
-    return ap__srv_respond(r, MHD_HTTP_OK, &b, NULL);
-}
-
-enum MHD_Result ap__srv_h_v2_load(ap_srv_req *r) { return repo_load(r, 1); }
-enum MHD_Result ap__srv_h_v2_unload(ap_srv_req *r) { return repo_load(r, 0); }

@@ -14,6 +14,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "server/handlers.h"
+#include "server/inflate.h"
 
 /* ---- a request's life ------------------------------------------------------- */
 
@@ -188,9 +189,12 @@ enum MHD_Result ap__srv_req_complete(ap_srv_req *r)
         return auth_refuse(r);
     if (r->status == 404)
         return ap__srv_error(r, MHD_HTTP_NOT_FOUND, "no such endpoint: %s %s", r->method, r->url);
-    if (r->status == 405)
-        return ap__srv_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed on %s",
-                            r->method, r->url);
+    if (r->status == 405) {
+        r->hdr[0] = MHD_HTTP_HEADER_ALLOW;
+        r->hdr[1] = r->hdr_val;
+        return ap__srv_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, "method %s is not allowed on %s (allowed: %s)",
+                            r->method, r->url, r->hdr_val);
+    }
     if (r->too_big == 2)
         return ap__srv_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR,
                             "out of memory for a request body of %zu bytes", r->len);
@@ -198,6 +202,22 @@ enum MHD_Result ap__srv_req_complete(ap_srv_req *r)
         return ap__srv_error(r, MHD_HTTP_CONTENT_TOO_LARGE,
                             "request body is over the limit (max_body_bytes = %lld)",
                             (long long)s->cfg.max_body_bytes);
+    const char *ce = r->io->header(r->conn, MHD_HTTP_HEADER_CONTENT_ENCODING);
+    if (ce && r->len) {
+        char why[200], *plain;
+        size_t n;
+        int st = ap__srv_inflate(ce, r->body, r->len, (size_t)s->cfg.max_body_bytes, &plain, &n,
+                                 why, sizeof why);
+        if (st)
+            return ap__srv_error(r, st, "%s", why);
+        if (plain) { /* the body is the decoded one from now on */
+            if (r->body != r->body_small)
+                free(r->body);
+            r->body = plain;
+            r->len = n;
+            r->cap = n + 1;
+        }
+    }
     if (atomic_load_explicit(&s->draining, memory_order_relaxed) && !ap__srv_req_reserve_ok(r))
         return ap__srv_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, "server is shutting down");
     return r->route->handler(r);

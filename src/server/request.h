@@ -98,7 +98,9 @@ typedef struct ap_srv_req {
     ap_model *held;     /* the version that answers, held until the request ends */
     ap_model_info info; /* of held */
     uint32_t version;
-    int kind, fp32, out_mask, num_outputs;
+    int kind, out_mask, num_outputs;
+    int out_binary; /* v2: AP_V2_OUT_* answered as binary tensor data */
+    int has_id;     /* v2: the request had an 'id' (echoed, even empty) */
     char symbol[AP_SYMBOL_MAX], timeframe[16], client_id[128];
     int64_t bar_time;
     int undefined;  /* v1: features the model reads that are NaN (0: warm) */
@@ -122,7 +124,11 @@ int ap__srv_http_status(int ap_code);
    the map; anything else is the model failing on input it declared it
    takes, a server-side failure (500). */
 int ap__srv_compute_status(int ap_code);
-/* Answer with the HTTP status of err->code and its message. */
+/* Remove the repository's own location (as configured and resolved) from a
+   message a client will read: "/srv/repo/m/1/model.json: ..." becomes
+   "m/1/model.json: ...". */
+void ap__srv_scrub_paths(const ap_server *s, char *msg);
+/* Answer with the HTTP status of err->code and its message (scrubbed). */
 enum MHD_Result ap__srv_fail(ap_srv_req *r, const ap_error *err);
 /* Completion callback of inferences answered on their connection. */
 void ap__srv_on_done(void *user, const ap_batch_completion *c);

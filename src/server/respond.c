@@ -6,6 +6,7 @@
  */
 #include "server/server_internal.h"
 
+#include <limits.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -57,9 +58,41 @@ int ap__srv_compute_status(int ap_code)
     }
 }
 
+/* Drop every "prefix/" from msg (in place). */
+static void drop_prefix(char *msg, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    if (!pl)
+        return;
+    for (char *p = msg; (p = strstr(p, prefix));) {
+        if (p[pl] != '/') {
+            p += pl;
+            continue;
+        }
+        memmove(p, p + pl + 1, strlen(p + pl + 1) + 1);
+    }
+}
+
+void ap__srv_scrub_paths(const ap_server *s, char *msg)
+{
+    /* the resolved root first: the configured one may be its prefix */
+    char real[PATH_MAX];
+    if (realpath(s->cfg.repository, real))
+        drop_prefix(msg, real);
+    char given[sizeof s->cfg.repository];
+    snprintf(given, sizeof given, "%s", s->cfg.repository);
+    size_t n = strlen(given);
+    while (n > 1 && given[n - 1] == '/')
+        given[--n] = 0;
+    drop_prefix(msg, given);
+}
+
 enum MHD_Result ap__srv_fail(ap_srv_req *r, const ap_error *err)
 {
-    return ap__srv_error(r, ap__srv_http_status(err->code), "%s", err->msg);
+    char msg[AP_ERROR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    ap__srv_scrub_paths(r->srv, msg);
+    return ap__srv_error(r, ap__srv_http_status(err->code), "%s", msg);
 }
 
 enum MHD_Result ap__srv_respond(ap_srv_req *r, int code, jbuf *body, const char *ctype)

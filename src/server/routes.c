@@ -5,6 +5,7 @@
  */
 #include "server/routes.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +28,7 @@ static const ap_srv_route routes[] = {
      ap__srv_h_series_delete, 0, ROLE_ADMIN},
     {EP_STREAM, "GET", "/v1/stream", "stream", ap__srv_h_stream, 0, ROLE_PREDICT},
     {EP_V2_SERVER, "GET", "/v2", "v2_server", ap__srv_h_v2_server, 0, ROLE_READ},
+    {EP_V2_SERVER, "GET", "/v2/", "v2_server", ap__srv_h_v2_server, 0, ROLE_READ},
     {EP_V2_LIVE, "GET", "/v2/health/live", "v2_health_live", ap__srv_h_v2_live, 1, ROLE_PUBLIC},
     {EP_V2_READY, "GET", "/v2/health/ready", "v2_health_ready", ap__srv_h_v2_ready, 1, ROLE_PUBLIC},
     {EP_V2_REPO_INDEX, "GET POST", "/v2/repository/index", "v2_repository_index",
@@ -35,6 +37,16 @@ static const ap_srv_route routes[] = {
      ap__srv_h_v2_load, 0, ROLE_ADMIN},
     {EP_V2_UNLOAD, "POST", "/v2/repository/models/{model}/unload", "v2_repository_unload",
      ap__srv_h_v2_unload, 0, ROLE_ADMIN},
+    /* before /v2/models/{model}: "stats" is the statistics of every model */
+    {EP_V2_STATS, "GET", "/v2/models/stats", "v2_model_stats", ap__srv_h_v2_stats, 0, ROLE_READ},
+    {EP_V2_STATS, "GET", "/v2/models/{model}/stats", "v2_model_stats", ap__srv_h_v2_stats, 0,
+     ROLE_READ},
+    {EP_V2_STATS, "GET", "/v2/models/{model}/versions/{version}/stats", "v2_model_stats",
+     ap__srv_h_v2_stats, 0, ROLE_READ},
+    {EP_V2_CONFIG, "GET", "/v2/models/{model}/config", "v2_model_config", ap__srv_h_v2_config, 0,
+     ROLE_READ},
+    {EP_V2_CONFIG, "GET", "/v2/models/{model}/versions/{version}/config", "v2_model_config",
+     ap__srv_h_v2_config, 0, ROLE_READ},
     {EP_V2_MODEL, "GET", "/v2/models/{model}", "v2_model_metadata", ap__srv_h_v2_model, 0, ROLE_READ},
     {EP_V2_MODEL, "GET", "/v2/models/{model}/versions/{version}", "v2_model_metadata",
      ap__srv_h_v2_model, 0, ROLE_READ},
@@ -135,6 +147,32 @@ static int match(const char *pat, const char *url, ap_srv_req *r)
     return !*url;
 }
 
+/* The Allow header of a 405 (RFC 9110 15.5.6): every method of every
+   route of this path, HEAD with GET, into r->hdr_val. */
+static void allow(ap_srv_req *r, const char *url)
+{
+    static const char *const all[] = {"GET", "HEAD", "POST", "DELETE"};
+    int has[4] = {0, 0, 0, 0};
+    /* match() writes the path arguments: keep the caller's */
+    char arg[sizeof r->arg], arg2[sizeof r->arg2];
+    uint32_t v = r->want_version;
+    memcpy(arg, r->arg, sizeof arg);
+    memcpy(arg2, r->arg2, sizeof arg2);
+    for (size_t i = 0; i < NROUTES; i++)
+        if (match(routes[i].path, url, r))
+            for (int k = 0; k < 4; k++)
+                has[k] |= method_ok(routes[i].methods, all[k]);
+    memcpy(r->arg, arg, sizeof arg);
+    memcpy(r->arg2, arg2, sizeof arg2);
+    r->want_version = v;
+    size_t n = 0;
+    r->hdr_val[0] = 0;
+    for (int k = 0; k < 4; k++)
+        if (has[k])
+            n += (size_t)snprintf(r->hdr_val + n, sizeof r->hdr_val - n, "%s%s", n ? ", " : "",
+                                  all[k]);
+}
+
 int ap__srv_route_match(ap_srv_req *r, const char *method, const char *url)
 {
     const ap_srv_route *path_hit = NULL;
@@ -155,6 +193,7 @@ int ap__srv_route_match(ap_srv_req *r, const char *method, const char *url)
     if (path_hit) { /* the path exists, not with this method */
         r->route = path_hit;
         r->ep = path_hit->ep;
+        allow(r, url);
         return 405;
     }
     r->route = NULL;

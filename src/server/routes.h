@@ -27,6 +27,8 @@ typedef enum ap_srv_endpoint {
     EP_V2_REPO_INDEX,
     EP_V2_LOAD,
     EP_V2_UNLOAD,
+    EP_V2_CONFIG,
+    EP_V2_STATS,
     EP_METRICS,
     EP_SERIES_DELETE,
     EP_STREAM,

@@ -252,7 +252,9 @@ f = len(models["reversal"]["features"])
 one = [0.5] * f
 infer_bad = [
     ({"inputs": [{"name": "input", "shape": [1, f + 1], "datatype": "FP64", "data": one + [1]}]}, "shape"),
-    ({"inputs": [{"name": "input", "shape": [1, f], "datatype": "INT32", "data": one}]}, "datatype"),
+    ({"inputs": [{"name": "input", "shape": [1, f], "datatype": "BYTES", "data": one}]}, "datatype"),
+    ({"inputs": [{"name": "input", "shape": [1, f], "datatype": "INT32", "data": one}]}, "not a INT32 value"),
+    ({"inputs": [{"name": "INPUT0", "shape": [1, f], "datatype": "FP64", "data": one}]}, "unknown input 'INPUT0'"),
     ({"inputs": [{"name": "input", "shape": [2, f], "datatype": "FP64", "data": one}]}, "values"),
     ({"inputs": [{"name": "input", "shape": [1, f], "datatype": "FP64", "data": ["x"] * f}]}, "not a number"),
     ({"inputs": [{"name": "input", "shape": [1, f], "datatype": "FP64", "data": [one[:-1]]}]}, "row 0"),
