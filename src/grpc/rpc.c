@@ -20,6 +20,7 @@
 #include "grpc_service.pb-c.h"
 #include "server/server_internal.h"
 #include "server/routes.h"
+#include "server/v2_core.h"
 
 /* ---- answers ----------------------------------------------------------------------- */
 
@@ -52,7 +53,10 @@ int ap__grpc_fail(ap_grpc_call *c, int code, const char *fmt, ...)
 
 int ap__grpc_fail_err(ap_grpc_call *c, const ap_error *err)
 {
-    return ap__grpc_fail(c, ap__grpc_code_of(err->code), "%s", err->msg);
+    char msg[AP_ERROR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", err->msg);
+    ap__srv_scrub_paths(c->srv, msg); /* client-facing: no server paths */
+    return ap__grpc_fail(c, ap__grpc_code_of(err->code), "%s", msg);
 }
 
 ProtobufCMessage *ap__grpc_decode(ap_grpc_call *c, const ProtobufCMessageDescriptor *d,
@@ -102,7 +106,8 @@ static int server_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
         return 1;
     protobuf_c_message_free_unpacked(rq, NULL);
     Inference__ServerReadyResponse r = INFERENCE__SERVER_READY_RESPONSE__INIT;
-    r.ready = ap__grpc_server_ready(c->srv);
+    char why[AP_ERROR_MSG_MAX];
+    r.ready = !ap__v2_not_ready(c->srv->svc, atomic_load(&c->srv->draining), why, sizeof why);
     return ap__grpc_reply(c, &r.base);
 }
 
@@ -161,33 +166,41 @@ static int repo_index(ap_grpc_call *c, const uint8_t *msg, size_t len)
     if (named) /* one repository, unnamed: a name we cannot match is refused, not ignored */
         return ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "this server has one model "
                              "repository: repository_name must be empty");
-    ap__grpc_index idx;
+    ap_v2_repo_entry *idx = NULL;
+    int n = 0;
     ap_error err;
-    if (ap__grpc_index_read(c->srv, only_ready, &idx, &err))
+    if (ap__v2_repo_index(c->srv->svc, only_ready, &idx, &n, &err))
         return ap__grpc_fail_err(c, &err);
     Inference__RepositoryIndexResponse r = INFERENCE__REPOSITORY_INDEX_RESPONSE__INIT;
-    Inference__RepositoryIndexResponse__ModelIndex *e = calloc(idx.n ? idx.n : 1, sizeof *e);
-    Inference__RepositoryIndexResponse__ModelIndex **pe = calloc(idx.n ? idx.n : 1, sizeof *pe);
-    if (!e || !pe) {
+    Inference__RepositoryIndexResponse__ModelIndex *e = calloc(n ? (size_t)n : 1, sizeof *e);
+    Inference__RepositoryIndexResponse__ModelIndex **pe = calloc(n ? (size_t)n : 1, sizeof *pe);
+    char (*ver)[12] = calloc(n ? (size_t)n : 1, sizeof *ver);
+    if (!e || !pe || !ver) {
         free(e);
         free(pe);
-        ap__grpc_index_free(&idx);
+        free(ver);
+        free(idx);
         return ap__grpc_fail(c, AP_GRPC_RESOURCE_EXHAUSTED, "out of memory");
     }
-    for (size_t i = 0; i < idx.n; i++) {
+    for (int i = 0; i < n; i++) {
         inference__repository_index_response__model_index__init(&e[i]);
-        e[i].name = idx.e[i].name;
-        e[i].version = idx.e[i].version;
-        e[i].state = (char *)(idx.e[i].ready ? "READY" : "UNAVAILABLE");
-        e[i].reason = idx.e[i].reason;
+        e[i].name = idx[i].name;
+        if (idx[i].version)
+            snprintf(ver[i], sizeof ver[i], "%u", idx[i].version);
+        else /* client-facing: no server paths */
+            ap__srv_scrub_paths(c->srv, idx[i].reason);
+        e[i].version = ver[i];
+        e[i].state = (char *)(idx[i].version ? "READY" : "UNAVAILABLE");
+        e[i].reason = idx[i].version ? "" : idx[i].reason;
         pe[i] = &e[i];
     }
-    r.n_models = idx.n;
+    r.n_models = (size_t)n;
     r.models = pe;
     ap__grpc_reply(c, &r.base);
     free(e);
     free(pe);
-    ap__grpc_index_free(&idx);
+    free(ver);
+    free(idx);
     return 1;
 }
 

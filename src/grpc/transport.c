@@ -176,7 +176,7 @@ static void dispatch(gstream *st)
     }
     const ap_grpc_method *m = st->path_long ? NULL : ap__grpc_method(st->path);
     if (!m) {
-        char why[160];
+        char why[256];
         snprintf(why, sizeof why, "unknown method %.96s%s (this server implements part of "
                  "inference.GRPCInferenceService: docs/SERVER.md)", st->path,
                  st->path_long ? "..." : "");
@@ -190,7 +190,7 @@ static void dispatch(gstream *st)
                               : ap__auth_check(s->auth, st->has_auth ? st->auth : NULL, m->role,
                                                now, name, sizeof name, &retry);
         if (a != AP_AUTH_OK) {
-            char why[200];
+            char why[400];
             const char *need = ap__auth_role_name(m->role);
             if (a == AP_AUTH_FORBIDDEN)
                 snprintf(why, sizeof why, "token '%s' may not call %s: it needs role %s or "
@@ -355,7 +355,7 @@ static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8
     st->len += take;
     /* refuse a hostile size as soon as its prefix says so, before reading it */
     if (st->len >= AP_GRPC_PREFIX && ap__grpc_declared(st->body) > c->g->max_msg) {
-        char why[160];
+        char why[200];
         snprintf(why, sizeof why, "request message of %u bytes is larger than "
                  "grpc_max_message_bytes (%zu)", ap__grpc_declared(st->body), c->g->max_msg);
         answer(st, AP_GRPC_RESOURCE_EXHAUSTED, why, NULL, 0);
