@@ -359,12 +359,10 @@ static int on_data(nghttp2_session *sess, uint8_t flags, int32_t id, const uint8
         snprintf(why, sizeof why, "request message of %u bytes is larger than "
                  "grpc_max_message_bytes (%zu)", ap__grpc_declared(st->body), c->g->max_msg);
         answer(st, AP_GRPC_RESOURCE_EXHAUSTED, why, NULL, 0);
-        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
-        return 0;
+        return 0; /* the rest of its DATA is dropped unread (on_data's first test) */
     }
     if (st->len == limit) {
         answer(st, AP_GRPC_INTERNAL, "a unary call takes one request message", NULL, 0);
-        nghttp2_submit_rst_stream(sess, NGHTTP2_FLAG_NONE, id, NGHTTP2_NO_ERROR);
     }
     return 0;
 }
