@@ -90,11 +90,11 @@ SANITIZED_SCRIPTS="forest/test_lightgbm_fixtures.py features/test_cli.sh
 registry/test_check_repo.py server/test_server_api.py server/test_server_lifecycle.py
 onnx/test_tree_modes_ort.py forest/test_cli_precision.py server/test_server_precision.py
 server/test_server_batch.py server/test_server_stream.py server/test_server_auth.py
-server/test_server_status.py server/test_server_v2.py"
+server/test_server_status.py server/test_server_v2.py server/test_server_grpc.py"
 # TSan: only the server has threads worth checking end to end
 TSAN_SCRIPTS="server/test_server_api.py server/test_server_batch.py"
 TSAN_SCRIPTS+=" server/test_server_stream.py server/test_server_auth.py server/test_server_status.py"
-TSAN_SCRIPTS+=" server/test_server_v2.py"
+TSAN_SCRIPTS+=" server/test_server_v2.py server/test_server_grpc.py"
 # ONNX Runtime leaks a few bytes at exit: suppress that library only (and
 # nothing of ours) in LeakSanitizer.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan-ort.supp}

@@ -52,6 +52,10 @@ struct ap_grpc_call {
 
     /* an inference in flight (rpc_infer.c) */
     void *infer;
+    /* called once, from any thread, when that inference completed: the
+       transport's hands the call back to its loop (the fuzz target's runs
+       it at once) */
+    void (*on_complete)(ap_grpc_call *c);
 
     /* transport-owned */
     void *stream;
@@ -67,8 +71,5 @@ void ap__grpc_call_clear(ap_grpc_call *c);
 int ap__grpc_reply(ap_grpc_call *c, const ProtobufCMessage *m); /* returns 1 */
 int ap__grpc_fail(ap_grpc_call *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4))); /* returns 1 */
-
-/* From any thread: the call's inference completed; the loop finishes it. */
-void ap__grpc_call_complete(ap_grpc_call *c);
 
 #endif

@@ -63,7 +63,7 @@ static void on_done(void *user, const ap_batch_completion *b)
         }
     } else
         snprintf(s->msg, sizeof s->msg, "%s", b->message);
-    ap__grpc_call_complete(c);
+    c->on_complete(c);
 }
 
 /* The typed contents into X: the field the datatype names; any other field

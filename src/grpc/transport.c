@@ -156,6 +156,8 @@ static void answer_http(gstream *st, const char *status)
     nghttp2_submit_response(st->conn->sess, st->id, h, 1, NULL);
 }
 
+static void call_complete(ap_grpc_call *c);
+
 /* ---- a request, once complete --------------------------------------------------------- */
 
 static int auth_code(int a)
@@ -236,6 +238,7 @@ static void dispatch(gstream *st)
         budget = st->timeout_ns;
     c->deadline_ns = now + budget;
     c->pass = &g->pass;
+    c->on_complete = call_complete;
     inflight_add(s);
     if (m->handle(c, msg, mlen)) {
         answer(st, c->code, c->msg, c->resp, c->resp_len);
@@ -511,7 +514,8 @@ static void conn_accept(ap_srv_grpc *g)
 
 /* ---- completions ---------------------------------------------------------------------------- */
 
-void ap__grpc_call_complete(ap_grpc_call *c)
+/* From any thread: the call's inference completed; the loop finishes it. */
+static void call_complete(ap_grpc_call *c)
 {
     ap_srv_grpc *g = c->transport;
     pthread_mutex_lock(&g->mu);
