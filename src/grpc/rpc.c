@@ -1,11 +1,12 @@
 /*
  * The RPCs of inference.GRPCInferenceService that need no model tensor
  * work: health, server metadata, model readiness, the repository (index,
- * load, unload), and the method table. ModelMetadata, ModelStatistics and
+ * load, unload). ModelMetadata, ModelStatistics and
  * ModelInfer are in rpc_model.c / rpc_infer.c. Every handler decodes its
  * request with protobuf-c (an undecodable message: INVALID_ARGUMENT) and
  * answers at once (call.h); the semantics are the REST handlers' (server/
- * handlers_v2.c), so that one client sees one server over both.
+ * handlers_v2*.c), so that one client sees one server over both. The
+ * method table is methods.c; the answer helpers reply.c.
  */
 #include "grpc/call.h"
 #include "grpc/framing.h"
@@ -22,73 +23,9 @@
 #include "server/routes.h"
 #include "server/v2_core.h"
 
-/* ---- answers ----------------------------------------------------------------------- */
-
-int ap__grpc_reply(ap_grpc_call *c, const ProtobufCMessage *m)
-{
-    size_t n = protobuf_c_message_get_packed_size(m);
-    uint8_t *b = n <= UINT32_MAX ? malloc(AP_GRPC_PREFIX + n) : NULL;
-    if (!b)
-        return ap__grpc_fail(c, AP_GRPC_RESOURCE_EXHAUSTED, "out of memory for the answer");
-    ap__grpc_prefix(b, (uint32_t)n);
-    protobuf_c_message_pack(m, b + AP_GRPC_PREFIX);
-    free(c->resp);
-    c->resp = b;
-    c->resp_len = AP_GRPC_PREFIX + n;
-    c->code = AP_GRPC_OK;
-    return 1;
-}
-
-int ap__grpc_fail(ap_grpc_call *c, int code, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->msg, sizeof c->msg, fmt, ap);
-    va_end(ap);
-    c->code = code;
-    free(c->resp);
-    c->resp = NULL;
-    return 1;
-}
-
-int ap__grpc_fail_err(ap_grpc_call *c, const ap_error *err)
-{
-    char msg[AP_ERROR_MSG_MAX];
-    snprintf(msg, sizeof msg, "%s", err->msg);
-    ap__srv_scrub_paths(c->srv, msg); /* client-facing: no server paths */
-    return ap__grpc_fail(c, ap__grpc_code_of(err->code), "%s", msg);
-}
-
-ProtobufCMessage *ap__grpc_decode(ap_grpc_call *c, const ProtobufCMessageDescriptor *d,
-                                  const uint8_t *msg, size_t len)
-{
-    ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, msg);
-    if (!m)
-        ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "cannot decode the %s message", d->name);
-    return m;
-}
-
-/* A version string as the protocol sends it: "" (the one served) or a
-   decimal >= 1. 0 and *v, or -1 (answered). */
-int ap__grpc_version(ap_grpc_call *c, const char *s, uint32_t *v)
-{
-    *v = 0;
-    if (!*s)
-        return 0;
-    char *end;
-    unsigned long long x = strtoull(s, &end, 10);
-    if (*s < '1' || *s > '9' || *end || x > UINT32_MAX) {
-        ap__grpc_fail(c, AP_GRPC_INVALID_ARGUMENT, "version '%.64s' must be a number >= 1 (or "
-                      "empty: the version served)", s);
-        return -1;
-    }
-    *v = (uint32_t)x;
-    return 0;
-}
-
 /* ---- health and metadata ----------------------------------------------------------------- */
 
-static int server_live(ap_grpc_call *c, const uint8_t *msg, size_t len)
+int ap__grpc_server_live(ap_grpc_call *c, const uint8_t *msg, size_t len)
 {
     ProtobufCMessage *rq = ap__grpc_decode(c, &inference__server_live_request__descriptor, msg, len);
     if (!rq)
@@ -99,7 +36,7 @@ static int server_live(ap_grpc_call *c, const uint8_t *msg, size_t len)
     return ap__grpc_reply(c, &r.base);
 }
 
-static int server_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
+int ap__grpc_server_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
 {
     ProtobufCMessage *rq = ap__grpc_decode(c, &inference__server_ready_request__descriptor, msg, len);
     if (!rq)
@@ -111,7 +48,7 @@ static int server_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
     return ap__grpc_reply(c, &r.base);
 }
 
-static int server_metadata(ap_grpc_call *c, const uint8_t *msg, size_t len)
+int ap__grpc_server_metadata(ap_grpc_call *c, const uint8_t *msg, size_t len)
 {
     ProtobufCMessage *rq =
         ap__grpc_decode(c, &inference__server_metadata_request__descriptor, msg, len);
@@ -127,7 +64,7 @@ static int server_metadata(ap_grpc_call *c, const uint8_t *msg, size_t len)
     return ap__grpc_reply(c, &r.base);
 }
 
-static int model_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
+int ap__grpc_model_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
 {
     Inference__ModelReadyRequest *rq = (Inference__ModelReadyRequest *)ap__grpc_decode(
         c, &inference__model_ready_request__descriptor, msg, len);
@@ -154,7 +91,7 @@ static int model_ready(ap_grpc_call *c, const uint8_t *msg, size_t len)
 
 /* ---- repository ------------------------------------------------------------------------------ */
 
-static int repo_index(ap_grpc_call *c, const uint8_t *msg, size_t len)
+int ap__grpc_repo_index(ap_grpc_call *c, const uint8_t *msg, size_t len)
 {
     Inference__RepositoryIndexRequest *rq = (Inference__RepositoryIndexRequest *)ap__grpc_decode(
         c, &inference__repository_index_request__descriptor, msg, len);
@@ -214,7 +151,7 @@ static int repo_check(ap_grpc_call *c, const char *repo, const char *name)
     return 0;
 }
 
-static int repo_load(ap_grpc_call *c, const uint8_t *msg, size_t len)
+int ap__grpc_repo_load(ap_grpc_call *c, const uint8_t *msg, size_t len)
 {
     Inference__RepositoryModelLoadRequest *rq =
         (Inference__RepositoryModelLoadRequest *)ap__grpc_decode(
@@ -247,7 +184,7 @@ static int repo_load(ap_grpc_call *c, const uint8_t *msg, size_t len)
     return ap__grpc_reply(c, &r.base);
 }
 
-static int repo_unload(ap_grpc_call *c, const uint8_t *msg, size_t len)
+int ap__grpc_repo_unload(ap_grpc_call *c, const uint8_t *msg, size_t len)
 {
     Inference__RepositoryModelUnloadRequest *rq =
         (Inference__RepositoryModelUnloadRequest *)ap__grpc_decode(
@@ -268,26 +205,3 @@ static int repo_unload(ap_grpc_call *c, const uint8_t *msg, size_t len)
     return ap__grpc_reply(c, &r.base);
 }
 
-/* ---- the method table ------------------------------------------------------------------------ */
-
-#define SVC "/inference.GRPCInferenceService/"
-static const ap_grpc_method methods[] = {
-    {SVC "ServerLive", ROLE_PUBLIC, server_live, NULL},
-    {SVC "ServerReady", ROLE_PUBLIC, server_ready, NULL},
-    {SVC "ServerMetadata", ROLE_READ, server_metadata, NULL},
-    {SVC "ModelReady", ROLE_READ, model_ready, NULL},
-    {SVC "ModelMetadata", ROLE_READ, ap__grpc_model_metadata, NULL},
-    {SVC "ModelStatistics", ROLE_READ, ap__grpc_model_statistics, NULL},
-    {SVC "ModelInfer", ROLE_PREDICT, ap__grpc_model_infer, ap__grpc_model_infer_finish},
-    {SVC "RepositoryIndex", ROLE_READ, repo_index, NULL},
-    {SVC "RepositoryModelLoad", ROLE_ADMIN, repo_load, NULL},
-    {SVC "RepositoryModelUnload", ROLE_ADMIN, repo_unload, NULL},
-};
-
-const ap_grpc_method *ap__grpc_method(const char *path)
-{
-    for (size_t i = 0; i < sizeof methods / sizeof *methods; i++)
-        if (!strcmp(methods[i].path, path))
-            return &methods[i];
-    return NULL;
-}

@@ -22,6 +22,14 @@ int ap__grpc_fail_err(ap_grpc_call *c, const ap_error *err);
 /* "" -> 0 (the one served), "N" -> N; -1 when malformed (answered). */
 int ap__grpc_version(ap_grpc_call *c, const char *s, uint32_t *v);
 
+/* rpc.c */
+int ap__grpc_server_live(ap_grpc_call *c, const uint8_t *msg, size_t len);
+int ap__grpc_server_ready(ap_grpc_call *c, const uint8_t *msg, size_t len);
+int ap__grpc_server_metadata(ap_grpc_call *c, const uint8_t *msg, size_t len);
+int ap__grpc_model_ready(ap_grpc_call *c, const uint8_t *msg, size_t len);
+int ap__grpc_repo_index(ap_grpc_call *c, const uint8_t *msg, size_t len);
+int ap__grpc_repo_load(ap_grpc_call *c, const uint8_t *msg, size_t len);
+int ap__grpc_repo_unload(ap_grpc_call *c, const uint8_t *msg, size_t len);
 /* rpc_model.c */
 int ap__grpc_model_metadata(ap_grpc_call *c, const uint8_t *msg, size_t len);
 int ap__grpc_model_statistics(ap_grpc_call *c, const uint8_t *msg, size_t len);
