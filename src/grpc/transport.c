@@ -71,6 +71,7 @@ static int conn_flush(gconn *c)
 
 static int conn_read(gconn *c)
 {
+    c->last_ns = ap__clock_ns();
     uint8_t buf[16384];
     for (;;) {
         ssize_t n = recv(c->fd, buf, sizeof buf, 0);
@@ -110,6 +111,7 @@ static void conn_accept(ap_srv_grpc *g)
             close(fd);
             continue;
         }
+        c->last_ns = ap__clock_ns();
         c->next = g->conns;
         if (g->conns)
             g->conns->prev = c;
@@ -165,6 +167,19 @@ static void *loop_main(void *arg)
                 nghttp2_submit_shutdown_notice(c->sess);
                 if (conn_flush(c))
                     conn_free(c);
+            }
+        }
+        /* connection_timeout, as on the HTTP port: a connection with no call
+           open that sent nothing for that long is closed, so that idle
+           ones cannot hold max_connections */
+        uint64_t now = ap__clock_ns();
+        uint64_t idle = (uint64_t)g->s->cfg.connection_timeout * 1000000000ull;
+        for (gconn *c = g->conns, *nx; c && idle; c = nx) {
+            nx = c->next;
+            if (!c->streams && now - c->last_ns > idle) {
+                nghttp2_session_terminate_session(c->sess, NGHTTP2_NO_ERROR); /* GOAWAY */
+                nghttp2_session_send(c->sess);
+                conn_free(c);
             }
         }
         struct epoll_event ev[64];

@@ -43,6 +43,7 @@ struct gconn {
     gconn *prev, *next;
     gstream *streams;
     int out_armed;              /* EPOLLOUT asked for: a write would block */
+    uint64_t last_ns;           /* the last byte read (the idle sweep) */
 };
 
 struct ap_srv_grpc {

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 
 import srvlib
 from srvlib import check
@@ -304,6 +305,16 @@ check(srvlib.REPO not in (det or ""), "the load error names no server path")
 code, det = c.error("RepositoryIndex", pb.RepositoryIndexRequest(repository_name="other"))
 check(code == INV, "RepositoryIndex of a named repository: INVALID_ARGUMENT")
 check(srv.stop() == 0, "server exits 0 (SIGTERM with gRPC channels open)")
+
+# ---- idle connections: closed after connection_timeout, as on the HTTP port -----------------------
+gport = free_port()
+srv = srvlib.Server("--grpc-port", str(gport), "--connection-timeout", "1")
+c = Client(gport)
+check(c.call("ServerLive", pb.ServerLiveRequest()).live, "a channel works")
+time.sleep(2.5)
+check(c.call("ServerLive", pb.ServerLiveRequest()).live, "and again after its idle connection "
+      "was closed (the client reconnects)")
+srv.stop()
 
 # ---- auth: tokens and roles apply to gRPC -----------------------------------------------------------
 work = srvlib.workdir()
