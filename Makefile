@@ -13,7 +13,7 @@ PYTHON  ?= /usr/bin/python3
 
 WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 CFLAGS_ALL := -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -Iinclude -Isrc -MMD -MP $(CFLAGS)
-LDLIBS_ALL := -ljansson -lmicrohttpd -lz -lhiredis -lprotobuf-c -ldl -lm -lpthread $(LDLIBS)
+LDLIBS_ALL := -ljansson -lmicrohttpd -lz -lhiredis -lnghttp2 -lprotobuf-c -ldl -lm -lpthread $(LDLIBS)
 ifneq ($(SAN),)
 CFLAGS_ALL += -fsanitize=$(SAN) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS_ALL := -fsanitize=$(SAN) $(LDFLAGS)
@@ -51,16 +51,21 @@ BENCH_SRC:= $(sort $(wildcard bench/*.c))
 # shared by every variant build; its object joins the library.
 GEN      := build/gen
 ONNX_PROTO ?= /usr/include/onnx/onnx.proto
-GEN_SRC  := $(GEN)/onnx.pb-c.c
+# gRPC (src/grpc): the same for proto/grpc_service.proto, our subset of the
+# Open Inference Protocol's service.
+GRPC_PROTO := proto/grpc_service.proto
+GEN_SRC  := $(GEN)/onnx.pb-c.c $(GEN)/grpc_service.pb-c.c
 CFLAGS_ALL += -I$(GEN)
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o $(CU_SRC:%.cu=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/onnx.pb-c.o $(CU_SRC:%.cu=$(BUILD)/obj/%.o) \
+            $(BUILD)/obj/gen/grpc_service.pb-c.o
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 LIB      := $(BUILD)/libalphapulse.a
 # The shared library (python/ loads it): the same sources compiled again as
 # position-independent code with hidden visibility, so that it exports the
 # public API (AP_API in include/alphapulse/) and nothing else. Plain builds
 # only: a sanitizer runtime cannot be loaded into a Python process.
-SO_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/onnx.pb-c.o $(CU_SRC:%.cu=$(BUILD)/pic/%.o)
+SO_OBJ   := $(LIB_SRC:%.c=$(BUILD)/pic/%.o) $(BUILD)/pic/gen/onnx.pb-c.o $(CU_SRC:%.cu=$(BUILD)/pic/%.o) \
+            $(BUILD)/pic/gen/grpc_service.pb-c.o
 SO       := $(if $(SAN),,$(BUILD)/libalphapulse.so)
 CLI      := $(BUILD)/alphapulse
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -100,10 +105,13 @@ $(BUILD)/pic/%.o: %.cu src/gpu/kernel_body.h src/gpu/gpu.h
 $(GEN)/onnx.pb-c.c $(GEN)/onnx.pb-c.h &: $(ONNX_PROTO)
 	@mkdir -p $(GEN)
 	protoc-c -I$(dir $(ONNX_PROTO)) --c_out=$(GEN) $(ONNX_PROTO)
-$(BUILD)/obj/gen/onnx.pb-c.o: $(GEN_SRC)
+$(GEN)/grpc_service.pb-c.c $(GEN)/grpc_service.pb-c.h &: $(GRPC_PROTO)
+	@mkdir -p $(GEN)
+	protoc-c -Iproto --c_out=$(GEN) $(GRPC_PROTO)
+$(BUILD)/obj/gen/%.pb-c.o: $(GEN)/%.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
-$(BUILD)/pic/gen/onnx.pb-c.o: $(GEN_SRC)
+$(BUILD)/pic/gen/%.pb-c.o: $(GEN)/%.pb-c.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -fPIC -fvisibility=hidden -c $< -o $@
 # The status page (GET /): src/server/status_page.html as a C array, made at
@@ -114,7 +122,7 @@ $(GEN)/status_page.h: src/server/status_page.html
 	mv $@.part $@
 $(BUILD)/obj/src/server/handlers_info.o $(BUILD)/pic/src/server/handlers_info.o: $(GEN)/status_page.h
 # sources that include onnx.pb-c.h need it generated before they compile
-$(LIB_OBJ) $(SO_OBJ) $(CLI_OBJ) $(TESTS): | $(GEN)/onnx.pb-c.h
+$(LIB_OBJ) $(SO_OBJ) $(CLI_OBJ) $(TESTS): | $(GEN)/onnx.pb-c.h $(GEN)/grpc_service.pb-c.h
 
 $(LIB): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -160,7 +168,7 @@ build/fuzz/%: tests/fuzz/%.c $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -Iinclude -Isrc -I$(GEN) -fsanitize=fuzzer,address,undefined \
 	  -o $@ $< $(filter-out src/cli/%,$(wildcard src/*/*.c)) $(GEN_SRC) \
-	  -ljansson -lmicrohttpd -lz -lhiredis -lprotobuf-c -ldl -lm -lpthread
+	  -ljansson -lmicrohttpd -lz -lhiredis -lnghttp2 -lprotobuf-c -ldl -lm -lpthread
 
 # Bench programs (bench/*.c): linked against the library and XGBoost's C API
 # (libxgboost-dev), the reference they are timed against.

@@ -23,7 +23,7 @@ FANOUT_ONLY=${BENCH_FANOUT_ONLY:-0}
     { echo "bench_server: wrk is not installed (apt-get install wrk)"; exit 1; }
 log=$(mktemp)
 # shellcheck disable=SC2086
-"$BIN" serve --port 0 --replay GOOG/1d=examples/data/goog_daily.csv --replay-speed 0 \
+"$BIN" serve --port 0 --grpc-port 0 --replay GOOG/1d=examples/data/goog_daily.csv --replay-speed 0 \
     ${BENCH_SERVER_ARGS:-} >"$log" 2>&1 &
 pid=$!
 trap 'kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
@@ -68,7 +68,7 @@ tdir=$(mktemp -d)
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$tdir/key.pem" -out "$tdir/cert.pem" \
     -subj /CN=localhost -days 2 2>/dev/null || { echo "bench: tls: openssl failed"; exit 1; }
 # shellcheck disable=SC2086
-"$BIN" serve --port 0 --tls-cert-file "$tdir/cert.pem" --tls-key-file "$tdir/key.pem" \
+"$BIN" serve --port 0 --grpc-port 0 --tls-cert-file "$tdir/cert.pem" --tls-key-file "$tdir/key.pem" \
     ${BENCH_SERVER_ARGS:-} >"$tdir/log" 2>&1 &
 tpid=$!
 for _ in $(seq 200); do grep -q "listening on" "$tdir/log" && break; sleep 0.05; done

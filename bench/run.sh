@@ -101,6 +101,9 @@ BENCH_SERVER_ARGS="--inline-inference true" bench/bench_server.sh
 # Open Inference Protocol: one 1000 x 50 FP32 tensor as binary tensor data
 # vs JSON (issue 19; docs/SERVER.md, "Binary tensors")
 "$PYTHON" bench/bench_v2_binary.py 200
+# gRPC vs HTTP, single-row /v2 infer, python clients on both (issue 19;
+# docs/SERVER.md, "gRPC")
+"$PYTHON" bench/bench_grpc.py 3 1 8
 
 # ---- Streams: bars/s ingested with and without /v1/stream subscribers ----
 make --no-print-directory -s "$OUT/bench_stream" >&2

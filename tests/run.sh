@@ -91,14 +91,15 @@ registry/test_check_repo.py server/test_server_api.py server/test_server_lifecyc
 onnx/test_tree_modes_ort.py forest/test_cli_precision.py server/test_server_precision.py
 server/test_server_batch.py server/test_server_stream.py server/test_server_auth.py
 server/test_server_status.py server/test_server_v2.py gpu/test_gpu_cli.py
-scale/test_scale_out.py"
+scale/test_scale_out.py server/test_server_grpc.py"
 # (gpu/test_gpu_cli.py against ASan is also the build without nvcc at run time:
 #  the sanitizer builds pass NVCC=false)
 # TSan: only the server has threads worth checking end to end
 TSAN_SCRIPTS="server/test_server_api.py server/test_server_batch.py"
 TSAN_SCRIPTS+=" server/test_server_stream.py server/test_server_auth.py server/test_server_status.py"
 TSAN_SCRIPTS+=" server/test_server_v2.py"
-TSAN_SCRIPTS+=" scale/test_scale_out.py"
+TSAN_SCRIPTS+=" scale/test_scale_out.py server/test_server_grpc.py"
+TSAN_SCRIPTS+=" server/test_server_grpc.py"
 # ONNX Runtime leaks a few bytes at exit: suppress that library only (and
 # nothing of ours) in LeakSanitizer.
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$ROOT/tests/lsan-ort.supp}

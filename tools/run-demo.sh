@@ -9,13 +9,15 @@ set -u
 cd "$(dirname "$0")/.."
 BIN=build/alphapulse
 CONF=examples/alphapulse.conf
+# gRPC: off unless AP_DEMO_GRPC_PORT names a port (tests run the demo beside
+# other servers, and 8001 may be taken)
 seconds=${AP_DEMO_SECONDS:-}
 if [ -z "$seconds" ] && [ ! -t 0 ]; then seconds=20; fi
 log=$(mktemp)
 pid=
 
 start() { # port
-    "$BIN" serve --config "$CONF" --port "$1" >"$log" 2>&1 &
+    "$BIN" serve --config "$CONF" --port "$1" --grpc-port "${AP_DEMO_GRPC_PORT:-0}" >"$log" 2>&1 &
     pid=$!
     for _ in $(seq 100); do
         grep -q "listening on" "$log" && return 0

@@ -8,7 +8,8 @@ libmicrohttpd-dev wrk prometheus \
 libprotobuf-c-dev protobuf-c-compiler libonnx-dev python3-onnx \
 python3-pytest python3-pip python3-setuptools python3-wheel binutils openssl \
 xxd chromium fonts-liberation zlib1g-dev python3-jsonschema \
-redis-server libhiredis-dev"
+redis-server libhiredis-dev \
+libnghttp2-dev python3-grpcio python3-protobuf protobuf-compiler"
 missing=""
 for p in $PKGS; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

@@ -31,6 +31,12 @@ static const setting settings[] = {
     {"port", "AP_PORT", NULL, T_INT, F(port), 0, 0, 65535, "8080", "TCP port (0: any free port)"},
     {"repository", "AP_REPOSITORY", NULL, T_STR, F(repository), S(repository), 0, 0, "examples/models",
      "model repository folder (docs/MODEL_REPOSITORY.md)"},
+    {"grpc_port", "AP_GRPC_PORT", NULL, T_INT, F(grpc_port), 0, 0, 65535, "8001",
+     "TCP port of the gRPC service (inference.GRPCInferenceService, plaintext HTTP/2) on host; "
+     "0: no gRPC"},
+    {"grpc_max_message_bytes", "AP_GRPC_MAX_MESSAGE_BYTES", NULL, T_I64, F(grpc_max_message_bytes),
+     0, 1024, 1073741824, "4194304",
+     "largest gRPC request message (bigger ones: RESOURCE_EXHAUSTED, not read)"},
     {"http_threads", "AP_HTTP_THREADS", NULL, T_INT, F(http_threads), 0, 1, 64, "2",
      "HTTP event loops, one thread each (requests that arrive together batch on it)"},
     {"workers", "AP_WORKERS", NULL, T_INT, F(workers), 0, 0, 1024, "0",
@@ -418,6 +424,9 @@ int ap__server_config_check(const ap_server_config *c, ap_error *err)
         return ap__error_set(err, AP_EINVAL, "TLS needs both tls_cert_file and tls_key_file "
                             "(%s is set alone)", c->tls_cert_file[0] ? "tls_cert_file" :
                             "tls_key_file");
+    if (c->grpc_port && c->grpc_port == c->port)
+        return ap__error_set(err, AP_EINVAL, "grpc_port and port are both %d: the gRPC service "
+                            "needs a port of its own (or grpc_port = 0: none)", c->port);
     for (int i = 0; i < c->nreplay; i++)
         for (int j = 0; j < i; j++)
             if (!strcmp(c->replay[i].symbol, c->replay[j].symbol) &&

@@ -35,6 +35,8 @@ typedef struct ap_server_config {
     char host[256];
     int port;                    /* 0 = any free port */
     char repository[AP_CONFIG_PATH_MAX];
+    int grpc_port;               /* gRPC (src/grpc); 0 = none */
+    int64_t grpc_max_message_bytes; /* largest gRPC request message */
     int http_threads;            /* libmicrohttpd polling threads */
     int workers;                 /* inference worker threads, 0 = one per core */
     int batch_size;              /* BATCH_SIZE: cap on rows per batch */

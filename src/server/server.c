@@ -5,6 +5,7 @@
  */
 #include "server/server_internal.h"
 #include "server/http.h"
+#include "grpc/grpc.h"
 #include "server/handlers.h"
 
 #include <stdio.h>
@@ -111,7 +112,8 @@ int ap__srv_create(const ap_server_config *cfg, ap_server_log_fn log, void *log_
         (s->hooks.sink && (rc = sink_start(s, err))) ||
         (rc = ap__stream_start(s->stream, err)) ||
         (rc = ap__srv_replay_start(s, err)) ||
-        (http && (rc = ap__srv_http_start(s, &s->http, err))))
+        (http && (rc = ap__srv_http_start(s, &s->http, err))) ||
+        (http && c->grpc_port && (rc = ap__grpc_start(s, &s->grpc, err))))
         goto fail;
     *out = s;
     return AP_OK;
@@ -151,6 +153,7 @@ void ap__server_shutdown(ap_server *s)
     atomic_store(&s->draining, 1);
     if (s->http) {
         ap__srv_http_quiesce(s->http); /* stop accepting; open connections go on */
+        ap__grpc_quiesce(s->grpc);     /* the same, with a GOAWAY to its clients */
         if (s->stream) /* streams end now (event: shutdown), or the drain would wait */
             ap__stream_end_all(s->stream);
         uint64_t until = ap__clock_ns() + (uint64_t)(s->cfg.shutdown_timeout * 1e9);
@@ -179,6 +182,7 @@ void ap__server_shutdown(ap_server *s)
        stopped with connections suspended. */
     if (s->svc)
         ap__service_stop(s->svc);
+    ap__grpc_stop(s->grpc); /* after the service: every call has completed */
     ap__srv_http_stop(s->http);
 }
 
@@ -189,6 +193,7 @@ void ap__server_free(ap_server *s)
     ap__server_shutdown(s);
     ap__srv_replay_stop(s);
     ap__srv_http_free(s->http);
+    ap__grpc_free(s->grpc);
     ap__stream_free(s->stream); /* after the HTTP front: its streams unsubscribed */
     ap__srv_status_free(s->status); /* it reads the service: stopped before it goes */
     ap__auth_free(s->auth);

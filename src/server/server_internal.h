@@ -60,10 +60,11 @@ struct ap_server {
     ap_srv_hooks hooks;    /* zeroes: plain `serve` */
 
     struct ap_srv_http *http; /* NULL: no HTTP front (the fuzz target) */
+    struct ap_srv_grpc *grpc; /* NULL: no gRPC front (grpc_port = 0, or no HTTP front) */
     ap_srv_conn_counters conn;
     atomic_int draining;
     int shut_down;
-    atomic_long inflight;
+    atomic_long inflight; /* HTTP requests and gRPC calls */
     pthread_mutex_t drain_mu;
     pthread_cond_t drain_cv;
 };

@@ -48,7 +48,10 @@ class Server:
         e.update(env or {})
         # SERVER_TEST_ARGS: extra options for every server a test starts
         extra = os.environ.get("SERVER_TEST_ARGS", "").split()
-        cmd = [BIN, "serve", "--port", "0", "--repository", REPO] + list(args) + extra
+        # --grpc-port 0: tests run several servers at once, none may take 8001
+        # (a test that wants gRPC passes its own --grpc-port later, which wins)
+        cmd = [BIN, "serve", "--port", "0", "--grpc-port", "0", "--repository", REPO] + \
+            list(args) + extra
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT,
                                      cwd=ROOT, env=e)
         _procs.append(self.proc)

@@ -161,7 +161,8 @@ srv.stop()
 
 
 def start_fails(args, want, what):
-    p = subprocess.run([srvlib.BIN, "serve", "--port", "0", "--repository", srvlib.REPO] + args,
+    p = subprocess.run([srvlib.BIN, "serve", "--port", "0", "--grpc-port", "0", "--repository",
+                        srvlib.REPO] + args,
                        capture_output=True, text=True, timeout=30)
     check(p.returncode != 0 and want in p.stderr, "%s (exit %d: %s)" % (what, p.returncode,
                                                                           p.stderr.strip()[-160:]))

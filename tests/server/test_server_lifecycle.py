@@ -21,7 +21,7 @@ def run(args, env=None, timeout=20):
               "MIXED_PRECISION_ENABLED"):
         e.pop(k, None)
     e.update(env or {})
-    return subprocess.run([BIN, "serve"] + args, capture_output=True, text=True, env=e,
+    return subprocess.run([BIN, "serve", "--grpc-port", "0"] + args, capture_output=True, text=True, env=e,
                           timeout=timeout)
 
 
