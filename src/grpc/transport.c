@@ -11,7 +11,6 @@
 #include "grpc/framing.h"
 
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
@@ -27,6 +26,7 @@
 #include "common/clock.h"
 #include "common/error.h"
 #include "server/server_internal.h"
+#include "server/listen.h"
 
 /* epoll tags for the two fds that are not connections */
 static char TAG_LISTEN, TAG_WAKE;
@@ -215,44 +215,14 @@ static void *loop_main(void *arg)
 
 static int bind_listen(ap_srv_grpc *g, const ap_server_config *cfg, ap_error *err)
 {
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->grpc_port);
-    struct addrinfo hints = {0}, *res, *ai;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int gai = getaddrinfo(cfg->host, port, &hints, &res);
-    if (gai)
-        return ap__error_set(err, AP_EINVAL, "gRPC: host %s: %s", cfg->host, gai_strerror(gai));
-    int fd = -1, e = 0;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            e = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-            break;
-        e = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return ap__error_set(err, AP_EIO, "cannot listen on %s:%d (grpc_port): %s", cfg->host,
-                            cfg->grpc_port, strerror(e));
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    ap_srv_listener L;
+    int rc = ap__srv_listen(cfg->host, cfg->grpc_port, "grpc_port", &L, err);
+    if (rc)
+        return rc;
+    int fd = L.fd, loopback = L.loopback;
     /* gRPC here is plaintext HTTP/2 (no TLS): beyond loopback a token would
        cross the network in the clear, so it is refused there unless asked
        for in so many words, tokens or not */
-    int loopback = sa.ss_family == AF_INET6
-                       ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr)
-                       : (ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr) >> 24) == 127;
     if (!loopback) {
         if (!cfg->allow_insecure) {
             close(fd);
@@ -264,8 +234,7 @@ static int bind_listen(ap_srv_grpc *g, const ap_server_config *cfg, ap_error *er
         ap__srv_log(g->s, "WARNING: gRPC on %s is plaintext (allow_insecure = true)%s",
                     cfg->host, g->s->auth ? "" : " and without authentication");
     }
-    g->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                             : ((struct sockaddr_in *)&sa)->sin_port);
+    g->port = L.port;
     g->listen_fd = fd;
     return AP_OK;
 }

@@ -46,13 +46,12 @@
  * it: under overload requests wait in the socket, and that wait counts.
  */
 #include "server/http.h"
+#include "server/listen.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/tcp.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -468,43 +467,13 @@ static void *loop_main(void *arg)
 
 static int bind_listen(ap_srv_http *h, const ap_server_config *cfg, ap_error *err)
 {
-    char port[16];
-    snprintf(port, sizeof port, "%d", cfg->port);
-    struct addrinfo hints = {0}, *res, *ai;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int g = getaddrinfo(cfg->host, port, &hints, &res);
-    if (g)
-        return ap__error_set(err, AP_EINVAL, "host %s: %s", cfg->host, gai_strerror(g));
-    int fd = -1, e = 0;
-    for (ai = res; ai; ai = ai->ai_next) {
-        fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-                    ai->ai_protocol);
-        if (fd < 0) {
-            e = errno;
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, ai->ai_addr, ai->ai_addrlen) == 0 && listen(fd, 1024) == 0)
-            break;
-        e = errno;
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(res);
-    if (fd < 0)
-        return ap__error_set(err, AP_EIO, "cannot listen on %s:%d: %s", cfg->host, cfg->port,
-                            strerror(e));
-    struct sockaddr_storage sa;
-    socklen_t sl = sizeof sa;
-    getsockname(fd, (struct sockaddr *)&sa, &sl);
+    ap_srv_listener L;
+    int rc = ap__srv_listen(cfg->host, cfg->port, "port", &L, err);
+    if (rc)
+        return rc;
+    int fd = L.fd, loopback = L.loopback;
     /* anyone who reaches a non-loopback port could load models and write
        bars: not without tokens, unless asked for in so many words */
-    int loopback = sa.ss_family == AF_INET6
-                       ? IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&sa)->sin6_addr)
-                       : (ntohl(((struct sockaddr_in *)&sa)->sin_addr.s_addr) >> 24) == 127;
     if (!loopback && !h->s->auth) {
         if (!cfg->allow_insecure) {
             close(fd);
@@ -516,8 +485,7 @@ static int bind_listen(ap_srv_http *h, const ap_server_config *cfg, ap_error *er
         ap__srv_log(h->s, "WARNING: listening on %s without authentication (allow_insecure = "
                    "true): anyone who reaches it may load models and write bars", cfg->host);
     }
-    h->port = ntohs(sa.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&sa)->sin6_port
-                                             : ((struct sockaddr_in *)&sa)->sin_port);
+    h->port = L.port;
     h->listen_fd = fd;
     return AP_OK;
 }
