@@ -37,7 +37,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     snprintf(cfg.repository, sizeof cfg.repository, "examples/models");
     cfg.workers = 1;
     cfg.inline_inference = 1;
-    if (ap__srv_create(&cfg, NULL, NULL, 0, &srv, &err) != AP_OK) {
+    if (ap__srv_create(&cfg, NULL, NULL, 0, NULL, &srv, &err) != AP_OK) {
         fprintf(stderr, "fuzz_grpc: %s\n", err.msg);
         exit(1);
     }
