@@ -41,138 +41,7 @@ static const char *fixtures[] = {
     "tests/data/lightgbm/single_leaf/model.txt", "tests/data/lightgbm/zero_as_missing/model.txt",
 };
 
-/* The values aimed at one split threshold t. */
-static int edge_values(double t, int f32, double *v)
-{
-    int n = 0;
-    v[n++] = t;
-    v[n++] = nextafter(t, INFINITY);
-    v[n++] = nextafter(t, -INFINITY);
-    if (f32 && fabs(t) <= FLT_MAX) {
-        float tf = (float)t;
-        double lo = ((double)nextafterf(tf, -INFINITY) + (double)tf) / 2;
-        double hi = ((double)nextafterf(tf, INFINITY) + (double)tf) / 2;
-        v[n++] = lo;
-        v[n++] = nextafter(lo, INFINITY);
-        v[n++] = nextafter(lo, -INFINITY);
-        v[n++] = hi;
-        v[n++] = nextafter(hi, INFINITY);
-        v[n++] = nextafter(hi, -INFINITY);
-    }
-    return n;
-}
-
-static const double specials[] = {
-    0.0, -0.0, 1e-35, -1e-35, (double)1e-35f, -(double)1e-35f, 1.0000000180025096e-35,
-    1e-300, -1e-300, 1e300, -1e300, DBL_MAX, -DBL_MAX, FLT_MAX, -FLT_MAX,
-    (double)FLT_MAX * 1.0000001, 0.5, -0.5, -1.0, 1.0, 3.0, 31.0, 32.0, 100.0,
-};
-
-/* nrows rows for forest f: input rows first (if any), then edge rows. */
-static double *edge_rows(const ap_forest *f, const double *in, size_t nin, size_t *nrows)
-{
-    const ap_forest_ir *ir = &f->ir;
-    const int nf = ir->num_features, f32 = ir->precision == AP_PREC_F32;
-    /* per feature its edge values */
-    size_t cap = 64, n = 0;
-    double *vals = malloc(cap * sizeof *vals);
-    int *feat = malloc(cap * sizeof *feat);
-    assert_non_null(vals);
-    assert_non_null(feat);
-    for (int32_t t = 0; t < ir->ntrees; t++)
-        for (int32_t k = 0; k < ir->trees[t].nnodes; k++) {
-            const ap_ir_node *nd = &ir->trees[t].nodes[k];
-            /* big forests: every split's values up to ~4000 (1000 for the
-               1000-tree fixture, to keep the sanitizer run short), then a
-               sample */
-            size_t cap_n = ir->ntrees > 200 ? 1000 : 4000;
-            if (nd->kind != AP_SPLIT_NUM || (n > cap_n && (t * 131 + k) % 61))
-                continue;
-            double v[9];
-            int m = edge_values(nd->threshold, f32, v);
-            if (n + (size_t)m > cap) {
-                cap = 2 * cap + (size_t)m;
-                vals = realloc(vals, cap * sizeof *vals);
-                feat = realloc(feat, cap * sizeof *feat);
-                assert_non_null(vals);
-                assert_non_null(feat);
-            }
-            for (int i = 0; i < m; i++) {
-                vals[n] = v[i];
-                feat[n++] = nd->feature;
-            }
-        }
-    size_t nsp = sizeof specials / sizeof specials[0];
-    size_t nedge = n + nsp * 2 + 3;
-    size_t total = nin + nedge;
-    double *X = malloc(total * (size_t)nf * sizeof *X);
-    assert_non_null(X);
-    if (nin)
-        memcpy(X, in, nin * (size_t)nf * sizeof *X);
-    uint64_t s = 0x9E3779B97F4A7C15ull;
-    for (size_t r = 0; r < nedge; r++) {
-        double *row = X + (nin + r) * (size_t)nf;
-        for (int c = 0; c < nf; c++) {   /* a background of plain and edge values */
-            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
-            size_t pick = (size_t)(s >> 33);
-            row[c] = pick % 5 == 0 ? NAN
-                     : pick % 5 == 1 && n ? vals[pick % n]
-                     : pick % 5 == 2 ? specials[pick % nsp]
-                                     : ((double)(pick % 2001) - 1000.0) / 100.0;
-        }
-        if (r < n)
-            row[feat[r]] = vals[r];
-        else if (r < n + nsp)
-            for (int c = 0; c < nf; c++)
-                row[c] = specials[(r - n + (size_t)c) % nsp];
-        else if (r < n + 2 * nsp)
-            for (int c = 0; c < nf; c++)
-                row[c] = -specials[(r - n - nsp + (size_t)c) % nsp];
-        else
-            for (int c = 0; c < nf; c++)
-                row[c] = r == nedge - 3 ? NAN : r == nedge - 2 ? INFINITY : -INFINITY;
-    }
-    free(vals);
-    free(feat);
-    *nrows = total;
-    return X;
-}
-
-/* Rows of a fixture's input.csv (header, then comma-separated, empty = NaN). */
-static double *read_input(const char *model_path, int nf, size_t *nrows)
-{
-    *nrows = 0;
-    char path[512];
-    const char *slash = strrchr(model_path, '/');
-    snprintf(path, sizeof path, "%.*s/input.csv", (int)(slash - model_path), model_path);
-    FILE *fp = fopen(path, "r");
-    if (!fp)
-        return NULL;
-    char line[65536];
-    size_t cap = 256, n = 0;
-    double *X = malloc(cap * (size_t)nf * sizeof *X);
-    assert_non_null(X);
-    assert_non_null(fgets(line, sizeof line, fp));   /* header */
-    while (fgets(line, sizeof line, fp)) {
-        if (n == cap) {
-            cap *= 2;
-            X = realloc(X, cap * (size_t)nf * sizeof *X);
-            assert_non_null(X);
-        }
-        char *p = line;
-        for (int c = 0; c < nf; c++) {
-            char *end;
-            double v = strtod(p, &end);
-            X[n * (size_t)nf + c] = end == p ? NAN : v;
-            p = strchr(end, ',');
-            p = p ? p + 1 : end;
-        }
-        n++;
-    }
-    fclose(fp);
-    *nrows = n;
-    return X;
-}
+#include "forest/edge_rows.h"
 
 static void same(const ap_forest *full, const ap_forest *red, const double *X, size_t nrows,
                  unsigned flags, const char *what)
@@ -232,7 +101,7 @@ static void test_fixtures(void **state)
         int nf = ap_forest_num_features(full);
         size_t nin, n;
         double *in = read_input(fixtures[i], nf, &nin);
-        double *X = edge_rows(full, in, nin, &n);
+        double *X = edge_rows(full, in, nin, 1000, &n);
         check_pair(full, red, X, n, fixtures[i]);
         /* memory: the reduced layout is reported, and smaller */
         size_t bf = ap_forest_model_bytes(full, AP_PRECISION_FULL);
@@ -300,7 +169,7 @@ static void test_code_widths(void **state)
         free(txt);
         int rc = ap_forest_set_precision(red, AP_PRECISION_REDUCED, &err);
         size_t n;
-        double *X = edge_rows(full, NULL, 0, &n);
+        double *X = edge_rows(full, NULL, 0, 1000, &n);
         if (sizes[k] == 100000) {
             /* 2 of 3 stumps split feature 0: 66667 bounds */
             assert_int_equal(rc, AP_ERANGE);
